@@ -1,0 +1,29 @@
+// AOT emission and the link step: a Program -> Halide static libraries -> a trainer executable.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "compiler/program.h"
+
+namespace nnc {
+
+// The Halide target string for this machine's CPU (e.g. "x86-64-linux-avx2-fma-sse41").
+std::string hostTargetString();
+
+// AOT-compiles train_step, grads and predict (Float(32), no embedded runtime) and the Halide runtime once, into
+// `dir`. Returns the files to link.
+std::vector<std::string> compileKernels(const Program& program, const std::string& dir);
+
+// Writes Halide's lowered statement form (`stmt`) or the assembly (`assembly`) of an entry point to a string.
+std::string emitEntryText(const Program& program, const EntryPoint& entry, const std::string& stage);
+
+// The C++ source that defines nnc::rt::kModel for the runtime (see runtime/model_spec.h).
+std::string emitModelSource(const Program& program, const std::string& target);
+
+// Compiles `model_source_path` and links it with `objects` and the runtime library into `output`.
+// Throws std::runtime_error with the compiler's command line when linking fails.
+void linkTrainer(const std::string& model_source_path, const std::vector<std::string>& objects,
+                 const std::string& output);
+
+}  // namespace nnc

@@ -1,0 +1,113 @@
+// The graph IR: a list of nodes in topological order (a node's inputs always have smaller ids).
+//
+// One Graph holds the forward pass, the backward pass that autodiff appends, and the optimizer update; an entry
+// point (train_step, grads, predict) is a choice of output nodes in it. Shapes are row-major as the user writes
+// them ([B, 784]); a dimension is either a fixed extent or a symbol such as the batch `B`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dsl/source.h"
+
+namespace nnc {
+
+enum class Op {
+#define OP(Enum, name, arity, family) Enum,
+#include "compiler/ops.def"
+#undef OP
+};
+
+enum class OpFamily { Leaf, Elementwise, MatMul, Reduce, Loss };
+
+struct OpInfo {
+  const char* name;
+  int arity;
+  OpFamily family;
+};
+const OpInfo& opInfo(Op op);
+
+struct Dim {
+  int64_t extent = 1;  // meaningful when symbol is empty
+  std::string symbol;  // e.g. "B"
+
+  bool isSymbolic() const { return !symbol.empty(); }
+  bool operator==(const Dim&) const = default;
+};
+using Shape = std::vector<Dim>;
+std::string shapeToString(const Shape& shape);  // "[B, 784]"
+
+enum class DType { F32, I32 };
+const char* dtypeName(DType dtype);
+
+using NodeId = int32_t;
+constexpr NodeId kNoNode = -1;
+
+struct Attrs {
+  int64_t index = 0;  // Input, Param, State, Scalar: position among the pipeline arguments of its kind
+  double value = 0;   // Fill
+  bool transpose_a = false, transpose_b = false;  // MatMul
+  Shape shape;        // Fill, SumTo: the result shape
+};
+
+struct Node {
+  Op op = Op::Fill;
+  std::vector<NodeId> inputs;
+  Attrs attrs;
+  Shape shape;
+  DType dtype = DType::F32;
+  std::string name;  // the binding or parameter it came from; empty for anonymous nodes
+  dsl::Span span;    // where in the model file it came from (backward nodes carry their forward node's span)
+};
+
+// How a parameter is initialised by the trainer before the first step.
+enum class InitKind { Zeros, Ones, Uniform, Normal, XavierUniform, HeNormal };
+struct ParamInit {
+  InitKind kind = InitKind::Zeros;
+  double a = 0, b = 0;  // Uniform: low, high. Normal: mean, std.
+};
+
+struct ParamInfo {
+  std::string name;  // checkpoint name, e.g. "fc1.weight"
+  NodeId node = kNoNode;
+  ParamInit init;
+};
+
+struct InputInfo {
+  std::string name;
+  NodeId node = kNoNode;
+};
+
+struct Graph {
+  std::string model_name;
+  std::vector<Node> nodes;
+  std::vector<InputInfo> inputs;  // in declaration order; Input attr index points here
+  std::vector<ParamInfo> params;  // Param attr index points here
+  NodeId loss = kNoNode;
+  NodeId output = kNoNode;
+
+  const Node& node(NodeId id) const { return nodes[id]; }
+  // Appends a node whose shape and dtype come from the op's shape rule; an invalid combination is an internal
+  // error (user-facing shape errors are reported by the graph builder before it calls this).
+  NodeId add(Op op, std::vector<NodeId> inputs, Attrs attrs = {}, std::string name = {}, dsl::Span span = {});
+  NodeId fill(double value, Shape shape, dsl::Span span = {});
+};
+
+// Shape inference: the result shape and dtype of `op` on `inputs`, or an error message for the user.
+struct ShapeResult {
+  Shape shape;
+  DType dtype = DType::F32;
+  std::string error;  // non-empty on failure
+};
+ShapeResult inferShape(const Graph& graph, Op op, const std::vector<NodeId>& inputs, const Attrs& attrs);
+
+// Numpy broadcasting of two shapes; sets `ok` to false when they are incompatible.
+Shape broadcastShapes(const Shape& a, const Shape& b, bool& ok);
+
+// The adjoint of each input of `node` given the adjoint `grad` of its output: kNoNode where an input has no
+// gradient (integer labels) or `wanted[i]` is false. Results may have the broadcast output's shape; autodiff
+// reduces them.
+std::vector<NodeId> vjp(Graph& graph, NodeId node, NodeId grad, const std::vector<bool>& wanted);
+
+}  // namespace nnc

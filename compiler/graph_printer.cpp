@@ -1,0 +1,69 @@
+// Text form of the graph IR; see graph_printer.h.
+#include "compiler/graph_printer.h"
+
+#include <fmt/format.h>
+
+namespace nnc {
+
+namespace {
+
+std::string attrsToString(const Node& node) {
+  std::vector<std::string> parts;
+  switch (opInfo(node.op).family) {
+    case OpFamily::Leaf:
+      if (node.op == Op::Fill) parts.push_back(fmt::format("value={}", node.attrs.value));
+      else parts.push_back(fmt::format("index={}", node.attrs.index));
+      break;
+    case OpFamily::MatMul:
+      if (node.attrs.transpose_a) parts.push_back("transpose_a");
+      if (node.attrs.transpose_b) parts.push_back("transpose_b");
+      break;
+    case OpFamily::Elementwise:
+    case OpFamily::Reduce:
+    case OpFamily::Loss: break;
+  }
+  return parts.empty() ? "" : " {" + fmt::format("{}", fmt::join(parts, ", ")) + "}";
+}
+
+std::string entryToString(const Graph& graph, const EntryPoint& entry) {
+  std::vector<std::string> args, outs;
+  for (NodeId id : entry.arguments) args.push_back(fmt::format("%{} {}", id, graph.node(id).name));
+  for (size_t i = 0; i < entry.outputs.size(); ++i)
+    outs.push_back(fmt::format("{}=%{}", entry.output_names[i], entry.outputs[i]));
+  return fmt::format("entry {}({}) -> ({})\n", entry.name, fmt::join(args, ", "), fmt::join(outs, ", "));
+}
+
+}  // namespace
+
+std::string printNodes(const Graph& graph, NodeId first, NodeId last) {
+  std::string out;
+  for (NodeId id = first; id < last; ++id) {
+    const Node& node = graph.node(id);
+    std::vector<std::string> operands;
+    for (NodeId in : node.inputs) operands.push_back(fmt::format("%{}", in));
+    out += fmt::format("%{} = {}({}){} : {}{}", id, opInfo(node.op).name, fmt::join(operands, ", "),
+                       attrsToString(node), dtypeName(node.dtype), shapeToString(node.shape));
+    out += node.name.empty() ? "\n" : fmt::format("  # {}\n", node.name);
+  }
+  return out;
+}
+
+std::string printForwardGraph(const Graph& graph) {
+  NodeId end = std::max(graph.loss, graph.output) + 1;
+  return fmt::format("graph {}\n{}loss = %{}\noutput = %{}\n", graph.model_name, printNodes(graph, 0, end),
+                     graph.loss, graph.output);
+}
+
+std::string printBackwardGraph(const Program& program) {
+  const Graph& g = program.graph;
+  NodeId forward_end = std::max(g.loss, g.output) + 1;
+  std::string out = fmt::format("backward {} (forward is %0..%{})\n", g.model_name, forward_end - 1);
+  out += printNodes(g, forward_end, static_cast<NodeId>(g.nodes.size()));
+  for (size_t i = 0; i < g.params.size(); ++i)
+    out += fmt::format("grad {} = %{}\n", g.params[i].name, program.grads[i]);
+  for (const EntryPoint* entry : {&program.train_step, &program.grads_entry, &program.predict})
+    out += entryToString(g, *entry);
+  return out;
+}
+
+}  // namespace nnc

@@ -1,0 +1,249 @@
+// Lowering of graph nodes to Halide Funcs: THE ALGORITHM only; THE SCHEDULE is in schedule.cpp.
+#include "compiler/lower.h"
+
+#include <stdexcept>
+
+namespace nnc {
+
+using Halide::Expr;
+using Halide::Func;
+using Halide::RDom;
+
+const std::vector<Halide::Var>& dimVars() {
+  static const std::vector<Halide::Var> kVars = {Halide::Var("d0"), Halide::Var("d1"), Halide::Var("d2"),
+                                                 Halide::Var("d3"), Halide::Var("d4"), Halide::Var("d5")};
+  return kVars;
+}
+
+namespace {
+
+// The first `rank` dimension variables as Halide argument list.
+std::vector<Halide::Var> varsFor(size_t rank) {
+  if (rank > dimVars().size()) throw std::logic_error("internal error: tensor rank above 6");
+  return {dimVars().begin(), dimVars().begin() + static_cast<long>(rank)};
+}
+
+std::vector<Expr> asExprs(const std::vector<Halide::Var>& vars) { return {vars.begin(), vars.end()}; }
+
+class Lowerer {
+ public:
+  Lowerer(const Graph& graph, LoweredEntry& out) : g_(graph), out_(out) {}
+
+  void run(const EntryPoint& entry) {
+    for (NodeId id : entry.arguments) declareArgument(id);
+    std::vector<bool> needed(g_.nodes.size(), false);
+    for (NodeId id : entry.outputs) needed[id] = true;
+    for (NodeId id = static_cast<NodeId>(g_.nodes.size()) - 1; id >= 0; --id)
+      if (needed[id])
+        for (NodeId in : g_.node(id).inputs) needed[in] = true;
+    for (NodeId id = 0; id < static_cast<NodeId>(g_.nodes.size()); ++id)
+      if (needed[id]) out_.nodes[id] = lowerNode(id);
+    for (size_t i = 0; i < entry.outputs.size(); ++i) {
+      NodeId id = entry.outputs[i];
+      std::vector<Halide::Var> vars = varsFor(g_.node(id).shape.size());
+      Func wrapper(cIdentifier(entry.output_names[i]));
+      wrapper(vars) = out_.nodes.at(id).func(vars);
+      constrainOutput(wrapper, g_.node(id).shape);
+      out_.outputs.push_back(wrapper);
+    }
+  }
+
+ private:
+  Halide::Type typeOf(const Node& node) const { return node.dtype == DType::I32 ? Halide::Int(32) : out_.float_type; }
+
+  // Creates the pipeline argument of a leaf and records symbolic extents it defines (the batch size).
+  void declareArgument(NodeId id) {
+    const Node& node = g_.node(id);
+    if (node.op == Op::Scalar) {
+      Halide::Param<> scalar(out_.float_type, node.name);
+      out_.scalars.emplace(id, scalar);
+      out_.arguments.push_back(scalar);
+      return;
+    }
+    Halide::ImageParam image(typeOf(node), static_cast<int>(node.shape.size()), cIdentifier(node.name));
+    size_t rank = node.shape.size();
+    for (size_t i = 0; i < rank; ++i) {
+      const Dim& dim = node.shape[rank - 1 - i];
+      image.dim(static_cast<int>(i)).set_min(0);
+      if (!dim.isSymbolic()) image.dim(static_cast<int>(i)).set_extent(static_cast<int>(dim.extent));
+      else if (!symbols_.count(dim.symbol)) symbols_[dim.symbol] = image.dim(static_cast<int>(i)).extent();
+    }
+    out_.images.emplace(id, image);
+    out_.arguments.push_back(image);
+  }
+
+  // Output buffers start at 0 and have the node's fixed extents, so a wrongly sized buffer is an error.
+  void constrainOutput(Func wrapper, const Shape& shape) const {
+    Halide::OutputImageParam buffer = wrapper.output_buffer();
+    for (size_t i = 0; i < shape.size(); ++i) {
+      const Dim& dim = shape[shape.size() - 1 - i];
+      buffer.dim(static_cast<int>(i)).set_min(0);
+      if (!dim.isSymbolic()) buffer.dim(static_cast<int>(i)).set_extent(static_cast<int>(dim.extent));
+    }
+  }
+
+  // Halide argument and Func names must be C identifiers: fc1.weight -> fc1_weight.
+  static std::string cIdentifier(std::string name) {
+    for (char& c : name)
+      if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+    return name;
+  }
+
+  Expr extent(const Dim& dim) const {
+    if (!dim.isSymbolic()) return static_cast<int>(dim.extent);
+    auto it = symbols_.find(dim.symbol);
+    if (it == symbols_.end()) throw std::logic_error("internal error: no argument defines dimension " + dim.symbol);
+    return it->second;
+  }
+
+  // Reads node `id` at the coordinates of a result of shape `out_shape`, broadcasting size-1 and missing dims.
+  Expr read(NodeId id, const std::vector<Expr>& coords, const Shape& out_shape) const {
+    const Shape& shape = g_.node(id).shape;
+    std::vector<Expr> at;
+    for (size_t i = 0; i < shape.size(); ++i) {
+      bool broadcast = shape[shape.size() - 1 - i] == Dim{} && !(out_shape[out_shape.size() - 1 - i] == Dim{});
+      at.push_back(broadcast ? Expr(0) : coords[i]);
+    }
+    return out_.nodes.at(id).func(at);
+  }
+
+  Expr constant(double value) const { return Halide::cast(out_.float_type, Expr(value)); }
+
+  LoweredNode lowerNode(NodeId id) {
+    const Node& node = g_.node(id);
+    std::vector<Halide::Var> vars = varsFor(node.shape.size());
+    std::vector<Expr> coords = asExprs(vars);
+    LoweredNode lowered;
+    Func& f = lowered.func;
+    f = Func(funcName(id, ""));
+    current_ = id;
+    auto operand = [&](int i) { return read(node.inputs[i], coords, node.shape); };
+    switch (node.op) {
+      case Op::Input:
+      case Op::Param:
+      case Op::State: f(vars) = out_.images.at(id)(vars); break;
+      case Op::Scalar: f() = out_.scalars.at(id); break;
+      case Op::Fill: f(vars) = constant(node.attrs.value); break;
+      case Op::Add: f(vars) = operand(0) + operand(1); break;
+      case Op::Sub: f(vars) = operand(0) - operand(1); break;
+      case Op::Mul: f(vars) = operand(0) * operand(1); break;
+      case Op::Div: f(vars) = operand(0) / operand(1); break;
+      case Op::Neg: f(vars) = -operand(0); break;
+      case Op::Relu: f(vars) = Halide::max(operand(0), constant(0)); break;
+      case Op::Step: f(vars) = Halide::select(operand(0) > constant(0), constant(1), constant(0)); break;
+      case Op::MatMul: lowerMatMul(node, lowered); break;
+      case Op::SumTo: lowerSumTo(node, lowered); break;
+      case Op::CrossEntropy: lowerCrossEntropy(node, lowered, false); break;
+      case Op::CrossEntropyGrad: lowerCrossEntropy(node, lowered, true); break;
+    }
+    return lowered;
+  }
+
+  // Halide Func names must be unique in a pipeline: the op name, the node id and the helper's role.
+  std::string funcName(NodeId id, const std::string& role) const {
+    return std::string(opInfo(g_.node(id).op).name) + "_" + std::to_string(id) + (role.empty() ? "" : "_" + role);
+  }
+  Func helper(const std::string& role) const { return Func(funcName(current_, role)); }
+
+  // C(n, m) = sum_k A(k, m) * B(n, k) in Halide order. A transposed operand is read with swapped coordinates; a
+  // transposed B is first packed into (n, k) order so the inner loop over n reads contiguous memory.
+  void lowerMatMul(const Node& node, LoweredNode& lowered) {
+    Halide::Var n = dimVars()[0], m = dimVars()[1];
+    const Node& a = g_.node(node.inputs[0]);
+    Func fa = out_.nodes.at(node.inputs[0]).func;
+    Func fb = out_.nodes.at(node.inputs[1]).func;
+    Dim k_dim = node.attrs.transpose_a ? a.shape[0] : a.shape[1];
+    RDom k(0, extent(k_dim), "k");
+    Func b_nk = helper("packed_b");
+    if (node.attrs.transpose_b) b_nk(n, m) = fb(m, n);  // stored [N, K]: Halide (k, n) -> (n, k)
+    else b_nk(n, m) = fb(n, m);
+    Expr a_km = node.attrs.transpose_a ? fa(m, k) : fa(k, m);
+    Func acc = helper("acc");
+    acc(n, m) = constant(0);
+    acc(n, m) += a_km * b_nk(n, k);
+    lowered.func(n, m) = acc(n, m);
+    lowered.helpers = {acc, b_nk};
+    lowered.reductions = {k};
+  }
+
+  // Sums the source over every dimension that the target lacks or has as 1.
+  void lowerSumTo(const Node& node, LoweredNode& lowered) {
+    const Shape& from = g_.node(node.inputs[0]).shape;
+    const Shape& to = node.shape;
+    Halide::Region ranges;
+    std::vector<size_t> reduced;  // Halide dims of the source that are summed
+    for (size_t i = 0; i < from.size(); ++i) {
+      bool kept = i < to.size() && !(to[to.size() - 1 - i] == Dim{} && !(from[from.size() - 1 - i] == Dim{}));
+      if (kept) continue;
+      reduced.push_back(i);
+      ranges.emplace_back(0, extent(from[from.size() - 1 - i]));
+    }
+    std::vector<Halide::Var> vars = varsFor(to.size());
+    if (reduced.empty()) {
+      lowered.func(vars) = out_.nodes.at(node.inputs[0]).func(vars);
+      return;
+    }
+    RDom r(ranges, "r");
+    std::vector<Expr> at;
+    for (size_t i = 0, j = 0; i < from.size(); ++i)
+      at.push_back(j < reduced.size() && reduced[j] == i ? Expr(r[static_cast<int>(j++)]) : Expr(vars[i]));
+    lowered.func(vars) = constant(0);
+    lowered.func(vars) += out_.nodes.at(node.inputs[0]).func(at);
+    lowered.reductions = {r};
+  }
+
+  // Softmax cross-entropy with integer labels, stable via the row maximum:
+  //   lse(b) = max_c z(c, b) + log sum_c exp(z(c, b) - max)
+  //   loss = mean_b (lse(b) - z(y(b), b));  dz(c, b) = (softmax(z)(c, b) - [c == y(b)]) * dloss / B
+  void lowerCrossEntropy(const Node& node, LoweredNode& lowered, bool gradient) {
+    Halide::Var c = dimVars()[0], b = dimVars()[1];
+    const Shape& shape = g_.node(node.inputs[0]).shape;
+    Func z = out_.nodes.at(node.inputs[0]).func;
+    Func y = out_.nodes.at(node.inputs[1]).func;
+    Expr classes = extent(shape[1]), batch = extent(shape[0]);
+    RDom rc(0, classes, "rc");
+    Func row_max = helper("row_max"), row_sum = helper("row_sum");
+    row_max(b) = out_.float_type.min();
+    row_max(b) = Halide::max(row_max(b), z(rc, b));
+    row_sum(b) = constant(0);
+    row_sum(b) += Halide::exp(z(rc, b) - row_max(b));
+    Expr label = Halide::clamp(y(b), 0, classes - 1);
+    lowered.helpers = {row_max, row_sum};
+    if (gradient) {
+      Func dloss = out_.nodes.at(node.inputs[2]).func;
+      Expr softmax = Halide::exp(z(c, b) - row_max(b)) / row_sum(b);
+      Expr onehot = Halide::select(c == label, constant(1), constant(0));
+      lowered.func(c, b) = (softmax - onehot) * dloss() / Halide::cast(out_.float_type, batch);
+      lowered.reductions = {rc};
+      return;
+    }
+    Func row_loss = helper("row_loss");
+    row_loss(b) = row_max(b) + Halide::log(row_sum(b)) - z(label, b);
+    RDom rb(0, batch, "rb");
+    lowered.func() = constant(0);
+    lowered.func() += row_loss(rb);
+    lowered.helpers.push_back(row_loss);
+    lowered.reductions = {rc, rb};
+    Func total = lowered.func;
+    lowered.func = helper("mean");
+    lowered.func() = total() / Halide::cast(out_.float_type, batch);
+    lowered.helpers.push_back(total);
+  }
+
+  const Graph& g_;
+  LoweredEntry& out_;
+  std::map<std::string, Expr> symbols_;
+  NodeId current_ = kNoNode;
+};
+
+}  // namespace
+
+LoweredEntry lowerEntry(const Graph& graph, const EntryPoint& entry, Halide::Type float_type) {
+  LoweredEntry lowered;
+  lowered.float_type = float_type;
+  Lowerer(graph, lowered).run(entry);
+  scheduleEntry(graph, lowered);
+  return lowered;
+}
+
+}  // namespace nnc

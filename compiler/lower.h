@@ -1,0 +1,46 @@
+// Lowering: an entry point of the graph -> a Halide Pipeline (the algorithm), scheduled by compiler/schedule.cpp.
+//
+// Layouts: a tensor of row-major shape [d0, ..., dn] is a Halide Func/buffer whose dimension 0 is dn (the
+// innermost, contiguous one), so [B, 784] is f(feature, batch). Broadcasting aligns trailing dimensions, which
+// are the leading Halide dimensions. This is the only file besides schedule.cpp and aot.cpp that sees Halide.h.
+#pragma once
+
+#include <Halide.h>
+
+#include <map>
+#include <vector>
+
+#include "compiler/graph.h"
+#include "compiler/program.h"
+
+namespace nnc {
+
+// The Halide Funcs of one lowered node: `func` is its value; `helpers` are intermediate Funcs the schedule needs
+// (a matmul's accumulator and packed operand, a loss's row maxima and sums).
+struct LoweredNode {
+  Halide::Func func;
+  std::vector<Halide::Func> helpers;
+  std::vector<Halide::RDom> reductions;
+};
+
+struct LoweredEntry {
+  std::vector<Halide::Argument> arguments;          // in the entry point's ABI order
+  std::map<NodeId, Halide::ImageParam> images;      // Input, Param, State leaves
+  std::map<NodeId, Halide::Param<>> scalars;        // Scalar leaves
+  std::map<NodeId, LoweredNode> nodes;              // every node the outputs need
+  std::vector<Halide::Func> outputs;                // one wrapper Func per entry output
+  Halide::Type float_type;
+  Halide::Pipeline pipeline() const { return Halide::Pipeline(outputs); }
+};
+
+// The Halide dimension variables: d0 is the innermost dimension.
+const std::vector<Halide::Var>& dimVars();
+
+// Lowers the nodes that `entry`'s outputs need, computing floats in `float_type` (Float(32) for trainers,
+// Float(64) for gradient checks), and schedules them for the host CPU.
+LoweredEntry lowerEntry(const Graph& graph, const EntryPoint& entry, Halide::Type float_type);
+
+// Applies the CPU schedule to a lowered entry point (compiler/schedule.cpp).
+void scheduleEntry(const Graph& graph, LoweredEntry& lowered);
+
+}  // namespace nnc

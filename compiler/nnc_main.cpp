@@ -1,0 +1,179 @@
+// nnc: the compiler driver. Each command runs the pipeline up to the stage it needs:
+//
+//   source -> tokens -> AST -> checked AST -> forward graph -> + backward graph and update -> Halide -> trainer
+//
+//   nnc build FILE.nn -o OUT      compile a trainer executable
+//   nnc check FILE.nn             diagnostics only
+//   nnc graph FILE.nn [--backward]
+//   nnc emit --stage=tokens|ast|graph|backward|stmt|assembly [--entry=train_step|grads|predict] FILE.nn
+//
+// Exit codes: 0 success, 1 user error (diagnostics printed), 2 internal error (a bug in nnc).
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include <unistd.h>
+
+#include "compiler/aot.h"
+#include "compiler/build_graph.h"
+#include "compiler/graph_printer.h"
+#include "dsl/ast_printer.h"
+#include "dsl/checker.h"
+#include "dsl/lexer.h"
+#include "dsl/parser.h"
+
+namespace {
+
+constexpr int kUserError = 1;
+constexpr int kInternalError = 2;
+
+struct UserError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+const char* kUsage =
+    "usage: nnc build FILE.nn -o OUT [--keep-temps]\n"
+    "       nnc check FILE.nn\n"
+    "       nnc graph FILE.nn [--backward]\n"
+    "       nnc emit --stage=tokens|ast|graph|backward|stmt|assembly [--entry=train_step|grads|predict] FILE.nn\n";
+
+struct Options {
+  std::string command, input, output, stage, entry = "train_step";
+  bool backward = false, keep_temps = false;
+};
+
+Options parseOptions(int argc, char** argv) {
+  if (argc < 2) throw UserError(kUsage);
+  Options options;
+  options.command = argv[1];
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-o" && i + 1 < argc) options.output = argv[++i];
+    else if (arg == "--backward") options.backward = true;
+    else if (arg == "--keep-temps") options.keep_temps = true;
+    else if (arg.rfind("--stage=", 0) == 0) options.stage = arg.substr(8);
+    else if (arg.rfind("--entry=", 0) == 0) options.entry = arg.substr(8);
+    else if (!arg.empty() && arg[0] != '-' && options.input.empty()) options.input = arg;
+    else throw UserError(fmt::format("nnc: unknown argument `{}`\n{}", arg, kUsage));
+  }
+  if (options.input.empty()) throw UserError(fmt::format("nnc: no model file given\n{}", kUsage));
+  return options;
+}
+
+// Every front-end stage's result, kept alive together (later stages point into earlier ones).
+struct Compilation {
+  std::unique_ptr<nnc::dsl::SourceFile> source;
+  std::unique_ptr<nnc::dsl::DiagnosticEngine> diags;
+  std::vector<nnc::dsl::Token> tokens;
+  nnc::dsl::Module module;
+  std::optional<nnc::dsl::CheckedModule> checked;
+  std::optional<nnc::Graph> graph;
+
+  // Prints the diagnostics so far and stops with exit code 1 if there were errors.
+  void stopOnErrors() const {
+    std::cerr << diags->render();
+    if (diags->hasErrors()) throw UserError("");
+  }
+};
+
+// Runs the front end up to the forward graph, or up to `last_stage` ("tokens", "ast").
+Compilation runFrontEnd(const std::string& path, const std::string& last_stage = "graph") {
+  Compilation c;
+  try {
+    c.source = std::make_unique<nnc::dsl::SourceFile>(nnc::dsl::SourceFile::read(path));
+  } catch (const std::runtime_error& e) {
+    throw UserError(fmt::format("nnc: error: {}", e.what()));
+  }
+  c.diags = std::make_unique<nnc::dsl::DiagnosticEngine>(*c.source);
+  c.tokens = nnc::dsl::lex(*c.source, *c.diags);
+  if (last_stage == "tokens") return c;
+  c.module = nnc::dsl::parse(c.tokens, *c.source, *c.diags);
+  if (last_stage == "ast") return c;
+  c.stopOnErrors();
+  c.checked = nnc::dsl::check(c.module, *c.diags);
+  c.stopOnErrors();
+  c.graph = nnc::buildGraph(*c.checked, *c.diags);
+  c.stopOnErrors();
+  return c;
+}
+
+const nnc::EntryPoint& selectEntry(const nnc::Program& program, const std::string& name) {
+  for (const nnc::EntryPoint* entry : {&program.train_step, &program.grads_entry, &program.predict})
+    if (entry->name == name) return *entry;
+  throw UserError(fmt::format("nnc: unknown entry point `{}`; expected train_step, grads or predict", name));
+}
+
+int emit(const Options& options) {
+  if (options.stage == "tokens" || options.stage == "ast") {
+    Compilation c = runFrontEnd(options.input, options.stage);
+    std::cout << (options.stage == "tokens" ? nnc::dsl::printTokens(*c.source, c.tokens)
+                                            : nnc::dsl::printAst(c.module, *c.source));
+    c.stopOnErrors();
+    return 0;
+  }
+  Compilation c = runFrontEnd(options.input);
+  if (options.stage == "graph") {
+    std::cout << nnc::printForwardGraph(*c.graph);
+    return 0;
+  }
+  nnc::Program program = nnc::buildProgram(std::move(*c.graph), c.checked->train);
+  if (options.stage == "backward") std::cout << nnc::printBackwardGraph(program);
+  else if (options.stage == "stmt" || options.stage == "assembly")
+    std::cout << nnc::emitEntryText(program, selectEntry(program, options.entry), options.stage);
+  else throw UserError(fmt::format("nnc: unknown stage `{}`\n{}", options.stage, kUsage));
+  return 0;
+}
+
+int build(const Options& options) {
+  if (options.output.empty()) throw UserError(fmt::format("nnc: `build` needs `-o OUT`\n{}", kUsage));
+  auto start = std::chrono::steady_clock::now();
+  Compilation c = runFrontEnd(options.input);
+  nnc::Program program = nnc::buildProgram(std::move(*c.graph), c.checked->train);
+  std::filesystem::path dir = std::filesystem::temp_directory_path() / fmt::format("nnc-build-{}", getpid());
+  std::filesystem::create_directories(dir);
+  std::vector<std::string> objects = nnc::compileKernels(program, dir);
+  std::string model_source = dir / "model.cpp";
+  std::ofstream(model_source) << nnc::emitModelSource(program, nnc::hostTargetString());
+  nnc::linkTrainer(model_source, objects, options.output);
+  if (options.keep_temps) std::cerr << fmt::format("nnc: kept intermediate files in {}\n", dir.string());
+  else std::filesystem::remove_all(dir);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cerr << fmt::format("nnc: built {} ({} parameters) in {:.1f} s\n", options.output, program.graph.params.size(),
+                           seconds);
+  return 0;
+}
+
+int run(const Options& options) {
+  if (options.command == "build") return build(options);
+  if (options.command == "emit") return emit(options);
+  if (options.command == "graph") {
+    Options emit_options = options;
+    emit_options.stage = options.backward ? "backward" : "graph";
+    return emit(emit_options);
+  }
+  if (options.command == "check") {
+    runFrontEnd(options.input);
+    return 0;
+  }
+  throw UserError(fmt::format("nnc: unknown command `{}`\n{}", options.command, kUsage));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(parseOptions(argc, argv));
+  } catch (const UserError& e) {
+    if (std::strlen(e.what())) std::cerr << e.what() << (e.what()[std::strlen(e.what()) - 1] == '\n' ? "" : "\n");
+    return kUserError;
+  } catch (const std::exception& e) {  // Halide's errors derive from std::runtime_error too
+    std::cerr << "nnc: internal error (please report): " << e.what() << "\n";
+  }
+  return kInternalError;
+}

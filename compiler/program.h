@@ -1,0 +1,48 @@
+// A Program is a model's whole graph (forward, backward, optimizer update) plus its entry points.
+//
+// Entry points and their argument order, relied on by the runtime (runtime/model_spec.h):
+//   train_step(inputs..., params..., states..., lr) -> (loss, new params..., new states...)
+//   grads(inputs..., params...)                     -> (loss, d loss / d params...)
+//   predict(features, params...)                    -> (output)
+// train_step = grads followed by the update; data-parallel training can call grads, all-reduce, then update.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "compiler/graph.h"
+#include "dsl/checker.h"
+
+namespace nnc {
+
+struct EntryPoint {
+  std::string name;
+  std::vector<NodeId> arguments;  // leaf nodes, in ABI order
+  std::vector<NodeId> outputs;
+  std::vector<std::string> output_names;
+};
+
+struct StateInfo {
+  std::string name;  // e.g. "fc1.weight.momentum_buffer"
+  NodeId node = kNoNode;
+  size_t param = 0;  // index into graph.params
+};
+
+struct Program {
+  Graph graph;
+  dsl::TrainConfig train;
+  std::vector<NodeId> grads;       // one per param
+  std::vector<StateInfo> states;   // optimizer state slots
+  NodeId learning_rate = kNoNode;  // Scalar leaf
+  std::vector<NodeId> new_params;  // one per param
+  std::vector<NodeId> new_states;  // one per state
+  EntryPoint train_step, grads_entry, predict;
+};
+
+// Differentiates the loss, appends the optimizer update and defines the entry points.
+Program buildProgram(Graph graph, const dsl::TrainConfig& train);
+
+// Appends the update of `train.optimizer` (SGD, optionally with momentum) to program.graph.
+void appendOptimizerUpdate(Program& program);
+
+}  // namespace nnc

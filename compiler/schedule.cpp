@@ -1,0 +1,121 @@
+// THE SCHEDULE: CPU schedules for lowered entry points (host target, AVX2+FMA on the reference machine).
+//
+// Policy, per node family:
+//   leaf         inlined (a leaf Func only renames a pipeline argument)
+//   elementwise  inlined into its single consumer (fusion); computed at root when it has several consumers or
+//                feeds a matmul, so the GEMM inner loop reads memory instead of recomputing
+//   matmul       root; tiles of one row x NB columns with NB/8 vector accumulators, the reduction loop outside
+//                the tile (register blocking), rows in parallel
+//   reduce/loss  root, vectorized over the innermost kept dimension
+// Every split of a feature dimension uses ShiftInwards and is only made when the extent is at least the split
+// factor; the batch dimension is never split, so every batch size (1, the last partial batch) works.
+// Entry outputs are vectorized and parallel over their outermost dimension.
+#include <stdexcept>
+
+#include "compiler/lower.h"
+
+namespace nnc {
+
+namespace {
+
+using Halide::Func;
+using Halide::Var;
+
+int vectorWidth(const LoweredEntry& lowered) { return 32 / lowered.float_type.bytes(); }  // 256-bit AVX2
+
+// The constant extent of Halide dimension 0 of `shape`, or 0 when it is symbolic or absent.
+int64_t innerExtent(const Shape& shape) {
+  if (shape.empty() || shape.back().isSymbolic()) return 0;
+  return shape.back().extent;
+}
+
+// Vectorizes dimension 0 and parallelizes the outermost dimension of a root Func of `shape`.
+void scheduleRootElementwise(Func f, const Shape& shape, int vector) {
+  f.compute_root();
+  if (innerExtent(shape) >= vector) f.vectorize(dimVars()[0], vector);
+  if (shape.size() >= 2) f.parallel(dimVars()[shape.size() - 1]);
+}
+
+void scheduleMatMul(const Node& node, LoweredNode& lowered, int vector) {
+  Var n = dimVars()[0], m = dimVars()[1];
+  Var no("no"), ni("ni");
+  Func out = lowered.func, acc = lowered.helpers[0], packed = lowered.helpers[1];
+  Halide::RVar k(lowered.reductions[0]);
+  out.compute_root().parallel(m);
+  if (node.attrs.transpose_b) packed.compute_root().parallel(dimVars()[1]);
+  int64_t columns = innerExtent(node.shape);
+  int tile = 0;
+  for (int candidate : {4 * vector, 2 * vector, vector})
+    if (columns >= candidate) {
+      tile = candidate;
+      break;
+    }
+  if (tile == 0) {  // fewer columns than one vector: plain loops
+    acc.compute_at(out, m);
+    return;
+  }
+  out.split(n, no, ni, tile).reorder(ni, no, m).vectorize(ni, vector);
+  acc.compute_at(out, no).vectorize(n, vector).unroll(n);
+  acc.update().reorder(n, m, k).vectorize(n, vector).unroll(n);
+}
+
+void scheduleReduction(const Node& node, LoweredNode& lowered, int vector) {
+  for (Func helper : lowered.helpers) helper.compute_root();
+  Func f = lowered.func;
+  f.compute_root();
+  if (innerExtent(node.shape) >= vector) {
+    f.vectorize(dimVars()[0], vector);
+    f.update().vectorize(dimVars()[0], vector);
+  }
+}
+
+// How many lowered nodes and outputs read each node, and whether a matmul reads it.
+struct Uses {
+  std::map<NodeId, int> count;
+  std::map<NodeId, bool> by_matmul;
+};
+
+Uses countUses(const Graph& graph, const LoweredEntry& lowered) {
+  Uses uses;
+  for (const auto& [id, _] : lowered.nodes)
+    for (NodeId in : graph.node(id).inputs) {
+      uses.count[in]++;
+      if (graph.node(id).op == Op::MatMul) uses.by_matmul[in] = true;
+    }
+  return uses;
+}
+
+}  // namespace
+
+void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
+  int vector = vectorWidth(lowered);
+  Uses uses = countUses(graph, lowered);
+  for (auto& [id, node_funcs] : lowered.nodes) {
+    const Node& node = graph.node(id);
+    switch (opInfo(node.op).family) {
+      case OpFamily::Leaf: break;
+      case OpFamily::Elementwise:
+        if (uses.count[id] > 1 || uses.by_matmul[id]) scheduleRootElementwise(node_funcs.func, node.shape, vector);
+        break;
+      case OpFamily::MatMul: scheduleMatMul(node, node_funcs, vector); break;
+      case OpFamily::Reduce:
+      case OpFamily::Loss:
+        if (node.op == Op::SumTo && node_funcs.reductions.empty()) break;  // sum_to over nothing is a copy
+        if (node.op == Op::CrossEntropyGrad) {
+          for (Func helper : node_funcs.helpers) helper.compute_root();
+          scheduleRootElementwise(node_funcs.func, node.shape, vector);
+          break;
+        }
+        scheduleReduction(node, node_funcs, vector);
+        break;
+    }
+  }
+  for (size_t i = 0; i < lowered.outputs.size(); ++i) {
+    Func out = lowered.outputs[i];
+    int rank = out.dimensions();
+    if (rank >= 1) out.vectorize(dimVars()[0], vector, Halide::TailStrategy::GuardWithIf);
+    if (rank >= 2) out.parallel(dimVars()[rank - 1]);
+  }
+}
+
+}  // namespace nnc

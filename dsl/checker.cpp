@@ -1,0 +1,331 @@
+// Checker: AST -> CheckedModule (see checker.h).
+//
+//   1. Exactly one `model` (each extra one is an error with a note at the first).
+//   2. In the model, in source order: validate input and param types, resolve every Name against the
+//      names declared so far, then declare the statement's own name (duplicates are errors).
+//   3. Exactly one `return`, and a binding named `loss`.
+//   4. The train block: known keys, each at most once, each value of the right kind and range.
+#include "dsl/checker.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+namespace nnc::dsl {
+
+// ---- "did you mean" ----------------------------------------------------------------------------
+
+namespace {
+
+// Levenshtein distance with one rolling row.
+size_t editDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// "`a`, `b`, `c`"
+std::string backtickList(const std::vector<std::string>& names) {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) out += (i > 0 ? ", `" : "`") + names[i] + "`";
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> closestName(std::string_view name, const std::vector<std::string>& candidates) {
+  std::optional<std::string> best;
+  size_t best_distance = 3;  // suggestions are at most 2 edits away
+  for (const std::string& candidate : candidates) {
+    size_t distance = editDistance(name, candidate);
+    if (distance < best_distance && distance < name.size()) {
+      best = candidate;
+      best_distance = distance;
+    }
+  }
+  return best;
+}
+
+std::string didYouMean(std::string_view name, const std::vector<std::string>& candidates) {
+  std::optional<std::string> best = closestName(name, candidates);
+  return best ? fmt::format("; did you mean `{}`?", *best) : std::string();
+}
+
+namespace {
+
+// ---- the model ---------------------------------------------------------------------------------
+
+const std::vector<std::string> kDtypes = {"f32", "f64", "i32"};
+
+class ModelChecker {
+ public:
+  ModelChecker(const ModelDecl& model, DiagnosticEngine& diags) : model_(model), diags_(diags) {}
+
+  // Returns the `loss` binding and the `return` statement (null where missing, after reporting).
+  std::pair<const Stmt*, const Stmt*> run();
+
+ private:
+  void checkType(const TypeExpr& type);
+  void declare(const std::string& name, Span span);
+  void resolve(const Expr& expr);
+  void resolveName(const Expr& name);
+  void checkStatement(const Stmt& stmt);
+  const Stmt* findLoss();
+
+  const ModelDecl& model_;
+  DiagnosticEngine& diags_;
+  std::unordered_map<std::string, Span> declared_;  // name -> its declaration
+  std::vector<std::string> order_;                  // declared names in order, for suggestions
+  const Stmt* return_ = nullptr;
+};
+
+std::pair<const Stmt*, const Stmt*> ModelChecker::run() {
+  for (const InputDecl& input : model_.inputs) {
+    checkType(input.type);
+    declare(input.name, input.name_span);
+  }
+  for (const Stmt& stmt : model_.body) checkStatement(stmt);
+  if (!return_) {
+    diags_.error(model_.name_span, fmt::format("model `{}` has no `return` statement", model_.name));
+  }
+  return {findLoss(), return_};
+}
+
+// Element type is one of kDtypes; each literal dimension is positive (symbols such as `B` are free).
+void ModelChecker::checkType(const TypeExpr& type) {
+  if (std::find(kDtypes.begin(), kDtypes.end(), type.dtype) == kDtypes.end()) {
+    diags_.error(type.dtype_span, fmt::format("unknown element type `{}`{} (valid types: {})", type.dtype,
+                                              didYouMean(type.dtype, kDtypes), backtickList(kDtypes)));
+  }
+  for (const DimExpr& dim : type.dims) {
+    if (dim.value && *dim.value <= 0) {
+      diags_.error(dim.span, fmt::format("dimension must be a positive integer or a symbol, got `{}`", *dim.value));
+    }
+  }
+}
+
+void ModelChecker::declare(const std::string& name, Span span) {
+  auto [it, inserted] = declared_.emplace(name, span);
+  if (!inserted) {
+    Diagnostic& diag = diags_.error(span, fmt::format("`{}` is already declared", name));
+    DiagnosticEngine::note(diag, it->second, "first declared here");
+    return;
+  }
+  order_.push_back(name);
+}
+
+void ModelChecker::checkStatement(const Stmt& stmt) {
+  if (stmt.type) checkType(*stmt.type);
+  if (stmt.value) resolve(*stmt.value);  // before declaring: `h = h + 1` does not see itself
+  switch (stmt.kind) {
+    case StmtKind::Param:
+    case StmtKind::Binding:
+      declare(stmt.name, stmt.name_span);
+      break;
+    case StmtKind::Return:
+      if (return_) {
+        Diagnostic& diag =
+            diags_.error(stmt.span, fmt::format("model `{}` has more than one `return` statement", model_.name));
+        DiagnosticEngine::note(diag, return_->span, "first `return` here");
+      } else {
+        return_ = &stmt;
+      }
+      break;
+  }
+}
+
+// Walks an expression resolving Names. Callees and keyword names are not resolved: they name ops
+// and op attributes, which the graph builder's op table owns.
+void ModelChecker::resolve(const Expr& expr) {
+  if (expr.kind == ExprKind::Name) resolveName(expr);
+  for (const ExprPtr& arg : expr.args) resolve(*arg);
+  for (const KeywordArg& kwarg : expr.kwargs) resolve(*kwarg.value);
+}
+
+void ModelChecker::resolveName(const Expr& name) {
+  if (declared_.count(name.text)) return;
+  // Declared further down? Then the fix is to reorder, not to rename.
+  for (const Stmt& stmt : model_.body) {
+    if (stmt.kind != StmtKind::Return && stmt.name == name.text) {
+      Diagnostic& diag = diags_.error(name.span, fmt::format("`{}` is used before it is declared", name.text));
+      DiagnosticEngine::note(diag, stmt.name_span, fmt::format("`{}` declared here", name.text));
+      return;
+    }
+  }
+  diags_.error(name.span, fmt::format("undefined name `{}`{}", name.text, didYouMean(name.text, order_)));
+}
+
+const Stmt* ModelChecker::findLoss() {
+  for (const Stmt& stmt : model_.body) {
+    if (stmt.kind == StmtKind::Binding && stmt.name == "loss") return &stmt;
+  }
+  Diagnostic& diag = diags_.error(
+      model_.name_span, fmt::format("model `{}` has no `loss` binding; the binding named `loss` is what training minimizes",
+                                    model_.name));
+  auto it = declared_.find("loss");
+  if (it != declared_.end()) DiagnosticEngine::note(diag, it->second, "`loss` is declared here, but not as a binding");
+  return nullptr;
+}
+
+
+// ---- the train block ---------------------------------------------------------------------------
+
+const std::vector<std::string> kTrainKeys = {"data", "batch", "epochs", "seed", "optimizer"};
+const std::vector<std::string> kOptimizers = {"sgd"};
+const std::vector<std::string> kSgdArgs = {"lr", "momentum"};
+
+// The value of a numeric literal, optionally negated (`3`, `-0.5`); nullopt for any other expression.
+std::optional<double> literalNumber(const Expr& expr) {
+  if (expr.kind == ExprKind::Number) return expr.number;
+  if (expr.kind == ExprKind::Unary && expr.args[0]->kind == ExprKind::Number) return -expr.args[0]->number;
+  return std::nullopt;
+}
+
+class TrainChecker {
+ public:
+  explicit TrainChecker(DiagnosticEngine& diags) : diags_(diags) {}
+  TrainConfig run(const TrainBlock& block);
+
+ private:
+  void checkEntry(const TrainEntry& entry);
+  std::optional<int64_t> integer(const TrainEntry& entry, int64_t min, const char* what);
+  void checkOptimizer(const Expr& value);
+  void checkSgdArg(const KeywordArg& kwarg);
+  std::string_view sourceText(Span span) const { return diags_.source().slice(span); }
+
+  DiagnosticEngine& diags_;
+  TrainConfig config_;
+};
+
+TrainConfig TrainChecker::run(const TrainBlock& block) {
+  std::unordered_map<std::string, Span> seen;  // key -> where it was first set
+  for (const TrainEntry& entry : block.entries) {
+    auto [it, inserted] = seen.emplace(entry.key, entry.key_span);
+    if (!inserted) {
+      Diagnostic& diag = diags_.error(entry.key_span, fmt::format("training setting `{}` is set twice", entry.key));
+      DiagnosticEngine::note(diag, it->second, "first set here");
+      continue;
+    }
+    checkEntry(entry);
+  }
+  return config_;
+}
+
+void TrainChecker::checkEntry(const TrainEntry& entry) {
+  const Expr& value = *entry.value;
+  if (entry.key == "data") {
+    if (value.kind == ExprKind::String) {
+      config_.data = value.text;
+    } else {
+      diags_.error(value.span, fmt::format("`data` must be a string (the dataset directory), got `{}`",
+                                           sourceText(value.span)));
+    }
+  } else if (entry.key == "batch") {
+    if (auto n = integer(entry, 1, "a positive integer")) config_.batch = *n;
+  } else if (entry.key == "epochs") {
+    if (auto n = integer(entry, 1, "a positive integer")) config_.epochs = *n;
+  } else if (entry.key == "seed") {
+    if (auto n = integer(entry, 0, "a non-negative integer")) config_.seed = static_cast<uint64_t>(*n);
+  } else if (entry.key == "optimizer") {
+    checkOptimizer(value);
+  } else {
+    diags_.error(entry.key_span, fmt::format("unknown training setting `{}`{} (valid settings: {})", entry.key,
+                                             didYouMean(entry.key, kTrainKeys), backtickList(kTrainKeys)));
+  }
+}
+
+// An integer literal >= min (a leading `-` is accepted so that `seed = -1` gets a range error).
+std::optional<int64_t> TrainChecker::integer(const TrainEntry& entry, int64_t min, const char* what) {
+  const Expr& value = *entry.value;
+  const Expr& literal = value.kind == ExprKind::Unary ? *value.args[0] : value;
+  std::optional<double> number = literalNumber(value);
+  bool ok = number && literal.kind == ExprKind::Number && literal.is_integer && *number >= static_cast<double>(min) &&
+            *number < 9.2e18;  // fits int64_t
+  if (!ok) {
+    diags_.error(value.span, fmt::format("`{}` must be {}, got `{}`", entry.key, what, sourceText(value.span)));
+    return std::nullopt;
+  }
+  return static_cast<int64_t>(*number);
+}
+
+/// optimizer = "sgd" "(" [ "lr" "=" NUMBER ] [ "," "momentum" "=" NUMBER ] ")"   (keywords in any order)
+void TrainChecker::checkOptimizer(const Expr& value) {
+  config_.optimizer.span = value.span;
+  if (value.kind != ExprKind::Call) {
+    diags_.error(value.span, fmt::format("`optimizer` must be an optimizer call such as `sgd(lr = 0.01)`, got `{}`",
+                                         sourceText(value.span)));
+    return;
+  }
+  if (value.text != "sgd") {
+    diags_.error(value.callee_span, fmt::format("unknown optimizer `{}`{} (valid optimizers: {})", value.text,
+                                                didYouMean(value.text, kOptimizers), backtickList(kOptimizers)));
+    return;
+  }
+  config_.optimizer.name = value.text;
+  for (const ExprPtr& arg : value.args) {
+    diags_.error(arg->span, fmt::format("`sgd` takes only keyword arguments (valid arguments: {})", backtickList(kSgdArgs)));
+  }
+  std::unordered_map<std::string, Span> seen;
+  for (const KeywordArg& kwarg : value.kwargs) {
+    auto [it, inserted] = seen.emplace(kwarg.name, kwarg.name_span);
+    if (!inserted) {
+      Diagnostic& diag = diags_.error(kwarg.name_span, fmt::format("`sgd` argument `{}` is given twice", kwarg.name));
+      DiagnosticEngine::note(diag, it->second, "first given here");
+      continue;
+    }
+    checkSgdArg(kwarg);
+  }
+}
+
+// lr > 0; 0 <= momentum < 1.
+void TrainChecker::checkSgdArg(const KeywordArg& kwarg) {
+  std::optional<double> number = literalNumber(*kwarg.value);
+  std::string_view got = sourceText(kwarg.value->span);
+  if (kwarg.name == "lr") {
+    if (number && *number > 0 && std::isfinite(*number)) {
+      config_.optimizer.lr = *number;
+    } else {
+      diags_.error(kwarg.value->span, fmt::format("`lr` must be a positive number, got `{}`", got));
+    }
+  } else if (kwarg.name == "momentum") {
+    if (number && *number >= 0 && *number < 1) {
+      config_.optimizer.momentum = *number;
+    } else {
+      diags_.error(kwarg.value->span, fmt::format("`momentum` must be a number in [0, 1), got `{}`", got));
+    }
+  } else {
+    diags_.error(kwarg.name_span, fmt::format("unknown `sgd` argument `{}`{} (valid arguments: {})", kwarg.name,
+                                              didYouMean(kwarg.name, kSgdArgs), backtickList(kSgdArgs)));
+  }
+}
+
+}  // namespace
+
+std::optional<CheckedModule> check(const Module& module, DiagnosticEngine& diags) {
+  if (module.models.empty()) {
+    diags.error(Span{}, "no `model` declaration in this file");
+    return std::nullopt;
+  }
+  for (size_t i = 1; i < module.models.size(); ++i) {
+    Diagnostic& diag = diags.error(module.models[i].name_span, "a file may declare only one `model`");
+    DiagnosticEngine::note(diag, module.models[0].name_span, "first `model` declared here");
+  }
+  const ModelDecl& model = module.models[0];
+  auto [loss, output] = ModelChecker(model, diags).run();
+  TrainConfig train = module.train ? TrainChecker(diags).run(*module.train) : TrainConfig{};
+  if (diags.hasErrors()) return std::nullopt;
+  return CheckedModule{&module, &model, loss, output, std::move(train)};
+}
+
+}  // namespace nnc::dsl

@@ -1,0 +1,76 @@
+// Diagnostics: collects errors, warnings and notes, and renders them in the one caret format
+// (header, source line, `^~~~` under the span).
+#include "dsl/diagnostics.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace nnc::dsl {
+
+Diagnostic& DiagnosticEngine::error(Span span, std::string message) {
+  diags_.push_back(Diagnostic{Severity::Error, span, std::move(message), {}});
+  return diags_.back();
+}
+
+Diagnostic& DiagnosticEngine::warning(Span span, std::string message) {
+  diags_.push_back(Diagnostic{Severity::Warning, span, std::move(message), {}});
+  return diags_.back();
+}
+
+void DiagnosticEngine::note(Diagnostic& diag, Span span, std::string message) {
+  diag.notes.push_back(Diagnostic{Severity::Note, span, std::move(message), {}});
+}
+
+bool DiagnosticEngine::hasErrors() const {
+  return std::any_of(diags_.begin(), diags_.end(), [](const Diagnostic& d) { return d.severity == Severity::Error; });
+}
+
+std::string DiagnosticEngine::render() const {
+  std::string out;
+  for (const Diagnostic& diag : diags_) out += renderDiagnostic(*source_, diag);
+  return out;
+}
+
+namespace {
+
+const char* severityName(Severity severity) {
+  switch (severity) {
+    case Severity::Error: return "error";
+    case Severity::Warning: return "warning";
+    case Severity::Note: return "note";
+  }
+  return "error";
+}
+
+// The caret line under `line`: spaces (tabs where the source has tabs, so it aligns) up to the span
+// start, one `^`, then `~` for the rest of the span that lies on this line.
+std::string caretLine(std::string_view line, uint32_t col, uint32_t length) {
+  std::string out;
+  uint32_t start = col - 1;
+  for (uint32_t i = 0; i < start; ++i) out += (i < line.size() && line[i] == '\t') ? '\t' : ' ';
+  out += '^';
+  uint32_t line_end = static_cast<uint32_t>(line.size());
+  uint32_t span_end = std::min(start + length, line_end);
+  for (uint32_t i = start + 1; i < span_end; ++i) out += '~';
+  return out;
+}
+
+// One header + source line + caret line, without notes.
+std::string renderOne(const SourceFile& source, const Diagnostic& diag) {
+  LineCol pos = source.lineCol(diag.span.begin);
+  std::string_view line = source.lineText(pos.line);
+  uint32_t length = diag.span.end > diag.span.begin ? diag.span.end - diag.span.begin : 1;
+  return fmt::format("{}:{}:{}: {}: {}\n    {}\n    {}\n", source.path(), pos.line, pos.col,
+                     severityName(diag.severity), diag.message, line, caretLine(line, pos.col, length));
+}
+
+}  // namespace
+
+std::string renderDiagnostic(const SourceFile& source, const Diagnostic& diag) {
+  std::string out = renderOne(source, diag);
+  for (const Diagnostic& note : diag.notes) out += renderOne(source, note);
+  return out;
+}
+
+}  // namespace nnc::dsl

@@ -1,0 +1,46 @@
+// Source buffers: the text of a model file plus a line index, so any byte offset maps to line:col.
+#include "dsl/source.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace nnc::dsl {
+
+SourceFile::SourceFile(std::string path, std::string text) : path_(std::move(path)), text_(std::move(text)) {
+  // line_starts_[i] is the byte offset where line i+1 begins.
+  line_starts_.push_back(0);
+  for (uint32_t i = 0; i < text_.size(); ++i) {
+    if (text_[i] == '\n') line_starts_.push_back(i + 1);
+  }
+}
+
+SourceFile SourceFile::read(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": " + std::strerror(errno));
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  return SourceFile(path, buffer.str());
+}
+
+LineCol SourceFile::lineCol(uint32_t offset) const {
+  offset = std::min<uint32_t>(offset, static_cast<uint32_t>(text_.size()));
+  // The last line start that is <= offset.
+  auto it = std::upper_bound(line_starts_.begin(), line_starts_.end(), offset);
+  uint32_t index = static_cast<uint32_t>(it - line_starts_.begin()) - 1;
+  return LineCol{index + 1, offset - line_starts_[index] + 1};
+}
+
+std::string_view SourceFile::lineText(uint32_t line) const {
+  if (line == 0 || line > line_starts_.size()) return {};
+  uint32_t begin = line_starts_[line - 1];
+  uint32_t end = line < line_starts_.size() ? line_starts_[line] - 1 : static_cast<uint32_t>(text_.size());
+  std::string_view text = std::string_view(text_).substr(begin, end - begin);
+  if (!text.empty() && text.back() == '\r') text.remove_suffix(1);  // tolerate CRLF files
+  return text;
+}
+
+}  // namespace nnc::dsl

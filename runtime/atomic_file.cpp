@@ -1,0 +1,101 @@
+// Atomic file replacement: temp file + fsync + rename + directory fsync (see atomic_file.h).
+//
+// Steps:
+//   1. mkstemp() a hidden temporary next to `path` (same directory, so rename() cannot cross
+//      file systems).
+//   2. Write all bytes, fsync, close; any failure unlinks the temporary and throws.
+//   3. rename() over `path` (atomic on POSIX), then fsync the directory so the new name persists.
+#include "runtime/atomic_file.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <stdexcept>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+namespace nnc::rt {
+namespace {
+
+// "dir/name" -> "dir"; "name" -> ".".
+std::string directoryOf(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+std::string baseNameOf(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+[[noreturn]] void throwErrno(const std::string& path, const char* what, int err) {
+  throw std::runtime_error(path + ": " + what + ": " + std::strerror(err));
+}
+
+// Writes every byte, retrying on short writes and EINTR. Returns 0 or an errno value.
+int writeAll(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return 0;
+}
+
+// Writes and syncs the temporary file; on failure removes it and throws naming `path`.
+void fillTemporary(int fd, const std::string& tmp, const std::string& path,
+                   std::string_view bytes) {
+  const char* what = nullptr;
+  int err = 0;
+  if ((err = writeAll(fd, bytes)) != 0) {
+    what = "cannot write";
+  } else if (::fchmod(fd, 0644) != 0 || ::fsync(fd) != 0) {
+    err = errno;
+    what = "cannot sync";
+  }
+  if (::close(fd) != 0 && what == nullptr) {
+    err = errno;
+    what = "cannot close";
+  }
+  if (what == nullptr) return;
+  ::unlink(tmp.c_str());
+  throwErrno(path, what, err);
+}
+
+// Makes a completed rename durable. Failure here is reported: the data may not survive a crash.
+void syncDirectory(const std::string& dir, const std::string& path) {
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) throwErrno(path, "cannot open directory to sync it", errno);
+  int rc = ::fsync(dfd);
+  int err = errno;
+  ::close(dfd);
+  if (rc != 0) throwErrno(path, "cannot sync directory", err);
+}
+
+}  // namespace
+
+void writeFileAtomically(const std::string& path, std::string_view bytes) {
+  const std::string dir = directoryOf(path);
+  std::string tmp = dir + "/." + baseNameOf(path) + ".tmp.XXXXXX";
+  std::vector<char> name(tmp.begin(), tmp.end());
+  name.push_back('\0');
+  int fd = ::mkstemp(name.data());
+  if (fd < 0) throwErrno(path, "cannot create temporary file", errno);
+  tmp = name.data();
+
+  fillTemporary(fd, tmp, path, bytes);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throwErrno(path, "cannot rename temporary file over it", err);
+  }
+  syncDirectory(dir, path);
+}
+
+}  // namespace nnc::rt

@@ -1,0 +1,75 @@
+// Entry-point calls through the generated `_argv` functions.
+#include "runtime/kernels.h"
+
+#include <HalideRuntime.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace nnc::rt {
+
+namespace {
+
+thread_local std::string last_kernel_error;
+
+extern "C" void recordKernelError(void*, const char* message) { last_kernel_error += message; }
+
+void call(EntryFn entry, const char* name, std::vector<void*>& args) {
+  last_kernel_error.clear();
+  if (int code = entry(args.data()); code != 0)
+    throw std::runtime_error(std::string("kernel `") + name + "` failed (" + std::to_string(code) +
+                             "): " + last_kernel_error);
+}
+
+// The halide_buffer_t inside a live Buffer (a converted temporary would dangle, hence the template).
+template <typename T>
+void* raw(const Halide::Runtime::Buffer<T>& buffer) {
+  return const_cast<halide_buffer_t*>(buffer.raw_buffer());
+}
+
+}  // namespace
+
+void TrainState::swap() {
+  params.swap(next_params);
+  states.swap(next_states);
+}
+
+TrainState allocateTrainState(const ModelSpec& model) {
+  TrainState state;
+  state.params = allocateParams(model);
+  state.next_params = allocateParams(model);
+  for (int i = 0; i < model.num_states; ++i) {
+    const ParamSpec& param = model.params[model.states[i].param];
+    state.states.push_back(allocate<float>(concreteShape(param.rank, param.shape, 1)));
+    state.next_states.push_back(allocate<float>(concreteShape(param.rank, param.shape, 1)));
+  }
+  return state;
+}
+
+void initKernels(int threads) {
+  halide_set_error_handler(recordKernelError);
+  if (threads > 0) halide_set_num_threads(threads);
+}
+
+float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state, float lr) {
+  Tensor loss = Tensor::make_scalar();
+  std::vector<void*> args = {raw(x), raw(y)};
+  for (Tensor& p : state.params) args.push_back(raw(p));
+  for (Tensor& s : state.states) args.push_back(raw(s));
+  args.push_back(&lr);
+  args.push_back(raw(loss));
+  for (Tensor& p : state.next_params) args.push_back(raw(p));
+  for (Tensor& s : state.next_states) args.push_back(raw(s));
+  call(model.train_step, "train_step", args);
+  state.swap();
+  return loss();
+}
+
+void predict(const ModelSpec& model, const Tensor& x, const std::vector<Tensor>& params, Tensor& out) {
+  std::vector<void*> args = {raw(x)};
+  for (const Tensor& p : params) args.push_back(raw(p));
+  args.push_back(raw(out));
+  call(model.predict, "predict", args);
+}
+
+}  // namespace nnc::rt

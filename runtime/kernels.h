@@ -1,0 +1,30 @@
+// Calls the generated entry points (see model_spec.h for their argument order) and turns Halide runtime errors
+// into exceptions instead of the default abort().
+#pragma once
+
+#include <vector>
+
+#include "runtime/tensor.h"
+
+namespace nnc::rt {
+
+// Model parameters plus optimizer state, double-buffered: a step reads `current` and writes `next`, then they
+// swap (Halide pipelines must never read and write the same buffer).
+struct TrainState {
+  std::vector<Tensor> params, states;
+  std::vector<Tensor> next_params, next_states;
+  void swap();
+};
+
+TrainState allocateTrainState(const ModelSpec& model);
+
+// Sets the Halide runtime's error handler and thread count; call once before any kernel.
+void initKernels(int threads);
+
+// One optimizer step on a batch; returns the batch's mean loss. Throws std::runtime_error on a kernel error.
+float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state, float lr);
+
+// The model's output (logits) for a batch of features; `out` has the batch's row count.
+void predict(const ModelSpec& model, const Tensor& x, const std::vector<Tensor>& params, Tensor& out);
+
+}  // namespace nnc::rt

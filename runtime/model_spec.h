@@ -1,0 +1,75 @@
+// The contract between `nnc build` and the runtime: the generated model.cpp defines `nnc::rt::kModel`, a
+// description of the model (parameters, inputs, entry points, train-block defaults) that the trainer reads.
+//
+// Entry points are Halide AOT pipelines called through their `_argv` form (an array of pointers: a
+// halide_buffer_t* per tensor, a pointer to the value per scalar), in this order:
+//   train_step(inputs..., params..., states..., &lr) -> (loss, new params..., new states...)
+//   grads(inputs..., params...)                      -> (loss, grads...)
+//   predict(features, params...)                     -> (output)
+#pragma once
+
+#include <cstdint>
+
+namespace nnc::rt {
+
+constexpr int kMaxRank = 6;
+constexpr int64_t kBatchDim = -1;  // a symbolic (batch) dimension in a shape
+
+enum class InitKind { Zeros, Ones, Uniform, Normal, XavierUniform, HeNormal };
+
+struct ParamSpec {
+  const char* name;  // checkpoint name, e.g. "fc1.weight"
+  int rank;
+  int64_t shape[kMaxRank];  // row-major
+  InitKind init;
+  double a, b;  // Uniform: low, high; Normal: mean, std
+};
+
+struct StateSpec {
+  const char* name;  // e.g. "fc1.weight.momentum_buffer"
+  int param;         // index of the parameter it belongs to (same shape)
+};
+
+struct InputSpec {
+  const char* name;
+  bool is_integer;  // labels (i32) vs features (f32)
+  int rank;
+  int64_t shape[kMaxRank];  // kBatchDim where symbolic
+};
+
+using EntryFn = int (*)(void** args);
+
+struct TrainDefaults {
+  const char* data;
+  int64_t batch;
+  int64_t epochs;
+  uint64_t seed;
+  const char* optimizer;
+  double lr;
+  double momentum;
+};
+
+struct ModelSpec {
+  const char* name;
+  const char* target;  // Halide target string the kernels were compiled for
+  const ParamSpec* params;
+  int num_params;
+  const StateSpec* states;
+  int num_states;
+  const InputSpec* inputs;  // features first, then labels
+  int num_inputs;
+  int64_t output_rank;
+  int64_t output_shape[kMaxRank];  // of `predict`'s output, kBatchDim where symbolic
+  TrainDefaults train;
+  EntryFn train_step;
+  EntryFn grads;
+  EntryFn predict;
+};
+
+// Defined by the generated model.cpp.
+extern const ModelSpec kModel;
+
+// The trainer's command line (runtime/trainer_cli.cpp); the runtime's main() calls it with kModel.
+int runTrainer(const ModelSpec& model, int argc, char** argv);
+
+}  // namespace nnc::rt

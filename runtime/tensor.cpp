@@ -1,0 +1,107 @@
+// Parameter tensors: allocation, initialization and checkpoints.
+#include "runtime/tensor.h"
+
+#include <cmath>
+#include <map>
+
+#include "runtime/errors.h"
+#include "runtime/random.h"
+#include "runtime/safetensors.h"
+
+namespace nnc::rt {
+
+std::vector<int64_t> concreteShape(int rank, const int64_t* shape, int64_t batch) {
+  std::vector<int64_t> out(shape, shape + rank);
+  for (int64_t& dim : out)
+    if (dim == kBatchDim) dim = batch;
+  return out;
+}
+
+std::string shapeString(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
+std::vector<Tensor> allocateParams(const ModelSpec& model) {
+  std::vector<Tensor> params;
+  for (int i = 0; i < model.num_params; ++i)
+    params.push_back(allocate<float>(concreteShape(model.params[i].rank, model.params[i].shape, 1)));
+  return params;
+}
+
+namespace {
+
+// Fan-in and fan-out as PyTorch computes them for a row-major [out, in, ...] weight.
+std::pair<double, double> fans(const ParamSpec& spec) {
+  double receptive = 1;
+  for (int i = 2; i < spec.rank; ++i) receptive *= static_cast<double>(spec.shape[i]);
+  double fan_in = spec.rank >= 2 ? static_cast<double>(spec.shape[1]) * receptive : 1;
+  double fan_out = spec.rank >= 1 ? static_cast<double>(spec.shape[0]) * receptive : 1;
+  return {fan_in, fan_out};
+}
+
+double normal(SplitMix64& rng, double mean, double std) {  // Box-Muller
+  double u1 = 1.0 - rng.uniform(), u2 = rng.uniform();
+  return mean + std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+}
+
+}  // namespace
+
+void initializeParams(const ModelSpec& model, uint64_t seed, std::vector<Tensor>& params) {
+  for (int i = 0; i < model.num_params; ++i) {
+    const ParamSpec& spec = model.params[i];
+    SplitMix64 rng{seed * 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(i) + 1};
+    auto [fan_in, fan_out] = fans(spec);
+    float* data = params[i].data();
+    for (size_t j = 0; j < params[i].number_of_elements(); ++j) {
+      double value = 0;
+      switch (spec.init) {
+        case InitKind::Zeros: value = 0; break;
+        case InitKind::Ones: value = 1; break;
+        case InitKind::Uniform: value = spec.a + (spec.b - spec.a) * rng.uniform(); break;
+        case InitKind::Normal: value = normal(rng, spec.a, spec.b); break;
+        case InitKind::XavierUniform: {
+          double bound = std::sqrt(6.0 / (fan_in + fan_out));
+          value = -bound + 2 * bound * rng.uniform();
+          break;
+        }
+        case InitKind::HeNormal: value = normal(rng, 0, std::sqrt(2.0 / fan_in)); break;
+      }
+      data[j] = static_cast<float>(value);
+    }
+  }
+}
+
+void loadCheckpoint(const ModelSpec& model, const std::string& path, std::vector<Tensor>& params) {
+  std::map<std::string, NamedTensor> tensors;
+  for (NamedTensor& t : readSafetensors(path)) tensors[t.name] = std::move(t);
+  for (int i = 0; i < model.num_params; ++i) {
+    const ParamSpec& spec = model.params[i];
+    auto it = tensors.find(spec.name);
+    std::vector<int64_t> shape = concreteShape(spec.rank, spec.shape, 1);
+    if (it == tensors.end())
+      throw DataError(path + ": no tensor `" + spec.name + "`; this checkpoint is not of model `" + model.name + "`");
+    if (it->second.shape != shape)
+      throw DataError(path + ": tensor `" + spec.name + "` has shape " + shapeString(it->second.shape) +
+                      ", model `" + model.name + "` expects " + shapeString(shape));
+    std::copy(it->second.data.begin(), it->second.data.end(), params[i].data());
+    tensors.erase(it);
+  }
+  if (!tensors.empty())
+    throw DataError(path + ": tensor `" + tensors.begin()->first + "` is not a parameter of model `" + model.name + "`");
+}
+
+void saveCheckpoint(const ModelSpec& model, const std::string& path, const std::vector<Tensor>& params,
+                    int64_t epoch, int64_t step) {
+  std::vector<NamedTensor> tensors;
+  for (int i = 0; i < model.num_params; ++i) {
+    const Tensor& p = params[i];
+    tensors.push_back({model.params[i].name, concreteShape(model.params[i].rank, model.params[i].shape, 1),
+                       std::vector<float>(p.data(), p.data() + p.number_of_elements())});
+  }
+  writeSafetensors(path, tensors,
+                   {{"model", model.name}, {"epoch", std::to_string(epoch)}, {"step", std::to_string(step)}});
+}
+
+}  // namespace nnc::rt

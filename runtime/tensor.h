@@ -1,0 +1,42 @@
+// Tensors of the runtime: Halide buffers, with row-major shapes as the model file writes them.
+// A row-major shape [B, 784] is a Halide buffer with dimension 0 of extent 784 (see compiler/lower.h).
+#pragma once
+
+#include <HalideBuffer.h>
+
+#include <string>
+#include <vector>
+
+#include "runtime/model_spec.h"
+
+namespace nnc::rt {
+
+using Tensor = Halide::Runtime::Buffer<float>;
+using LabelTensor = Halide::Runtime::Buffer<int32_t>;
+
+// A row-major shape of a spec, with symbolic dimensions replaced by `batch`.
+std::vector<int64_t> concreteShape(int rank, const int64_t* shape, int64_t batch);
+std::string shapeString(const std::vector<int64_t>& shape);  // "[256, 784]"
+
+// Allocates a zero-filled tensor of a row-major shape.
+template <typename T>
+Halide::Runtime::Buffer<T> allocate(const std::vector<int64_t>& shape) {
+  std::vector<int> extents(shape.rbegin(), shape.rend());
+  Halide::Runtime::Buffer<T> buffer(extents);
+  buffer.fill(T(0));
+  return buffer;
+}
+
+// The parameters of a model (one tensor per ParamSpec, in spec order).
+std::vector<Tensor> allocateParams(const ModelSpec& model);
+// Fills parameters from their initializers, deterministically for a seed.
+void initializeParams(const ModelSpec& model, uint64_t seed, std::vector<Tensor>& params);
+
+// Loads a safetensors checkpoint into `params`; every parameter must be present with its exact shape.
+// Throws DataError naming the file and the mismatch.
+void loadCheckpoint(const ModelSpec& model, const std::string& path, std::vector<Tensor>& params);
+// Writes `params` (PyTorch state_dict names) atomically.
+void saveCheckpoint(const ModelSpec& model, const std::string& path, const std::vector<Tensor>& params,
+                    int64_t epoch, int64_t step);
+
+}  // namespace nnc::rt

@@ -1,0 +1,150 @@
+// The training loop: shuffled mini-batches through train_step, evaluation after each epoch, metrics and the
+// final checkpoint.
+#include "runtime/train_loop.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/errors.h"
+#include "runtime/progress.h"
+
+namespace nnc::rt {
+
+namespace {
+
+int64_t featuresPerExample(const ModelSpec& model) {
+  int64_t features = 1;
+  for (int i = 1; i < model.inputs[0].rank; ++i) features *= model.inputs[0].shape[i];
+  return features;
+}
+
+int64_t outputClasses(const ModelSpec& model) { return model.output_shape[model.output_rank - 1]; }
+
+// Copies examples order[first, first + rows) into the batch tensors, cropped to `rows`.
+void gatherBatch(const Dataset& data, const std::vector<int64_t>& order, int64_t first, int64_t rows, Tensor& x,
+                 LabelTensor& y) {
+  int64_t features = data.features;
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t example = order[first + r];
+    std::memcpy(x.data() + r * features, data.images.data() + example * features, sizeof(float) * features);
+    y.data()[r] = data.labels[example];
+  }
+}
+
+std::vector<int64_t> identityOrder(int64_t n) {
+  std::vector<int64_t> order(n);
+  for (int64_t i = 0; i < n; ++i) order[i] = i;
+  return order;
+}
+
+void appendMetrics(const std::string& path, const nlohmann::json& record) {
+  std::ofstream out(path, std::ios::app);
+  out << record.dump() << "\n";
+  if (!out) throw std::runtime_error(path + ": cannot append metrics: " + std::strerror(errno));
+}
+
+}  // namespace
+
+void checkDatasetFits(const ModelSpec& model, const Dataset& data, const std::string& where) {
+  if (data.features != featuresPerExample(model))
+    throw DataError(where + ": examples have " + std::to_string(data.features) + " features, model input `" +
+                    model.inputs[0].name + "` expects " + std::to_string(featuresPerExample(model)));
+  if (data.num_classes > outputClasses(model))
+    throw DataError(where + ": labels go up to " + std::to_string(data.num_classes - 1) + ", but the model has " +
+                    std::to_string(outputClasses(model)) + " outputs");
+}
+
+EvalResult evaluate(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data, int64_t batch) {
+  int64_t classes = outputClasses(model);
+  Tensor x = allocate<float>({batch, data.features});
+  LabelTensor y = allocate<int32_t>({batch});
+  Tensor logits = allocate<float>({batch, classes});
+  std::vector<int64_t> order = identityOrder(data.count);
+  EvalResult result;
+  for (int64_t first = 0; first < data.count; first += batch) {
+    int64_t rows = std::min(batch, data.count - first);
+    gatherBatch(data, order, first, rows, x, y);
+    Tensor out = logits.cropped(1, 0, static_cast<int>(rows));
+    predict(model, x.cropped(1, 0, static_cast<int>(rows)), params, out);
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = out.data() + r * classes;
+      int64_t best = std::max_element(row, row + classes) - row;
+      double lse = 0;
+      for (int64_t c = 0; c < classes; ++c) lse += std::exp(static_cast<double>(row[c]) - row[best]);
+      result.loss += row[best] + std::log(lse) - row[y.data()[r]];
+      result.accuracy += best == y.data()[r];
+    }
+  }
+  result.count = data.count;
+  result.loss /= static_cast<double>(data.count);
+  result.accuracy /= static_cast<double>(data.count);
+  return result;
+}
+
+int train(const ModelSpec& model, const TrainOptions& options) {
+  Dataset train_set = loadMnistSplit(options.data, "train");
+  Dataset test_set = loadMnistSplit(options.data, "t10k");
+  checkDatasetFits(model, train_set, options.data + " (train)");
+  checkDatasetFits(model, test_set, options.data + " (t10k)");
+
+  TrainState state = allocateTrainState(model);
+  if (options.init.empty()) initializeParams(model, options.seed, state.params);
+  else loadCheckpoint(model, options.init, state.params);
+
+  Tensor x = allocate<float>({options.batch, train_set.features});
+  LabelTensor y = allocate<int32_t>({options.batch});
+  int64_t steps_per_epoch = (train_set.count + options.batch - 1) / options.batch;
+  int64_t step = 0, completed_epochs = 0;
+  bool stop = false;
+  for (int64_t epoch = 1; epoch <= options.epochs && !stop; ++epoch) {
+    auto start = std::chrono::steady_clock::now();
+    std::vector<int64_t> order =
+        options.shuffle ? epochPermutation(train_set.count, options.seed, epoch) : identityOrder(train_set.count);
+    int64_t epoch_steps = steps_per_epoch;
+    if (options.max_steps) epoch_steps = std::min(epoch_steps, *options.max_steps - step);
+    Progress progress(epoch, options.epochs, epoch_steps);
+    double loss_sum = 0;
+    int64_t seen = 0;
+    for (int64_t s = 0; s < epoch_steps; ++s) {
+      int64_t first = s * options.batch;
+      int rows = static_cast<int>(std::min(options.batch, train_set.count - first));
+      gatherBatch(train_set, order, first, rows, x, y);
+      float loss = trainStep(model, x.cropped(1, 0, rows), y.cropped(0, 0, rows), state, static_cast<float>(options.lr));
+      if (!std::isfinite(loss)) {
+        std::fprintf(stderr, "\nerror: the loss became %f at step %lld; try a smaller learning rate (--lr)\n",
+                     static_cast<double>(loss), static_cast<long long>(step + 1));
+        return 1;
+      }
+      loss_sum += static_cast<double>(loss) * rows;
+      seen += rows;
+      ++step;
+      progress.update(s + 1, seen, loss_sum / static_cast<double>(seen));
+    }
+    progress.finish();
+    stop = options.max_steps && step >= *options.max_steps;
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EvalResult test = evaluate(model, state.params, test_set, 256);
+    double train_loss = seen ? loss_sum / static_cast<double>(seen) : 0;
+    std::printf("epoch %lld: train_loss %.4f  test_loss %.4f  test_accuracy %.4f  (%.1f s, %.0f img/s)\n",
+                static_cast<long long>(epoch), train_loss, test.loss, test.accuracy, seconds,
+                static_cast<double>(seen) / seconds);
+    std::fflush(stdout);
+    completed_epochs = epoch;
+    if (!options.metrics.empty())
+      appendMetrics(options.metrics, {{"epoch", epoch}, {"step", step}, {"train_loss", train_loss},
+                                      {"test_loss", test.loss}, {"test_accuracy", test.accuracy},
+                                      {"seconds", seconds}});
+  }
+  if (!options.save.empty()) {
+    saveCheckpoint(model, options.save, state.params, completed_epochs, step);
+    std::printf("saved %s\n", options.save.c_str());
+  }
+  return 0;
+}
+
+}  // namespace nnc::rt

@@ -1,0 +1,41 @@
+// The training loop and evaluation, driven by the trainer's command line.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "runtime/dataset.h"
+#include "runtime/kernels.h"
+
+namespace nnc::rt {
+
+struct TrainOptions {
+  std::string data;
+  int64_t epochs = 1;
+  std::optional<int64_t> max_steps;
+  int64_t batch = 64;
+  double lr = 0.01;
+  uint64_t seed = 0;
+  bool shuffle = true;
+  std::string init;     // checkpoint to start from; empty: initializers
+  std::string save;     // where the final parameters go
+  std::string metrics;  // JSON-lines file appended per epoch; empty: none
+};
+
+struct EvalResult {
+  double loss = 0;
+  double accuracy = 0;
+  int64_t count = 0;
+};
+
+// Checks that a dataset fits the model's inputs (features per example, label range); throws DataError.
+void checkDatasetFits(const ModelSpec& model, const Dataset& data, const std::string& where);
+
+// Mean cross-entropy and accuracy of the model's output logits over a whole dataset.
+EvalResult evaluate(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data, int64_t batch);
+
+// Trains as the options say, printing progress and a line per epoch; returns the process exit code.
+int train(const ModelSpec& model, const TrainOptions& options);
+
+}  // namespace nnc::rt

@@ -1,0 +1,330 @@
+// Tests for runtime/safetensors and runtime/atomic_file: a hand-built file in the reference byte
+// layout, round trips, atomic replacement, and every reader error message.
+#include "runtime/safetensors.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "runtime/atomic_file.h"
+
+namespace fs = std::filesystem;
+using namespace nnc::rt;
+
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ = fs::temp_directory_path() /
+            ("nnc_st_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add);
+    fs::remove_all(path_);
+  }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+void writeText(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+std::string readText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A safetensors file from a header string and raw data bytes (no padding added).
+std::string stFile(const std::string& header, const std::string& data) {
+  std::string out;
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((header.size() >> (8 * i)) & 0xff));
+  return out + header + data;
+}
+
+std::string floatBytes(std::initializer_list<float> v) {
+  std::string s(v.size() * 4, '\0');
+  std::memcpy(s.data(), std::data(v), s.size());
+  return s;
+}
+
+template <typename F>
+std::string dataErrorOf(F f) {
+  try {
+    f();
+  } catch (const DataError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a DataError";
+  return "";
+}
+
+#define EXPECT_HAS(haystack, needle) \
+  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << haystack
+
+// Expects readSafetensors on a file with these bytes to fail with `needle` in the message.
+void expectReadError(const std::string& bytes, const std::string& needle) {
+  TempDir dir;
+  writeText(dir.file("bad.safetensors"), bytes);
+  std::string m = dataErrorOf([&] { readSafetensors(dir.file("bad.safetensors")); });
+  EXPECT_HAS(m, dir.file("bad.safetensors") + ": ");
+  EXPECT_HAS(m, needle);
+}
+
+const std::string kGoodHeader =
+    R"({"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]},)"
+    R"("a":{"dtype":"F32","shape":[],"data_offsets":[0,4]}})";
+
+}  // namespace
+
+// ---- reading the reference layout ------------------------------------------------------------
+
+TEST(Safetensors, ReadsHandBuiltReferenceLayout) {
+  // As PyTorch's safetensors.torch.save_file lays it out: u64 LE length, JSON, LE float data.
+  TempDir dir;
+  std::string header =
+      R"({"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},)"
+      R"("bias":{"dtype":"F32","shape":[2],"data_offsets":[16,24]}})";
+  header.append((8 - header.size() % 8) % 8, ' ');
+  writeText(dir.file("m.safetensors"), stFile(header, floatBytes({1, 2, 3, 4, -0.5f, 1e30f})));
+
+  std::vector<NamedTensor> t = readSafetensors(dir.file("m.safetensors"));
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0].name, "bias");  // name order
+  EXPECT_EQ(t[0].shape, (std::vector<int64_t>{2}));
+  EXPECT_EQ(t[0].data, (std::vector<float>{-0.5f, 1e30f}));
+  EXPECT_EQ(t[1].name, "w");
+  EXPECT_EQ(t[1].shape, (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(t[1].data, (std::vector<float>{1, 2, 3, 4}));
+  EXPECT_EQ(readSafetensorsMetadata(dir.file("m.safetensors")),
+            (std::map<std::string, std::string>{{"format", "pt"}}));
+}
+
+TEST(Safetensors, WritesTheExpectedBytes) {
+  TempDir dir;
+  writeSafetensors(dir.file("o.safetensors"), {{"x", {1}, {1.5f}}}, {{"k", "v"}});
+  std::string json = R"({"__metadata__":{"k":"v"},"x":{"data_offsets":[0,4],"dtype":"F32","shape":[1]}})";
+  json.append((8 - json.size() % 8) % 8, ' ');
+  EXPECT_EQ(readText(dir.file("o.safetensors")), stFile(json, floatBytes({1.5f})));
+}
+
+// ---- round trips -------------------------------------------------------------------------------
+
+TEST(Safetensors, RoundTripsSeveralShapesIncludingScalarAndEmpty) {
+  TempDir dir;
+  std::vector<NamedTensor> in = {
+      {"layer2.W", {3, 2}, {1, 2, 3, 4, 5, 6}},
+      {"b", {}, {42.0f}},
+      {"empty", {0, 5}, {}},
+      {"layer1.W", {2, 1, 2}, {-1, 0, 1e-30f, 3.25f}},
+  };
+  std::map<std::string, std::string> meta = {{"epoch", "3"}, {"model", "mlp.nn"}};
+  writeSafetensors(dir.file("c.safetensors"), in, meta);
+
+  std::vector<NamedTensor> out = readSafetensors(dir.file("c.safetensors"));
+  std::sort(in.begin(), in.end(), [](auto& a, auto& b) { return a.name < b.name; });
+  ASSERT_EQ(out.size(), in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    EXPECT_EQ(out[i].name, in[i].name);
+    EXPECT_EQ(out[i].shape, in[i].shape);
+    EXPECT_EQ(out[i].data, in[i].data);
+  }
+  EXPECT_EQ(readSafetensorsMetadata(dir.file("c.safetensors")), meta);
+  EXPECT_EQ((fs::file_size(dir.file("c.safetensors")) - 8 - 11 * 4) % 8, 0u);  // padded header
+}
+
+TEST(Safetensors, NoTensorsNoMetadata) {
+  TempDir dir;
+  writeSafetensors(dir.file("e.safetensors"), {});
+  EXPECT_TRUE(readSafetensors(dir.file("e.safetensors")).empty());
+  EXPECT_TRUE(readSafetensorsMetadata(dir.file("e.safetensors")).empty());
+}
+
+TEST(Safetensors, WriterRejectsBadInput) {
+  TempDir dir;
+  const std::string p = dir.file("x.safetensors");
+  EXPECT_THROW(writeSafetensors(p, {{"a", {2}, {1}}}), std::invalid_argument);
+  EXPECT_THROW(writeSafetensors(p, {{"a", {1}, {1}}, {"a", {1}, {2}}}), std::invalid_argument);
+  EXPECT_THROW(writeSafetensors(p, {{"__metadata__", {}, {1}}}), std::invalid_argument);
+  EXPECT_FALSE(fs::exists(p));
+}
+
+// ---- atomicity ---------------------------------------------------------------------------------
+
+TEST(AtomicFile, ReplacesFileAndLeavesNoTemporaries) {
+  TempDir dir;
+  const std::string p = dir.file("ckpt.safetensors");
+  writeSafetensors(p, {{"w", {2}, {1, 2}}});
+  writeSafetensors(p, {{"w", {3}, {7, 8, 9}}});
+  EXPECT_EQ(readSafetensors(p)[0].data, (std::vector<float>{7, 8, 9}));
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir.path())) names.push_back(e.path().filename());
+  EXPECT_EQ(names, (std::vector<std::string>{"ckpt.safetensors"}));
+}
+
+TEST(AtomicFile, FailureLeavesOldFileUntouchedAndNamesPath) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root ignores directory permissions";
+  TempDir dir;
+  const std::string p = dir.file("out.txt");
+  writeFileAtomically(p, "old");
+  fs::permissions(dir.path(), fs::perms::owner_read | fs::perms::owner_exec);
+  try {
+    writeFileAtomically(p, "new");
+    ADD_FAILURE() << "expected a failure in a read-only directory";
+  } catch (const std::runtime_error& e) {
+    EXPECT_HAS(e.what(), p + ": cannot create temporary file: Permission denied");
+  }
+  fs::permissions(dir.path(), fs::perms::owner_all);
+  EXPECT_EQ(readText(p), "old");
+}
+
+TEST(AtomicFile, RenameFailureRemovesTemporaryAndKeepsTarget) {
+  // Works as root too: rename() cannot replace a non-empty directory.
+  TempDir dir;
+  const std::string p = dir.file("taken");
+  fs::create_directories(p + "/inside");
+  try {
+    writeFileAtomically(p, "new");
+    ADD_FAILURE() << "expected a failure";
+  } catch (const std::runtime_error& e) {
+    EXPECT_HAS(e.what(), p + ": cannot rename temporary file over it: ");
+  }
+  EXPECT_TRUE(fs::is_directory(p + "/inside"));
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir.path())) names.push_back(e.path().filename());
+  EXPECT_EQ(names, (std::vector<std::string>{"taken"}));
+}
+
+TEST(AtomicFile, MissingDirectoryNamesPath) {
+  try {
+    writeFileAtomically("/nonexistent/nnc/out.txt", "x");
+    ADD_FAILURE() << "expected a failure";
+  } catch (const std::runtime_error& e) {
+    EXPECT_HAS(e.what(), "/nonexistent/nnc/out.txt: cannot create temporary file: No such file");
+  }
+}
+
+// ---- reader errors -----------------------------------------------------------------------------
+
+TEST(SafetensorsErrors, MissingFile) {
+  std::string m = dataErrorOf([] { readSafetensors("/nonexistent/nnc/c.safetensors"); });
+  EXPECT_HAS(m, "/nonexistent/nnc/c.safetensors: cannot open: No such file or directory");
+}
+
+TEST(SafetensorsErrors, Directory) {
+  TempDir dir;
+  std::string m = dataErrorOf([&] { readSafetensors(dir.path().string()); });
+  EXPECT_HAS(m, dir.path().string() + ": cannot open: Is a directory");
+}
+
+TEST(SafetensorsErrors, ShorterThanEightBytes) {
+  expectReadError("abc", "not a safetensors file (or truncated): 3 bytes, shorter than the 8-byte");
+}
+
+TEST(SafetensorsErrors, TruncatedFile) {
+  std::string f = stFile(kGoodHeader, floatBytes({1, 2, 3}));
+  expectReadError(f.substr(0, 40), "truncated: header says 8 + " +
+                                       std::to_string(kGoodHeader.size()) + " bytes, file has 40");
+}
+
+TEST(SafetensorsErrors, TruncatedDataSection) {
+  expectReadError(stFile(kGoodHeader, floatBytes({1, 2})), "data_offsets [4, 12] out of range");
+}
+
+TEST(SafetensorsErrors, ForeignPngFile) {
+  expectReadError(std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16), "not a safetensors file");
+}
+
+TEST(SafetensorsErrors, ForeignTextFile) {
+  expectReadError("hello, this is a plain text file\n", "not a safetensors file");
+}
+
+TEST(SafetensorsErrors, SmallLengthButNotJson) {
+  expectReadError(stFile("abcd", ""), "not a safetensors file: offset 8: expected '{'");
+}
+
+TEST(SafetensorsErrors, InvalidJson) {
+  expectReadError(stFile("{\"a\": ", ""), "header is not valid JSON");
+}
+
+TEST(SafetensorsErrors, JsonNotAnObject) {
+  expectReadError(stFile("[1, 2]", ""), "not a safetensors file: offset 8: expected '{'");
+}
+
+TEST(SafetensorsErrors, MissingFields) {
+  expectReadError(stFile(R"({"a":{"shape":[1],"data_offsets":[0,4]}})", floatBytes({1})),
+                  "tensor `a`: missing `dtype`");
+  expectReadError(stFile(R"({"a":{"dtype":"F32","data_offsets":[0,4]}})", floatBytes({1})),
+                  "tensor `a`: missing `shape`");
+  expectReadError(stFile(R"({"a":{"dtype":"F32","shape":[1]}})", floatBytes({1})),
+                  "tensor `a`: missing `data_offsets`");
+  expectReadError(stFile(R"({"a":7})", ""), "tensor `a`: expected an object");
+}
+
+TEST(SafetensorsErrors, WrongDtype) {
+  expectReadError(stFile(R"({"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})",
+                         floatBytes({1})),
+                  "tensor `a`: dtype `F16` is not supported (expected F32)");
+}
+
+TEST(SafetensorsErrors, BadShape) {
+  expectReadError(stFile(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})",
+                         floatBytes({1})),
+                  "tensor `a`: `shape` entry -1 is not a non-negative integer");
+}
+
+TEST(SafetensorsErrors, OffsetsDoNotMatchShape) {
+  expectReadError(stFile(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})",
+                         floatBytes({1, 2})),
+                  "tensor `a`: data_offsets span 8 bytes, but shape [3] of F32 needs 12");
+}
+
+TEST(SafetensorsErrors, HugeShapeDoesNotOverflow) {
+  expectReadError(
+      stFile(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,4]}})",
+             floatBytes({1})),
+      "needs more than 2^64");
+}
+
+TEST(SafetensorsErrors, OverlappingOffsets) {
+  expectReadError(stFile(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                         R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                         floatBytes({1, 2, 3})),
+                  "tensors `a` and `b` overlap at data offset 4");
+}
+
+TEST(SafetensorsErrors, GapAndSlackInDataSection) {
+  expectReadError(stFile(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                         floatBytes({1, 2})),
+                  "data section has a gap of unused bytes [0, 4)");
+  expectReadError(stFile(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+                         floatBytes({1, 2})),
+                  "data section length mismatch: tensors cover 4 bytes, file has 8 after the header");
+}
+
+TEST(SafetensorsErrors, BadMetadata) {
+  expectReadError(stFile(R"({"__metadata__":{"k":1}})", ""),
+                  "`__metadata__` value for `k` is not a string");
+}
+
+TEST(SafetensorsErrors, EveryPrefixOfAGoodFileFailsCleanly) {
+  TempDir dir;
+  const std::string p = dir.file("good.safetensors");
+  writeSafetensors(p, {{"a", {2}, {1, 2}}, {"b", {}, {3}}}, {{"k", "v"}});
+  const std::string good = readText(p);
+  for (size_t n = 0; n < good.size(); ++n) {
+    writeText(p, good.substr(0, n));
+    EXPECT_THROW(readSafetensors(p), DataError) << n;
+  }
+}
