@@ -68,11 +68,12 @@ std::string emitModelSource(const Program& program, const std::string& target) {
   out += "}  // namespace\n\n";
   out += fmt::format(
       "extern const ModelSpec kModel = {{\n    {}, {},\n    kParams, {}, {}, {},\n    kInputs, {},\n    {},\n"
-      "    {{{}, {}, {}, {}, {}, {:.17g}, {:.17g}}},\n    train_step_argv, grads_argv, predict_argv,\n}};\n\n",
+      "    {{{}, {}, {}, {}, {}, {:.17g}, {:.17g}, {}}},\n    train_step_argv, grads_argv, predict_argv,\n}};\n\n",
       cString(g.model_name), cString(target), g.params.size(), states.empty() ? "nullptr" : "kStates",
       program.states.size(), g.inputs.size(), rankAndShape(g.node(g.output).shape), cString(t.data), t.batch,
-      t.epochs, t.seed, cString(t.optimizer.name), t.optimizer.lr, t.optimizer.momentum);
-  out += "}  // namespace nnc::rt\n";
+      t.epochs, t.seed, cString(t.optimizer.name), t.optimizer.lr, t.optimizer.momentum, cString(t.lr_schedule));
+  out += "}  // namespace nnc::rt\n\n";
+  out += "int main(int argc, char** argv) { return nnc::rt::runTrainer(nnc::rt::kModel, argc, argv); }\n";
   return out;
 }
 

@@ -45,6 +45,7 @@ class Lowerer {
       wrapper(vars) = out_.nodes.at(id).func(vars);
       constrainOutput(wrapper, g_.node(id).shape);
       out_.outputs.push_back(wrapper);
+      out_.output_nodes.push_back(id);
     }
   }
 

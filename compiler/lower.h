@@ -29,6 +29,7 @@ struct LoweredEntry {
   std::map<NodeId, Halide::Param<>> scalars;        // Scalar leaves
   std::map<NodeId, LoweredNode> nodes;              // every node the outputs need
   std::vector<Halide::Func> outputs;                // one wrapper Func per entry output
+  std::vector<NodeId> output_nodes;                 // the node each output wraps
   Halide::Type float_type;
   Halide::Pipeline pipeline() const { return Halide::Pipeline(outputs); }
 };

@@ -21,12 +21,10 @@
 #include <unistd.h>
 
 #include "compiler/aot.h"
-#include "compiler/build_graph.h"
+#include "compiler/compilation.h"
 #include "compiler/graph_printer.h"
 #include "dsl/ast_printer.h"
-#include "dsl/checker.h"
 #include "dsl/lexer.h"
-#include "dsl/parser.h"
 
 namespace {
 
@@ -66,40 +64,17 @@ Options parseOptions(int argc, char** argv) {
   return options;
 }
 
-// Every front-end stage's result, kept alive together (later stages point into earlier ones).
-struct Compilation {
-  std::unique_ptr<nnc::dsl::SourceFile> source;
-  std::unique_ptr<nnc::dsl::DiagnosticEngine> diags;
-  std::vector<nnc::dsl::Token> tokens;
-  nnc::dsl::Module module;
-  std::optional<nnc::dsl::CheckedModule> checked;
-  std::optional<nnc::Graph> graph;
-
-  // Prints the diagnostics so far and stops with exit code 1 if there were errors.
-  void stopOnErrors() const {
-    std::cerr << diags->render();
-    if (diags->hasErrors()) throw UserError("");
-  }
-};
-
-// Runs the front end up to the forward graph, or up to `last_stage` ("tokens", "ast").
-Compilation runFrontEnd(const std::string& path, const std::string& last_stage = "graph") {
-  Compilation c;
+// Runs the front end through `last`; prints its diagnostics and stops with exit code 1 on errors.
+std::unique_ptr<nnc::Compilation> runFrontEnd(const std::string& path, nnc::Stage last = nnc::Stage::Graph) {
+  std::optional<nnc::dsl::SourceFile> source;
   try {
-    c.source = std::make_unique<nnc::dsl::SourceFile>(nnc::dsl::SourceFile::read(path));
+    source = nnc::dsl::SourceFile::read(path);
   } catch (const std::runtime_error& e) {
     throw UserError(fmt::format("nnc: error: {}", e.what()));
   }
-  c.diags = std::make_unique<nnc::dsl::DiagnosticEngine>(*c.source);
-  c.tokens = nnc::dsl::lex(*c.source, *c.diags);
-  if (last_stage == "tokens") return c;
-  c.module = nnc::dsl::parse(c.tokens, *c.source, *c.diags);
-  if (last_stage == "ast") return c;
-  c.stopOnErrors();
-  c.checked = nnc::dsl::check(c.module, *c.diags);
-  c.stopOnErrors();
-  c.graph = nnc::buildGraph(*c.checked, *c.diags);
-  c.stopOnErrors();
+  std::unique_ptr<nnc::Compilation> c = nnc::compileFrontEnd(std::move(*source), last);
+  std::cerr << c->diags->render();
+  if (c->diags->hasErrors()) throw UserError("");
   return c;
 }
 
@@ -111,18 +86,17 @@ const nnc::EntryPoint& selectEntry(const nnc::Program& program, const std::strin
 
 int emit(const Options& options) {
   if (options.stage == "tokens" || options.stage == "ast") {
-    Compilation c = runFrontEnd(options.input, options.stage);
-    std::cout << (options.stage == "tokens" ? nnc::dsl::printTokens(*c.source, c.tokens)
-                                            : nnc::dsl::printAst(c.module, *c.source));
-    c.stopOnErrors();
+    auto c = runFrontEnd(options.input, options.stage == "tokens" ? nnc::Stage::Tokens : nnc::Stage::Ast);
+    std::cout << (options.stage == "tokens" ? nnc::dsl::printTokens(*c->source, c->tokens)
+                                            : nnc::dsl::printAst(c->module, *c->source));
     return 0;
   }
-  Compilation c = runFrontEnd(options.input);
+  auto c = runFrontEnd(options.input);
   if (options.stage == "graph") {
-    std::cout << nnc::printForwardGraph(*c.graph);
+    std::cout << nnc::printForwardGraph(*c->graph);
     return 0;
   }
-  nnc::Program program = nnc::buildProgram(std::move(*c.graph), c.checked->train);
+  nnc::Program program = nnc::buildProgram(std::move(*c->graph), c->checked->train);
   if (options.stage == "backward") std::cout << nnc::printBackwardGraph(program);
   else if (options.stage == "stmt" || options.stage == "assembly")
     std::cout << nnc::emitEntryText(program, selectEntry(program, options.entry), options.stage);
@@ -133,8 +107,8 @@ int emit(const Options& options) {
 int build(const Options& options) {
   if (options.output.empty()) throw UserError(fmt::format("nnc: `build` needs `-o OUT`\n{}", kUsage));
   auto start = std::chrono::steady_clock::now();
-  Compilation c = runFrontEnd(options.input);
-  nnc::Program program = nnc::buildProgram(std::move(*c.graph), c.checked->train);
+  auto c = runFrontEnd(options.input);
+  nnc::Program program = nnc::buildProgram(std::move(*c->graph), c->checked->train);
   std::filesystem::path dir = std::filesystem::temp_directory_path() / fmt::format("nnc-build-{}", getpid());
   std::filesystem::create_directories(dir);
   std::vector<std::string> objects = nnc::compileKernels(program, dir);

@@ -110,11 +110,13 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
         break;
     }
   }
+  // Outputs are vectorized with ShiftInwards only: GuardWithIf on a fixed-extent output produced wrong stores
+  // in Halide 14 (the tail vector was written over the first one).
   for (size_t i = 0; i < lowered.outputs.size(); ++i) {
     Func out = lowered.outputs[i];
-    int rank = out.dimensions();
-    if (rank >= 1) out.vectorize(dimVars()[0], vector, Halide::TailStrategy::GuardWithIf);
-    if (rank >= 2) out.parallel(dimVars()[rank - 1]);
+    const Shape& shape = graph.node(lowered.output_nodes[i]).shape;
+    if (innerExtent(shape) >= vector) out.vectorize(dimVars()[0], vector);
+    if (shape.size() >= 2) out.parallel(dimVars()[shape.size() - 1]);
   }
 }
 

@@ -181,7 +181,8 @@ const Stmt* ModelChecker::findLoss() {
 
 // ---- the train block ---------------------------------------------------------------------------
 
-const std::vector<std::string> kTrainKeys = {"data", "batch", "epochs", "seed", "optimizer"};
+const std::vector<std::string> kTrainKeys = {"data", "batch", "epochs", "seed", "optimizer", "lr_schedule"};
+const std::vector<std::string> kLrSchedules = {"constant", "cosine"};
 const std::vector<std::string> kOptimizers = {"sgd"};
 const std::vector<std::string> kSgdArgs = {"lr", "momentum"};
 
@@ -201,6 +202,7 @@ class TrainChecker {
   void checkEntry(const TrainEntry& entry);
   std::optional<int64_t> integer(const TrainEntry& entry, int64_t min, const char* what);
   void checkOptimizer(const Expr& value);
+  void checkLrSchedule(const Expr& value);
   void checkSgdArg(const KeywordArg& kwarg);
   std::string_view sourceText(Span span) const { return diags_.source().slice(span); }
 
@@ -239,6 +241,8 @@ void TrainChecker::checkEntry(const TrainEntry& entry) {
     if (auto n = integer(entry, 0, "a non-negative integer")) config_.seed = static_cast<uint64_t>(*n);
   } else if (entry.key == "optimizer") {
     checkOptimizer(value);
+  } else if (entry.key == "lr_schedule") {
+    checkLrSchedule(value);
   } else {
     diags_.error(entry.key_span, fmt::format("unknown training setting `{}`{} (valid settings: {})", entry.key,
                                              didYouMean(entry.key, kTrainKeys), backtickList(kTrainKeys)));
@@ -257,6 +261,23 @@ std::optional<int64_t> TrainChecker::integer(const TrainEntry& entry, int64_t mi
     return std::nullopt;
   }
   return static_cast<int64_t>(*number);
+}
+
+/// lr_schedule = ( "constant" | "cosine" ) "(" ")"
+void TrainChecker::checkLrSchedule(const Expr& value) {
+  bool known = value.kind == ExprKind::Call &&
+               std::find(kLrSchedules.begin(), kLrSchedules.end(), value.text) != kLrSchedules.end();
+  if (!known) {
+    std::string name = value.kind == ExprKind::Call ? value.text : std::string(sourceText(value.span));
+    diags_.error(value.span, fmt::format("unknown learning-rate schedule `{}`{} (valid schedules: {})", name,
+                                         didYouMean(name, kLrSchedules), backtickList(kLrSchedules)));
+    return;
+  }
+  if (!value.args.empty() || !value.kwargs.empty()) {
+    diags_.error(value.span, fmt::format("`{}()` takes no arguments", value.text));
+    return;
+  }
+  config_.lr_schedule = value.text;
 }
 
 /// optimizer = "sgd" "(" [ "lr" "=" NUMBER ] [ "," "momentum" "=" NUMBER ] ")"   (keywords in any order)

@@ -27,6 +27,7 @@ struct TrainConfig {
   int64_t epochs = 1;
   uint64_t seed = 0;
   OptimizerConfig optimizer;
+  std::string lr_schedule = "constant";  // or "cosine": lr * (1 + cos(pi * step / steps)) / 2 over the run
 };
 
 struct CheckedModule {

@@ -47,6 +47,7 @@ struct TrainDefaults {
   const char* optimizer;
   double lr;
   double momentum;
+  const char* lr_schedule;  // "constant" or "cosine"
 };
 
 struct ModelSpec {
@@ -69,7 +70,7 @@ struct ModelSpec {
 // Defined by the generated model.cpp.
 extern const ModelSpec kModel;
 
-// The trainer's command line (runtime/trainer_cli.cpp); the runtime's main() calls it with kModel.
+// The trainer's command line (runtime/trainer_cli.cpp); the generated main() calls it with kModel.
 int runTrainer(const ModelSpec& model, int argc, char** argv);
 
 }  // namespace nnc::rt

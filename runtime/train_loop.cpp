@@ -36,6 +36,13 @@ void gatherBatch(const Dataset& data, const std::vector<int64_t>& order, int64_t
   }
 }
 
+// The learning rate of step `step` (0-based) of a run of `steps` steps.
+double scheduledLr(const TrainOptions& options, int64_t step, int64_t steps) {
+  if (options.lr_schedule == "cosine")
+    return options.lr * 0.5 * (1 + std::cos(M_PI * static_cast<double>(step) / static_cast<double>(steps)));
+  return options.lr;
+}
+
 std::vector<int64_t> identityOrder(int64_t n) {
   std::vector<int64_t> order(n);
   for (int64_t i = 0; i < n; ++i) order[i] = i;
@@ -99,6 +106,8 @@ int train(const ModelSpec& model, const TrainOptions& options) {
   Tensor x = allocate<float>({options.batch, train_set.features});
   LabelTensor y = allocate<int32_t>({options.batch});
   int64_t steps_per_epoch = (train_set.count + options.batch - 1) / options.batch;
+  int64_t total_steps = steps_per_epoch * options.epochs;
+  if (options.max_steps) total_steps = std::min(total_steps, *options.max_steps);
   int64_t step = 0, completed_epochs = 0;
   bool stop = false;
   for (int64_t epoch = 1; epoch <= options.epochs && !stop; ++epoch) {
@@ -114,7 +123,8 @@ int train(const ModelSpec& model, const TrainOptions& options) {
       int64_t first = s * options.batch;
       int rows = static_cast<int>(std::min(options.batch, train_set.count - first));
       gatherBatch(train_set, order, first, rows, x, y);
-      float loss = trainStep(model, x.cropped(1, 0, rows), y.cropped(0, 0, rows), state, static_cast<float>(options.lr));
+      float loss = trainStep(model, x.cropped(1, 0, rows), y.cropped(0, 0, rows), state,
+                             static_cast<float>(scheduledLr(options, step, total_steps)));
       if (!std::isfinite(loss)) {
         std::fprintf(stderr, "\nerror: the loss became %f at step %lld; try a smaller learning rate (--lr)\n",
                      static_cast<double>(loss), static_cast<long long>(step + 1));

@@ -16,6 +16,7 @@ struct TrainOptions {
   std::optional<int64_t> max_steps;
   int64_t batch = 64;
   double lr = 0.01;
+  std::string lr_schedule = "constant";  // or "cosine", annealed per step to 0 over the whole run
   uint64_t seed = 0;
   bool shuffle = true;
   std::string init;     // checkpoint to start from; empty: initializers

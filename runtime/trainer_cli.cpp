@@ -24,7 +24,8 @@ struct UsageError : std::runtime_error {
 };
 
 const char* kUsage =
-    "usage: %s train [--data DIR] [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N] [--no-shuffle]\n"
+    "usage: %s train [--data DIR] [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N]\n"
+    "                [--lr-schedule constant|cosine] [--no-shuffle]\n"
     "                [--init CKPT] [--save CKPT] [--metrics FILE] [--threads N]\n"
     "       %s eval --weights CKPT [--data DIR] [--batch N] [--threads N]\n"
     "       %s predict --weights CKPT [--data DIR] [--limit N]\n"
@@ -78,7 +79,7 @@ std::string stringFlag(const std::map<std::string, std::string>& flags, const st
 
 int trainCommand(const ModelSpec& model, int argc, char** argv) {
   auto flags = parseFlags(argc, argv, {{"--data", true}, {"--epochs", true}, {"--max-steps", true},
-                                       {"--batch", true}, {"--lr", true}, {"--seed", true}, {"--no-shuffle", false},
+                                       {"--batch", true}, {"--lr", true}, {"--lr-schedule", true}, {"--seed", true}, {"--no-shuffle", false},
                                        {"--init", true}, {"--save", true}, {"--metrics", true}, {"--threads", true}});
   TrainOptions options;
   options.data = stringFlag(flags, "--data", model.train.data);
@@ -86,6 +87,9 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
   if (flags.count("--max-steps")) options.max_steps = positiveInt(flags, "--max-steps", 0);
   options.batch = positiveInt(flags, "--batch", model.train.batch);
   options.lr = positiveReal(flags, "--lr", model.train.lr);
+  options.lr_schedule = stringFlag(flags, "--lr-schedule", model.train.lr_schedule);
+  if (options.lr_schedule != "constant" && options.lr_schedule != "cosine")
+    throw UsageError("`--lr-schedule` is `constant` or `cosine`, got `" + options.lr_schedule + "`");
   options.seed = static_cast<uint64_t>(positiveInt(flags, "--seed", static_cast<int64_t>(model.train.seed), 0));
   options.shuffle = !flags.count("--no-shuffle");
   options.init = stringFlag(flags, "--init");

@@ -173,7 +173,7 @@ TEST(Checker, UnknownTrainKey) {
   Checked c(withTrain("bach = 3"));
   EXPECT_EQ(c.errors(),
             "t.nn:7:1: error: unknown training setting `bach`; did you mean `batch`? "
-            "(valid settings: `data`, `batch`, `epochs`, `seed`, `optimizer`)\n"
+            "(valid settings: `data`, `batch`, `epochs`, `seed`, `optimizer`, `lr_schedule`)\n"
             "    bach = 3\n"
             "    ^~~~\n");
 }
@@ -220,6 +220,23 @@ TEST(Checker, UnknownOptimizer) {
             "t.nn:7:13: error: unknown optimizer `sdg`; did you mean `sgd`? (valid optimizers: `sgd`)\n"
             "    optimizer = sdg(lr = 0.1)\n"
             "                ^~~\n");
+}
+
+TEST(Checker, LrSchedule) {
+  Checked good(withTrain("lr_schedule = cosine()"));
+  EXPECT_EQ(good.errors(), "");
+  Checked c(withTrain("lr_schedule = cosin()\nlr_schedule = constant"));
+  EXPECT_EQ(c.errors(),
+            "t.nn:7:15: error: unknown learning-rate schedule `cosin`; did you mean `cosine`? "
+            "(valid schedules: `constant`, `cosine`)\n"
+            "    lr_schedule = cosin()\n"
+            "                  ^~~~~~~\n"
+            "t.nn:8:1: error: training setting `lr_schedule` is set twice\n"
+            "    lr_schedule = constant\n"
+            "    ^~~~~~~~~~~\n"
+            "t.nn:7:1: note: first set here\n"
+            "    lr_schedule = cosin()\n"
+            "    ^~~~~~~~~~~\n");
 }
 
 TEST(Checker, OptimizerMustBeACall) {

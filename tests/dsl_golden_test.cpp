@@ -1,28 +1,16 @@
 // Golden tests: printAst of each example model must equal tests/golden/<name>.ast byte for byte.
 //
-// To regenerate the golden files after an intended change to the parser or printer, run
-//     NNC_REGEN_GOLDEN=1 build/tests/dsl_tests --gtest_filter='Golden*'
-// and review the diff (`git diff tests/golden`) before committing it.
+// Regenerate with NNC_REGEN_GOLDEN=1 build/tests/dsl_tests --gtest_filter='Golden*' (see tests/golden.h).
 #include <gtest/gtest.h>
-
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "dsl/ast_printer.h"
 #include "dsl/checker.h"
 #include "dsl/lexer.h"
 #include "dsl/parser.h"
+#include "tests/golden.h"
 
 namespace nnc::dsl {
 namespace {
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
 
 // Parses and checks examples/<name>.nn, then compares or (NNC_REGEN_GOLDEN=1) rewrites the golden file.
 void expectGolden(const std::string& name) {
@@ -34,13 +22,7 @@ void expectGolden(const std::string& name) {
   ASSERT_EQ(diags.render(), "");
   std::string actual = printAst(module, source);
 
-  std::string golden_path = root + "/tests/golden/" + name + ".ast";
-  const char* regen = std::getenv("NNC_REGEN_GOLDEN");
-  if (regen && std::string(regen) == "1") {
-    std::ofstream(golden_path, std::ios::binary) << actual;
-    GTEST_SKIP() << "rewrote " << golden_path;
-  }
-  EXPECT_EQ(actual, readFile(golden_path)) << "golden file: " << golden_path;
+  testing::expectMatchesGolden(actual, name + ".ast");
 }
 
 TEST(Golden, Mlp) { expectGolden("mlp"); }

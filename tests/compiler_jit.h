@@ -1,0 +1,38 @@
+// Test support: runs an entry point of a graph with Halide's JIT, in float64, on row-major host data.
+#pragma once
+
+#include <Halide.h>
+
+#include <map>
+#include <vector>
+
+#include "compiler/lower.h"
+
+namespace nnc::testing {
+
+// Row-major shape with symbolic dimensions replaced by `batch`.
+std::vector<int> concrete(const Shape& shape, int batch);
+size_t elementCount(const Shape& shape, int batch);
+
+class JitEntry {
+ public:
+  JitEntry(const Graph& graph, const EntryPoint& entry, int batch);
+  // Sets a float leaf argument (Input, Param or State) from row-major data.
+  void set(NodeId leaf, const std::vector<double>& values);
+  // Sets an integer Input (labels).
+  void setLabels(NodeId leaf, const std::vector<int32_t>& labels);
+  void setScalar(NodeId leaf, double value);
+  // Runs the pipeline; returns each output, row-major.
+  std::vector<std::vector<double>> run();
+
+ private:
+  const Graph& graph_;
+  EntryPoint entry_;
+  int batch_;
+  LoweredEntry lowered_;
+  Halide::Pipeline pipeline_;
+  std::map<NodeId, Halide::Buffer<double>> floats_;
+  std::map<NodeId, Halide::Buffer<int32_t>> labels_;
+};
+
+}  // namespace nnc::testing

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# End to end: nnc builds a trainer from examples/mlp.nn, which trains a few steps on Fashion-MNIST, writes
+# metrics and a checkpoint that round-trips through --init and eval, and rejects broken checkpoints clearly.
+# Usage: e2e_trainer.sh NNC SOURCE_DIR WORK_DIR
+set -euo pipefail
+nnc=$1 src=$2 work=$3
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$nnc" build "$src/examples/mlp.nn" -o mlp
+./mlp info | grep -q "param fc1.weight: f32\[256, 784\]" || fail "info lacks fc1.weight"
+
+./mlp train --max-steps 40 --save a.safetensors --metrics m.jsonl --threads 1 > train.log
+grep -q '"step":40' m.jsonl || fail "metrics: $(cat m.jsonl)"
+for key in epoch step train_loss test_loss test_accuracy seconds; do
+  grep -q "\"$key\":" m.jsonl || fail "metrics lack $key"
+done
+trained=$(grep -o 'test_accuracy [0-9.]*' train.log | awk '{print $2}')
+awk -v a="$trained" 'BEGIN { exit !(a > 0.5) }' || fail "40 steps reached only accuracy $trained"
+
+# Round trip: eval of the saved checkpoint reports the accuracy that training printed.
+evaluated=$(./mlp eval --weights a.safetensors | grep -o 'test_accuracy [0-9.]*' | awk '{print $2}')
+[ "$trained" = "$evaluated" ] || fail "eval gives $evaluated, training printed $trained"
+# --init continues from the checkpoint: 0 further steps would be identical, so take one and compare files differ.
+./mlp train --init a.safetensors --max-steps 1 --save b.safetensors > /dev/null
+cmp -s a.safetensors b.safetensors && fail "--init + 1 step left the parameters unchanged"
+
+# Broken checkpoints: exit 1 with the file and the problem named.
+head -c 100 a.safetensors > truncated.safetensors
+if ./mlp eval --weights truncated.safetensors 2> err.txt; then fail "truncated checkpoint accepted"; fi
+grep -q "truncated.safetensors" err.txt && grep -qi "truncated" err.txt || fail "truncated: $(cat err.txt)"
+if ./mlp eval --weights "$src/examples/mlp.nn" 2> err.txt; then fail "foreign file accepted"; fi
+grep -q "not a safetensors file" err.txt || fail "foreign: $(cat err.txt)"
+"$nnc" build "$src/examples/logreg.nn" -o logreg
+./logreg train --max-steps 5 --save logreg.safetensors > /dev/null
+if ./mlp eval --weights logreg.safetensors 2> err.txt; then fail "another model's checkpoint accepted"; fi
+grep -q "fc1.weight" err.txt || fail "wrong model: $(cat err.txt)"
+
+# Bad flags are user errors (exit 1).
+set +e
+./mlp train --epochs zero 2> err.txt; code=$?
+set -e
+[ "$code" = 1 ] && grep -q -- "--epochs" err.txt || fail "bad flag: exit $code, $(cat err.txt)"
+# A model with a shape mistake: exit 1, file:line:col, the source line and a caret, no trainer written.
+printf 'model bad(x: f32[B, 784], y: i32[B]) {\n    param W: f32[10, 784] = zeros()\n    logits = x @ W\n    loss = cross_entropy(logits, y)\n    return logits\n}\n' > bad.nn
+set +e
+"$nnc" build bad.nn -o bad 2> err.txt; code=$?
+set -e
+[ "$code" = 1 ] || fail "nnc build of a bad model: exit $code"
+grep -q "^bad.nn:3:14: error: " err.txt && grep -q "^ *\^" err.txt || fail "bad model diagnostics: $(cat err.txt)"
+[ ! -e bad ] || fail "a trainer was written for a bad model"
+echo "e2e trainer: all checks passed"
