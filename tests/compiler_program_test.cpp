@@ -1,0 +1,118 @@
+// Whole-program checks on examples/mlp.nn, in float64: the gradient of the whole model against central finite
+// differences, and train_step against SGD with momentum applied by hand to the output of grads.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "compiler/compilation.h"
+#include "tests/compiler_jit.h"
+
+namespace nnc {
+namespace {
+
+constexpr int kBatch = 3;
+
+Program compileExample(const std::string& name) {
+  auto c = compileFrontEnd(dsl::SourceFile::read(std::string(NNC_SOURCE_DIR) + "/examples/" + name + ".nn"));
+  EXPECT_EQ(c->diags->render(), "");
+  return buildProgram(std::move(*c->graph), c->checked->train);
+}
+
+std::vector<double> randomValues(size_t count, std::mt19937_64& rng, double scale) {
+  std::uniform_real_distribution<double> uniform(-scale, scale);
+  std::vector<double> values(count);
+  for (double& v : values) v = uniform(rng);
+  return values;
+}
+
+// Random features, labels and parameters for the grads entry of `program`.
+struct Inputs {
+  std::vector<double> x;
+  std::vector<int32_t> y = {3, 0, 9};
+  std::vector<std::vector<double>> params;
+};
+
+Inputs randomInputs(const Program& program, std::mt19937_64& rng) {
+  const Graph& g = program.graph;
+  Inputs in;
+  in.x = randomValues(testing::elementCount(g.node(g.inputs[0].node).shape, kBatch), rng, 1.0);
+  for (const ParamInfo& p : g.params)
+    in.params.push_back(randomValues(testing::elementCount(g.node(p.node).shape, kBatch), rng, 0.1));
+  return in;
+}
+
+void setInputs(testing::JitEntry& jit, const Program& program, const Inputs& in) {
+  const Graph& g = program.graph;
+  jit.set(g.inputs[0].node, in.x);
+  jit.setLabels(g.inputs[1].node, in.y);
+  for (size_t i = 0; i < g.params.size(); ++i) jit.set(g.params[i].node, in.params[i]);
+}
+
+TEST(WholeModel, MlpGradientMatchesFiniteDifferences) {
+  Program program = compileExample("mlp");
+  const Graph& g = program.graph;
+  std::mt19937_64 rng(7);
+  Inputs in = randomInputs(program, rng);
+  testing::JitEntry jit(g, program.grads_entry, kBatch);
+  setInputs(jit, program, in);
+  std::vector<std::vector<double>> analytic = jit.run();
+
+  // The loss is O(1) and gradients reach 1e-4, so a step of 1e-5 keeps float64 round-off in (plus - minus)
+  // (~1e-16 / 1e-5) far below 1e-6 of the smallest gradients checked; truncation error is O(step^2).
+  constexpr double kStep = 1e-5;
+  for (size_t p = 0; p < g.params.size(); ++p) {
+    std::uniform_int_distribution<size_t> pick(0, in.params[p].size() - 1);
+    for (int sample = 0; sample < 8; ++sample) {
+      size_t i = pick(rng);
+      double saved = in.params[p][i];
+      in.params[p][i] = saved + kStep;
+      jit.set(g.params[p].node, in.params[p]);
+      double plus = jit.run()[0][0];
+      in.params[p][i] = saved - kStep;
+      jit.set(g.params[p].node, in.params[p]);
+      double minus = jit.run()[0][0];
+      in.params[p][i] = saved;
+      jit.set(g.params[p].node, in.params[p]);
+      double numeric = (plus - minus) / (2 * kStep), exact = analytic[p + 1][i];
+      double scale = std::max({std::abs(numeric), std::abs(exact), 1e-4});
+      EXPECT_LT(std::abs(numeric - exact) / scale, 1e-6)
+          << g.params[p].name << "[" << i << "]: autodiff " << exact << ", finite difference " << numeric;
+    }
+  }
+}
+
+TEST(WholeModel, TrainStepIsGradsFollowedBySgdMomentum) {
+  Program program = compileExample("mlp");
+  const Graph& g = program.graph;
+  ASSERT_EQ(program.states.size(), g.params.size());
+  const double lr = 0.05, momentum = program.train.optimizer.momentum;
+  ASSERT_GT(momentum, 0);
+  std::mt19937_64 rng(11);
+  Inputs in = randomInputs(program, rng);
+
+  testing::JitEntry grads(g, program.grads_entry, kBatch);
+  setInputs(grads, program, in);
+  std::vector<std::vector<double>> g_out = grads.run();
+
+  testing::JitEntry step(g, program.train_step, kBatch);
+  setInputs(step, program, in);
+  std::vector<std::vector<double>> velocity;
+  for (const StateInfo& s : program.states) {
+    velocity.push_back(randomValues(in.params[s.param].size(), rng, 0.01));
+    step.set(s.node, velocity.back());
+  }
+  step.setScalar(program.learning_rate, lr);
+  std::vector<std::vector<double>> out = step.run();  // loss, new params..., new states...
+
+  EXPECT_DOUBLE_EQ(out[0][0], g_out[0][0]);
+  size_t params = g.params.size();
+  for (size_t p = 0; p < params; ++p)
+    for (size_t i = 0; i < in.params[p].size(); ++i) {
+      double v = momentum * velocity[p][i] + g_out[p + 1][i];
+      ASSERT_NEAR(out[1 + params + p][i], v, 1e-12) << program.states[p].name << "[" << i << "]";
+      ASSERT_NEAR(out[1 + p][i], in.params[p][i] - lr * v, 1e-12) << g.params[p].name << "[" << i << "]";
+    }
+}
+
+}  // namespace
+}  // namespace nnc
