@@ -1,6 +1,7 @@
 // Tests for runtime/dataset: IDX parsing (raw and gzipped), every error message, the MNIST
 // directory loader, the real Fashion-MNIST t10k split when installed, and epoch permutations.
 #include "runtime/dataset.h"
+#include "tests/runtime_test_util.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -62,17 +63,6 @@ void writeBytes(const std::string& path, const Bytes& b) {
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), b.size());
 }
 
-// Runs `f`, expects a DataError, and returns its message.
-template <typename F>
-std::string dataErrorOf(F f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a DataError";
-  return "";
-}
 
 #define EXPECT_HAS(haystack, needle) EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << haystack
 

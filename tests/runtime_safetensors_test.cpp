@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "runtime/atomic_file.h"
+#include "tests/runtime_test_util.h"
 
 namespace fs = std::filesystem;
 using namespace nnc::rt;
@@ -59,16 +60,6 @@ std::string floatBytes(std::initializer_list<float> v) {
   return s;
 }
 
-template <typename F>
-std::string dataErrorOf(F f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a DataError";
-  return "";
-}
 
 #define EXPECT_HAS(haystack, needle) \
   EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << haystack
