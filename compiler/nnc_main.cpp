@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -111,12 +112,15 @@ int build(const Options& options) {
   nnc::Program program = nnc::buildProgram(std::move(*c->graph), c->checked->train);
   std::filesystem::path dir = std::filesystem::temp_directory_path() / fmt::format("nnc-build-{}", getpid());
   std::filesystem::create_directories(dir);
+  // Removes the intermediate files however the build ends, unless the user asked to keep them.
+  std::unique_ptr<void, std::function<void(void*)>> cleanup(&dir, [&](void*) {
+    if (options.keep_temps) std::cerr << fmt::format("nnc: kept intermediate files in {}\n", dir.string());
+    else std::filesystem::remove_all(dir);
+  });
   std::vector<std::string> objects = nnc::compileKernels(program, dir);
   std::string model_source = dir / "model.cpp";
   std::ofstream(model_source) << nnc::emitModelSource(program, nnc::hostTargetString());
   nnc::linkTrainer(model_source, objects, options.output);
-  if (options.keep_temps) std::cerr << fmt::format("nnc: kept intermediate files in {}\n", dir.string());
-  else std::filesystem::remove_all(dir);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cerr << fmt::format("nnc: built {} ({} parameters) in {:.1f} s\n", options.output, program.graph.params.size(),
                            seconds);
