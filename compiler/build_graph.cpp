@@ -108,14 +108,31 @@ class GraphBuilder {
     }
   }
 
-  // The loss must be a scalar; the prediction must not need the labels.
+  // What the trainer runtime relies on: inputs (features [B, ...] f32, labels [B] i32), a scalar loss, and a
+  // prediction [B, classes] that does not need the labels.
   void checkEntryValues() {
     const Node& loss = graph_.node(graph_.loss);
     if (!loss.shape.empty())
       diags_.error(module_.loss->value->span,
                    fmt::format("the loss must be a scalar, but this has shape {}", shapeToString(loss.shape)));
-    if (graph_.inputs.empty() || graph_.node(graph_.inputs[0].node).dtype != DType::F32)
-      diags_.error(module_.model->name_span, "the model's first input must be its `f32` features");
+    auto inputIs = [&](size_t i, DType dtype, size_t min_rank) {
+      if (i >= graph_.inputs.size()) return false;
+      const Node& input = graph_.node(graph_.inputs[i].node);
+      return input.dtype == dtype && input.shape.size() >= min_rank && input.shape[0].isSymbolic() &&
+             (i == 0 || input.shape.size() == 1);
+    };
+    if (graph_.inputs.size() != 2 || !inputIs(0, DType::F32, 2) || !inputIs(1, DType::I32, 1)) {
+      diags_.error(module_.model->name_span,
+                   "a trainable model takes two inputs: features `f32[B, ...]` and integer labels `i32[B]`, "
+                   "e.g. `model m(x: f32[B, 784], y: i32[B])`");
+      return;
+    }
+    const Node& output = graph_.node(graph_.output);
+    const Dim& batch = graph_.node(graph_.inputs[0].node).shape[0];
+    if (output.shape.size() != 2 || !(output.shape[0] == batch) || output.shape[1].isSymbolic())
+      diags_.error(module_.output->value->span,
+                   fmt::format("the returned prediction must have shape [{}, classes], but this has shape {}",
+                               batch.symbol, shapeToString(output.shape)));
     std::vector<bool> uses(graph_.nodes.size(), false);
     uses[graph_.output] = true;
     for (NodeId id = graph_.output; id >= 0; --id)

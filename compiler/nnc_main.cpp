@@ -107,6 +107,10 @@ int emit(const Options& options) {
 
 int build(const Options& options) {
   if (options.output.empty()) throw UserError(fmt::format("nnc: `build` needs `-o OUT`\n{}", kUsage));
+  std::filesystem::path out_dir = std::filesystem::path(options.output).parent_path();
+  if (!out_dir.empty() && !std::filesystem::is_directory(out_dir))
+    throw UserError(fmt::format("nnc: error: cannot write `{}`: `{}` is not a directory", options.output,
+                                out_dir.string()));
   auto start = std::chrono::steady_clock::now();
   auto c = runFrontEnd(options.input);
   nnc::Program program = nnc::buildProgram(std::move(*c->graph), c->checked->train);

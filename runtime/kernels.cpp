@@ -3,6 +3,7 @@
 
 #include <HalideRuntime.h>
 
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -10,12 +11,20 @@ namespace nnc::rt {
 
 namespace {
 
-thread_local std::string last_kernel_error;
+// Halide may report from a worker thread of a parallel loop, so the message is shared and locked.
+std::mutex kernel_error_mutex;
+std::string last_kernel_error;
 
-extern "C" void recordKernelError(void*, const char* message) { last_kernel_error += message; }
+extern "C" void recordKernelError(void*, const char* message) {
+  std::lock_guard<std::mutex> lock(kernel_error_mutex);
+  last_kernel_error += message;
+}
 
 void call(EntryFn entry, const char* name, std::vector<void*>& args) {
-  last_kernel_error.clear();
+  {
+    std::lock_guard<std::mutex> lock(kernel_error_mutex);
+    last_kernel_error.clear();
+  }
   if (int code = entry(args.data()); code != 0)
     throw std::runtime_error(std::string("kernel `") + name + "` failed (" + std::to_string(code) +
                              "): " + last_kernel_error);

@@ -67,6 +67,7 @@ void checkDatasetFits(const ModelSpec& model, const Dataset& data, const std::st
 }
 
 EvalResult evaluate(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data, int64_t batch) {
+  batch = std::min(batch, data.count);
   int64_t classes = outputClasses(model);
   Tensor x = allocate<float>({batch, data.features});
   LabelTensor y = allocate<int32_t>({batch});
@@ -103,9 +104,10 @@ int train(const ModelSpec& model, const TrainOptions& options) {
   if (options.init.empty()) initializeParams(model, options.seed, state.params);
   else loadCheckpoint(model, options.init, state.params);
 
-  Tensor x = allocate<float>({options.batch, train_set.features});
-  LabelTensor y = allocate<int32_t>({options.batch});
-  int64_t steps_per_epoch = (train_set.count + options.batch - 1) / options.batch;
+  int64_t batch = std::min(options.batch, train_set.count);  // a batch larger than the data set is the data set
+  Tensor x = allocate<float>({batch, train_set.features});
+  LabelTensor y = allocate<int32_t>({batch});
+  int64_t steps_per_epoch = (train_set.count + batch - 1) / batch;
   int64_t total_steps = steps_per_epoch * options.epochs;
   if (options.max_steps) total_steps = std::min(total_steps, *options.max_steps);
   int64_t step = 0, completed_epochs = 0;
@@ -120,8 +122,8 @@ int train(const ModelSpec& model, const TrainOptions& options) {
     double loss_sum = 0;
     int64_t seen = 0;
     for (int64_t s = 0; s < epoch_steps; ++s) {
-      int64_t first = s * options.batch;
-      int rows = static_cast<int>(std::min(options.batch, train_set.count - first));
+      int64_t first = s * batch;
+      int rows = static_cast<int>(std::min(batch, train_set.count - first));
       gatherBatch(train_set, order, first, rows, x, y);
       float loss = trainStep(model, x.cropped(1, 0, rows), y.cropped(0, 0, rows), state,
                              static_cast<float>(scheduledLr(options, step, total_steps)));
@@ -144,7 +146,7 @@ int train(const ModelSpec& model, const TrainOptions& options) {
                 static_cast<long long>(epoch), train_loss, test.loss, test.accuracy, seconds,
                 static_cast<double>(seen) / seconds);
     std::fflush(stdout);
-    completed_epochs = epoch;
+    if (epoch_steps == steps_per_epoch) completed_epochs = epoch;  // a cut-short epoch is not counted
     if (!options.metrics.empty())
       appendMetrics(options.metrics, {{"epoch", epoch}, {"step", step}, {"train_loss", train_loss},
                                       {"test_loss", test.loss}, {"test_accuracy", test.accuracy},

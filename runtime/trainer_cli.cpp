@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -49,15 +50,17 @@ std::map<std::string, std::string> parseFlags(int argc, char** argv, const std::
   return flags;
 }
 
+// An integer flag in [min, max]; the default max keeps extents and step counts within Halide's int32 extents.
 int64_t positiveInt(const std::map<std::string, std::string>& flags, const std::string& name, int64_t fallback,
-                    int64_t min = 1) {
+                    int64_t min = 1, int64_t max = std::numeric_limits<int32_t>::max()) {
   auto it = flags.find(name);
   if (it == flags.end()) return fallback;
   char* end = nullptr;
   errno = 0;
   long long value = std::strtoll(it->second.c_str(), &end, 10);
-  if (errno || *end || it->second.empty() || value < min)
-    throw UsageError("`" + name + "` needs an integer >= " + std::to_string(min) + ", got `" + it->second + "`");
+  if (errno || *end || it->second.empty() || value < min || value > max)
+    throw UsageError("`" + name + "` needs an integer from " + std::to_string(min) + " to " + std::to_string(max) +
+                     ", got `" + it->second + "`");
   return value;
 }
 
@@ -90,7 +93,8 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
   options.lr_schedule = stringFlag(flags, "--lr-schedule", model.train.lr_schedule);
   if (options.lr_schedule != "constant" && options.lr_schedule != "cosine")
     throw UsageError("`--lr-schedule` is `constant` or `cosine`, got `" + options.lr_schedule + "`");
-  options.seed = static_cast<uint64_t>(positiveInt(flags, "--seed", static_cast<int64_t>(model.train.seed), 0));
+  options.seed = static_cast<uint64_t>(positiveInt(flags, "--seed", static_cast<int64_t>(model.train.seed), 0,
+                                                   std::numeric_limits<int64_t>::max()));
   options.shuffle = !flags.count("--no-shuffle");
   options.init = stringFlag(flags, "--init");
   options.save = stringFlag(flags, "--save", std::string(model.name) + ".safetensors");

@@ -49,4 +49,9 @@ set -e
 [ "$code" = 1 ] || fail "nnc build of a bad model: exit $code"
 grep -q "^bad.nn:3:14: error: " err.txt && grep -q "^ *\^" err.txt || fail "bad model diagnostics: $(cat err.txt)"
 [ ! -e bad ] || fail "a trainer was written for a bad model"
+# An output path in a missing directory is a user error, not an internal one.
+set +e
+"$nnc" build "$src/examples/logreg.nn" -o missing-dir/t 2> err.txt; code=$?
+set -e
+[ "$code" = 1 ] && grep -q "missing-dir" err.txt || fail "bad -o: exit $code, $(cat err.txt)"
 echo "e2e trainer: all checks passed"
