@@ -3,13 +3,17 @@
 // 1. Inputs become Input nodes (features first, then integer labels).
 // 2. `param` declarations become Param nodes with their initializer.
 // 3. Bindings evaluate their expression; operators and call ops go through the op table's shape rules, and a
-//    failing rule becomes an error at the expression with notes at the operands' declarations.
-// 4. The `loss` binding and the `return` value become graph.loss and graph.output.
+//    failing rule becomes an error at the expression with notes at the operands' declarations. Arithmetic on
+//    numbers (literals, `const`s) is folded, so numbers can size layers.
+// 4. A call of a user-defined function is inlined in a scope of its own whose parameters are named after the
+//    calling binding (`block1 = dense(x, 256)` creates `block1.fc.weight` for `fc = linear(...)` inside).
+// 5. The `loss` binding and the `return` value become graph.loss and graph.output.
 #include "compiler/build_graph.h"
 
 #include <fmt/format.h>
 
 #include <cmath>
+#include <algorithm>
 #include <map>
 
 namespace nnc {
@@ -19,14 +23,43 @@ namespace {
 using dsl::Expr;
 using dsl::ExprKind;
 
+// A value in scope: a tensor (a graph node) or a plain number (a literal, a `const`, a numeric function argument).
+struct Value {
+  NodeId node = kNoNode;
+  std::optional<double> number;
+};
+
+// Names visible in the body being built. A function call gets a fresh scope whose parameters are named after
+// the calling binding: prefix "block1." in `block1 = dense(x, 256)`.
+struct Scope {
+  std::map<std::string, Value> values;
+  std::string prefix;       // "" in the model
+  std::string return_name;  // names layer forms in a function's `return` ("block1"); "" in the model
+};
+
+constexpr size_t kMaxCallDepth = 64;
+const std::vector<std::string> kOps = {"linear", "relu", "cross_entropy"};
+
 class GraphBuilder {
  public:
-  GraphBuilder(const dsl::CheckedModule& module, dsl::DiagnosticEngine& diags) : module_(module), diags_(diags) {}
+  GraphBuilder(const dsl::CheckedModule& module, dsl::DiagnosticEngine& diags) : module_(module), diags_(diags) {
+    for (const dsl::ConstDecl& constant : module.module->constants)
+      constants_[constant.name] = constant.value->kind == ExprKind::Unary ? -constant.value->args[0]->number
+                                                                           : constant.value->number;
+    for (const dsl::FunctionDecl& function : module.module->functions) functions_[function.name] = &function;
+  }
 
   std::optional<Graph> build() {
     graph_.model_name = module_.model->name;
+    Scope model_scope;
+    scope_ = &model_scope;
     for (const dsl::InputDecl& input : module_.model->inputs) declareInput(input);
-    for (const dsl::Stmt& stmt : module_.model->body) statement(stmt);
+    for (const dsl::Stmt& stmt : module_.model->body) {
+      std::optional<Value> value = statement(stmt);
+      if (!value) continue;
+      if (&stmt == module_.loss) graph_.loss = tensor(*value, stmt.value->span);
+      if (&stmt == module_.output) graph_.output = tensor(*value, stmt.value->span);
+    }
     if (diags_.hasErrors()) return std::nullopt;
     checkEntryValues();
     if (diags_.hasErrors()) return std::nullopt;
@@ -34,11 +67,25 @@ class GraphBuilder {
   }
 
  private:
-  std::optional<Shape> shapeOf(const dsl::TypeExpr& type) {
+  // A number (a literal or a `const`) or a dimension symbol such as `B`.
+  Dim dimension(const dsl::DimExpr& dim) {
+    if (dim.value) return Dim{*dim.value, {}};
+    if (std::optional<double> number = lookup(dim.symbol).number) return Dim{static_cast<int64_t>(*number), {}};
+    return Dim{1, dim.symbol};
+  }
+
+  Shape shapeOf(const dsl::TypeExpr& type) {
     Shape shape;
-    for (const dsl::DimExpr& dim : type.dims)
-      shape.push_back(dim.value ? Dim{*dim.value, {}} : Dim{1, dim.symbol});
+    for (const dsl::DimExpr& dim : type.dims) shape.push_back(dimension(dim));
     return shape;
+  }
+
+  Value lookup(const std::string& name) const {
+    auto it = scope_->values.find(name);
+    if (it != scope_->values.end()) return it->second;
+    auto constant = constants_.find(name);
+    if (constant != constants_.end()) return Value{kNoNode, constant->second};
+    return Value{};  // the checker reported undefined names
   }
 
   void declareInput(const dsl::InputDecl& decl) {
@@ -46,18 +93,18 @@ class GraphBuilder {
     node.op = Op::Input;
     node.name = decl.name;
     node.span = decl.name_span;
-    node.shape = *shapeOf(decl.type);
+    node.shape = shapeOf(decl.type);
     if (decl.type.dtype == "i32") {
       node.dtype = DType::I32;
     } else if (decl.type.dtype != "f32") {
-      diags_.error(decl.type.dtype_span,
+      error(decl.type.dtype_span,
                    fmt::format("inputs of type `{}` are not supported yet; use `f32` or `i32`", decl.type.dtype));
       return;
     }
     node.attrs.index = static_cast<int64_t>(graph_.inputs.size());
     NodeId id = append(std::move(node));
     graph_.inputs.push_back({decl.name, id});
-    values_[decl.name] = id;
+    scope_->values[decl.name] = Value{id, {}};
   }
 
   NodeId append(Node node) {
@@ -65,7 +112,29 @@ class GraphBuilder {
     return static_cast<NodeId>(graph_.nodes.size() - 1);
   }
 
+  // Reports an error; inside inlined function calls, notes point at each call on the way (innermost first).
+  dsl::Diagnostic& error(dsl::Span span, std::string message) {
+    dsl::Diagnostic& diag = diags_.error(span, std::move(message));
+    for (auto call = calls_.rbegin(); call != calls_.rend(); ++call)
+      dsl::DiagnosticEngine::note(diag, call->second, fmt::format("in this call of `{}`", call->first));
+    return diag;
+  }
+
+  // A tensor for a value: numbers become scalar constants.
+  NodeId tensor(const Value& value, dsl::Span span) {
+    return value.number ? graph_.fill(*value.number, {}, span) : value.node;
+  }
+
+  // Creates a parameter; the same full name twice (two layers in one binding) is an error.
   NodeId declareParam(const std::string& name, Shape shape, ParamInit init, dsl::Span span) {
+    for (const ParamInfo& param : graph_.params)
+      if (param.name == name) {
+        dsl::Diagnostic& diag = error(span, fmt::format("parameter `{}` is created twice; give each layer a "
+                                                               "binding of its own (`name = ...`)",
+                                                               name));
+        dsl::DiagnosticEngine::note(diag, graph_.node(param.node).span, "first created here");
+        return kNoNode;
+      }
     Node node;
     node.op = Op::Param;
     node.name = name;
@@ -77,35 +146,47 @@ class GraphBuilder {
     return id;
   }
 
-  void statement(const dsl::Stmt& stmt) {
-    binding_ = &stmt;
-    layers_in_binding_ = 0;
+  // Builds one statement of the current scope; returns the statement's value (nullopt after an error).
+  std::optional<Value> statement(const dsl::Stmt& stmt) {
+    const dsl::Stmt* outer = stmt_;
+    stmt_ = &stmt;
+    std::optional<Value> value = statementValue(stmt);
+    stmt_ = outer;
+    if (value && stmt.kind != dsl::StmtKind::Return) scope_->values[stmt.name] = *value;
+    return value;
+  }
+
+  std::optional<Value> statementValue(const dsl::Stmt& stmt) {
     switch (stmt.kind) {
-      case dsl::StmtKind::Param: {
-        std::optional<ParamInit> init = initializer(*stmt.value, *stmt.type);
-        if (!init) return;
-        if (stmt.type->dtype != "f32") {
-          diags_.error(stmt.type->dtype_span, fmt::format("parameters must be `f32`, not `{}`", stmt.type->dtype));
-          return;
-        }
-        for (const dsl::DimExpr& dim : stmt.type->dims)
-          if (!dim.value) {
-            diags_.error(dim.span, fmt::format("parameter shapes must be fixed; `{}` is symbolic", dim.symbol));
-            return;
-          }
-        values_[stmt.name] = declareParam(stmt.name, *shapeOf(*stmt.type), *init, stmt.name_span);
-        return;
-      }
+      case dsl::StmtKind::Param: return paramStatement(stmt);
       case dsl::StmtKind::Binding: {
-        NodeId id = expr(*stmt.value);
-        if (id == kNoNode) return;
-        if (opInfo(graph_.nodes[id].op).family != OpFamily::Leaf) graph_.nodes[id].name = stmt.name;
-        values_[stmt.name] = id;
-        if (&stmt == module_.loss) graph_.loss = id;
-        return;
+        std::optional<Value> value = expr(*stmt.value);
+        if (value && !value->number && opInfo(graph_.node(value->node).op).family != OpFamily::Leaf)
+          graph_.nodes[value->node].name = scope_->prefix + stmt.name;
+        return value;
       }
-      case dsl::StmtKind::Return: graph_.output = expr(*stmt.value); return;
+      case dsl::StmtKind::Return: return expr(*stmt.value);
     }
+    return std::nullopt;
+  }
+
+  std::optional<Value> paramStatement(const dsl::Stmt& stmt) {
+    std::optional<ParamInit> init = initializer(*stmt.value, *stmt.type);
+    if (!init) return std::nullopt;
+    if (stmt.type->dtype != "f32") {
+      error(stmt.type->dtype_span, fmt::format("parameters must be `f32`, not `{}`", stmt.type->dtype));
+      return std::nullopt;
+    }
+    Shape shape = shapeOf(*stmt.type);
+    for (size_t i = 0; i < shape.size(); ++i)
+      if (shape[i].isSymbolic()) {
+        error(stmt.type->dims[i].span,
+                     fmt::format("parameter shapes must be fixed; `{}` is symbolic", shape[i].symbol));
+        return std::nullopt;
+      }
+    NodeId id = declareParam(scope_->prefix + stmt.name, shape, *init, stmt.name_span);
+    if (id == kNoNode) return std::nullopt;
+    return Value{id, {}};
   }
 
   // What the trainer runtime relies on: inputs (features [B, ...] f32, labels [B] i32), a scalar loss, and a
@@ -113,7 +194,7 @@ class GraphBuilder {
   void checkEntryValues() {
     const Node& loss = graph_.node(graph_.loss);
     if (!loss.shape.empty())
-      diags_.error(module_.loss->value->span,
+      error(module_.loss->value->span,
                    fmt::format("the loss must be a scalar, but this has shape {}", shapeToString(loss.shape)));
     auto inputIs = [&](size_t i, DType dtype, size_t min_rank) {
       if (i >= graph_.inputs.size()) return false;
@@ -122,7 +203,7 @@ class GraphBuilder {
              (i == 0 || input.shape.size() == 1);
     };
     if (graph_.inputs.size() != 2 || !inputIs(0, DType::F32, 2) || !inputIs(1, DType::I32, 1)) {
-      diags_.error(module_.model->name_span,
+      error(module_.model->name_span,
                    "a trainable model takes two inputs: features `f32[B, ...]` and integer labels `i32[B]`, "
                    "e.g. `model m(x: f32[B, 784], y: i32[B])`");
       return;
@@ -130,7 +211,7 @@ class GraphBuilder {
     const Node& output = graph_.node(graph_.output);
     const Dim& batch = graph_.node(graph_.inputs[0].node).shape[0];
     if (output.shape.size() != 2 || !(output.shape[0] == batch) || output.shape[1].isSymbolic())
-      diags_.error(module_.output->value->span,
+      error(module_.output->value->span,
                    fmt::format("the returned prediction must have shape [{}, classes], but this has shape {}",
                                batch.symbol, shapeToString(output.shape)));
     std::vector<bool> uses(graph_.nodes.size(), false);
@@ -140,7 +221,7 @@ class GraphBuilder {
         for (NodeId in : graph_.node(id).inputs) uses[in] = true;
     for (size_t i = 1; i < graph_.inputs.size(); ++i)
       if (uses[graph_.inputs[i].node])
-        diags_.error(module_.output->value->span,
+        error(module_.output->value->span,
                      fmt::format("the returned prediction depends on `{}`; `predict` only gets the features",
                                  graph_.inputs[i].name));
   }
@@ -152,7 +233,7 @@ class GraphBuilder {
         {"xavier_uniform", InitKind::XavierUniform}, {"he_normal", InitKind::HeNormal}};
     auto it = call.kind == ExprKind::Call ? kInits.find(call.text) : kInits.end();
     if (it == kInits.end()) {
-      diags_.error(call.span, "a parameter's initializer must be one of `zeros()`, `ones()`, `uniform(low, high)`, "
+      error(call.span, "a parameter's initializer must be one of `zeros()`, `ones()`, `uniform(low, high)`, "
                               "`normal(mean, std)`, `xavier_uniform()`, `he_normal()`");
       return std::nullopt;
     }
@@ -163,19 +244,19 @@ class GraphBuilder {
       const char* second = init.kind == InitKind::Uniform ? "high" : "std";
       if (!numberArg(call, 0, first, init.a) || !numberArg(call, 1, second, init.b)) return std::nullopt;
       if (init.kind == InitKind::Uniform && !(init.a < init.b)) {
-        diags_.error(call.span, "`uniform(low, high)` needs low < high");
+        error(call.span, "`uniform(low, high)` needs low < high");
         return std::nullopt;
       }
       if (init.kind == InitKind::Normal && !(init.b > 0)) {
-        diags_.error(call.span, "`normal(mean, std)` needs std > 0");
+        error(call.span, "`normal(mean, std)` needs std > 0");
         return std::nullopt;
       }
     } else if (!call.args.empty() || !call.kwargs.empty()) {
-      diags_.error(call.span, fmt::format("`{}()` takes no arguments", call.text));
+      error(call.span, fmt::format("`{}()` takes no arguments", call.text));
       return std::nullopt;
     }
     if ((init.kind == InitKind::XavierUniform || init.kind == InitKind::HeNormal) && type.dims.size() != 2) {
-      diags_.error(call.span, fmt::format("`{}()` needs a 2-D parameter [out, in]", call.text));
+      error(call.span, fmt::format("`{}()` needs a 2-D parameter [out, in]", call.text));
       return std::nullopt;
     }
     return init;
@@ -187,43 +268,50 @@ class GraphBuilder {
     for (const dsl::KeywordArg& kw : call.kwargs)
       if (kw.name == keyword) arg = kw.value.get();
     if (!arg) return true;
-    double sign = 1;
-    if (arg->kind == ExprKind::Unary) {
-      sign = -1;
-      arg = arg->args[0].get();
-    }
-    if (arg->kind != ExprKind::Number) {
-      diags_.error(arg->span, fmt::format("`{}` of `{}` must be a number", keyword, call.text));
+    std::optional<Value> value = expr(*arg);
+    if (!value) return false;
+    if (!value->number) {
+      error(arg->span, fmt::format("`{}` of `{}` must be a number", keyword, call.text));
       return false;
     }
-    out = sign * arg->number;
+    out = *value->number;
     return true;
   }
 
-  NodeId expr(const Expr& e) {
+  std::optional<Value> expr(const Expr& e) {
     switch (e.kind) {
-      case ExprKind::Number: return graph_.fill(e.number, {}, e.span);
+      case ExprKind::Number: return Value{kNoNode, e.number};
       case ExprKind::String:
-        diags_.error(e.span, "a string is not a tensor");
-        return kNoNode;
+        error(e.span, "a string is not a tensor");
+        return std::nullopt;
       case ExprKind::Name: {
-        auto it = values_.find(e.text);
-        return it == values_.end() ? kNoNode : it->second;  // the checker reported undefined names
+        Value value = lookup(e.text);
+        if (value.node == kNoNode && !value.number) return std::nullopt;
+        return value;
       }
       case ExprKind::Unary: {
-        NodeId a = expr(*e.args[0]);
-        return a == kNoNode ? kNoNode : apply(Op::Neg, {a}, {}, e, {e.args[0].get()});
+        std::optional<Value> a = expr(*e.args[0]);
+        if (!a) return std::nullopt;
+        if (a->number) return Value{kNoNode, -*a->number};
+        return apply(Op::Neg, {a->node}, {}, e, {e.args[0].get()});
       }
       case ExprKind::Binary: return binary(e);
       case ExprKind::Call: return call(e);
     }
-    return kNoNode;
+    return std::nullopt;
   }
 
-  NodeId binary(const Expr& e) {
-    NodeId a = expr(*e.args[0]);
-    NodeId b = expr(*e.args[1]);
-    if (a == kNoNode || b == kNoNode) return kNoNode;
+  // The node of an expression that must be a tensor (numbers become scalar constants).
+  NodeId tensorExpr(const Expr& e) {
+    std::optional<Value> value = expr(e);
+    return value ? tensor(*value, e.span) : kNoNode;
+  }
+
+  std::optional<Value> binary(const Expr& e) {
+    std::optional<Value> a = expr(*e.args[0]);
+    std::optional<Value> b = expr(*e.args[1]);
+    if (!a || !b) return std::nullopt;
+    if (a->number && b->number && e.binary_op != dsl::BinaryOp::MatMul) return Value{kNoNode, fold(e, *a->number, *b->number)};
     Op op = Op::Add;
     switch (e.binary_op) {
       case dsl::BinaryOp::Add: op = Op::Add; break;
@@ -232,91 +320,182 @@ class GraphBuilder {
       case dsl::BinaryOp::Div: op = Op::Div; break;
       case dsl::BinaryOp::MatMul: op = Op::MatMul; break;
     }
-    return apply(op, {a, b}, {}, e, {e.args[0].get(), e.args[1].get()});
+    return apply(op, {tensor(*a, e.args[0]->span), tensor(*b, e.args[1]->span)}, {}, e,
+                 {e.args[0].get(), e.args[1].get()});
+  }
+
+  // Arithmetic on two numbers is done now (`2 * HIDDEN` is a number, usable as a layer width).
+  static double fold(const Expr& e, double a, double b) {
+    switch (e.binary_op) {
+      case dsl::BinaryOp::Add: return a + b;
+      case dsl::BinaryOp::Sub: return a - b;
+      case dsl::BinaryOp::Mul: return a * b;
+      case dsl::BinaryOp::Div: return a / b;
+      case dsl::BinaryOp::MatMul: break;
+    }
+    return 0;
   }
 
   // Adds `op`, or reports its shape rule's complaint at `at` with notes at the named operands.
-  NodeId apply(Op op, std::vector<NodeId> in, Attrs attrs, const Expr& at, std::vector<const Expr*> operands) {
+  std::optional<Value> apply(Op op, std::vector<NodeId> in, Attrs attrs, const Expr& at,
+                             std::vector<const Expr*> operands) {
     ShapeResult result = inferShape(graph_, op, in, attrs);
-    if (result.error.empty()) return graph_.add(op, std::move(in), std::move(attrs), {}, at.span);
-    dsl::Diagnostic& diag = diags_.error(at.span, result.error);
+    if (result.error.empty()) return Value{graph_.add(op, std::move(in), std::move(attrs), {}, at.span), {}};
+    dsl::Diagnostic& diag = error(at.span, result.error);
     for (size_t i = 0; i < in.size() && i < operands.size(); ++i) {
       const Node& node = graph_.node(in[i]);
       if (operands[i]->kind == ExprKind::Name)
         dsl::DiagnosticEngine::note(diag, node.span,
                                     fmt::format("`{}` declared here with shape {}", node.name, shapeToString(node.shape)));
     }
-    return kNoNode;
+    return std::nullopt;
   }
 
-  NodeId call(const Expr& e) {
-    static const std::vector<std::string> kOps = {"linear", "relu", "cross_entropy"};
+  std::optional<Value> call(const Expr& e) {
+    if (functions_.count(e.text)) return callFunction(e, *functions_.at(e.text));
     if (e.text == "relu") return unaryCall(e, Op::Relu);
     if (e.text == "cross_entropy") return crossEntropy(e);
     if (e.text == "linear") return linear(e);
-    diags_.error(e.callee_span, fmt::format("unknown op `{}`{}", e.text, dsl::didYouMean(e.text, kOps)));
-    return kNoNode;
+    std::vector<std::string> callees = kOps;
+    for (const auto& [name, _] : functions_) callees.push_back(name);
+    error(e.callee_span, fmt::format("unknown op `{}`{}", e.text, dsl::didYouMean(e.text, callees)));
+    return std::nullopt;
   }
 
   bool expectArgs(const Expr& e, size_t count, const char* signature) {
     if (e.args.size() == count && e.kwargs.empty()) return true;
-    diags_.error(e.span, fmt::format("`{}` takes {} argument{}: `{}`", e.text, count, count == 1 ? "" : "s", signature));
+    error(e.span, fmt::format("`{}` takes {} argument{}: `{}`", e.text, count, count == 1 ? "" : "s", signature));
     return false;
   }
 
-  NodeId unaryCall(const Expr& e, Op op) {
-    if (!expectArgs(e, 1, fmt::format("{}(x)", e.text).c_str())) return kNoNode;
-    NodeId a = expr(*e.args[0]);
-    return a == kNoNode ? kNoNode : apply(op, {a}, {}, e, {e.args[0].get()});
+  std::optional<Value> unaryCall(const Expr& e, Op op) {
+    if (!expectArgs(e, 1, fmt::format("{}(x)", e.text).c_str())) return std::nullopt;
+    NodeId a = tensorExpr(*e.args[0]);
+    if (a == kNoNode) return std::nullopt;
+    return apply(op, {a}, {}, e, {e.args[0].get()});
   }
 
-  NodeId crossEntropy(const Expr& e) {
-    if (!expectArgs(e, 2, "cross_entropy(logits, labels)")) return kNoNode;
-    NodeId logits = expr(*e.args[0]);
-    NodeId labels = expr(*e.args[1]);
-    if (logits == kNoNode || labels == kNoNode) return kNoNode;
+  std::optional<Value> crossEntropy(const Expr& e) {
+    if (!expectArgs(e, 2, "cross_entropy(logits, labels)")) return std::nullopt;
+    NodeId logits = tensorExpr(*e.args[0]);
+    NodeId labels = tensorExpr(*e.args[1]);
+    if (logits == kNoNode || labels == kNoNode) return std::nullopt;
     return apply(Op::CrossEntropy, {logits, labels}, {}, e, {e.args[0].get(), e.args[1].get()});
   }
 
+  // The name a layer form gives its parameters: its binding's full name, or in a function's `return`, the
+  // calling binding's. Anywhere else (a model's `return`, a `param` initializer) is an error.
+  std::optional<std::string> layerName(const Expr& e) {
+    if (stmt_ && stmt_->kind == dsl::StmtKind::Binding) return scope_->prefix + stmt_->name;
+    if (stmt_ && stmt_->kind == dsl::StmtKind::Return && !scope_->return_name.empty()) return scope_->return_name;
+    error(e.callee_span, fmt::format("`{}` names its parameters after its binding; give it a binding of its "
+                                            "own (`name = {}(...)`)",
+                                            e.text, e.text));
+    return std::nullopt;
+  }
+
+  // A positive integer argument (a literal, a `const`, or a numeric function argument).
+  std::optional<int64_t> positiveInteger(const Expr& e, const char* what) {
+    std::optional<Value> value = expr(e);
+    if (!value) return std::nullopt;
+    if (!value->number || *value->number < 1 || *value->number != std::floor(*value->number) ||
+        *value->number > 1e9) {
+      error(e.span, fmt::format("{} must be a positive integer", what));
+      return std::nullopt;
+    }
+    return static_cast<int64_t>(*value->number);
+  }
+
   // linear(x, out_features): x [.., in] @ weight[out, in]^T + bias[out], parameters named after the binding.
-  NodeId linear(const Expr& e) {
-    if (!expectArgs(e, 2, "linear(x, out_features)")) return kNoNode;
-    const Expr& width = *e.args[1];
-    if (width.kind != ExprKind::Number || !width.is_integer || width.number < 1) {
-      diags_.error(width.span, "`out_features` of `linear` must be a positive integer");
-      return kNoNode;
-    }
-    if (binding_->kind != dsl::StmtKind::Binding || ++layers_in_binding_ > 1) {
-      diags_.error(e.callee_span, fmt::format("`linear` names its parameters after its binding; give this one a "
-                                              "binding of its own (`name = linear(...)`)"));
-      return kNoNode;
-    }
-    NodeId x = expr(*e.args[0]);
-    if (x == kNoNode) return kNoNode;
+  std::optional<Value> linear(const Expr& e) {
+    if (!expectArgs(e, 2, "linear(x, out_features)")) return std::nullopt;
+    std::optional<int64_t> out = positiveInteger(*e.args[1], "`out_features` of `linear`");
+    std::optional<std::string> name = layerName(e);
+    NodeId x = tensorExpr(*e.args[0]);
+    if (!out || !name || x == kNoNode) return std::nullopt;
     const Shape& in_shape = graph_.node(x).shape;
     if (in_shape.size() != 2 || in_shape[1].isSymbolic()) {
-      diags_.error(e.args[0]->span, fmt::format("`linear` needs an input [batch, features], got {}",
+      error(e.args[0]->span, fmt::format("`linear` needs an input [batch, features], got {}",
                                                 shapeToString(in_shape)));
-      return kNoNode;
+      return std::nullopt;
     }
-    auto out = static_cast<int64_t>(width.number);
     double bound = 1.0 / std::sqrt(static_cast<double>(in_shape[1].extent));  // torch.nn.Linear's default
     ParamInit init{InitKind::Uniform, -bound, bound};
-    const std::string& name = binding_->name;
-    NodeId weight = declareParam(name + ".weight", {{out, {}}, in_shape[1]}, init, e.span);
-    NodeId bias = declareParam(name + ".bias", {{out, {}}}, init, e.span);
+    NodeId weight = declareParam(*name + ".weight", {{*out, {}}, in_shape[1]}, init, e.span);
+    if (weight == kNoNode) return std::nullopt;
+    NodeId bias = declareParam(*name + ".bias", {{*out, {}}}, init, e.span);
     Attrs attrs;
     attrs.transpose_b = true;
     NodeId product = graph_.add(Op::MatMul, {x, weight}, attrs, {}, e.span);
-    return graph_.add(Op::Add, {product, bias}, {}, {}, e.span);
+    return Value{graph_.add(Op::Add, {product, bias}, {}, {}, e.span), {}};
+  }
+
+  // Inlines a call of a user-defined function in a scope of its own (see Scope).
+  std::optional<Value> callFunction(const Expr& e, const dsl::FunctionDecl& fn) {
+    std::optional<std::string> name = layerName(e);
+    if (!name) return std::nullopt;
+    if (calls_.size() >= kMaxCallDepth) {
+      error(e.callee_span, fmt::format("function calls nested more than {} deep", kMaxCallDepth));
+      return std::nullopt;
+    }
+    std::optional<Scope> callee = bindArguments(e, fn);
+    if (!callee) return std::nullopt;
+    callee->prefix = *name + ".";
+    callee->return_name = *name;
+    Scope* caller = scope_;
+    scope_ = &*callee;
+    calls_.emplace_back(fn.name, e.span);
+    std::optional<Value> result;
+    for (const dsl::Stmt& stmt : fn.body) {
+      std::optional<Value> value = statement(stmt);
+      if (stmt.kind == dsl::StmtKind::Return) result = value;
+    }
+    calls_.pop_back();
+    scope_ = caller;
+    return result;
+  }
+
+  // Binds positional, then keyword arguments to the function's parameters; each exactly once.
+  std::optional<Scope> bindArguments(const Expr& e, const dsl::FunctionDecl& fn) {
+    Scope callee;
+    auto fail = [&](std::string message) {
+      dsl::Diagnostic& diag = error(e.span, std::move(message));
+      dsl::DiagnosticEngine::note(diag, fn.name_span, fmt::format("`{}` declared here", fn.name));
+      return std::nullopt;
+    };
+    if (e.args.size() > fn.params.size())
+      return fail(fmt::format("`{}` takes {} arguments, got {}", fn.name, fn.params.size(), e.args.size()));
+    for (size_t i = 0; i < e.args.size(); ++i) {
+      std::optional<Value> value = expr(*e.args[i]);
+      if (!value) return std::nullopt;
+      callee.values[fn.params[i].name] = *value;
+    }
+    for (const dsl::KeywordArg& kw : e.kwargs) {
+      auto param = std::find_if(fn.params.begin(), fn.params.end(), [&](auto& p) { return p.name == kw.name; });
+      if (param == fn.params.end()) {
+        std::vector<std::string> names;
+        for (const dsl::FunctionParam& p : fn.params) names.push_back(p.name);
+        return fail(fmt::format("`{}` has no parameter `{}`{}", fn.name, kw.name, dsl::didYouMean(kw.name, names)));
+      }
+      if (callee.values.count(kw.name)) return fail(fmt::format("argument `{}` is given twice", kw.name));
+      std::optional<Value> value = expr(*kw.value);
+      if (!value) return std::nullopt;
+      callee.values[kw.name] = *value;
+    }
+    for (const dsl::FunctionParam& param : fn.params)
+      if (!callee.values.count(param.name))
+        return fail(fmt::format("missing argument `{}` in the call of `{}`", param.name, fn.name));
+    return callee;
   }
 
   const dsl::CheckedModule& module_;
   dsl::DiagnosticEngine& diags_;
   Graph graph_;
-  std::map<std::string, NodeId> values_;
-  const dsl::Stmt* binding_ = nullptr;
-  int layers_in_binding_ = 0;
+  std::map<std::string, double> constants_;
+  std::map<std::string, const dsl::FunctionDecl*> functions_;
+  Scope* scope_ = nullptr;
+  const dsl::Stmt* stmt_ = nullptr;  // the statement being built (names layer forms)
+  std::vector<std::pair<std::string, dsl::Span>> calls_;  // the function calls being inlined, outermost first
 };
 
 }  // namespace

@@ -105,6 +105,14 @@ ShapeResult inferShape(const Graph& graph, Op op, const std::vector<NodeId>& inp
 // Numpy broadcasting of two shapes; sets `ok` to false when they are incompatible.
 Shape broadcastShapes(const Shape& a, const Shape& b, bool& ok);
 
+// The floating-point operations `node` performs at batch size `batch` (symbolic dimensions take that extent): a
+// multiply-add counts 2, so matmul is 2*M*N*K; elementwise ops 1 per output element; leaves 0. The counts of the
+// reductions and losses are given beside their rules in op_rules.cpp. Used by `nnc check`'s model summary.
+double flops(const Graph& graph, NodeId node, int64_t batch);
+
+// The number of elements of `shape` when every symbolic dimension has extent `batch`.
+int64_t elementCount(const Shape& shape, int64_t batch);
+
 // The adjoint of each input of `node` given the adjoint `grad` of its output: kNoNode where an input has no
 // gradient (integer labels) or `wanted[i]` is false. Results may have the broadcast output's shape; autodiff
 // reduces them.

@@ -3,7 +3,7 @@
 //   source -> tokens -> AST -> checked AST -> forward graph -> + backward graph and update -> Halide -> trainer
 //
 //   nnc build FILE.nn -o OUT      compile a trainer executable
-//   nnc check FILE.nn             diagnostics only
+//   nnc check FILE.nn [--json]    diagnostics, then a model summary (parameters, FLOPs, activation memory)
 //   nnc graph FILE.nn [--backward]
 //   nnc emit --stage=tokens|ast|graph|backward|stmt|assembly [--entry=train_step|grads|predict] FILE.nn
 //
@@ -24,6 +24,7 @@
 #include "compiler/aot.h"
 #include "compiler/compilation.h"
 #include "compiler/graph_printer.h"
+#include "compiler/summary.h"
 #include "dsl/ast_printer.h"
 #include "dsl/lexer.h"
 
@@ -38,13 +39,13 @@ struct UserError : std::runtime_error {
 
 const char* kUsage =
     "usage: nnc build FILE.nn -o OUT [--keep-temps]\n"
-    "       nnc check FILE.nn\n"
+    "       nnc check FILE.nn [--json]\n"
     "       nnc graph FILE.nn [--backward]\n"
     "       nnc emit --stage=tokens|ast|graph|backward|stmt|assembly [--entry=train_step|grads|predict] FILE.nn\n";
 
 struct Options {
   std::string command, input, output, stage, entry = "train_step";
-  bool backward = false, keep_temps = false;
+  bool backward = false, keep_temps = false, json = false;
 };
 
 Options parseOptions(int argc, char** argv) {
@@ -56,6 +57,7 @@ Options parseOptions(int argc, char** argv) {
     if (arg == "-o" && i + 1 < argc) options.output = argv[++i];
     else if (arg == "--backward") options.backward = true;
     else if (arg == "--keep-temps") options.keep_temps = true;
+    else if (arg == "--json") options.json = true;
     else if (arg.rfind("--stage=", 0) == 0) options.stage = arg.substr(8);
     else if (arg.rfind("--entry=", 0) == 0) options.entry = arg.substr(8);
     else if (!arg.empty() && arg[0] != '-' && options.input.empty()) options.input = arg;
@@ -131,6 +133,14 @@ int build(const Options& options) {
   return 0;
 }
 
+int check(const Options& options) {
+  auto c = runFrontEnd(options.input);
+  nnc::Program program = nnc::buildProgram(std::move(*c->graph), c->checked->train);
+  nnc::ModelSummary summary = nnc::summarize(program, *c->checked);
+  std::cout << (options.json ? nnc::renderSummaryJson(summary) : nnc::renderSummaryTable(summary));
+  return 0;
+}
+
 int run(const Options& options) {
   if (options.command == "build") return build(options);
   if (options.command == "emit") return emit(options);
@@ -139,10 +149,7 @@ int run(const Options& options) {
     emit_options.stage = options.backward ? "backward" : "graph";
     return emit(emit_options);
   }
-  if (options.command == "check") {
-    runFrontEnd(options.input);
-    return 0;
-  }
+  if (options.command == "check") return check(options);
   throw UserError(fmt::format("nnc: unknown command `{}`\n{}", options.command, kUsage));
 }
 

@@ -140,6 +140,51 @@ ShapeResult inferShape(const Graph& g, Op op, const std::vector<NodeId>& in, con
   return fail("unknown op");
 }
 
+int64_t elementCount(const Shape& shape, int64_t batch) {
+  int64_t count = 1;
+  for (const Dim& dim : shape) count *= dim.isSymbolic() ? batch : dim.extent;
+  return count;
+}
+
+double flops(const Graph& g, NodeId id, int64_t batch) {
+  const Node& node = g.node(id);
+  auto elements = [&](NodeId of) { return static_cast<double>(elementCount(g.node(of).shape, batch)); };
+  switch (node.op) {
+    case Op::Input:
+    case Op::Param:
+    case Op::State:
+    case Op::Scalar:
+    case Op::Fill: return 0;
+    // One operation per output element (a broadcast operand is read, not copied).
+    case Op::Add:
+    case Op::Sub:
+    case Op::Mul:
+    case Op::Div:
+    case Op::Neg:
+    case Op::Relu:
+    case Op::Step: return elements(id);
+    // [M,K] @ [K,N]: M*N dot products of length K, a multiply and an add each: 2*M*N*K.
+    case Op::MatMul: {
+      const Shape& a = g.node(node.inputs[0]).shape;
+      double k = static_cast<double>(elementCount({node.attrs.transpose_a ? a[0] : a[1]}, batch));
+      return 2 * elements(id) * k;
+    }
+    // One add per input element.
+    case Op::SumTo: return elements(node.inputs[0]);
+    // Per logit: max, subtract, exp, add into the row sum (4); per row: log, add the max, subtract the label's logit,
+    // add into the batch sum (4); then one divide for the mean. exp and log count 1 each.
+    case Op::CrossEntropy: {
+      const Shape& logits = g.node(node.inputs[0]).shape;
+      double rows = static_cast<double>(elementCount({logits[0]}, batch));
+      return 4 * elements(node.inputs[0]) + 4 * rows + 1;
+    }
+    // Per logit: the row max and row sum again (4), then subtract, exp, divide by the sum (softmax), subtract the
+    // one-hot, multiply by dloss, divide by the batch size (6).
+    case Op::CrossEntropyGrad: return 10 * elements(id);
+  }
+  return 0;
+}
+
 NodeId Graph::add(Op op, std::vector<NodeId> in, Attrs attrs, std::string name, dsl::Span span) {
   ShapeResult result = inferShape(*this, op, in, attrs);
   if (!result.error.empty()) throw std::logic_error("internal error: " + result.error);

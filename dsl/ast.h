@@ -101,6 +101,30 @@ struct ModelDecl {
   std::vector<Stmt> body;
 };
 
+// A parameter of a function: a name, bound at each call to a tensor or a number.
+struct FunctionParam {
+  std::string name;
+  Span span;
+};
+
+// `fn dense(x, width) { h = linear(x, width)  return relu(h) }`: a reusable piece of a model. Each call is
+// inlined; the parameters it creates are named after the calling binding (`block1.h.weight`).
+struct FunctionDecl {
+  std::string name;
+  Span name_span;
+  Span span;
+  std::vector<FunctionParam> params;
+  std::vector<Stmt> body;
+};
+
+// `const HIDDEN = 256`: a named number, usable in expressions, shapes and layer arguments.
+struct ConstDecl {
+  std::string name;
+  Span name_span;
+  Span span;
+  ExprPtr value;
+};
+
 // `key = value` inside `train { ... }`.
 struct TrainEntry {
   std::string key;
@@ -114,6 +138,8 @@ struct TrainBlock {
 };
 
 struct Module {
+  std::vector<ConstDecl> constants;
+  std::vector<FunctionDecl> functions;
   std::vector<ModelDecl> models;  // the checker requires exactly one
   std::optional<TrainBlock> train;
 };

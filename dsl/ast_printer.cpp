@@ -53,6 +53,11 @@ class Printer {
 
   std::string print(const Module& module) {
     line(0, "Module", std::nullopt);
+    for (const ConstDecl& constant : module.constants) {
+      line(1, "Const " + constant.name, constant.name_span);
+      if (constant.value) printExpr(*constant.value, 2);
+    }
+    for (const FunctionDecl& function : module.functions) printFunction(function);
     for (const ModelDecl& model : module.models) printModel(model);
     if (module.train) printTrain(*module.train);
     return std::move(out_);
@@ -76,6 +81,12 @@ class Printer {
       line(2, fmt::format("Input {}: {}", input.name, typeText(input.type)), input.name_span);
     }
     for (const Stmt& stmt : model.body) printStmt(stmt);
+  }
+
+  void printFunction(const FunctionDecl& function) {
+    line(1, "Function " + function.name, function.name_span);
+    for (const FunctionParam& param : function.params) line(2, "Arg " + param.name, param.span);
+    for (const Stmt& stmt : function.body) printStmt(stmt);
   }
 
   void printStmt(const Stmt& stmt) {

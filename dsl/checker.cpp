@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -68,42 +69,50 @@ namespace {
 
 const std::vector<std::string> kDtypes = {"f32", "f64", "i32"};
 
-class ModelChecker {
+// Checks one body (the model's or a function's): types, names in declaration order, one `return`.
+class BodyChecker {
  public:
-  ModelChecker(const ModelDecl& model, DiagnosticEngine& diags) : model_(model), diags_(diags) {}
+  BodyChecker(const char* what, const std::string& name, Span name_span, const std::vector<Stmt>& body,
+              const std::unordered_map<std::string, Span>& globals, DiagnosticEngine& diags)
+      : what_(what), name_(name), name_span_(name_span), body_(body), globals_(globals), diags_(diags) {}
 
-  // Returns the `loss` binding and the `return` statement (null where missing, after reporting).
-  std::pair<const Stmt*, const Stmt*> run();
-
- private:
-  void checkType(const TypeExpr& type);
-  void declare(const std::string& name, Span span);
-  void resolve(const Expr& expr);
-  void resolveName(const Expr& name);
-  void checkStatement(const Stmt& stmt);
-  const Stmt* findLoss();
-
-  const ModelDecl& model_;
-  DiagnosticEngine& diags_;
-  std::unordered_map<std::string, Span> declared_;  // name -> its declaration
-  std::vector<std::string> order_;                  // declared names in order, for suggestions
-  const Stmt* return_ = nullptr;
-};
-
-std::pair<const Stmt*, const Stmt*> ModelChecker::run() {
-  for (const InputDecl& input : model_.inputs) {
+  void declareInput(const InputDecl& input) {
     checkType(input.type);
     declare(input.name, input.name_span);
   }
-  for (const Stmt& stmt : model_.body) checkStatement(stmt);
-  if (!return_) {
-    diags_.error(model_.name_span, fmt::format("model `{}` has no `return` statement", model_.name));
-  }
-  return {findLoss(), return_};
+  void declare(const std::string& name, Span span);
+  // Checks the statements; returns the `return` statement (null after reporting when missing).
+  const Stmt* run();
+  // Callee names of every call in the body, with where they are called (for the recursion check).
+  const std::vector<std::pair<std::string, Span>>& calls() const { return calls_; }
+  const Stmt* findLoss();
+
+ private:
+  void checkType(const TypeExpr& type);
+  void resolve(const Expr& expr);
+  void resolveName(const Expr& name);
+  void checkStatement(const Stmt& stmt);
+
+  const char* what_;  // "model" or "function"
+  const std::string& name_;
+  Span name_span_;
+  const std::vector<Stmt>& body_;
+  const std::unordered_map<std::string, Span>& globals_;  // constants
+  DiagnosticEngine& diags_;
+  std::unordered_map<std::string, Span> declared_;  // name -> its declaration
+  std::vector<std::string> order_;                  // declared names in order, for suggestions
+  std::vector<std::pair<std::string, Span>> calls_;
+  const Stmt* return_ = nullptr;
+};
+
+const Stmt* BodyChecker::run() {
+  for (const Stmt& stmt : body_) checkStatement(stmt);
+  if (!return_) diags_.error(name_span_, fmt::format("{} `{}` has no `return` statement", what_, name_));
+  return return_;
 }
 
 // Element type is one of kDtypes; each literal dimension is positive (symbols such as `B` are free).
-void ModelChecker::checkType(const TypeExpr& type) {
+void BodyChecker::checkType(const TypeExpr& type) {
   if (std::find(kDtypes.begin(), kDtypes.end(), type.dtype) == kDtypes.end()) {
     diags_.error(type.dtype_span, fmt::format("unknown element type `{}`{} (valid types: {})", type.dtype,
                                               didYouMean(type.dtype, kDtypes), backtickList(kDtypes)));
@@ -115,17 +124,18 @@ void ModelChecker::checkType(const TypeExpr& type) {
   }
 }
 
-void ModelChecker::declare(const std::string& name, Span span) {
+void BodyChecker::declare(const std::string& name, Span span) {
+  auto global = globals_.find(name);
   auto [it, inserted] = declared_.emplace(name, span);
-  if (!inserted) {
+  if (!inserted || global != globals_.end()) {
     Diagnostic& diag = diags_.error(span, fmt::format("`{}` is already declared", name));
-    DiagnosticEngine::note(diag, it->second, "first declared here");
+    DiagnosticEngine::note(diag, inserted ? global->second : it->second, "first declared here");
     return;
   }
   order_.push_back(name);
 }
 
-void ModelChecker::checkStatement(const Stmt& stmt) {
+void BodyChecker::checkStatement(const Stmt& stmt) {
   if (stmt.type) checkType(*stmt.type);
   if (stmt.value) resolve(*stmt.value);  // before declaring: `h = h + 1` does not see itself
   switch (stmt.kind) {
@@ -136,7 +146,7 @@ void ModelChecker::checkStatement(const Stmt& stmt) {
     case StmtKind::Return:
       if (return_) {
         Diagnostic& diag =
-            diags_.error(stmt.span, fmt::format("model `{}` has more than one `return` statement", model_.name));
+            diags_.error(stmt.span, fmt::format("{} `{}` has more than one `return` statement", what_, name_));
         DiagnosticEngine::note(diag, return_->span, "first `return` here");
       } else {
         return_ = &stmt;
@@ -146,33 +156,37 @@ void ModelChecker::checkStatement(const Stmt& stmt) {
 }
 
 // Walks an expression resolving Names. Callees and keyword names are not resolved: they name ops
-// and op attributes, which the graph builder's op table owns.
-void ModelChecker::resolve(const Expr& expr) {
+// and op attributes, which the graph builder's op table owns (or functions, checked for recursion).
+void BodyChecker::resolve(const Expr& expr) {
   if (expr.kind == ExprKind::Name) resolveName(expr);
+  if (expr.kind == ExprKind::Call) calls_.emplace_back(expr.text, expr.callee_span);
   for (const ExprPtr& arg : expr.args) resolve(*arg);
   for (const KeywordArg& kwarg : expr.kwargs) resolve(*kwarg.value);
 }
 
-void ModelChecker::resolveName(const Expr& name) {
-  if (declared_.count(name.text)) return;
+void BodyChecker::resolveName(const Expr& name) {
+  if (declared_.count(name.text) || globals_.count(name.text)) return;
   // Declared further down? Then the fix is to reorder, not to rename.
-  for (const Stmt& stmt : model_.body) {
+  for (const Stmt& stmt : body_) {
     if (stmt.kind != StmtKind::Return && stmt.name == name.text) {
       Diagnostic& diag = diags_.error(name.span, fmt::format("`{}` is used before it is declared", name.text));
       DiagnosticEngine::note(diag, stmt.name_span, fmt::format("`{}` declared here", name.text));
       return;
     }
   }
-  diags_.error(name.span, fmt::format("undefined name `{}`{}", name.text, didYouMean(name.text, order_)));
+  std::vector<std::string> candidates = order_;
+  for (const auto& [global, _] : globals_) candidates.push_back(global);
+  std::sort(candidates.begin() + static_cast<long>(order_.size()), candidates.end());
+  diags_.error(name.span, fmt::format("undefined name `{}`{}", name.text, didYouMean(name.text, candidates)));
 }
 
-const Stmt* ModelChecker::findLoss() {
-  for (const Stmt& stmt : model_.body) {
+const Stmt* BodyChecker::findLoss() {
+  for (const Stmt& stmt : body_) {
     if (stmt.kind == StmtKind::Binding && stmt.name == "loss") return &stmt;
   }
   Diagnostic& diag = diags_.error(
-      model_.name_span, fmt::format("model `{}` has no `loss` binding; the binding named `loss` is what training minimizes",
-                                    model_.name));
+      name_span_, fmt::format("model `{}` has no `loss` binding; the binding named `loss` is what training minimizes",
+                              name_));
   auto it = declared_.find("loss");
   if (it != declared_.end()) DiagnosticEngine::note(diag, it->second, "`loss` is declared here, but not as a binding");
   return nullptr;
@@ -333,7 +347,80 @@ void TrainChecker::checkSgdArg(const KeywordArg& kwarg) {
 
 }  // namespace
 
+namespace {
+
+// `const NAME = NUMBER`: each name once, each value a number literal (optionally negated).
+std::unordered_map<std::string, Span> checkConstants(const Module& module, DiagnosticEngine& diags) {
+  std::unordered_map<std::string, Span> names;
+  for (const ConstDecl& constant : module.constants) {
+    if (!literalNumber(*constant.value))
+      diags.error(constant.value->span, fmt::format("the value of `const {}` must be a number", constant.name));
+    auto [it, inserted] = names.emplace(constant.name, constant.name_span);
+    if (!inserted) {
+      Diagnostic& diag = diags.error(constant.name_span, fmt::format("`{}` is already declared", constant.name));
+      DiagnosticEngine::note(diag, it->second, "first declared here");
+    }
+  }
+  return names;
+}
+
+// Reports a call cycle among functions (recursion cannot be inlined) once per cycle, at the call that closes it.
+void checkRecursion(const Module& module, const std::vector<std::vector<std::pair<std::string, Span>>>& calls,
+                    DiagnosticEngine& diags) {
+  std::unordered_map<std::string, size_t> index;
+  for (size_t i = 0; i < module.functions.size(); ++i) index.emplace(module.functions[i].name, i);
+  enum class Mark { None, Active, Done };
+  std::vector<Mark> marks(module.functions.size(), Mark::None);
+  std::vector<size_t> path;
+  std::function<void(size_t)> visit = [&](size_t f) {
+    marks[f] = Mark::Active;
+    path.push_back(f);
+    for (const auto& [callee, span] : calls[f]) {
+      auto it = index.find(callee);
+      if (it == index.end()) continue;
+      if (marks[it->second] == Mark::Active) {
+        std::string cycle;
+        for (size_t i = std::find(path.begin(), path.end(), it->second) - path.begin(); i < path.size(); ++i)
+          cycle += module.functions[path[i]].name + " -> ";
+        Diagnostic& diag = diags.error(span, fmt::format("recursive call: {}{}; functions are inlined, so they "
+                                                         "cannot call themselves",
+                                                         cycle, callee));
+        DiagnosticEngine::note(diag, module.functions[it->second].name_span, fmt::format("`{}` declared here", callee));
+      } else if (marks[it->second] == Mark::None) {
+        visit(it->second);
+      }
+    }
+    path.pop_back();
+    marks[f] = Mark::Done;
+  };
+  for (size_t f = 0; f < module.functions.size(); ++f)
+    if (marks[f] == Mark::None) visit(f);
+}
+
+// Functions: distinct names, then each body checked with its parameters declared, then recursion.
+void checkFunctions(const Module& module, const std::unordered_map<std::string, Span>& globals,
+                    DiagnosticEngine& diags) {
+  std::unordered_map<std::string, Span> names = globals;
+  std::vector<std::vector<std::pair<std::string, Span>>> calls;
+  for (const FunctionDecl& function : module.functions) {
+    auto [it, inserted] = names.emplace(function.name, function.name_span);
+    if (!inserted) {
+      Diagnostic& diag = diags.error(function.name_span, fmt::format("`{}` is already declared", function.name));
+      DiagnosticEngine::note(diag, it->second, "first declared here");
+    }
+    BodyChecker body("function", function.name, function.name_span, function.body, globals, diags);
+    for (const FunctionParam& param : function.params) body.declare(param.name, param.span);
+    body.run();
+    calls.push_back(body.calls());
+  }
+  checkRecursion(module, calls, diags);
+}
+
+}  // namespace
+
 std::optional<CheckedModule> check(const Module& module, DiagnosticEngine& diags) {
+  std::unordered_map<std::string, Span> constants = checkConstants(module, diags);
+  checkFunctions(module, constants, diags);
   if (module.models.empty()) {
     diags.error(Span{}, "no `model` declaration in this file");
     return std::nullopt;
@@ -343,7 +430,10 @@ std::optional<CheckedModule> check(const Module& module, DiagnosticEngine& diags
     DiagnosticEngine::note(diag, module.models[0].name_span, "first `model` declared here");
   }
   const ModelDecl& model = module.models[0];
-  auto [loss, output] = ModelChecker(model, diags).run();
+  BodyChecker body("model", model.name, model.name_span, model.body, constants, diags);
+  for (const InputDecl& input : model.inputs) body.declareInput(input);
+  const Stmt* output = body.run();
+  const Stmt* loss = body.findLoss();
   TrainConfig train = module.train ? TrainChecker(diags).run(*module.train) : TrainConfig{};
   if (diags.hasErrors()) return std::nullopt;
   return CheckedModule{&module, &model, loss, output, std::move(train)};

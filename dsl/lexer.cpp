@@ -15,6 +15,8 @@ const char* tokenKindName(TokenKind kind) {
     case TokenKind::Param: return "PARAM";
     case TokenKind::Return: return "RETURN";
     case TokenKind::Train: return "TRAIN";
+    case TokenKind::Fn: return "FN";
+    case TokenKind::Const: return "CONST";
     case TokenKind::LParen: return "LPAREN";
     case TokenKind::RParen: return "RPAREN";
     case TokenKind::LBrace: return "LBRACE";
@@ -47,6 +49,8 @@ TokenKind keywordOrIdent(std::string_view text) {
   if (text == "param") return TokenKind::Param;
   if (text == "return") return TokenKind::Return;
   if (text == "train") return TokenKind::Train;
+  if (text == "fn") return TokenKind::Fn;
+  if (text == "const") return TokenKind::Const;
   return TokenKind::Identifier;
 }
 

@@ -69,7 +69,11 @@ class Parser {
   // ---- declarations ----
   void parseModelDecl(Module& module);
   void parseModelHeader(ModelDecl& model);
-  void parseModelBody(ModelDecl& model);
+  void parseBody(std::vector<Stmt>& body, const char* what, const std::string& name, Span name_span);
+  void parseFunctionDecl(Module& module);
+  void parseFunctionHeader(FunctionDecl& function);
+  void parseConstDecl(Module& module);
+  bool atTopLevelKeyword() const;
   InputDecl parseInput();
   TypeExpr parseType();
   DimExpr parseDim();
@@ -119,6 +123,8 @@ bool Parser::atStatementStart() const {
     case TokenKind::RBrace:
     case TokenKind::Model:
     case TokenKind::Train:
+    case TokenKind::Fn:
+    case TokenKind::Const:
     case TokenKind::Eof:
       return true;
     case TokenKind::Identifier:
@@ -137,7 +143,12 @@ void Parser::synchronize(size_t statement_begin) {
 
 // ---- declarations ------------------------------------------------------------------------------
 
-/// module = { model_decl | train_block } EOF
+bool Parser::atTopLevelKeyword() const {
+  return check(TokenKind::Model) || check(TokenKind::Train) || check(TokenKind::Fn) || check(TokenKind::Const) ||
+         check(TokenKind::Eof);
+}
+
+/// module = { const_decl | fn_decl | model_decl | train_block } EOF
 Module Parser::parseModule() {
   Module module;
   while (!check(TokenKind::Eof)) {
@@ -145,13 +156,67 @@ Module Parser::parseModule() {
       parseModelDecl(module);
     } else if (check(TokenKind::Train)) {
       parseTrainBlock(module);
+    } else if (check(TokenKind::Fn)) {
+      parseFunctionDecl(module);
+    } else if (check(TokenKind::Const)) {
+      parseConstDecl(module);
     } else {
-      if (!check(TokenKind::Error)) diags_.error(peek().span, "expected `model` or `train` at the top level");
+      if (!check(TokenKind::Error))
+        diags_.error(peek().span, "expected `model`, `fn`, `const` or `train` at the top level");
       advance();
-      while (!check(TokenKind::Model) && !check(TokenKind::Train) && !check(TokenKind::Eof)) advance();
+      while (!atTopLevelKeyword()) advance();
     }
   }
   return module;
+}
+
+/// const_decl = "const" IDENT "=" expr
+void Parser::parseConstDecl(Module& module) {
+  ConstDecl constant;
+  uint32_t begin = advance().span.begin;  // `const`
+  try {
+    const Token& name = expect(TokenKind::Identifier, "expected a name after `const`");
+    constant.name = std::string(text(name));
+    constant.name_span = name.span;
+    expect(TokenKind::Equal, "expected `=` and a value after the constant's name");
+    constant.value = parseExpr();
+    match(TokenKind::Semicolon);
+  } catch (const SyntaxError&) {
+    while (!atTopLevelKeyword()) advance();
+    return;
+  }
+  constant.span = Span{begin, previousEnd().end};
+  module.constants.push_back(std::move(constant));
+}
+
+/// fn_decl = "fn" IDENT "(" [ IDENT { "," IDENT } ] ")" "{" { statement } "}"
+void Parser::parseFunctionDecl(Module& module) {
+  FunctionDecl function;
+  uint32_t begin = advance().span.begin;  // `fn`
+  try {
+    parseFunctionHeader(function);
+  } catch (const SyntaxError&) {
+    while (!check(TokenKind::LBrace) && !atTopLevelKeyword()) advance();
+  }
+  if (match(TokenKind::LBrace)) parseBody(function.body, "function", function.name, function.name_span);
+  function.span = Span{begin, previousEnd().end};
+  module.functions.push_back(std::move(function));
+}
+
+// The part of fn_decl before the body: IDENT "(" [ IDENT { "," IDENT } ] ")" "{"
+void Parser::parseFunctionHeader(FunctionDecl& function) {
+  const Token& name = expect(TokenKind::Identifier, "expected a function name after `fn`");
+  function.name = std::string(text(name));
+  function.name_span = name.span;
+  expect(TokenKind::LParen, "expected `(` after the function name");
+  if (!check(TokenKind::RParen)) {
+    do {
+      const Token& param = expect(TokenKind::Identifier, "expected a parameter name");
+      function.params.push_back({std::string(text(param)), param.span});
+    } while (match(TokenKind::Comma));
+  }
+  expect(TokenKind::RParen, "expected `)` after the function's parameters");
+  if (!check(TokenKind::LBrace)) fail("expected `{` to begin the function body");
 }
 
 /// model_decl = "model" IDENT "(" [ input { "," input } ] ")" "{" { statement } "}"
@@ -162,12 +227,9 @@ void Parser::parseModelDecl(Module& module) {
     parseModelHeader(model);
   } catch (const SyntaxError&) {
     // Skip the rest of the header; if its `{` turns up, the body can still be checked for errors.
-    while (!check(TokenKind::LBrace) && !check(TokenKind::Model) && !check(TokenKind::Train) &&
-           !check(TokenKind::Eof)) {
-      advance();
-    }
+    while (!check(TokenKind::LBrace) && !atTopLevelKeyword()) advance();
   }
-  if (match(TokenKind::LBrace)) parseModelBody(model);
+  if (match(TokenKind::LBrace)) parseBody(model.body, "model", model.name, model.name_span);
   model.span = Span{begin, previousEnd().end};
   module.models.push_back(std::move(model));
 }
@@ -187,18 +249,18 @@ void Parser::parseModelHeader(ModelDecl& model) {
   if (!check(TokenKind::LBrace)) fail("expected `{` to begin the model body");
 }
 
-// The body of model_decl after "{": { statement } "}"
-void Parser::parseModelBody(ModelDecl& model) {
+// The body of a model or function after "{": { statement } "}"
+void Parser::parseBody(std::vector<Stmt>& body, const char* what, const std::string& name, Span name_span) {
   while (!check(TokenKind::RBrace)) {
-    if (check(TokenKind::Eof) || check(TokenKind::Model) || check(TokenKind::Train)) {
+    if (atTopLevelKeyword()) {
       Span at = check(TokenKind::Eof) ? previousEnd() : peek().span;
-      Diagnostic& diag = diags_.error(at, fmt::format("expected `}}` to close model `{}`", model.name));
-      DiagnosticEngine::note(diag, model.name_span, "model begins here");
+      Diagnostic& diag = diags_.error(at, fmt::format("expected `}}` to close {} `{}`", what, name));
+      DiagnosticEngine::note(diag, name_span, fmt::format("{} begins here", what));
       return;
     }
     size_t begin = pos_;
     try {
-      model.body.push_back(parseStatement());
+      body.push_back(parseStatement());
     } catch (const SyntaxError&) {
       synchronize(begin);
     }
@@ -317,11 +379,11 @@ void Parser::parseTrainBlock(Module& module) {
     expect(TokenKind::LBrace, "expected `{` after `train`");
   } catch (const SyntaxError&) {
     // Without its `{` the entries cannot be told from top-level junk: skip to the next declaration.
-    while (!check(TokenKind::Model) && !check(TokenKind::Train) && !check(TokenKind::Eof)) advance();
+    while (!atTopLevelKeyword()) advance();
     open = false;
   }
   while (open && !check(TokenKind::RBrace)) {
-    if (check(TokenKind::Eof) || check(TokenKind::Model) || check(TokenKind::Train)) {
+    if (atTopLevelKeyword()) {
       Span at = check(TokenKind::Eof) ? previousEnd() : peek().span;
       DiagnosticEngine::note(diags_.error(at, "expected `}` to close the `train` block"),
                              Span{begin, begin + 5}, "`train` block begins here");

@@ -12,7 +12,7 @@ enum class TokenKind {
   // Literals and names.
   Identifier, Number, String,
   // Keywords.
-  Model, Param, Return, Train,
+  Model, Param, Return, Train, Fn, Const,
   // Punctuation.
   LParen, RParen, LBrace, RBrace, LBracket, RBracket,
   Comma, Colon, Equal, Plus, Minus, Star, Slash, At, Semicolon,

@@ -290,3 +290,67 @@ TEST(Checker, ClosestName) {
 
 }  // namespace
 }  // namespace nnc::dsl
+
+namespace nnc::dsl {
+namespace {
+
+TEST(Checker, FunctionsSeeTheirParametersAndConstants) {
+  Checked c(std::string("const W = 3\nfn f(x) {\n  h = linear(x, W)\n  return h\n}\n") + kModel);
+  EXPECT_EQ(c.errors(), "");
+}
+
+TEST(Checker, FunctionBodyErrors) {
+  Checked c(std::string("fn f(x, x) {\n  h = linear(z, 3)\n}\n") + kModel);
+  EXPECT_EQ(c.errors(),
+            "t.nn:1:9: error: `x` is already declared\n"
+            "    fn f(x, x) {\n"
+            "            ^\n"
+            "t.nn:1:6: note: first declared here\n"
+            "    fn f(x, x) {\n"
+            "         ^\n"
+            "t.nn:2:14: error: undefined name `z`\n"
+            "      h = linear(z, 3)\n"
+            "                 ^\n"
+            "t.nn:1:4: error: function `f` has no `return` statement\n"
+            "    fn f(x, x) {\n"
+            "       ^\n");
+}
+
+TEST(Checker, RecursionIsReportedOnce) {
+  Checked c(std::string("fn a(x) {\n  return b(x)\n}\nfn b(x) {\n  return a(x)\n}\n") + kModel);
+  EXPECT_EQ(c.errors(),
+            "t.nn:5:10: error: recursive call: a -> b -> a; functions are inlined, so they cannot call themselves\n"
+            "      return a(x)\n"
+            "             ^\n"
+            "t.nn:1:4: note: `a` declared here\n"
+            "    fn a(x) {\n"
+            "       ^\n");
+}
+
+TEST(Checker, ConstantsAreNumbersDeclaredOnce) {
+  Checked c(std::string("const A = \"x\"\nconst A = 2\n") + kModel);
+  EXPECT_EQ(c.errors(),
+            "t.nn:1:11: error: the value of `const A` must be a number\n"
+            "    const A = \"x\"\n"
+            "              ^~~\n"
+            "t.nn:2:7: error: `A` is already declared\n"
+            "    const A = 2\n"
+            "          ^\n"
+            "t.nn:1:7: note: first declared here\n"
+            "    const A = \"x\"\n"
+            "          ^\n");
+}
+
+TEST(Checker, LocalNamesMayNotShadowConstants) {
+  Checked c(std::string("const h = 2\n") + kModel);
+  EXPECT_EQ(c.errors(),
+            "t.nn:3:3: error: `h` is already declared\n"
+            "      h = linear(x, 3)\n"
+            "      ^\n"
+            "t.nn:1:7: note: first declared here\n"
+            "    const h = 2\n"
+            "          ^\n");
+}
+
+}  // namespace
+}  // namespace nnc::dsl

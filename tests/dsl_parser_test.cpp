@@ -182,7 +182,7 @@ TEST(Parser, UnclosedModelAtEndOfFile) {
 TEST(Parser, TopLevelGarbageAndSecondTrainBlock) {
   Parsed p("x = 1\ntrain { batch = 1 }\ntrain { batch = 2 }");
   EXPECT_EQ(p.errors(),
-            "t.nn:1:1: error: expected `model` or `train` at the top level\n"
+            "t.nn:1:1: error: expected `model`, `fn`, `const` or `train` at the top level\n"
             "    x = 1\n"
             "    ^\n"
             "t.nn:3:1: error: a module may have only one `train` block\n"
@@ -320,6 +320,43 @@ INSTANTIATE_TEST_SUITE_P(
                   "t.nn:1:20: error: number `1e999` is too large\n"
                   "    model m() { return 1e999 }\n"
                   "                       ^~~~~\n"}));
+
+}  // namespace
+}  // namespace nnc::dsl
+
+namespace nnc::dsl {
+namespace {
+
+TEST(Parser, FunctionsAndConstants) {
+  Parsed p("const WIDTH = 8\nfn dense(x, width) {\n  h = linear(x, width)\n  return relu(h)\n}\n");
+  ASSERT_EQ(p.errors(), "");
+  EXPECT_EQ(p.ast(),
+            "Module\n"
+            "  Const WIDTH @1:7\n"
+            "    Number 8 @1:15\n"
+            "  Function dense @2:4\n"
+            "    Arg x @2:10\n"
+            "    Arg width @2:13\n"
+            "    Binding h @3:3\n"
+            "      Call linear @3:7\n"
+            "        Name x @3:14\n"
+            "        Name width @3:17\n"
+            "    Return @4:3\n"
+            "      Call relu @4:10\n"
+            "        Name h @4:15\n");
+}
+
+TEST(Parser, UnclosedFunctionBodyRecoversAtTheNextDeclaration) {
+  Parsed p("fn f(x) {\n  h = x\nmodel m(x: f32[B, 2]) {\n  return x\n}\n");
+  EXPECT_EQ(p.errors(),
+            "t.nn:3:1: error: expected `}` to close function `f`\n"
+            "    model m(x: f32[B, 2]) {\n"
+            "    ^~~~~\n"
+            "t.nn:1:4: note: function begins here\n"
+            "    fn f(x) {\n"
+            "       ^\n");
+  EXPECT_EQ(p.module.models.size(), 1u);
+}
 
 }  // namespace
 }  // namespace nnc::dsl

@@ -1,15 +1,14 @@
 // The language reference must not lie: every fenced ```nn block in dsl/REFERENCE.md is a complete
-// module that lexes, parses and checks without a single diagnostic.
+// module that lexes, parses, checks and builds its forward and backward graphs without a single diagnostic.
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <sstream>
 
-#include "dsl/checker.h"
-#include "dsl/lexer.h"
-#include "dsl/parser.h"
+#include "compiler/compilation.h"
+#include "compiler/program.h"
 
-namespace nnc::dsl {
+namespace nnc {
 namespace {
 
 struct Block {
@@ -38,18 +37,17 @@ std::vector<Block> nnBlocks(std::istream& in) {
   return blocks;
 }
 
-TEST(Reference, EveryNnBlockParsesAndChecks) {
+TEST(Reference, EveryNnBlockBuildsItsGraphs) {
   std::ifstream in(std::string(NNC_SOURCE_DIR) + "/dsl/REFERENCE.md");
   ASSERT_TRUE(in) << "dsl/REFERENCE.md not found";
   std::vector<Block> blocks = nnBlocks(in);
   EXPECT_GE(blocks.size(), 4u);
   for (const Block& block : blocks) {
-    SourceFile source("REFERENCE.md block at line " + std::to_string(block.line), block.text);
-    DiagnosticEngine diags(source);
-    Module module = parse(lex(source, diags), source, diags);
-    std::optional<CheckedModule> checked = check(module, diags);
-    EXPECT_TRUE(checked.has_value());
-    EXPECT_EQ(diags.render(), "");
+    auto c = compileFrontEnd(dsl::SourceFile("REFERENCE.md block at line " + std::to_string(block.line), block.text));
+    EXPECT_EQ(c->diags->render(), "");
+    ASSERT_TRUE(c->graph.has_value()) << "block at line " << block.line;
+    Program program = buildProgram(std::move(*c->graph), c->checked->train);
+    EXPECT_EQ(program.grads.size(), program.graph.params.size());
   }
 }
 
@@ -63,4 +61,4 @@ TEST(Reference, ExtractorFindsBlocks) {
 }
 
 }  // namespace
-}  // namespace nnc::dsl
+}  // namespace nnc
