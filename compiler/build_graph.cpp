@@ -63,6 +63,7 @@ class GraphBuilder {
     if (diags_.hasErrors()) return std::nullopt;
     checkEntryValues();
     if (diags_.hasErrors()) return std::nullopt;
+    warnParamsWithoutGradient();
     return std::move(graph_);
   }
 
@@ -97,7 +98,7 @@ class GraphBuilder {
     if (decl.type.dtype == "i32") {
       node.dtype = DType::I32;
     } else if (decl.type.dtype != "f32") {
-      error(decl.type.dtype_span,
+      error(dsl::DiagKind::UnsupportedType, decl.type.dtype_span,
                    fmt::format("inputs of type `{}` are not supported yet; use `f32` or `i32`", decl.type.dtype));
       return;
     }
@@ -113,8 +114,8 @@ class GraphBuilder {
   }
 
   // Reports an error; inside inlined function calls, notes point at each call on the way (innermost first).
-  dsl::Diagnostic& error(dsl::Span span, std::string message) {
-    dsl::Diagnostic& diag = diags_.error(span, std::move(message));
+  dsl::Diagnostic& error(dsl::DiagKind kind, dsl::Span span, std::string message) {
+    dsl::Diagnostic& diag = diags_.report(kind, span, std::move(message));
     for (auto call = calls_.rbegin(); call != calls_.rend(); ++call)
       dsl::DiagnosticEngine::note(diag, call->second, fmt::format("in this call of `{}`", call->first));
     return diag;
@@ -129,7 +130,7 @@ class GraphBuilder {
   NodeId declareParam(const std::string& name, Shape shape, ParamInit init, dsl::Span span) {
     for (const ParamInfo& param : graph_.params)
       if (param.name == name) {
-        dsl::Diagnostic& diag = error(span, fmt::format("parameter `{}` is created twice; give each layer a "
+        dsl::Diagnostic& diag = error(dsl::DiagKind::DuplicateParameter, span, fmt::format("parameter `{}` is created twice; give each layer a "
                                                                "binding of its own (`name = ...`)",
                                                                name));
         dsl::DiagnosticEngine::note(diag, graph_.node(param.node).span, "first created here");
@@ -174,13 +175,13 @@ class GraphBuilder {
     std::optional<ParamInit> init = initializer(*stmt.value, *stmt.type);
     if (!init) return std::nullopt;
     if (stmt.type->dtype != "f32") {
-      error(stmt.type->dtype_span, fmt::format("parameters must be `f32`, not `{}`", stmt.type->dtype));
+      error(dsl::DiagKind::UnsupportedType, stmt.type->dtype_span, fmt::format("parameters must be `f32`, not `{}`", stmt.type->dtype));
       return std::nullopt;
     }
     Shape shape = shapeOf(*stmt.type);
     for (size_t i = 0; i < shape.size(); ++i)
       if (shape[i].isSymbolic()) {
-        error(stmt.type->dims[i].span,
+        error(dsl::DiagKind::SymbolicParameterShape, stmt.type->dims[i].span,
                      fmt::format("parameter shapes must be fixed; `{}` is symbolic", shape[i].symbol));
         return std::nullopt;
       }
@@ -194,7 +195,7 @@ class GraphBuilder {
   void checkEntryValues() {
     const Node& loss = graph_.node(graph_.loss);
     if (!loss.shape.empty())
-      error(module_.loss->value->span,
+      error(dsl::DiagKind::LossNotScalar, module_.loss->value->span,
                    fmt::format("the loss must be a scalar, but this has shape {}", shapeToString(loss.shape)));
     auto inputIs = [&](size_t i, DType dtype, size_t min_rank) {
       if (i >= graph_.inputs.size()) return false;
@@ -203,7 +204,7 @@ class GraphBuilder {
              (i == 0 || input.shape.size() == 1);
     };
     if (graph_.inputs.size() != 2 || !inputIs(0, DType::F32, 2) || !inputIs(1, DType::I32, 1)) {
-      error(module_.model->name_span,
+      error(dsl::DiagKind::BadModelInputs, module_.model->name_span,
                    "a trainable model takes two inputs: features `f32[B, ...]` and integer labels `i32[B]`, "
                    "e.g. `model m(x: f32[B, 784], y: i32[B])`");
       return;
@@ -211,7 +212,7 @@ class GraphBuilder {
     const Node& output = graph_.node(graph_.output);
     const Dim& batch = graph_.node(graph_.inputs[0].node).shape[0];
     if (output.shape.size() != 2 || !(output.shape[0] == batch) || output.shape[1].isSymbolic())
-      error(module_.output->value->span,
+      error(dsl::DiagKind::BadPrediction, module_.output->value->span,
                    fmt::format("the returned prediction must have shape [{}, classes], but this has shape {}",
                                batch.symbol, shapeToString(output.shape)));
     std::vector<bool> uses(graph_.nodes.size(), false);
@@ -221,9 +222,25 @@ class GraphBuilder {
         for (NodeId in : graph_.node(id).inputs) uses[in] = true;
     for (size_t i = 1; i < graph_.inputs.size(); ++i)
       if (uses[graph_.inputs[i].node])
-        error(module_.output->value->span,
+        error(dsl::DiagKind::BadPrediction, module_.output->value->span,
                      fmt::format("the returned prediction depends on `{}`; `predict` only gets the features",
                                  graph_.inputs[i].name));
+  }
+
+  // A parameter that is used, but not on any path to the loss, would never change in training.
+  void warnParamsWithoutGradient() {
+    std::vector<bool> feeds_loss(graph_.nodes.size(), false), used(graph_.nodes.size(), false);
+    feeds_loss[graph_.loss] = true;
+    for (NodeId id = static_cast<NodeId>(graph_.nodes.size()) - 1; id >= 0; --id)
+      for (NodeId in : graph_.node(id).inputs) {
+        used[in] = true;
+        feeds_loss[in] = feeds_loss[in] || feeds_loss[id];
+      }
+    for (const ParamInfo& param : graph_.params)
+      if (used[param.node] && !feeds_loss[param.node])
+        diags_.report(dsl::DiagKind::NoGradient, graph_.node(param.node).span,
+                      fmt::format("the loss does not depend on parameter `{}`, so training never changes it",
+                                  param.name));
   }
 
   std::optional<ParamInit> initializer(const Expr& call, const dsl::TypeExpr& type) {
@@ -233,7 +250,7 @@ class GraphBuilder {
         {"xavier_uniform", InitKind::XavierUniform}, {"he_normal", InitKind::HeNormal}};
     auto it = call.kind == ExprKind::Call ? kInits.find(call.text) : kInits.end();
     if (it == kInits.end()) {
-      error(call.span, "a parameter's initializer must be one of `zeros()`, `ones()`, `uniform(low, high)`, "
+      error(dsl::DiagKind::BadInitializer, call.span, "a parameter's initializer must be one of `zeros()`, `ones()`, `uniform(low, high)`, "
                               "`normal(mean, std)`, `xavier_uniform()`, `he_normal()`");
       return std::nullopt;
     }
@@ -244,19 +261,19 @@ class GraphBuilder {
       const char* second = init.kind == InitKind::Uniform ? "high" : "std";
       if (!numberArg(call, 0, first, init.a) || !numberArg(call, 1, second, init.b)) return std::nullopt;
       if (init.kind == InitKind::Uniform && !(init.a < init.b)) {
-        error(call.span, "`uniform(low, high)` needs low < high");
+        error(dsl::DiagKind::BadAttribute, call.span, "`uniform(low, high)` needs low < high");
         return std::nullopt;
       }
       if (init.kind == InitKind::Normal && !(init.b > 0)) {
-        error(call.span, "`normal(mean, std)` needs std > 0");
+        error(dsl::DiagKind::BadAttribute, call.span, "`normal(mean, std)` needs std > 0");
         return std::nullopt;
       }
     } else if (!call.args.empty() || !call.kwargs.empty()) {
-      error(call.span, fmt::format("`{}()` takes no arguments", call.text));
+      error(dsl::DiagKind::BadAttribute, call.span, fmt::format("`{}()` takes no arguments", call.text));
       return std::nullopt;
     }
     if ((init.kind == InitKind::XavierUniform || init.kind == InitKind::HeNormal) && type.dims.size() != 2) {
-      error(call.span, fmt::format("`{}()` needs a 2-D parameter [out, in]", call.text));
+      error(dsl::DiagKind::BadAttribute, call.span, fmt::format("`{}()` needs a 2-D parameter [out, in]", call.text));
       return std::nullopt;
     }
     return init;
@@ -271,7 +288,7 @@ class GraphBuilder {
     std::optional<Value> value = expr(*arg);
     if (!value) return false;
     if (!value->number) {
-      error(arg->span, fmt::format("`{}` of `{}` must be a number", keyword, call.text));
+      error(dsl::DiagKind::BadAttribute, arg->span, fmt::format("`{}` of `{}` must be a number", keyword, call.text));
       return false;
     }
     out = *value->number;
@@ -282,7 +299,7 @@ class GraphBuilder {
     switch (e.kind) {
       case ExprKind::Number: return Value{kNoNode, e.number};
       case ExprKind::String:
-        error(e.span, "a string is not a tensor");
+        error(dsl::DiagKind::NotATensor, e.span, "a string is not a tensor");
         return std::nullopt;
       case ExprKind::Name: {
         Value value = lookup(e.text);
@@ -341,7 +358,7 @@ class GraphBuilder {
                              std::vector<const Expr*> operands) {
     ShapeResult result = inferShape(graph_, op, in, attrs);
     if (result.error.empty()) return Value{graph_.add(op, std::move(in), std::move(attrs), {}, at.span), {}};
-    dsl::Diagnostic& diag = error(at.span, result.error);
+    dsl::Diagnostic& diag = error(dsl::DiagKind::ShapeMismatch, at.span, result.error);
     for (size_t i = 0; i < in.size() && i < operands.size(); ++i) {
       const Node& node = graph_.node(in[i]);
       if (operands[i]->kind == ExprKind::Name)
@@ -358,13 +375,13 @@ class GraphBuilder {
     if (e.text == "linear") return linear(e);
     std::vector<std::string> callees = kOps;
     for (const auto& [name, _] : functions_) callees.push_back(name);
-    error(e.callee_span, fmt::format("unknown op `{}`{}", e.text, dsl::didYouMean(e.text, callees)));
+    error(dsl::DiagKind::UnknownOp, e.callee_span, fmt::format("unknown op `{}`{}", e.text, dsl::didYouMean(e.text, callees)));
     return std::nullopt;
   }
 
   bool expectArgs(const Expr& e, size_t count, const char* signature) {
     if (e.args.size() == count && e.kwargs.empty()) return true;
-    error(e.span, fmt::format("`{}` takes {} argument{}: `{}`", e.text, count, count == 1 ? "" : "s", signature));
+    error(dsl::DiagKind::WrongArgumentCount, e.span, fmt::format("`{}` takes {} argument{}: `{}`", e.text, count, count == 1 ? "" : "s", signature));
     return false;
   }
 
@@ -388,7 +405,7 @@ class GraphBuilder {
   std::optional<std::string> layerName(const Expr& e) {
     if (stmt_ && stmt_->kind == dsl::StmtKind::Binding) return scope_->prefix + stmt_->name;
     if (stmt_ && stmt_->kind == dsl::StmtKind::Return && !scope_->return_name.empty()) return scope_->return_name;
-    error(e.callee_span, fmt::format("`{}` names its parameters after its binding; give it a binding of its "
+    error(dsl::DiagKind::LayerNeedsBinding, e.callee_span, fmt::format("`{}` names its parameters after its binding; give it a binding of its "
                                             "own (`name = {}(...)`)",
                                             e.text, e.text));
     return std::nullopt;
@@ -400,7 +417,7 @@ class GraphBuilder {
     if (!value) return std::nullopt;
     if (!value->number || *value->number < 1 || *value->number != std::floor(*value->number) ||
         *value->number > 1e9) {
-      error(e.span, fmt::format("{} must be a positive integer", what));
+      error(dsl::DiagKind::BadAttribute, e.span, fmt::format("{} must be a positive integer", what));
       return std::nullopt;
     }
     return static_cast<int64_t>(*value->number);
@@ -415,7 +432,7 @@ class GraphBuilder {
     if (!out || !name || x == kNoNode) return std::nullopt;
     const Shape& in_shape = graph_.node(x).shape;
     if (in_shape.size() != 2 || in_shape[1].isSymbolic()) {
-      error(e.args[0]->span, fmt::format("`linear` needs an input [batch, features], got {}",
+      error(dsl::DiagKind::ShapeMismatch, e.args[0]->span, fmt::format("`linear` needs an input [batch, features], got {}",
                                                 shapeToString(in_shape)));
       return std::nullopt;
     }
@@ -435,7 +452,7 @@ class GraphBuilder {
     std::optional<std::string> name = layerName(e);
     if (!name) return std::nullopt;
     if (calls_.size() >= kMaxCallDepth) {
-      error(e.callee_span, fmt::format("function calls nested more than {} deep", kMaxCallDepth));
+      error(dsl::DiagKind::CallsTooDeep, e.callee_span, fmt::format("function calls nested more than {} deep", kMaxCallDepth));
       return std::nullopt;
     }
     std::optional<Scope> callee = bindArguments(e, fn);
@@ -459,7 +476,7 @@ class GraphBuilder {
   std::optional<Scope> bindArguments(const Expr& e, const dsl::FunctionDecl& fn) {
     Scope callee;
     auto fail = [&](std::string message) {
-      dsl::Diagnostic& diag = error(e.span, std::move(message));
+      dsl::Diagnostic& diag = error(dsl::DiagKind::BadFunctionCall, e.span, std::move(message));
       dsl::DiagnosticEngine::note(diag, fn.name_span, fmt::format("`{}` declared here", fn.name));
       return std::nullopt;
     };

@@ -86,6 +86,7 @@ class BodyChecker {
   // Callee names of every call in the body, with where they are called (for the recursion check).
   const std::vector<std::pair<std::string, Span>>& calls() const { return calls_; }
   const Stmt* findLoss();
+  void warnUnused();
 
  private:
   void checkType(const TypeExpr& type);
@@ -102,24 +103,25 @@ class BodyChecker {
   std::unordered_map<std::string, Span> declared_;  // name -> its declaration
   std::vector<std::string> order_;                  // declared names in order, for suggestions
   std::vector<std::pair<std::string, Span>> calls_;
+  std::unordered_map<std::string, bool> used_;
   const Stmt* return_ = nullptr;
 };
 
 const Stmt* BodyChecker::run() {
   for (const Stmt& stmt : body_) checkStatement(stmt);
-  if (!return_) diags_.error(name_span_, fmt::format("{} `{}` has no `return` statement", what_, name_));
+  if (!return_) diags_.report(DiagKind::NoReturn, name_span_, fmt::format("{} `{}` has no `return` statement", what_, name_));
   return return_;
 }
 
 // Element type is one of kDtypes; each literal dimension is positive (symbols such as `B` are free).
 void BodyChecker::checkType(const TypeExpr& type) {
   if (std::find(kDtypes.begin(), kDtypes.end(), type.dtype) == kDtypes.end()) {
-    diags_.error(type.dtype_span, fmt::format("unknown element type `{}`{} (valid types: {})", type.dtype,
+    diags_.report(DiagKind::UnknownElementType, type.dtype_span, fmt::format("unknown element type `{}`{} (valid types: {})", type.dtype,
                                               didYouMean(type.dtype, kDtypes), backtickList(kDtypes)));
   }
   for (const DimExpr& dim : type.dims) {
     if (dim.value && *dim.value <= 0) {
-      diags_.error(dim.span, fmt::format("dimension must be a positive integer or a symbol, got `{}`", *dim.value));
+      diags_.report(DiagKind::BadDimension, dim.span, fmt::format("dimension must be a positive integer or a symbol, got `{}`", *dim.value));
     }
   }
 }
@@ -128,7 +130,7 @@ void BodyChecker::declare(const std::string& name, Span span) {
   auto global = globals_.find(name);
   auto [it, inserted] = declared_.emplace(name, span);
   if (!inserted || global != globals_.end()) {
-    Diagnostic& diag = diags_.error(span, fmt::format("`{}` is already declared", name));
+    Diagnostic& diag = diags_.report(DiagKind::AlreadyDeclared, span, fmt::format("`{}` is already declared", name));
     DiagnosticEngine::note(diag, inserted ? global->second : it->second, "first declared here");
     return;
   }
@@ -146,7 +148,7 @@ void BodyChecker::checkStatement(const Stmt& stmt) {
     case StmtKind::Return:
       if (return_) {
         Diagnostic& diag =
-            diags_.error(stmt.span, fmt::format("{} `{}` has more than one `return` statement", what_, name_));
+            diags_.report(DiagKind::MultipleReturns, stmt.span, fmt::format("{} `{}` has more than one `return` statement", what_, name_));
         DiagnosticEngine::note(diag, return_->span, "first `return` here");
       } else {
         return_ = &stmt;
@@ -164,12 +166,26 @@ void BodyChecker::resolve(const Expr& expr) {
   for (const KeywordArg& kwarg : expr.kwargs) resolve(*kwarg.value);
 }
 
+// Bindings and parameters that no later statement reads (the model's `loss` is read by training). Skipped
+// after errors: a misspelled use would make its target look unused, a cascade.
+void BodyChecker::warnUnused() {
+  if (diags_.hasErrors()) return;
+  for (const Stmt& stmt : body_) {
+    if (stmt.kind == StmtKind::Return || used_[stmt.name]) continue;
+    if (std::string_view(what_) == "model" && stmt.name == "loss") continue;
+    if (declared_.count(stmt.name) && declared_.at(stmt.name).begin != stmt.name_span.begin) continue;  // a duplicate
+    diags_.report(DiagKind::UnusedName, stmt.name_span,
+                  fmt::format("{} `{}` is never used", stmt.kind == StmtKind::Param ? "parameter" : "binding", stmt.name));
+  }
+}
+
 void BodyChecker::resolveName(const Expr& name) {
+  used_[name.text] = true;
   if (declared_.count(name.text) || globals_.count(name.text)) return;
   // Declared further down? Then the fix is to reorder, not to rename.
   for (const Stmt& stmt : body_) {
     if (stmt.kind != StmtKind::Return && stmt.name == name.text) {
-      Diagnostic& diag = diags_.error(name.span, fmt::format("`{}` is used before it is declared", name.text));
+      Diagnostic& diag = diags_.report(DiagKind::UsedBeforeDeclared, name.span, fmt::format("`{}` is used before it is declared", name.text));
       DiagnosticEngine::note(diag, stmt.name_span, fmt::format("`{}` declared here", name.text));
       return;
     }
@@ -177,14 +193,14 @@ void BodyChecker::resolveName(const Expr& name) {
   std::vector<std::string> candidates = order_;
   for (const auto& [global, _] : globals_) candidates.push_back(global);
   std::sort(candidates.begin() + static_cast<long>(order_.size()), candidates.end());
-  diags_.error(name.span, fmt::format("undefined name `{}`{}", name.text, didYouMean(name.text, candidates)));
+  diags_.report(DiagKind::UndefinedName, name.span, fmt::format("undefined name `{}`{}", name.text, didYouMean(name.text, candidates)));
 }
 
 const Stmt* BodyChecker::findLoss() {
   for (const Stmt& stmt : body_) {
     if (stmt.kind == StmtKind::Binding && stmt.name == "loss") return &stmt;
   }
-  Diagnostic& diag = diags_.error(
+  Diagnostic& diag = diags_.report(DiagKind::NoLoss,
       name_span_, fmt::format("model `{}` has no `loss` binding; the binding named `loss` is what training minimizes",
                               name_));
   auto it = declared_.find("loss");
@@ -229,7 +245,7 @@ TrainConfig TrainChecker::run(const TrainBlock& block) {
   for (const TrainEntry& entry : block.entries) {
     auto [it, inserted] = seen.emplace(entry.key, entry.key_span);
     if (!inserted) {
-      Diagnostic& diag = diags_.error(entry.key_span, fmt::format("training setting `{}` is set twice", entry.key));
+      Diagnostic& diag = diags_.report(DiagKind::DuplicateTrainSetting, entry.key_span, fmt::format("training setting `{}` is set twice", entry.key));
       DiagnosticEngine::note(diag, it->second, "first set here");
       continue;
     }
@@ -244,7 +260,7 @@ void TrainChecker::checkEntry(const TrainEntry& entry) {
     if (value.kind == ExprKind::String) {
       config_.data = value.text;
     } else {
-      diags_.error(value.span, fmt::format("`data` must be a string (the dataset directory), got `{}`",
+      diags_.report(DiagKind::BadTrainValue, value.span, fmt::format("`data` must be a string (the dataset directory), got `{}`",
                                            sourceText(value.span)));
     }
   } else if (entry.key == "batch") {
@@ -258,7 +274,7 @@ void TrainChecker::checkEntry(const TrainEntry& entry) {
   } else if (entry.key == "lr_schedule") {
     checkLrSchedule(value);
   } else {
-    diags_.error(entry.key_span, fmt::format("unknown training setting `{}`{} (valid settings: {})", entry.key,
+    diags_.report(DiagKind::UnknownTrainSetting, entry.key_span, fmt::format("unknown training setting `{}`{} (valid settings: {})", entry.key,
                                              didYouMean(entry.key, kTrainKeys), backtickList(kTrainKeys)));
   }
 }
@@ -271,7 +287,7 @@ std::optional<int64_t> TrainChecker::integer(const TrainEntry& entry, int64_t mi
   bool ok = number && literal.kind == ExprKind::Number && literal.is_integer && *number >= static_cast<double>(min) &&
             *number < 9.2e18;  // fits int64_t
   if (!ok) {
-    diags_.error(value.span, fmt::format("`{}` must be {}, got `{}`", entry.key, what, sourceText(value.span)));
+    diags_.report(DiagKind::BadTrainValue, value.span, fmt::format("`{}` must be {}, got `{}`", entry.key, what, sourceText(value.span)));
     return std::nullopt;
   }
   return static_cast<int64_t>(*number);
@@ -283,12 +299,12 @@ void TrainChecker::checkLrSchedule(const Expr& value) {
                std::find(kLrSchedules.begin(), kLrSchedules.end(), value.text) != kLrSchedules.end();
   if (!known) {
     std::string name = value.kind == ExprKind::Call ? value.text : std::string(sourceText(value.span));
-    diags_.error(value.span, fmt::format("unknown learning-rate schedule `{}`{} (valid schedules: {})", name,
+    diags_.report(DiagKind::UnknownLrSchedule, value.span, fmt::format("unknown learning-rate schedule `{}`{} (valid schedules: {})", name,
                                          didYouMean(name, kLrSchedules), backtickList(kLrSchedules)));
     return;
   }
   if (!value.args.empty() || !value.kwargs.empty()) {
-    diags_.error(value.span, fmt::format("`{}()` takes no arguments", value.text));
+    diags_.report(DiagKind::UnknownLrSchedule, value.span, fmt::format("`{}()` takes no arguments", value.text));
     return;
   }
   config_.lr_schedule = value.text;
@@ -298,24 +314,24 @@ void TrainChecker::checkLrSchedule(const Expr& value) {
 void TrainChecker::checkOptimizer(const Expr& value) {
   config_.optimizer.span = value.span;
   if (value.kind != ExprKind::Call) {
-    diags_.error(value.span, fmt::format("`optimizer` must be an optimizer call such as `sgd(lr = 0.01)`, got `{}`",
+    diags_.report(DiagKind::UnknownOptimizer, value.span, fmt::format("`optimizer` must be an optimizer call such as `sgd(lr = 0.01)`, got `{}`",
                                          sourceText(value.span)));
     return;
   }
   if (value.text != "sgd") {
-    diags_.error(value.callee_span, fmt::format("unknown optimizer `{}`{} (valid optimizers: {})", value.text,
+    diags_.report(DiagKind::UnknownOptimizer, value.callee_span, fmt::format("unknown optimizer `{}`{} (valid optimizers: {})", value.text,
                                                 didYouMean(value.text, kOptimizers), backtickList(kOptimizers)));
     return;
   }
   config_.optimizer.name = value.text;
   for (const ExprPtr& arg : value.args) {
-    diags_.error(arg->span, fmt::format("`sgd` takes only keyword arguments (valid arguments: {})", backtickList(kSgdArgs)));
+    diags_.report(DiagKind::BadOptimizerArgument, arg->span, fmt::format("`sgd` takes only keyword arguments (valid arguments: {})", backtickList(kSgdArgs)));
   }
   std::unordered_map<std::string, Span> seen;
   for (const KeywordArg& kwarg : value.kwargs) {
     auto [it, inserted] = seen.emplace(kwarg.name, kwarg.name_span);
     if (!inserted) {
-      Diagnostic& diag = diags_.error(kwarg.name_span, fmt::format("`sgd` argument `{}` is given twice", kwarg.name));
+      Diagnostic& diag = diags_.report(DiagKind::BadOptimizerArgument, kwarg.name_span, fmt::format("`sgd` argument `{}` is given twice", kwarg.name));
       DiagnosticEngine::note(diag, it->second, "first given here");
       continue;
     }
@@ -331,16 +347,16 @@ void TrainChecker::checkSgdArg(const KeywordArg& kwarg) {
     if (number && *number > 0 && std::isfinite(*number)) {
       config_.optimizer.lr = *number;
     } else {
-      diags_.error(kwarg.value->span, fmt::format("`lr` must be a positive number, got `{}`", got));
+      diags_.report(DiagKind::BadOptimizerArgument, kwarg.value->span, fmt::format("`lr` must be a positive number, got `{}`", got));
     }
   } else if (kwarg.name == "momentum") {
     if (number && *number >= 0 && *number < 1) {
       config_.optimizer.momentum = *number;
     } else {
-      diags_.error(kwarg.value->span, fmt::format("`momentum` must be a number in [0, 1), got `{}`", got));
+      diags_.report(DiagKind::BadOptimizerArgument, kwarg.value->span, fmt::format("`momentum` must be a number in [0, 1), got `{}`", got));
     }
   } else {
-    diags_.error(kwarg.name_span, fmt::format("unknown `sgd` argument `{}`{} (valid arguments: {})", kwarg.name,
+    diags_.report(DiagKind::BadOptimizerArgument, kwarg.name_span, fmt::format("unknown `sgd` argument `{}`{} (valid arguments: {})", kwarg.name,
                                               didYouMean(kwarg.name, kSgdArgs), backtickList(kSgdArgs)));
   }
 }
@@ -354,10 +370,10 @@ std::unordered_map<std::string, Span> checkConstants(const Module& module, Diagn
   std::unordered_map<std::string, Span> names;
   for (const ConstDecl& constant : module.constants) {
     if (!literalNumber(*constant.value))
-      diags.error(constant.value->span, fmt::format("the value of `const {}` must be a number", constant.name));
+      diags.report(DiagKind::ConstNotNumber, constant.value->span, fmt::format("the value of `const {}` must be a number", constant.name));
     auto [it, inserted] = names.emplace(constant.name, constant.name_span);
     if (!inserted) {
-      Diagnostic& diag = diags.error(constant.name_span, fmt::format("`{}` is already declared", constant.name));
+      Diagnostic& diag = diags.report(DiagKind::AlreadyDeclared, constant.name_span, fmt::format("`{}` is already declared", constant.name));
       DiagnosticEngine::note(diag, it->second, "first declared here");
     }
   }
@@ -382,7 +398,7 @@ void checkRecursion(const Module& module, const std::vector<std::vector<std::pai
         std::string cycle;
         for (size_t i = std::find(path.begin(), path.end(), it->second) - path.begin(); i < path.size(); ++i)
           cycle += module.functions[path[i]].name + " -> ";
-        Diagnostic& diag = diags.error(span, fmt::format("recursive call: {}{}; functions are inlined, so they "
+        Diagnostic& diag = diags.report(DiagKind::RecursiveCall, span, fmt::format("recursive call: {}{}; functions are inlined, so they "
                                                          "cannot call themselves",
                                                          cycle, callee));
         DiagnosticEngine::note(diag, module.functions[it->second].name_span, fmt::format("`{}` declared here", callee));
@@ -405,12 +421,13 @@ void checkFunctions(const Module& module, const std::unordered_map<std::string, 
   for (const FunctionDecl& function : module.functions) {
     auto [it, inserted] = names.emplace(function.name, function.name_span);
     if (!inserted) {
-      Diagnostic& diag = diags.error(function.name_span, fmt::format("`{}` is already declared", function.name));
+      Diagnostic& diag = diags.report(DiagKind::AlreadyDeclared, function.name_span, fmt::format("`{}` is already declared", function.name));
       DiagnosticEngine::note(diag, it->second, "first declared here");
     }
     BodyChecker body("function", function.name, function.name_span, function.body, globals, diags);
     for (const FunctionParam& param : function.params) body.declare(param.name, param.span);
     body.run();
+    body.warnUnused();
     calls.push_back(body.calls());
   }
   checkRecursion(module, calls, diags);
@@ -422,11 +439,11 @@ std::optional<CheckedModule> check(const Module& module, DiagnosticEngine& diags
   std::unordered_map<std::string, Span> constants = checkConstants(module, diags);
   checkFunctions(module, constants, diags);
   if (module.models.empty()) {
-    diags.error(Span{}, "no `model` declaration in this file");
+    diags.report(DiagKind::NoModel, Span{}, "no `model` declaration in this file");
     return std::nullopt;
   }
   for (size_t i = 1; i < module.models.size(); ++i) {
-    Diagnostic& diag = diags.error(module.models[i].name_span, "a file may declare only one `model`");
+    Diagnostic& diag = diags.report(DiagKind::MultipleModels, module.models[i].name_span, "a file may declare only one `model`");
     DiagnosticEngine::note(diag, module.models[0].name_span, "first `model` declared here");
   }
   const ModelDecl& model = module.models[0];
@@ -434,6 +451,7 @@ std::optional<CheckedModule> check(const Module& module, DiagnosticEngine& diags
   for (const InputDecl& input : model.inputs) body.declareInput(input);
   const Stmt* output = body.run();
   const Stmt* loss = body.findLoss();
+  body.warnUnused();
   TrainConfig train = module.train ? TrainChecker(diags).run(*module.train) : TrainConfig{};
   if (diags.hasErrors()) return std::nullopt;
   return CheckedModule{&module, &model, loss, output, std::move(train)};

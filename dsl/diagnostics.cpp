@@ -8,18 +8,23 @@
 
 namespace nnc::dsl {
 
-Diagnostic& DiagnosticEngine::error(Span span, std::string message) {
-  diags_.push_back(Diagnostic{Severity::Error, span, std::move(message), {}});
-  return diags_.back();
+const DiagKindInfo& diagKindInfo(DiagKind kind) {
+  static const DiagKindInfo kInfo[] = {
+#define DIAG(Kind, severity, summary) {#Kind, Severity::severity, summary},
+#include "dsl/diagnostic_kinds.def"
+#undef DIAG
+      {"Note", Severity::Note, "a note attached to a diagnostic"},
+  };
+  return kInfo[static_cast<int>(kind)];
 }
 
-Diagnostic& DiagnosticEngine::warning(Span span, std::string message) {
-  diags_.push_back(Diagnostic{Severity::Warning, span, std::move(message), {}});
+Diagnostic& DiagnosticEngine::report(DiagKind kind, Span span, std::string message) {
+  diags_.push_back(Diagnostic{kind, diagKindInfo(kind).severity, span, std::move(message), {}});
   return diags_.back();
 }
 
 void DiagnosticEngine::note(Diagnostic& diag, Span span, std::string message) {
-  diag.notes.push_back(Diagnostic{Severity::Note, span, std::move(message), {}});
+  diag.notes.push_back(Diagnostic{DiagKind::Note, Severity::Note, span, std::move(message), {}});
 }
 
 bool DiagnosticEngine::hasErrors() const {

@@ -17,7 +17,24 @@ namespace nnc::dsl {
 
 enum class Severity { Error, Warning, Note };
 
+// Every kind of diagnostic, from the registry dsl/diagnostic_kinds.def.
+enum class DiagKind {
+#define DIAG(Kind, severity, summary) Kind,
+#include "dsl/diagnostic_kinds.def"
+#undef DIAG
+  Note,  // the kind of a note attached to a diagnostic
+};
+
+struct DiagKindInfo {
+  const char* name;
+  Severity severity;
+  const char* summary;
+};
+const DiagKindInfo& diagKindInfo(DiagKind kind);
+constexpr int kDiagKindCount = static_cast<int>(DiagKind::Note);
+
 struct Diagnostic {
+  DiagKind kind = DiagKind::Note;
   Severity severity = Severity::Error;
   Span span;
   std::string message;
@@ -28,9 +45,8 @@ class DiagnosticEngine {
  public:
   explicit DiagnosticEngine(const SourceFile& source) : source_(&source) {}
 
-  // Adds an error and returns it so callers can attach notes.
-  Diagnostic& error(Span span, std::string message);
-  Diagnostic& warning(Span span, std::string message);
+  // Adds an error or warning (the registry says which) and returns it so callers can attach notes.
+  Diagnostic& report(DiagKind kind, Span span, std::string message);
   static void note(Diagnostic& diag, Span span, std::string message);
 
   bool hasErrors() const;

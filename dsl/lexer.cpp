@@ -136,7 +136,7 @@ class Lexer {
     }
     bool printable = (c >= 0x20 && c < 0x7f) || c >= 0xc0;
     std::string shown = printable ? std::string(text_.substr(begin, pos_ - begin)) : fmt::format("\\x{:02x}", c);
-    diags_.error(Span{static_cast<uint32_t>(begin), static_cast<uint32_t>(pos_)},
+    diags_.report(DiagKind::UnexpectedCharacter, Span{static_cast<uint32_t>(begin), static_cast<uint32_t>(pos_)},
                  fmt::format("unexpected character '{}'", shown));
   }
 
@@ -176,7 +176,7 @@ class Lexer {
       value += c;
     }
     if (peek() != '"') {
-      diags_.error(Span{static_cast<uint32_t>(begin), static_cast<uint32_t>(pos_)}, "unterminated string");
+      diags_.report(DiagKind::UnterminatedString, Span{static_cast<uint32_t>(begin), static_cast<uint32_t>(pos_)}, "unterminated string");
       return make(TokenKind::Error, begin);
     }
     ++pos_;
@@ -196,7 +196,7 @@ class Lexer {
       default: break;
     }
     uint32_t end = static_cast<uint32_t>(at + (c == '\n' || c == '\0' ? 1 : 2));
-    diags_.error(Span{static_cast<uint32_t>(at), end}, "unknown escape in string (valid: `\\\\`, `\\\"`, `\\n`, `\\t`)");
+    diags_.report(DiagKind::UnknownEscape, Span{static_cast<uint32_t>(at), end}, "unknown escape in string (valid: `\\\\`, `\\\"`, `\\n`, `\\t`)");
     if (c != '\n' && c != '\0') ++pos_;
     return c;
   }

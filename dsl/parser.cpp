@@ -56,10 +56,10 @@ class Parser {
   }
 
   // Reports a syntax error at the current token (just after the previous one at end of file), then unwinds.
-  [[noreturn]] void fail(const std::string& message) {
+  [[noreturn]] void fail(const std::string& message, DiagKind kind = DiagKind::ExpectedSyntax) {
     Span at = check(TokenKind::Eof) ? previousEnd() : peek().span;
     // The lexer already reported Error tokens; do not pile a second message on them.
-    if (!check(TokenKind::Error)) diags_.error(at, message);
+    if (!check(TokenKind::Error)) diags_.report(kind, at, message);
     throw SyntaxError{};
   }
 
@@ -99,7 +99,7 @@ class Parser {
   struct DepthGuard {
     Parser& parser;
     explicit DepthGuard(Parser& p) : parser(p) {
-      if (parser.depth_ >= kMaxExprDepth) parser.fail("expression nested too deeply");
+      if (parser.depth_ >= kMaxExprDepth) parser.fail("expression nested too deeply", DiagKind::NestedTooDeeply);
       ++parser.depth_;  // only after the check: a throwing constructor runs no destructor
     }
     ~DepthGuard() { --parser.depth_; }
@@ -162,7 +162,7 @@ Module Parser::parseModule() {
       parseConstDecl(module);
     } else {
       if (!check(TokenKind::Error))
-        diags_.error(peek().span, "expected `model`, `fn`, `const` or `train` at the top level");
+        diags_.report(DiagKind::TopLevelJunk, peek().span, "expected `model`, `fn`, `const` or `train` at the top level");
       advance();
       while (!atTopLevelKeyword()) advance();
     }
@@ -254,7 +254,7 @@ void Parser::parseBody(std::vector<Stmt>& body, const char* what, const std::str
   while (!check(TokenKind::RBrace)) {
     if (atTopLevelKeyword()) {
       Span at = check(TokenKind::Eof) ? previousEnd() : peek().span;
-      Diagnostic& diag = diags_.error(at, fmt::format("expected `}}` to close {} `{}`", what, name));
+      Diagnostic& diag = diags_.report(DiagKind::UnclosedBody, at, fmt::format("expected `}}` to close {} `{}`", what, name));
       DiagnosticEngine::note(diag, name_span, fmt::format("{} begins here", what));
       return;
     }
@@ -310,7 +310,7 @@ DimExpr Parser::parseDim() {
   advance();
   errno = 0;
   long long value = std::strtoll(std::string(digits).c_str(), nullptr, 10);
-  if (errno == ERANGE) diags_.error(dim.span, fmt::format("dimension `{}` is too large", digits));
+  if (errno == ERANGE) diags_.report(DiagKind::NumberTooLarge, dim.span, fmt::format("dimension `{}` is too large", digits));
   dim.value = value;
   return dim;
 }
@@ -385,7 +385,7 @@ void Parser::parseTrainBlock(Module& module) {
   while (open && !check(TokenKind::RBrace)) {
     if (atTopLevelKeyword()) {
       Span at = check(TokenKind::Eof) ? previousEnd() : peek().span;
-      DiagnosticEngine::note(diags_.error(at, "expected `}` to close the `train` block"),
+      DiagnosticEngine::note(diags_.report(DiagKind::UnclosedBody, at, "expected `}` to close the `train` block"),
                              Span{begin, begin + 5}, "`train` block begins here");
       open = false;
       break;
@@ -401,7 +401,7 @@ void Parser::parseTrainBlock(Module& module) {
   block.span = Span{begin, previousEnd().end};
   if (module.train) {
     // Keep the first block; the checker never sees a second one, so report it here.
-    Diagnostic& diag = diags_.error(Span{begin, begin + 5}, "a module may have only one `train` block");
+    Diagnostic& diag = diags_.report(DiagKind::DuplicateTrainBlock, Span{begin, begin + 5}, "a module may have only one `train` block");
     DiagnosticEngine::note(diag, Span{module.train->span.begin, module.train->span.begin + 5},
                            "first `train` block here");
     return;
@@ -443,7 +443,7 @@ ExprPtr Parser::parseAdditive() {
   ExprPtr lhs = parseMultiplicative();
   while (check(TokenKind::Plus) || check(TokenKind::Minus)) {
     const Token& op = advance();
-    if (++folds + depth_ > kMaxExprDepth) fail("expression nested too deeply");
+    if (++folds + depth_ > kMaxExprDepth) fail("expression nested too deeply", DiagKind::NestedTooDeeply);
     ExprPtr rhs = parseMultiplicative();
     lhs = makeBinary(op.kind == TokenKind::Plus ? BinaryOp::Add : BinaryOp::Sub, op.span, std::move(lhs),
                      std::move(rhs));
@@ -457,7 +457,7 @@ ExprPtr Parser::parseMultiplicative() {
   ExprPtr lhs = parseUnary();
   while (check(TokenKind::Star) || check(TokenKind::Slash) || check(TokenKind::At)) {
     const Token& op = advance();
-    if (++folds + depth_ > kMaxExprDepth) fail("expression nested too deeply");
+    if (++folds + depth_ > kMaxExprDepth) fail("expression nested too deeply", DiagKind::NestedTooDeeply);
     BinaryOp kind = op.kind == TokenKind::Star ? BinaryOp::Mul
                     : op.kind == TokenKind::Slash ? BinaryOp::Div
                                                   : BinaryOp::MatMul;
@@ -511,7 +511,7 @@ ExprPtr Parser::parseNumber() {
   expr->is_integer = digits.find_first_of(".eE") == std::string::npos;
   errno = 0;
   expr->number = std::strtod(digits.c_str(), nullptr);
-  if (errno == ERANGE && std::isinf(expr->number)) diags_.error(token.span, fmt::format("number `{}` is too large", digits));
+  if (errno == ERANGE && std::isinf(expr->number)) diags_.report(DiagKind::NumberTooLarge, token.span, fmt::format("number `{}` is too large", digits));
   return expr;
 }
 
@@ -546,7 +546,7 @@ void Parser::parseArg(Expr& call, Span& first_kwarg) {
   }
   ExprPtr arg = parseExpr();
   if (!call.kwargs.empty()) {
-    Diagnostic& diag = diags_.error(arg->span, "positional argument after a keyword argument");
+    Diagnostic& diag = diags_.report(DiagKind::PositionalAfterKeyword, arg->span, "positional argument after a keyword argument");
     DiagnosticEngine::note(diag, first_kwarg, "first keyword argument here");
   }
   call.args.push_back(std::move(arg));

@@ -55,6 +55,12 @@ TEST(Functions, TwoParameterizedCallsInOneBindingClash) {
 TEST(Functions, ArgumentErrorsPointAtTheCallAndTheDeclaration) {
   auto c = build("    a = dense(x, 4, 5)\n    b = dense(x, wdth = 4)\n    logits = head(x)\n");
   EXPECT_EQ(c->diags->render(),
+            "t.nn:10:5: warning: binding `a` is never used\n"
+            "        a = dense(x, 4, 5)\n"
+            "        ^\n"
+            "t.nn:11:5: warning: binding `b` is never used\n"
+            "        b = dense(x, wdth = 4)\n"
+            "        ^\n"
             "t.nn:10:9: error: `dense` takes 2 arguments, got 3\n"
             "        a = dense(x, 4, 5)\n"
             "            ^~~~~~~~~~~~~~\n"

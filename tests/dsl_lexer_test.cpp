@@ -127,9 +127,9 @@ TEST(Lexer, PrintTokens) {
 TEST(Diagnostics, TabsAlignTheCaretAndNotesFollow) {
   SourceFile source("t.nn", "\tab = cd\nx");
   DiagnosticEngine diags(source);
-  Diagnostic& diag = diags.error(Span{6, 8}, "undefined name `cd`");
+  Diagnostic& diag = diags.report(DiagKind::UndefinedName, Span{6, 8}, "undefined name `cd`");
   DiagnosticEngine::note(diag, Span{9, 10}, "see `x`");
-  diags.warning(Span{1, 3}, "unused `ab`");
+  diags.report(DiagKind::UnusedName, Span{1, 3}, "unused `ab`");
   EXPECT_EQ(diags.render(),
             "t.nn:1:7: error: undefined name `cd`\n"
             "    \tab = cd\n"
@@ -146,7 +146,7 @@ TEST(Diagnostics, TabsAlignTheCaretAndNotesFollow) {
 TEST(Diagnostics, SpanOverManyLinesStopsAtLineEnd) {
   SourceFile source("t.nn", "abc\ndef");
   DiagnosticEngine diags(source);
-  diags.warning(Span{1, 6}, "w");
+  diags.report(DiagKind::UnusedName, Span{1, 6}, "w");
   EXPECT_FALSE(diags.hasErrors());
   EXPECT_EQ(diags.render(), "t.nn:1:2: warning: w\n    abc\n     ^~\n");
 }
