@@ -116,8 +116,16 @@ class GraphBuilder {
   // Reports an error; inside inlined function calls, notes point at each call on the way (innermost first).
   dsl::Diagnostic& error(dsl::DiagKind kind, dsl::Span span, std::string message) {
     dsl::Diagnostic& diag = diags_.report(kind, span, std::move(message));
-    for (auto call = calls_.rbegin(); call != calls_.rend(); ++call)
-      dsl::DiagnosticEngine::note(diag, call->second, fmt::format("in this call of `{}`", call->first));
+    constexpr size_t kInnermostShown = 4;  // deep call chains show their innermost calls and the outermost one
+    for (size_t i = 0; i < calls_.size(); ++i) {
+      const auto& [function, span] = calls_[calls_.size() - 1 - i];
+      if (i < kInnermostShown) {
+        dsl::DiagnosticEngine::note(diag, span, fmt::format("in this call of `{}`", function));
+      } else if (i + 1 == calls_.size()) {
+        dsl::DiagnosticEngine::note(diag, span, fmt::format("in this call of `{}`, {} calls further out", function,
+                                                            i - kInnermostShown + 1));
+      }
+    }
     return diag;
   }
 
@@ -227,17 +235,19 @@ class GraphBuilder {
                                  graph_.inputs[i].name));
   }
 
-  // A parameter that is used, but not on any path to the loss, would never change in training.
+  // A parameter that shapes the prediction but not the loss would never change in training. (Parameters that
+  // reach neither belong to an unused binding, which the checker already warns about.)
   void warnParamsWithoutGradient() {
-    std::vector<bool> feeds_loss(graph_.nodes.size(), false), used(graph_.nodes.size(), false);
+    std::vector<bool> feeds_loss(graph_.nodes.size(), false), feeds_output(graph_.nodes.size(), false);
     feeds_loss[graph_.loss] = true;
+    feeds_output[graph_.output] = true;
     for (NodeId id = static_cast<NodeId>(graph_.nodes.size()) - 1; id >= 0; --id)
       for (NodeId in : graph_.node(id).inputs) {
-        used[in] = true;
         feeds_loss[in] = feeds_loss[in] || feeds_loss[id];
+        feeds_output[in] = feeds_output[in] || feeds_output[id];
       }
     for (const ParamInfo& param : graph_.params)
-      if (used[param.node] && !feeds_loss[param.node])
+      if (feeds_output[param.node] && !feeds_loss[param.node])
         diags_.report(dsl::DiagKind::NoGradient, graph_.node(param.node).span,
                       fmt::format("the loss does not depend on parameter `{}`, so training never changes it",
                                   param.name));

@@ -21,9 +21,10 @@ inline std::string readFile(const std::string& path) {
   return buffer.str();
 }
 
-// Compares `actual` with tests/golden/<name>, or rewrites that file when NNC_REGEN_GOLDEN=1.
+// Compares `actual` with tests/golden/<name> (or tests/<name> when `name` has a folder), or rewrites that file
+// when NNC_REGEN_GOLDEN=1.
 inline void expectMatchesGolden(const std::string& actual, const std::string& name) {
-  std::string path = std::string(NNC_SOURCE_DIR) + "/tests/golden/" + name;
+  std::string path = std::string(NNC_SOURCE_DIR) + "/tests/" + (name.find('/') == std::string::npos ? "golden/" : "") + name;
   const char* regen = std::getenv("NNC_REGEN_GOLDEN");
   if (regen && std::string(regen) == "1") {
     std::ofstream(path, std::ios::binary) << actual;
