@@ -19,7 +19,9 @@ enum class Op {
 #undef OP
 };
 
-enum class OpFamily { Leaf, Elementwise, MatMul, Reduce, Loss };
+// Families decide the schedule policy (compiler/schedule.cpp). Layout ops move data (transpose, reshape); Conv
+// ops are windowed (convolution, pooling).
+enum class OpFamily { Leaf, Elementwise, MatMul, Reduce, Loss, Layout, Conv };
 
 struct OpInfo {
   const char* name;
@@ -48,7 +50,12 @@ struct Attrs {
   int64_t index = 0;  // Input, Param, State, Scalar: position among the pipeline arguments of its kind
   double value = 0;   // Fill
   bool transpose_a = false, transpose_b = false;  // MatMul
-  Shape shape;        // Fill, SumTo: the result shape
+  Shape shape;        // Fill, SumTo, Reshape: the result shape
+  std::vector<int64_t> axes;  // reductions, softmax, transpose: row-major axes, non-negative
+  bool keepdims = false;      // reductions
+  double alpha = 0, beta = 0;  // scalar parameters of an op (slope, alpha, exponent, clamp bounds)
+  bool approximate = false;    // gelu: the tanh approximation
+  int64_t kernel[2] = {1, 1}, stride[2] = {1, 1}, padding[2] = {0, 0}, dilation[2] = {1, 1};  // Conv (H, W)
 };
 
 struct Node {

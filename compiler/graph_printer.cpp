@@ -20,7 +20,9 @@ std::string attrsToString(const Node& node) {
       break;
     case OpFamily::Elementwise:
     case OpFamily::Reduce:
-    case OpFamily::Loss: break;
+    case OpFamily::Loss:
+    case OpFamily::Layout:
+    case OpFamily::Conv: break;
   }
   return parts.empty() ? "" : " {" + fmt::format("{}", fmt::join(parts, ", ")) + "}";
 }

@@ -25,7 +25,7 @@ std::vector<Halide::Var> varsFor(size_t rank) {
 
 std::vector<Expr> asExprs(const std::vector<Halide::Var>& vars) { return {vars.begin(), vars.end()}; }
 
-class Lowerer {
+class Lowerer : public LoweringContext {
  public:
   Lowerer(const Graph& graph, LoweredEntry& out) : g_(graph), out_(out) {}
 
@@ -50,6 +50,11 @@ class Lowerer {
   }
 
  private:
+  // LoweringContext.
+  const Graph& graph() const override { return g_; }
+  Func func(NodeId id) const override { return out_.nodes.at(id).func; }
+  Halide::Type floatType() const override { return out_.float_type; }
+
   Halide::Type typeOf(const Node& node) const { return node.dtype == DType::I32 ? Halide::Int(32) : out_.float_type; }
 
   // Creates the pipeline argument of a leaf and records symbolic extents it defines (the batch size).
@@ -90,7 +95,7 @@ class Lowerer {
     return name;
   }
 
-  Expr extent(const Dim& dim) const {
+  Expr extent(const Dim& dim) const override {
     if (!dim.isSymbolic()) return static_cast<int>(dim.extent);
     auto it = symbols_.find(dim.symbol);
     if (it == symbols_.end()) throw std::logic_error("internal error: no argument defines dimension " + dim.symbol);
@@ -98,7 +103,7 @@ class Lowerer {
   }
 
   // Reads node `id` at the coordinates of a result of shape `out_shape`, broadcasting size-1 and missing dims.
-  Expr read(NodeId id, const std::vector<Expr>& coords, const Shape& out_shape) const {
+  Expr read(NodeId id, const std::vector<Expr>& coords, const Shape& out_shape) const override {
     const Shape& shape = g_.node(id).shape;
     std::vector<Expr> at;
     for (size_t i = 0; i < shape.size(); ++i) {
@@ -108,7 +113,7 @@ class Lowerer {
     return out_.nodes.at(id).func(at);
   }
 
-  Expr constant(double value) const { return Halide::cast(out_.float_type, Expr(value)); }
+  Expr constant(double value) const override { return Halide::cast(out_.float_type, Expr(value)); }
 
   LoweredNode lowerNode(NodeId id) {
     const Node& node = g_.node(id);
@@ -144,7 +149,7 @@ class Lowerer {
   std::string funcName(NodeId id, const std::string& role) const {
     return std::string(opInfo(g_.node(id).op).name) + "_" + std::to_string(id) + (role.empty() ? "" : "_" + role);
   }
-  Func helper(const std::string& role) const { return Func(funcName(current_, role)); }
+  Func helper(const std::string& role) const override { return Func(funcName(current_, role)); }
 
   // C(n, m) = sum_k A(k, m) * B(n, k) in Halide order. A transposed operand is read with swapped coordinates; a
   // transposed B is first packed into (n, k) order so the inner loop over n reads contiguous memory.

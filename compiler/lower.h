@@ -37,6 +37,24 @@ struct LoweredEntry {
 // The Halide dimension variables: d0 is the innermost dimension.
 const std::vector<Halide::Var>& dimVars();
 
+// What the lowering of one op family sees of the lowering in progress, so a family's algorithm can live in a
+// file of its own (lower_<family>.cpp) beside its shape and VJP rules.
+class LoweringContext {
+ public:
+  virtual ~LoweringContext() = default;
+  virtual const Graph& graph() const = 0;
+  // The Func of an already lowered node (every input of the node being lowered is).
+  virtual Halide::Func func(NodeId id) const = 0;
+  // Node `id` read at `coords` (Halide order) of a result of shape `out_shape`, broadcasting as numpy does.
+  virtual Halide::Expr read(NodeId id, const std::vector<Halide::Expr>& coords, const Shape& out_shape) const = 0;
+  // A dimension's extent: a constant, or the symbolic batch size of this call.
+  virtual Halide::Expr extent(const Dim& dim) const = 0;
+  virtual Halide::Expr constant(double value) const = 0;  // in the float type
+  virtual Halide::Type floatType() const = 0;
+  // A new Func named uniquely after the node being lowered and its `role` in it.
+  virtual Halide::Func helper(const std::string& role) const = 0;
+};
+
 // Lowers the nodes that `entry`'s outputs need, computing floats in `float_type` (Float(32) for trainers,
 // Float(64) for gradient checks), and schedules them for the host CPU.
 LoweredEntry lowerEntry(const Graph& graph, const EntryPoint& entry, Halide::Type float_type);

@@ -98,6 +98,11 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
         if (uses.count[id] > 1 || uses.by_matmul[id]) scheduleRootElementwise(node_funcs.func, node.shape, vector);
         break;
       case OpFamily::MatMul: scheduleMatMul(node, node_funcs, vector); break;
+      case OpFamily::Layout: break;  // index arithmetic, inlined into its consumer
+      case OpFamily::Conv:
+        for (Func helper : node_funcs.helpers) helper.compute_root();
+        scheduleRootElementwise(node_funcs.func, node.shape, vector);
+        break;
       case OpFamily::Reduce:
       case OpFamily::Loss:
         if (node.op == Op::SumTo && node_funcs.reductions.empty()) break;  // sum_to over nothing is a copy
