@@ -31,6 +31,8 @@ std::vector<uint8_t> readWholeFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail(path, std::string("cannot open: ") + std::strerror(errno));
   std::vector<uint8_t> bytes;
+  struct stat st{};
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) bytes.reserve(static_cast<size_t>(st.st_size));  // one allocation
   uint8_t chunk[1 << 16];
   for (;;) {
     ssize_t n = ::read(fd, chunk, sizeof chunk);
@@ -57,6 +59,9 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& p
   z_stream zs{};
   if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) fail(path, "zlib: cannot initialise inflate");
   std::vector<uint8_t> out;
+  // The gzip trailer's last 4 bytes hold the (last member's) uncompressed size mod 2^32: a good reservation.
+  if (in.size() >= 18) out.reserve(in[in.size() - 4] | in[in.size() - 3] << 8 | in[in.size() - 2] << 16 |
+                                   static_cast<size_t>(in[in.size() - 1]) << 24);
   uint8_t chunk[1 << 16];
   size_t consumed = 0;
   int rc = Z_OK;

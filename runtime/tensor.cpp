@@ -19,7 +19,8 @@ std::vector<int64_t> concreteShape(int rank, const int64_t* shape, int64_t batch
 
 std::string shapeString(const std::vector<int64_t>& shape) {
   std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  for (size_t i = 0; i < shape.size(); ++i)
+    out += (i ? ", " : "") + (shape[i] == kBatchDim ? std::string("B") : std::to_string(shape[i]));
   return out + "]";
 }
 

@@ -16,7 +16,7 @@ using LabelTensor = Halide::Runtime::Buffer<int32_t>;
 
 // A row-major shape of a spec, with symbolic dimensions replaced by `batch`.
 std::vector<int64_t> concreteShape(int rank, const int64_t* shape, int64_t batch);
-std::string shapeString(const std::vector<int64_t>& shape);  // "[256, 784]"
+std::string shapeString(const std::vector<int64_t>& shape);  // "[256, 784]"; kBatchDim prints as "B"
 
 // Allocates a zero-filled tensor of a row-major shape.
 template <typename T>

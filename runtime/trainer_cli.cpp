@@ -170,7 +170,7 @@ int infoCommand(const ModelSpec& model) {
   std::printf("model %s\ntarget %s\nentry points: train_step, grads, predict\n", model.name, model.target);
   for (int i = 0; i < model.num_inputs; ++i)
     std::printf("input %s: %s%s\n", model.inputs[i].name, model.inputs[i].is_integer ? "i32" : "f32",
-                shapeString(concreteShape(model.inputs[i].rank, model.inputs[i].shape, -1)).c_str());
+                shapeString(concreteShape(model.inputs[i].rank, model.inputs[i].shape, kBatchDim)).c_str());
   int64_t total = 0;
   for (int i = 0; i < model.num_params; ++i) {
     std::vector<int64_t> shape = concreteShape(model.params[i].rank, model.params[i].shape, 1);
