@@ -4,8 +4,9 @@
 //   2. In the model, in source order: validate input and param types, resolve every Name against the
 //      names declared so far, then declare the statement's own name (duplicates are errors).
 //   3. Exactly one `return`, and a binding named `loss`.
-//   4. The train block: known keys, each at most once, each value of the right kind and range.
+//   4. The train block (dsl/train_checker.cpp).
 #include "dsl/checker.h"
+#include "dsl/train_checker.h"
 
 #include <algorithm>
 #include <cmath>
@@ -36,14 +37,19 @@ size_t editDistance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-// "`a`, `b`, `c`"
+}  // namespace
+
 std::string backtickList(const std::vector<std::string>& names) {
   std::string out;
   for (size_t i = 0; i < names.size(); ++i) out += (i > 0 ? ", `" : "`") + names[i] + "`";
   return out;
 }
 
-}  // namespace
+std::optional<double> literalNumber(const Expr& expr) {
+  if (expr.kind == ExprKind::Number) return expr.number;
+  if (expr.kind == ExprKind::Unary && expr.args[0]->kind == ExprKind::Number) return -expr.args[0]->number;
+  return std::nullopt;
+}
 
 std::optional<std::string> closestName(std::string_view name, const std::vector<std::string>& candidates) {
   std::optional<std::string> best;
@@ -209,158 +215,6 @@ const Stmt* BodyChecker::findLoss() {
 }
 
 
-// ---- the train block ---------------------------------------------------------------------------
-
-const std::vector<std::string> kTrainKeys = {"data", "batch", "epochs", "seed", "optimizer", "lr_schedule"};
-const std::vector<std::string> kLrSchedules = {"constant", "cosine"};
-const std::vector<std::string> kOptimizers = {"sgd"};
-const std::vector<std::string> kSgdArgs = {"lr", "momentum"};
-
-// The value of a numeric literal, optionally negated (`3`, `-0.5`); nullopt for any other expression.
-std::optional<double> literalNumber(const Expr& expr) {
-  if (expr.kind == ExprKind::Number) return expr.number;
-  if (expr.kind == ExprKind::Unary && expr.args[0]->kind == ExprKind::Number) return -expr.args[0]->number;
-  return std::nullopt;
-}
-
-class TrainChecker {
- public:
-  explicit TrainChecker(DiagnosticEngine& diags) : diags_(diags) {}
-  TrainConfig run(const TrainBlock& block);
-
- private:
-  void checkEntry(const TrainEntry& entry);
-  std::optional<int64_t> integer(const TrainEntry& entry, int64_t min, const char* what);
-  void checkOptimizer(const Expr& value);
-  void checkLrSchedule(const Expr& value);
-  void checkSgdArg(const KeywordArg& kwarg);
-  std::string_view sourceText(Span span) const { return diags_.source().slice(span); }
-
-  DiagnosticEngine& diags_;
-  TrainConfig config_;
-};
-
-TrainConfig TrainChecker::run(const TrainBlock& block) {
-  std::unordered_map<std::string, Span> seen;  // key -> where it was first set
-  for (const TrainEntry& entry : block.entries) {
-    auto [it, inserted] = seen.emplace(entry.key, entry.key_span);
-    if (!inserted) {
-      Diagnostic& diag = diags_.report(DiagKind::DuplicateTrainSetting, entry.key_span, fmt::format("training setting `{}` is set twice", entry.key));
-      DiagnosticEngine::note(diag, it->second, "first set here");
-      continue;
-    }
-    checkEntry(entry);
-  }
-  return config_;
-}
-
-void TrainChecker::checkEntry(const TrainEntry& entry) {
-  const Expr& value = *entry.value;
-  if (entry.key == "data") {
-    if (value.kind == ExprKind::String) {
-      config_.data = value.text;
-    } else {
-      diags_.report(DiagKind::BadTrainValue, value.span, fmt::format("`data` must be a string (the dataset directory), got `{}`",
-                                           sourceText(value.span)));
-    }
-  } else if (entry.key == "batch") {
-    if (auto n = integer(entry, 1, "a positive integer")) config_.batch = *n;
-  } else if (entry.key == "epochs") {
-    if (auto n = integer(entry, 1, "a positive integer")) config_.epochs = *n;
-  } else if (entry.key == "seed") {
-    if (auto n = integer(entry, 0, "a non-negative integer")) config_.seed = static_cast<uint64_t>(*n);
-  } else if (entry.key == "optimizer") {
-    checkOptimizer(value);
-  } else if (entry.key == "lr_schedule") {
-    checkLrSchedule(value);
-  } else {
-    diags_.report(DiagKind::UnknownTrainSetting, entry.key_span, fmt::format("unknown training setting `{}`{} (valid settings: {})", entry.key,
-                                             didYouMean(entry.key, kTrainKeys), backtickList(kTrainKeys)));
-  }
-}
-
-// An integer literal >= min (a leading `-` is accepted so that `seed = -1` gets a range error).
-std::optional<int64_t> TrainChecker::integer(const TrainEntry& entry, int64_t min, const char* what) {
-  const Expr& value = *entry.value;
-  const Expr& literal = value.kind == ExprKind::Unary ? *value.args[0] : value;
-  std::optional<double> number = literalNumber(value);
-  bool ok = number && literal.kind == ExprKind::Number && literal.is_integer && *number >= static_cast<double>(min) &&
-            *number < 9.2e18;  // fits int64_t
-  if (!ok) {
-    diags_.report(DiagKind::BadTrainValue, value.span, fmt::format("`{}` must be {}, got `{}`", entry.key, what, sourceText(value.span)));
-    return std::nullopt;
-  }
-  return static_cast<int64_t>(*number);
-}
-
-/// lr_schedule = ( "constant" | "cosine" ) "(" ")"
-void TrainChecker::checkLrSchedule(const Expr& value) {
-  bool known = value.kind == ExprKind::Call &&
-               std::find(kLrSchedules.begin(), kLrSchedules.end(), value.text) != kLrSchedules.end();
-  if (!known) {
-    std::string name = value.kind == ExprKind::Call ? value.text : std::string(sourceText(value.span));
-    diags_.report(DiagKind::UnknownLrSchedule, value.span, fmt::format("unknown learning-rate schedule `{}`{} (valid schedules: {})", name,
-                                         didYouMean(name, kLrSchedules), backtickList(kLrSchedules)));
-    return;
-  }
-  if (!value.args.empty() || !value.kwargs.empty()) {
-    diags_.report(DiagKind::UnknownLrSchedule, value.span, fmt::format("`{}()` takes no arguments", value.text));
-    return;
-  }
-  config_.lr_schedule = value.text;
-}
-
-/// optimizer = "sgd" "(" [ "lr" "=" NUMBER ] [ "," "momentum" "=" NUMBER ] ")"   (keywords in any order)
-void TrainChecker::checkOptimizer(const Expr& value) {
-  config_.optimizer.span = value.span;
-  if (value.kind != ExprKind::Call) {
-    diags_.report(DiagKind::UnknownOptimizer, value.span, fmt::format("`optimizer` must be an optimizer call such as `sgd(lr = 0.01)`, got `{}`",
-                                         sourceText(value.span)));
-    return;
-  }
-  if (value.text != "sgd") {
-    diags_.report(DiagKind::UnknownOptimizer, value.callee_span, fmt::format("unknown optimizer `{}`{} (valid optimizers: {})", value.text,
-                                                didYouMean(value.text, kOptimizers), backtickList(kOptimizers)));
-    return;
-  }
-  config_.optimizer.name = value.text;
-  for (const ExprPtr& arg : value.args) {
-    diags_.report(DiagKind::BadOptimizerArgument, arg->span, fmt::format("`sgd` takes only keyword arguments (valid arguments: {})", backtickList(kSgdArgs)));
-  }
-  std::unordered_map<std::string, Span> seen;
-  for (const KeywordArg& kwarg : value.kwargs) {
-    auto [it, inserted] = seen.emplace(kwarg.name, kwarg.name_span);
-    if (!inserted) {
-      Diagnostic& diag = diags_.report(DiagKind::BadOptimizerArgument, kwarg.name_span, fmt::format("`sgd` argument `{}` is given twice", kwarg.name));
-      DiagnosticEngine::note(diag, it->second, "first given here");
-      continue;
-    }
-    checkSgdArg(kwarg);
-  }
-}
-
-// lr > 0; 0 <= momentum < 1.
-void TrainChecker::checkSgdArg(const KeywordArg& kwarg) {
-  std::optional<double> number = literalNumber(*kwarg.value);
-  std::string_view got = sourceText(kwarg.value->span);
-  if (kwarg.name == "lr") {
-    if (number && *number > 0 && std::isfinite(*number)) {
-      config_.optimizer.lr = *number;
-    } else {
-      diags_.report(DiagKind::BadOptimizerArgument, kwarg.value->span, fmt::format("`lr` must be a positive number, got `{}`", got));
-    }
-  } else if (kwarg.name == "momentum") {
-    if (number && *number >= 0 && *number < 1) {
-      config_.optimizer.momentum = *number;
-    } else {
-      diags_.report(DiagKind::BadOptimizerArgument, kwarg.value->span, fmt::format("`momentum` must be a number in [0, 1), got `{}`", got));
-    }
-  } else {
-    diags_.report(DiagKind::BadOptimizerArgument, kwarg.name_span, fmt::format("unknown `sgd` argument `{}`{} (valid arguments: {})", kwarg.name,
-                                              didYouMean(kwarg.name, kSgdArgs), backtickList(kSgdArgs)));
-  }
-}
-
 }  // namespace
 
 namespace {
@@ -452,7 +306,7 @@ std::optional<CheckedModule> check(const Module& module, DiagnosticEngine& diags
   const Stmt* output = body.run();
   const Stmt* loss = body.findLoss();
   body.warnUnused();
-  TrainConfig train = module.train ? TrainChecker(diags).run(*module.train) : TrainConfig{};
+  TrainConfig train = module.train ? checkTrainBlock(*module.train, diags) : TrainConfig{};
   if (diags.hasErrors()) return std::nullopt;
   return CheckedModule{&module, &model, loss, output, std::move(train)};
 }

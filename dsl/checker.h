@@ -14,11 +14,28 @@
 
 namespace nnc::dsl {
 
+// The optimizer and its hyperparameters, named as PyTorch's torch.optim arguments.
 struct OptimizerConfig {
   std::string name = "sgd";
   double lr = 0.01;
   double momentum = 0.0;
+  bool nesterov = false;
+  double weight_decay = 0.0;  // L2 coefficient added to the gradient: g + weight_decay * p
   Span span;  // the `optimizer = ...` value; empty when defaulted
+};
+
+// How the learning rate moves during a run (t counts steps or epochs, from 0).
+struct LrScheduleConfig {
+  std::string name = "constant";  // constant, cosine, exponential, step, inverse
+  double k = 0;                   // exponential: lr * exp(-k t); inverse: lr / (1 + k t)
+  double factor = 0.5;            // step: lr * factor^floor(t / every)
+  int64_t every = 1;
+  bool per_epoch = true;          // t counts epochs (false: optimizer steps); cosine anneals per step
+};
+
+struct EarlyStoppingConfig {
+  int64_t patience = 0;              // epochs without improvement before stopping; 0: off
+  std::string monitor = "val_loss";  // or val_accuracy
 };
 
 struct TrainConfig {
@@ -27,7 +44,9 @@ struct TrainConfig {
   int64_t epochs = 1;
   uint64_t seed = 0;
   OptimizerConfig optimizer;
-  std::string lr_schedule = "constant";  // or "cosine": lr * (1 + cos(pi * step / steps)) / 2 over the run
+  LrScheduleConfig lr_schedule;
+  double validation_split = 0;  // fraction of the training set held out (seeded), 0: none
+  EarlyStoppingConfig early_stopping;
 };
 
 struct CheckedModule {
@@ -45,6 +64,12 @@ std::optional<CheckedModule> check(const Module& module, DiagnosticEngine& diags
 // The candidate closest to `name` by edit distance, if it is a plausible typo (distance <= 2 and
 // shorter than `name`); ties go to the earlier candidate. Used for "did you mean `x`?" hints.
 std::optional<std::string> closestName(std::string_view name, const std::vector<std::string>& candidates);
+
+// "`a`, `b`, `c`"
+std::string backtickList(const std::vector<std::string>& names);
+
+// The value of a numeric literal, optionally negated (`3`, `-0.5`); nullopt for any other expression.
+std::optional<double> literalNumber(const Expr& expr);
 
 // "; did you mean `x`?" for the closest candidate, or "" when there is none.
 std::string didYouMean(std::string_view name, const std::vector<std::string>& candidates);

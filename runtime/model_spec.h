@@ -39,6 +39,17 @@ struct InputSpec {
 
 using EntryFn = int (*)(void** args);
 
+// How the learning rate moves during a run (dsl/REFERENCE.md, the train block); t counts epochs or steps.
+struct LrSchedule {
+  const char* name;  // constant, cosine, exponential, step, inverse
+  double k;          // exponential: lr * exp(-k t); inverse: lr / (1 + k t)
+  double factor;     // step: lr * factor^floor(t / every)
+  int64_t every;
+  bool per_epoch;
+};
+
+// The train block's values; the command line overrides them. Optimizer settings other than `lr` are compiled
+// into train_step.
 struct TrainDefaults {
   const char* data;
   int64_t batch;
@@ -47,7 +58,12 @@ struct TrainDefaults {
   const char* optimizer;
   double lr;
   double momentum;
-  const char* lr_schedule;  // "constant" or "cosine"
+  bool nesterov;
+  double weight_decay;
+  LrSchedule lr_schedule;
+  double validation_split;  // fraction of the training set held out, 0: none
+  int64_t patience;         // early stopping after this many epochs without improvement, 0: off
+  const char* monitor;      // val_loss or val_accuracy
 };
 
 struct ModelSpec {

@@ -10,7 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/atomic_file.h"
 #include "runtime/errors.h"
+#include "runtime/plot.h"
 #include "runtime/progress.h"
 
 namespace nnc::rt {
@@ -36,17 +38,18 @@ void gatherBatch(const Dataset& data, const std::vector<int64_t>& order, int64_t
   }
 }
 
-// The learning rate of step `step` (0-based) of a run of `steps` steps.
-double scheduledLr(const TrainOptions& options, int64_t step, int64_t steps) {
-  if (options.lr_schedule == "cosine")
-    return options.lr * 0.5 * (1 + std::cos(M_PI * static_cast<double>(step) / static_cast<double>(steps)));
-  return options.lr;
-}
-
 std::vector<int64_t> identityOrder(int64_t n) {
   std::vector<int64_t> order(n);
   for (int64_t i = 0; i < n; ++i) order[i] = i;
   return order;
+}
+
+// printf into a std::string.
+template <typename... Args>
+std::string fmt(const char* format, Args... args) {
+  char text[256];
+  std::snprintf(text, sizeof text, format, args...);
+  return text;
 }
 
 void appendMetrics(const std::string& path, const nlohmann::json& record) {
@@ -94,11 +97,68 @@ EvalResult evaluate(const ModelSpec& model, const std::vector<Tensor>& params, c
   return result;
 }
 
+namespace {
+
+// Holds out the last `fraction` of a seeded shuffle of `all` as the validation split (the rest stays in `all`).
+Dataset splitValidation(Dataset& all, double fraction, uint64_t seed) {
+  auto held = static_cast<int64_t>(std::floor(fraction * static_cast<double>(all.count)));
+  Dataset val{held, all.features, all.num_classes, {}, {}};
+  if (held == 0) return val;
+  std::vector<int64_t> order = epochPermutation(all.count, seed, 0);  // epoch 0: the split, not a training epoch
+  Dataset kept{all.count - held, all.features, all.num_classes, {}, {}};
+  for (int64_t i = 0; i < all.count; ++i) {
+    Dataset& to = i < kept.count ? kept : val;
+    int64_t example = order[i];
+    to.images.insert(to.images.end(), all.images.begin() + example * all.features,
+                     all.images.begin() + (example + 1) * all.features);
+    to.labels.push_back(all.labels[example]);
+  }
+  all = std::move(kept);
+  return val;
+}
+
+// Early stopping on a validation metric: remembers the best epoch and its parameters.
+struct BestEpoch {
+  int64_t epoch = 0;
+  double metric = 0;
+  std::vector<Tensor> params;
+
+  // True when `metric` improves on the best so far (lower loss, higher accuracy).
+  bool improves(double value, bool higher_is_better) const {
+    return epoch == 0 || (higher_is_better ? value > metric : value < metric);
+  }
+  void record(int64_t at, double value, const std::vector<Tensor>& current) {
+    epoch = at;
+    metric = value;
+    params.clear();
+    for (const Tensor& p : current) params.push_back(p.copy());
+  }
+};
+
+nlohmann::json metricsRecord(const EpochPoint& point, int64_t step, double lr, double seconds) {
+  nlohmann::json record = {{"epoch", point.epoch},         {"step", step},
+                           {"train_loss", point.train_loss}, {"test_loss", point.test_loss},
+                           {"test_accuracy", point.test_accuracy}};
+  if (!std::isnan(point.val_loss)) {
+    record["val_loss"] = point.val_loss;
+    record["val_accuracy"] = point.val_accuracy;
+  }
+  record["lr"] = lr;
+  record["seconds"] = seconds;
+  return record;
+}
+
+}  // namespace
+
 int train(const ModelSpec& model, const TrainOptions& options) {
   Dataset train_set = loadMnistSplit(options.data, "train");
   Dataset test_set = loadMnistSplit(options.data, "t10k");
   checkDatasetFits(model, train_set, options.data + " (train)");
   checkDatasetFits(model, test_set, options.data + " (t10k)");
+  Dataset val_set = splitValidation(train_set, options.validation_split, options.seed);
+  bool early_stopping = options.patience > 0;
+  if (early_stopping && val_set.count == 0)
+    throw DataError("early stopping watches the validation split; set `validation_split` (or --validation-split)");
 
   TrainState state = allocateTrainState(model);
   if (options.init.empty()) initializeParams(model, options.seed, state.params);
@@ -112,6 +172,9 @@ int train(const ModelSpec& model, const TrainOptions& options) {
   if (options.max_steps) total_steps = std::min(total_steps, *options.max_steps);
   int64_t step = 0, completed_epochs = 0;
   bool stop = false;
+  BestEpoch best;
+  std::vector<EpochPoint> history;
+  bool higher_is_better = options.monitor == "val_accuracy";
   for (int64_t epoch = 1; epoch <= options.epochs && !stop; ++epoch) {
     auto start = std::chrono::steady_clock::now();
     std::vector<int64_t> order =
@@ -119,17 +182,24 @@ int train(const ModelSpec& model, const TrainOptions& options) {
     int64_t epoch_steps = steps_per_epoch;
     if (options.max_steps) epoch_steps = std::min(epoch_steps, *options.max_steps - step);
     Progress progress(epoch, options.epochs, epoch_steps);
-    double loss_sum = 0;
+    double loss_sum = 0, lr = options.lr;
     int64_t seen = 0;
     for (int64_t s = 0; s < epoch_steps; ++s) {
       int64_t first = s * batch;
       int rows = static_cast<int>(std::min(batch, train_set.count - first));
       gatherBatch(train_set, order, first, rows, x, y);
-      float loss = trainStep(model, x.cropped(1, 0, rows), y.cropped(0, 0, rows), state,
-                             static_cast<float>(scheduledLr(options, step, total_steps)));
+      lr = scheduledLr(options.schedule, options.lr, step, epoch, total_steps);
+      float loss = trainStep(model, x.cropped(1, 0, rows), y.cropped(0, 0, rows), state, static_cast<float>(lr));
       if (!std::isfinite(loss)) {
-        std::fprintf(stderr, "\nerror: the loss became %f at step %lld; try a smaller learning rate (--lr)\n",
-                     static_cast<double>(loss), static_cast<long long>(step + 1));
+        // trainStep swapped the buffers: next_params hold the parameters before this step, the last good ones.
+        std::fprintf(stderr,
+                     "\nerror: the loss became %f at step %lld. Usual causes: a learning rate too high (try --lr %g), "
+                     "inputs not normalized, or a log of 0 in the model.\n",
+                     static_cast<double>(loss), static_cast<long long>(step + 1), options.lr / 10);
+        if (!options.save.empty()) {
+          saveCheckpoint(model, options.save, state.next_params, completed_epochs, step);
+          std::fprintf(stderr, "saved the parameters before that step to %s\n", options.save.c_str());
+        }
         return 1;
       }
       loss_sum += static_cast<double>(loss) * rows;
@@ -140,17 +210,35 @@ int train(const ModelSpec& model, const TrainOptions& options) {
     progress.finish();
     stop = options.max_steps && step >= *options.max_steps;
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EpochPoint point{epoch, seen ? loss_sum / static_cast<double>(seen) : 0, NAN, NAN, NAN, NAN};
     EvalResult test = evaluate(model, state.params, test_set, 256);
-    double train_loss = seen ? loss_sum / static_cast<double>(seen) : 0;
-    std::printf("epoch %lld: train_loss %.4f  test_loss %.4f  test_accuracy %.4f  (%.1f s, %.0f img/s)\n",
-                static_cast<long long>(epoch), train_loss, test.loss, test.accuracy, seconds,
-                static_cast<double>(seen) / seconds);
+    point.test_loss = test.loss;
+    point.test_accuracy = test.accuracy;
+    std::string val_text;
+    if (val_set.count > 0) {
+      EvalResult val = evaluate(model, state.params, val_set, 256);
+      point.val_loss = val.loss;
+      point.val_accuracy = val.accuracy;
+      val_text = fmt(" val_loss %.4f  val_accuracy %.4f ", val.loss, val.accuracy);
+    }
+    std::printf("epoch %lld: train_loss %.4f %s test_loss %.4f  test_accuracy %.4f  lr %.4g  (%.1f s, %.0f img/s)\n",
+                static_cast<long long>(epoch), point.train_loss, val_text.c_str(), test.loss, test.accuracy, lr,
+                seconds, static_cast<double>(seen) / seconds);
     std::fflush(stdout);
     if (epoch_steps == steps_per_epoch) completed_epochs = epoch;  // a cut-short epoch is not counted
-    if (!options.metrics.empty())
-      appendMetrics(options.metrics, {{"epoch", epoch}, {"step", step}, {"train_loss", train_loss},
-                                      {"test_loss", test.loss}, {"test_accuracy", test.accuracy},
-                                      {"seconds", seconds}});
+    history.push_back(point);
+    if (!options.metrics.empty()) appendMetrics(options.metrics, metricsRecord(point, step, lr, seconds));
+    if (!options.plot.empty()) writeFileAtomically(options.plot, renderTrainingSvg(model.name, history));
+    if (early_stopping) {
+      double metric = higher_is_better ? point.val_accuracy : point.val_loss;
+      if (best.improves(metric, higher_is_better)) best.record(epoch, metric, state.params);
+      if (epoch - best.epoch >= options.patience) stop = true;
+    }
+  }
+  if (early_stopping && best.epoch > 0) {
+    for (size_t i = 0; i < best.params.size(); ++i) state.params[i].copy_from(best.params[i]);
+    std::printf("early stopping: best epoch %lld (%s %.4f); its parameters are kept\n",
+                static_cast<long long>(best.epoch), options.monitor.c_str(), best.metric);
   }
   if (!options.save.empty()) {
     saveCheckpoint(model, options.save, state.params, completed_epochs, step);

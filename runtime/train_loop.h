@@ -7,6 +7,7 @@
 
 #include "runtime/dataset.h"
 #include "runtime/kernels.h"
+#include "runtime/lr_schedule.h"
 
 namespace nnc::rt {
 
@@ -16,7 +17,11 @@ struct TrainOptions {
   std::optional<int64_t> max_steps;
   int64_t batch = 64;
   double lr = 0.01;
-  std::string lr_schedule = "constant";  // or "cosine", annealed per step to 0 over the whole run
+  ScheduleOptions schedule;
+  double validation_split = 0;
+  int64_t patience = 0;              // early stopping; 0: off
+  std::string monitor = "val_loss";  // or val_accuracy
+  std::string plot;                  // SVG of the curves, rewritten after each epoch; empty: none
   uint64_t seed = 0;
   bool shuffle = true;
   std::string init;     // checkpoint to start from; empty: initializers

@@ -26,7 +26,8 @@ struct UsageError : std::runtime_error {
 
 const char* kUsage =
     "usage: %s train [--data DIR] [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N]\n"
-    "                [--lr-schedule constant|cosine] [--no-shuffle]\n"
+    "                [--lr-schedule constant|cosine] [--validation-split X] [--patience N] [--plot FILE.svg]\n"
+    "                [--no-shuffle]\n"
     "                [--init CKPT] [--save CKPT] [--metrics FILE] [--threads N]\n"
     "       %s eval --weights CKPT [--data DIR] [--batch N] [--threads N]\n"
     "       %s predict --weights CKPT [--data DIR] [--limit N]\n"
@@ -82,7 +83,8 @@ std::string stringFlag(const std::map<std::string, std::string>& flags, const st
 
 int trainCommand(const ModelSpec& model, int argc, char** argv) {
   auto flags = parseFlags(argc, argv, {{"--data", true}, {"--epochs", true}, {"--max-steps", true},
-                                       {"--batch", true}, {"--lr", true}, {"--lr-schedule", true}, {"--seed", true}, {"--no-shuffle", false},
+                                       {"--batch", true}, {"--lr", true}, {"--lr-schedule", true}, {"--seed", true},
+                                       {"--validation-split", true}, {"--patience", true}, {"--plot", true}, {"--no-shuffle", false},
                                        {"--init", true}, {"--save", true}, {"--metrics", true}, {"--threads", true}});
   TrainOptions options;
   options.data = stringFlag(flags, "--data", model.train.data);
@@ -90,9 +92,21 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
   if (flags.count("--max-steps")) options.max_steps = positiveInt(flags, "--max-steps", 0);
   options.batch = positiveInt(flags, "--batch", model.train.batch);
   options.lr = positiveReal(flags, "--lr", model.train.lr);
-  options.lr_schedule = stringFlag(flags, "--lr-schedule", model.train.lr_schedule);
-  if (options.lr_schedule != "constant" && options.lr_schedule != "cosine")
-    throw UsageError("`--lr-schedule` is `constant` or `cosine`, got `" + options.lr_schedule + "`");
+  const LrSchedule& schedule = model.train.lr_schedule;
+  options.schedule = {schedule.name, schedule.k, schedule.factor, schedule.every, schedule.per_epoch};
+  options.schedule.name = stringFlag(flags, "--lr-schedule", schedule.name);
+  if (options.schedule.name != "constant" && options.schedule.name != "cosine" && options.schedule.name != schedule.name)
+    throw UsageError("`--lr-schedule` switches between `constant`, `cosine` and the model's own `" +
+                     std::string(schedule.name) + "`, got `" + options.schedule.name + "`");
+  options.validation_split = model.train.validation_split;
+  if (flags.count("--validation-split")) {
+    options.validation_split = std::strtod(flags["--validation-split"].c_str(), nullptr);
+    if (!(options.validation_split >= 0 && options.validation_split < 1))
+      throw UsageError("`--validation-split` needs a number in [0, 1), got `" + flags["--validation-split"] + "`");
+  }
+  options.patience = positiveInt(flags, "--patience", model.train.patience, 0);
+  options.monitor = model.train.monitor;
+  options.plot = stringFlag(flags, "--plot");
   options.seed = static_cast<uint64_t>(positiveInt(flags, "--seed", static_cast<int64_t>(model.train.seed), 0,
                                                    std::numeric_limits<int64_t>::max()));
   options.shuffle = !flags.count("--no-shuffle");
@@ -179,8 +193,9 @@ int infoCommand(const ModelSpec& model) {
     total += count;
     std::printf("param %s: f32%s\n", model.params[i].name, shapeString(shape).c_str());
   }
-  std::printf("parameters: %lld\noptimizer: %s (lr %g, momentum %g)\n", static_cast<long long>(total),
-              model.train.optimizer, model.train.lr, model.train.momentum);
+  std::printf("parameters: %lld\noptimizer: %s (lr %g, momentum %g%s, weight_decay %g), lr_schedule %s\n",
+              static_cast<long long>(total), model.train.optimizer, model.train.lr, model.train.momentum,
+              model.train.nesterov ? ", nesterov" : "", model.train.weight_decay, model.train.lr_schedule.name);
   return 0;
 }
 

@@ -1,5 +1,5 @@
 // Whole-program checks on examples/mlp.nn, in float64: the gradient of the whole model against central finite
-// differences, and train_step against SGD with momentum applied by hand to the output of grads.
+// differences, and train_step against SGD (momentum, Nesterov, weight decay) applied by hand to grads' output.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -81,12 +81,27 @@ TEST(WholeModel, MlpGradientMatchesFiniteDifferences) {
   }
 }
 
-TEST(WholeModel, TrainStepIsGradsFollowedBySgdMomentum) {
-  Program program = compileExample("mlp");
+// train_step against torch.optim.SGD's update applied by hand to the output of grads, for each SGD variant.
+struct SgdCase {
+  const char* name;
+  double momentum, weight_decay;
+  bool nesterov;
+};
+
+class TrainStep : public ::testing::TestWithParam<SgdCase> {};
+
+TEST_P(TrainStep, IsGradsFollowedBySgd) {
+  const SgdCase& sgd = GetParam();
+  auto c = compileFrontEnd(dsl::SourceFile::read(std::string(NNC_SOURCE_DIR) + "/examples/mlp.nn"));
+  ASSERT_EQ(c->diags->render(), "");
+  dsl::TrainConfig train = c->checked->train;
+  train.optimizer.momentum = sgd.momentum;
+  train.optimizer.weight_decay = sgd.weight_decay;
+  train.optimizer.nesterov = sgd.nesterov;
+  Program program = buildProgram(std::move(*c->graph), train);
   const Graph& g = program.graph;
-  ASSERT_EQ(program.states.size(), g.params.size());
-  const double lr = 0.05, momentum = program.train.optimizer.momentum;
-  ASSERT_GT(momentum, 0);
+  ASSERT_EQ(program.states.size(), sgd.momentum > 0 ? g.params.size() : 0);
+  const double lr = 0.05;
   std::mt19937_64 rng(11);
   Inputs in = randomInputs(program, rng);
 
@@ -108,11 +123,22 @@ TEST(WholeModel, TrainStepIsGradsFollowedBySgdMomentum) {
   size_t params = g.params.size();
   for (size_t p = 0; p < params; ++p)
     for (size_t i = 0; i < in.params[p].size(); ++i) {
-      double v = momentum * velocity[p][i] + g_out[p + 1][i];
-      ASSERT_NEAR(out[1 + params + p][i], v, 1e-12) << program.states[p].name << "[" << i << "]";
-      ASSERT_NEAR(out[1 + p][i], in.params[p][i] - lr * v, 1e-12) << g.params[p].name << "[" << i << "]";
+      double grad = g_out[p + 1][i] + sgd.weight_decay * in.params[p][i];
+      double update = grad;
+      if (sgd.momentum > 0) {
+        double v = sgd.momentum * velocity[p][i] + grad;
+        ASSERT_NEAR(out[1 + params + p][i], v, 1e-12) << program.states[p].name << "[" << i << "]";
+        update = sgd.nesterov ? grad + sgd.momentum * v : v;
+      }
+      ASSERT_NEAR(out[1 + p][i], in.params[p][i] - lr * update, 1e-12) << g.params[p].name << "[" << i << "]";
     }
 }
+
+INSTANTIATE_TEST_SUITE_P(Sgd, TrainStep,
+                         ::testing::Values(SgdCase{"plain", 0, 0, false}, SgdCase{"momentum", 0.9, 0, false},
+                                           SgdCase{"nesterov_weight_decay", 0.9, 5e-3, true},
+                                           SgdCase{"weight_decay", 0, 1e-2, false}),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace nnc

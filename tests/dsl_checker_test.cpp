@@ -173,7 +173,8 @@ TEST(Checker, UnknownTrainKey) {
   Checked c(withTrain("bach = 3"));
   EXPECT_EQ(c.errors(),
             "t.nn:7:1: error: unknown training setting `bach`; did you mean `batch`? "
-            "(valid settings: `data`, `batch`, `epochs`, `seed`, `optimizer`, `lr_schedule`)\n"
+            "(valid settings: `data`, `batch`, `epochs`, `seed`, `optimizer`, `lr_schedule`, `validation_split`, "
+            "`early_stopping`)\n"
             "    bach = 3\n"
             "    ^~~~\n");
 }
@@ -228,9 +229,9 @@ TEST(Checker, LrSchedule) {
   Checked c(withTrain("lr_schedule = cosin()\nlr_schedule = constant"));
   EXPECT_EQ(c.errors(),
             "t.nn:7:15: error: unknown learning-rate schedule `cosin`; did you mean `cosine`? "
-            "(valid schedules: `constant`, `cosine`)\n"
+            "(valid schedules: `constant`, `cosine`, `exponential`, `step`, `inverse`)\n"
             "    lr_schedule = cosin()\n"
-            "                  ^~~~~~~\n"
+            "                  ^~~~~\n"
             "t.nn:8:1: error: training setting `lr_schedule` is set twice\n"
             "    lr_schedule = constant\n"
             "    ^~~~~~~~~~~\n"
@@ -250,14 +251,14 @@ TEST(Checker, OptimizerMustBeACall) {
 TEST(Checker, BadOptimizerArguments) {
   Checked c(withTrain("optimizer = sgd(0.1, lr = 0, moment = 0.9, momentum = 1, lr = 1)"));
   EXPECT_EQ(c.errors(),
-            "t.nn:7:17: error: `sgd` takes only keyword arguments (valid arguments: `lr`, `momentum`)\n"
+            "t.nn:7:17: error: `sgd` takes only keyword arguments (valid arguments: `lr`, `momentum`, `nesterov`, `weight_decay`)\n"
             "    optimizer = sgd(0.1, lr = 0, moment = 0.9, momentum = 1, lr = 1)\n"
             "                    ^~~\n"
             "t.nn:7:27: error: `lr` must be a positive number, got `0`\n"
             "    optimizer = sgd(0.1, lr = 0, moment = 0.9, momentum = 1, lr = 1)\n"
             "                              ^\n"
             "t.nn:7:30: error: unknown `sgd` argument `moment`; did you mean `momentum`? "
-            "(valid arguments: `lr`, `momentum`)\n"
+            "(valid arguments: `lr`, `momentum`, `nesterov`, `weight_decay`)\n"
             "    optimizer = sgd(0.1, lr = 0, moment = 0.9, momentum = 1, lr = 1)\n"
             "                                 ^~~~~~\n"
             "t.nn:7:55: error: `momentum` must be a number in [0, 1), got `1`\n"
@@ -350,6 +351,50 @@ TEST(Checker, LocalNamesMayNotShadowConstants) {
             "t.nn:1:7: note: first declared here\n"
             "    const h = 2\n"
             "          ^\n");
+}
+
+}  // namespace
+}  // namespace nnc::dsl
+
+namespace nnc::dsl {
+namespace {
+
+TEST(Checker, TrainingSettingsForSchedulesValidationAndEarlyStopping) {
+  Checked c(withTrain("optimizer = sgd(lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 5e-4)\n"
+                      "lr_schedule = step(every = 3, factor = 0.1, per = \"epoch\")\n"
+                      "validation_split = 0.1\nearly_stopping = patience(4, monitor = \"val_accuracy\")"));
+  ASSERT_EQ(c.errors(), "");
+  const TrainConfig& t = c.result->train;
+  EXPECT_TRUE(t.optimizer.nesterov);
+  EXPECT_DOUBLE_EQ(t.optimizer.weight_decay, 5e-4);
+  EXPECT_EQ(t.lr_schedule.name, "step");
+  EXPECT_EQ(t.lr_schedule.every, 3);
+  EXPECT_DOUBLE_EQ(t.lr_schedule.factor, 0.1);
+  EXPECT_TRUE(t.lr_schedule.per_epoch);
+  EXPECT_DOUBLE_EQ(t.validation_split, 0.1);
+  EXPECT_EQ(t.early_stopping.patience, 4);
+  EXPECT_EQ(t.early_stopping.monitor, "val_accuracy");
+}
+
+TEST(Checker, BadScheduleAndStoppingValues) {
+  Checked c(withTrain("lr_schedule = exponential(k = 0, per = \"batch\")\nvalidation_split = 1\n"
+                      "early_stopping = patience(0)\noptimizer = sgd(nesterov = true)"));
+  EXPECT_EQ(c.errors(),
+            "t.nn:7:31: error: `k` must be a positive number, got `0`\n"
+            "    lr_schedule = exponential(k = 0, per = \"batch\")\n"
+            "                                  ^\n"
+            "t.nn:7:40: error: `per` of `exponential` must be one of `epoch`, `step`, got `\"batch\"`\n"
+            "    lr_schedule = exponential(k = 0, per = \"batch\")\n"
+            "                                           ^~~~~~~\n"
+            "t.nn:8:20: error: `validation_split` must be a number in [0, 1), got `1`\n"
+            "    validation_split = 1\n"
+            "                       ^\n"
+            "t.nn:9:27: error: `epochs` must be a positive integer, got `0`\n"
+            "    early_stopping = patience(0)\n"
+            "                              ^\n"
+            "t.nn:10:13: error: `nesterov = true` needs a `momentum` above 0\n"
+            "    optimizer = sgd(nesterov = true)\n"
+            "                ^~~~~~~~~~~~~~~~~~~~\n");
 }
 
 }  // namespace

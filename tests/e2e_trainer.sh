@@ -33,6 +33,13 @@ if ./mlp eval --weights "$src/examples/mlp.nn" 2> err.txt; then fail "foreign fi
 grep -q "not a safetensors file" err.txt || fail "foreign: $(cat err.txt)"
 "$nnc" build "$src/examples/logreg.nn" -o logreg
 ./logreg train --max-steps 5 --save logreg.safetensors > /dev/null
+# Validation split, early stopping, learning-rate schedule, metrics and plot.
+./logreg train --epochs 3 --validation-split 0.2 --patience 1 --lr-schedule cosine --plot curves.svg \
+  --metrics val.jsonl --save best.safetensors > val.log
+[ "$(wc -l < val.jsonl)" -ge 1 ] && grep -q '"val_accuracy":' val.jsonl && grep -q '"lr":' val.jsonl ||
+  fail "validation metrics: $(cat val.jsonl)"
+grep -q "<svg" curves.svg && grep -q 'data-series="val loss"' curves.svg || fail "plot: $(head -c 300 curves.svg)"
+if grep -q "early stopping" val.log; then grep -q "best epoch" val.log || fail "early stopping report: $(cat val.log)"; fi
 if ./mlp eval --weights logreg.safetensors 2> err.txt; then fail "another model's checkpoint accepted"; fi
 grep -q "fc1.weight" err.txt || fail "wrong model: $(cat err.txt)"
 
