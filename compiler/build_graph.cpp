@@ -253,37 +253,59 @@ class GraphBuilder {
                                   param.name));
   }
 
+  // A parameter's initializer call: its name, then its numeric arguments (positional or by keyword) with their
+  // defaults, validated. Fan-based initializers take their fans from the shape at run time (runtime/tensor.cpp).
   std::optional<ParamInit> initializer(const Expr& call, const dsl::TypeExpr& type) {
-    static const std::map<std::string, InitKind> kInits = {
-        {"zeros", InitKind::Zeros},   {"ones", InitKind::Ones},
-        {"uniform", InitKind::Uniform}, {"normal", InitKind::Normal},
-        {"xavier_uniform", InitKind::XavierUniform}, {"he_normal", InitKind::HeNormal}};
+    struct InitSpec {
+      InitKind kind;
+      std::vector<std::pair<const char*, double>> args;  // name, default
+    };
+    static const double kSqrt2 = std::sqrt(2.0);
+    static const std::map<std::string, InitSpec> kInits = {
+        {"zeros", {InitKind::Zeros, {}}},
+        {"ones", {InitKind::Ones, {}}},
+        {"constant", {InitKind::Constant, {{"value", 0}}}},
+        {"uniform", {InitKind::Uniform, {{"low", 0}, {"high", 1}}}},
+        {"normal", {InitKind::Normal, {{"mean", 0}, {"std", 1}}}},
+        {"xavier_uniform", {InitKind::XavierUniform, {{"gain", 1}}}},
+        {"xavier_normal", {InitKind::XavierNormal, {{"gain", 1}}}},
+        {"he_uniform", {InitKind::HeUniform, {{"gain", kSqrt2}}}},
+        {"he_normal", {InitKind::HeNormal, {{"gain", kSqrt2}}}}};
     auto it = call.kind == ExprKind::Call ? kInits.find(call.text) : kInits.end();
     if (it == kInits.end()) {
-      error(dsl::DiagKind::BadInitializer, call.span, "a parameter's initializer must be one of `zeros()`, `ones()`, `uniform(low, high)`, "
-                              "`normal(mean, std)`, `xavier_uniform()`, `he_normal()`");
+      std::vector<std::string> names;
+      for (const auto& [name, _] : kInits) names.push_back(name);
+      error(dsl::DiagKind::BadInitializer, call.span,
+            fmt::format("a parameter's initializer must be one of {}{}", dsl::backtickList(names),
+                        call.kind == ExprKind::Call ? dsl::didYouMean(call.text, names) : ""));
       return std::nullopt;
     }
-    ParamInit init{it->second, 0, 0};
-    if (init.kind == InitKind::Normal) init.b = 1;
-    if (init.kind == InitKind::Uniform || init.kind == InitKind::Normal) {
-      const char* first = init.kind == InitKind::Uniform ? "low" : "mean";
-      const char* second = init.kind == InitKind::Uniform ? "high" : "std";
-      if (!numberArg(call, 0, first, init.a) || !numberArg(call, 1, second, init.b)) return std::nullopt;
-      if (init.kind == InitKind::Uniform && !(init.a < init.b)) {
-        error(dsl::DiagKind::BadAttribute, call.span, "`uniform(low, high)` needs low < high");
-        return std::nullopt;
-      }
-      if (init.kind == InitKind::Normal && !(init.b > 0)) {
-        error(dsl::DiagKind::BadAttribute, call.span, "`normal(mean, std)` needs std > 0");
-        return std::nullopt;
-      }
-    } else if (!call.args.empty() || !call.kwargs.empty()) {
-      error(dsl::DiagKind::BadAttribute, call.span, fmt::format("`{}()` takes no arguments", call.text));
+    const InitSpec& spec = it->second;
+    if (call.args.size() > spec.args.size()) {
+      error(dsl::DiagKind::BadAttribute, call.span,
+            fmt::format("`{}` takes at most {} argument{}", call.text, spec.args.size(), spec.args.size() == 1 ? "" : "s"));
       return std::nullopt;
     }
-    if ((init.kind == InitKind::XavierUniform || init.kind == InitKind::HeNormal) && type.dims.size() != 2) {
-      error(dsl::DiagKind::BadAttribute, call.span, fmt::format("`{}()` needs a 2-D parameter [out, in]", call.text));
+    for (const dsl::KeywordArg& kw : call.kwargs)
+      if (std::none_of(spec.args.begin(), spec.args.end(), [&](const auto& a) { return kw.name == a.first; })) {
+        error(dsl::DiagKind::BadAttribute, kw.name_span, fmt::format("`{}` has no argument `{}`", call.text, kw.name));
+        return std::nullopt;
+      }
+    double values[2] = {0, 0};
+    for (size_t i = 0; i < spec.args.size(); ++i) {
+      values[i] = spec.args[i].second;
+      if (!numberArg(call, i, spec.args[i].first, values[i])) return std::nullopt;
+    }
+    ParamInit init{spec.kind, values[0], values[1]};
+    const char* problem = nullptr;
+    if (init.kind == InitKind::Uniform && !(init.a < init.b)) problem = "needs low < high";
+    if (init.kind == InitKind::Normal && !(init.b > 0)) problem = "needs std > 0";
+    bool fan_based = init.kind == InitKind::XavierUniform || init.kind == InitKind::XavierNormal ||
+                     init.kind == InitKind::HeUniform || init.kind == InitKind::HeNormal;
+    if (fan_based && !(init.a > 0)) problem = "needs gain > 0";
+    if (fan_based && type.dims.size() < 2) problem = "needs a parameter of rank 2 or more ([out, in, ...]) for its fans";
+    if (problem) {
+      error(dsl::DiagKind::BadAttribute, call.span, fmt::format("`{}` {}", call.text, problem));
       return std::nullopt;
     }
     return init;

@@ -69,10 +69,10 @@ struct Node {
 };
 
 // How a parameter is initialised by the trainer before the first step.
-enum class InitKind { Zeros, Ones, Uniform, Normal, XavierUniform, HeNormal };
+enum class InitKind { Zeros, Ones, Constant, Uniform, Normal, XavierUniform, XavierNormal, HeUniform, HeNormal };
 struct ParamInit {
   InitKind kind = InitKind::Zeros;
-  double a = 0, b = 0;  // Uniform: low, high. Normal: mean, std.
+  double a = 0, b = 0;  // Constant: value. Uniform: low, high. Normal: mean, std. Xavier/He: gain.
 };
 
 struct ParamInfo {

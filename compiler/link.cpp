@@ -15,6 +15,9 @@ const char* initKindName(InitKind kind) {
   switch (kind) {
     case InitKind::Zeros: return "Zeros";
     case InitKind::Ones: return "Ones";
+    case InitKind::Constant: return "Constant";
+    case InitKind::XavierNormal: return "XavierNormal";
+    case InitKind::HeUniform: return "HeUniform";
     case InitKind::Uniform: return "Uniform";
     case InitKind::Normal: return "Normal";
     case InitKind::XavierUniform: return "XavierUniform";

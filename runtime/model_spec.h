@@ -15,14 +15,14 @@ namespace nnc::rt {
 constexpr int kMaxRank = 6;
 constexpr int64_t kBatchDim = -1;  // a symbolic (batch) dimension in a shape
 
-enum class InitKind { Zeros, Ones, Uniform, Normal, XavierUniform, HeNormal };
+enum class InitKind { Zeros, Ones, Constant, Uniform, Normal, XavierUniform, XavierNormal, HeUniform, HeNormal };
 
 struct ParamSpec {
   const char* name;  // checkpoint name, e.g. "fc1.weight"
   int rank;
   int64_t shape[kMaxRank];  // row-major
   InitKind init;
-  double a, b;  // Uniform: low, high; Normal: mean, std
+  double a, b;  // Constant: value; Uniform: low, high; Normal: mean, std; Xavier/He: gain
 };
 
 struct StateSpec {

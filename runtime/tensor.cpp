@@ -47,6 +47,8 @@ double normal(SplitMix64& rng, double mean, double std) {  // Box-Muller
   return mean + std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
 }
 
+double uniformIn(SplitMix64& rng, double bound) { return -bound + 2 * bound * rng.uniform(); }
+
 }  // namespace
 
 void initializeParams(const ModelSpec& model, uint64_t seed, std::vector<Tensor>& params) {
@@ -60,14 +62,15 @@ void initializeParams(const ModelSpec& model, uint64_t seed, std::vector<Tensor>
       switch (spec.init) {
         case InitKind::Zeros: value = 0; break;
         case InitKind::Ones: value = 1; break;
+        case InitKind::Constant: value = spec.a; break;
         case InitKind::Uniform: value = spec.a + (spec.b - spec.a) * rng.uniform(); break;
         case InitKind::Normal: value = normal(rng, spec.a, spec.b); break;
-        case InitKind::XavierUniform: {
-          double bound = std::sqrt(6.0 / (fan_in + fan_out));
-          value = -bound + 2 * bound * rng.uniform();
-          break;
-        }
-        case InitKind::HeNormal: value = normal(rng, 0, std::sqrt(2.0 / fan_in)); break;
+        // torch.nn.init: xavier bound gain * sqrt(6 / (fan_in + fan_out)), std gain * sqrt(2 / (fan_in + fan_out));
+        // kaiming (fan_in mode) bound gain * sqrt(3 / fan_in), std gain / sqrt(fan_in); gain sqrt(2) for ReLU.
+        case InitKind::XavierUniform: value = uniformIn(rng, spec.a * std::sqrt(6.0 / (fan_in + fan_out))); break;
+        case InitKind::XavierNormal: value = normal(rng, 0, spec.a * std::sqrt(2.0 / (fan_in + fan_out))); break;
+        case InitKind::HeUniform: value = uniformIn(rng, spec.a * std::sqrt(3.0 / fan_in)); break;
+        case InitKind::HeNormal: value = normal(rng, 0, spec.a / std::sqrt(fan_in)); break;
       }
       data[j] = static_cast<float>(value);
     }
