@@ -14,6 +14,7 @@
 #include <string>
 
 #include "runtime/errors.h"
+#include "runtime/npy.h"
 #include "runtime/train_loop.h"
 
 namespace nnc::rt {
@@ -30,16 +31,22 @@ const char* kUsage =
     "                [--no-shuffle]\n"
     "                [--init CKPT] [--save CKPT] [--metrics FILE] [--threads N]\n"
     "       %s eval --weights CKPT [--data DIR] [--batch N] [--threads N]\n"
-    "       %s predict --weights CKPT [--data DIR] [--limit N]\n"
+    "       %s predict --weights CKPT [INPUT.npy|INPUT-idx] [-o PROBABILITIES.npy] [--data DIR] [--limit N]\n"
     "       %s bench [--batch N] [--steps N] [--threads N]\n"
     "       %s info\n";
 
-// Flags as name -> value ("" for switches); rejects unknown flags and missing values.
-std::map<std::string, std::string> parseFlags(int argc, char** argv, const std::map<std::string, bool>& known) {
+// Flags as name -> value ("" for switches); rejects unknown flags and missing values. With `positional`, one
+// argument that is not a flag is accepted and stored there.
+std::map<std::string, std::string> parseFlags(int argc, char** argv, const std::map<std::string, bool>& known,
+                                              std::string* positional = nullptr) {
   std::map<std::string, std::string> flags;
   for (int i = 2; i < argc; ++i) {
     std::string arg = argv[i];
     auto it = known.find(arg);
+    if (it == known.end() && positional && positional->empty() && !arg.empty() && arg[0] != '-') {
+      *positional = arg;
+      continue;
+    }
     if (it == known.end()) throw UsageError("unknown argument `" + arg + "` for `" + argv[1] + "`");
     if (!it->second) {
       flags[arg] = "";
@@ -132,26 +139,88 @@ int evalCommand(const ModelSpec& model, int argc, char** argv) {
   return 0;
 }
 
+// Features to predict on: an NPY file (values as they are) or an IDX file (bytes scaled to [0, 1] as in
+// training), as [count, features].
+Dataset loadPredictInput(const ModelSpec& model, const std::string& path) {
+  Dataset input;
+  std::vector<int64_t> shape;
+  if (path.size() >= 4 && path.compare(path.size() - 4, 4, ".npy") == 0) {
+    NpyArray array = readNpy(path);
+    shape = array.shape;
+    input.images = std::move(array.data);
+  } else {
+    IdxArray array = readIdx(path);
+    shape = array.dims;
+    input.images.reserve(array.data.size());
+    for (uint8_t byte : array.data) input.images.push_back(static_cast<float>(byte) / 255.0f);
+  }
+  if (shape.empty()) throw DataError(path + ": expected an array of examples, got a scalar");
+  input.count = shape[0];
+  input.features = input.count ? static_cast<int64_t>(input.images.size()) / input.count : 0;
+  input.labels.assign(static_cast<size_t>(input.count), 0);
+  if (input.count == 0) throw DataError(path + ": no examples");
+  checkDatasetFits(model, input, path);
+  return input;
+}
+
+// Class probabilities (softmax of the model's output) for every example, [count, classes].
+std::vector<float> predictProbabilities(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data,
+                                        int64_t classes) {
+  constexpr int64_t kBatch = 256;
+  std::vector<float> probabilities(static_cast<size_t>(data.count * classes));
+  Tensor x = allocate<float>({kBatch, data.features});
+  Tensor logits = allocate<float>({kBatch, classes});
+  for (int64_t first = 0; first < data.count; first += kBatch) {
+    int rows = static_cast<int>(std::min(kBatch, data.count - first));
+    std::memcpy(x.data(), data.images.data() + first * data.features, sizeof(float) * rows * data.features);
+    Tensor out = logits.cropped(1, 0, rows);
+    predict(model, x.cropped(1, 0, rows), params, out);
+    for (int r = 0; r < rows; ++r) {
+      const float* z = out.data() + r * classes;
+      float* p = probabilities.data() + (first + r) * classes;
+      float top = *std::max_element(z, z + classes);
+      double sum = 0;
+      for (int64_t c = 0; c < classes; ++c) sum += p[c] = std::exp(z[c] - top);
+      for (int64_t c = 0; c < classes; ++c) p[c] = static_cast<float>(p[c] / sum);
+    }
+  }
+  return probabilities;
+}
+
 int predictCommand(const ModelSpec& model, int argc, char** argv) {
-  auto flags = parseFlags(argc, argv, {{"--weights", true}, {"--data", true}, {"--limit", true}});
+  std::string input_path;
+  auto flags = parseFlags(argc, argv, {{"--weights", true}, {"--data", true}, {"--limit", true}, {"-o", true}},
+                          &input_path);
   if (!flags.count("--weights")) throw UsageError("`predict` needs `--weights CKPT`");
   initKernels(0);
   std::vector<Tensor> params = allocateParams(model);
   loadCheckpoint(model, flags["--weights"], params);
-  std::string data_dir = stringFlag(flags, "--data", model.train.data);
-  Dataset test = loadMnistSplit(data_dir, "t10k");
-  checkDatasetFits(model, test, data_dir + " (t10k)");
-  int64_t limit = std::min(positiveInt(flags, "--limit", 10), test.count);
+  bool labeled = input_path.empty();
+  Dataset data;
+  if (labeled) {
+    std::string data_dir = stringFlag(flags, "--data", model.train.data);
+    data = loadMnistSplit(data_dir, "t10k");
+    checkDatasetFits(model, data, data_dir + " (t10k)");
+  } else {
+    data = loadPredictInput(model, input_path);
+  }
   int64_t classes = model.output_shape[model.output_rank - 1];
-  Tensor x = allocate<float>({limit, test.features});
-  std::memcpy(x.data(), test.images.data(), sizeof(float) * limit * test.features);
-  Tensor out = allocate<float>({limit, classes});
-  predict(model, x, params, out);
-  std::printf("index predicted label\n");
-  for (int64_t r = 0; r < limit; ++r) {
-    const float* row = out.data() + r * classes;
-    std::printf("%lld %lld %d\n", static_cast<long long>(r),
-                static_cast<long long>(std::max_element(row, row + classes) - row), test.labels[r]);
+  std::vector<float> probabilities = predictProbabilities(model, params, data, classes);
+  if (flags.count("-o")) {
+    writeNpy(flags["-o"], {data.count, classes}, probabilities.data());
+    std::printf("wrote class probabilities [%lld, %lld] to %s\n", static_cast<long long>(data.count),
+                static_cast<long long>(classes), flags["-o"].c_str());
+  }
+  // On screen: the first rows (all of a small input), unless the probabilities went to a file.
+  int64_t shown = flags.count("--limit") ? positiveInt(flags, "--limit", 10)
+                  : flags.count("-o")    ? 0
+                                         : std::min<int64_t>(data.count, labeled ? 10 : 20);
+  if (shown > 0) std::printf(labeled ? "index predicted label\n" : "index predicted\n");
+  for (int64_t r = 0; r < std::min(shown, data.count); ++r) {
+    const float* row = probabilities.data() + r * classes;
+    long long predicted = std::max_element(row, row + classes) - row;
+    if (labeled) std::printf("%lld %lld %d\n", static_cast<long long>(r), predicted, data.labels[r]);
+    else std::printf("%lld %lld\n", static_cast<long long>(r), predicted);
   }
   return 0;
 }

@@ -33,6 +33,12 @@ if ./mlp eval --weights "$src/examples/mlp.nn" 2> err.txt; then fail "foreign fi
 grep -q "not a safetensors file" err.txt || fail "foreign: $(cat err.txt)"
 "$nnc" build "$src/examples/logreg.nn" -o logreg
 ./logreg train --max-steps 5 --save logreg.safetensors > /dev/null
+# predict on an IDX file the user brings: class probabilities as .npy.
+zcat /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz > images-idx
+./logreg predict --weights logreg.safetensors images-idx -o probabilities.npy > predict.log
+[ "$(head -c 6 probabilities.npy | tail -c 5)" = "NUMPY" ] || fail "predict -o wrote no .npy"
+grep -q "\[10000, 10\]" predict.log || fail "predict: $(cat predict.log)"
+
 # Validation split, early stopping, learning-rate schedule, metrics and plot.
 ./logreg train --epochs 3 --validation-split 0.2 --patience 1 --lr-schedule cosine --plot curves.svg \
   --metrics val.jsonl --save best.safetensors > val.log
