@@ -10,6 +10,7 @@
 
 #include "compiler/autodiff.h"
 #include "compiler/compilation.h"
+#include "compiler/graph_printer.h"
 #include "compiler/program.h"
 #include "tests/compiler_ops_util.h"
 
@@ -126,6 +127,36 @@ TEST(ElementwiseForward, TheGradientOfStopGradientIsZero) {
   g.loss = g.add(Op::SumTo, {out}, to_scalar);
   std::vector<NodeId> grads = differentiate(g, g.loss, {a});
   EXPECT_EQ(evaluate(g, grads[0], {{a, {1, -2, 3}}}), (std::vector<double>{1, -2, 3}));
+}
+
+// Trainers compute in float32, where erf is Halide's own polynomial: each op agrees with its float64 value.
+TEST(ElementwiseForward, Float32AgreesWithFloat64) {
+  Graph g;
+  NodeId a = leaf(g, Op::Param, {D(9)}, DType::F32, "a");
+  std::vector<double> x = {-30, -5, -1, -0.25, 0, 0.5, 2, 10, 25};
+  Attrs tanh_form;
+  tanh_form.approximate = true;
+  std::vector<NodeId> outputs = {g.add(Op::Gelu, {a}), g.add(Op::Gelu, {a}, tanh_form),
+                                 g.add(Op::GeluGrad, {a}), g.add(Op::GeluGrad, {a}, tanh_form),
+                                 g.add(Op::Sigmoid, {a}), g.add(Op::Softplus, {a}), g.add(Op::Tanh, {a}),
+                                 g.add(Op::Elu, {a}, alphaBeta(1)), g.add(Op::Pow, {g.add(Op::Abs, {a})}, alphaBeta(1.5))};
+  EntryPoint entry{"f32", {a}, outputs, {}};
+  for (size_t i = 0; i < outputs.size(); ++i) entry.output_names.push_back("out" + std::to_string(i));
+  LoweredEntry lowered = lowerEntry(g, entry, Halide::Float(32));
+  Halide::Buffer<float> input(static_cast<int>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) input(static_cast<int>(i)) = static_cast<float>(x[i]);
+  lowered.images.at(a).set(input);
+  std::vector<Halide::Buffer<>> buffers;
+  for (size_t i = 0; i < outputs.size(); ++i) buffers.push_back(Halide::Buffer<float>(static_cast<int>(x.size())));
+  Halide::Realization realization(buffers);
+  lowered.pipeline().realize(realization);
+  for (size_t o = 0; o < outputs.size(); ++o) {
+    std::vector<double> want = evaluate(g, outputs[o], {{a, x}});
+    Halide::Buffer<float> got(buffers[o]);
+    for (size_t i = 0; i < x.size(); ++i)
+      EXPECT_NEAR(got(static_cast<int>(i)), want[i], 1e-6 * std::max(1.0, std::abs(want[i])))
+          << opInfo(g.node(outputs[o]).op).name << " output " << o << " at x = " << x[i];
+  }
 }
 
 // ---- gradients against central finite differences (compiler_ops_test.cpp runs them) -------------------
@@ -259,6 +290,15 @@ TEST(ElementwiseCalls, BadAttributesAndArgumentCounts) {
   EXPECT_EQ(firstError("minimum(x)"), "t.nn:2:9: error: `minimum` takes 2 arguments: `minimum(a, b)`");
   EXPECT_EQ(firstError("exp(x, 2)"), "t.nn:2:9: error: `exp` takes 1 argument: `exp(x)`");
   EXPECT_EQ(firstError("sigmoud(x)"), "t.nn:2:9: error: unknown op `sigmoud`; did you mean `sigmoid`?");
+}
+
+TEST(ElementwiseCalls, GraphPrinterShowsAttributes) {
+  auto c = build("    h = clamp(leaky_relu(pow(gelu(x, approximate = \"tanh\"), 3), slope = 0.2), -1, 2)\n");
+  ASSERT_EQ(c->diags->render(), "");
+  std::string text = printForwardGraph(*c->graph);
+  for (const char* part : {"gelu(%0) {approximate=tanh}", "pow(%2) {p=3}", "leaky_relu(%3) {slope=0.2}",
+                           "clamp(%4) {low=-1, high=2}"})
+    EXPECT_NE(text.find(part), std::string::npos) << part << " in\n" << text;
 }
 
 // A model with several activations builds its forward, backward and update graphs (AOT is tested elsewhere).
