@@ -476,15 +476,17 @@ class GraphBuilder {
       error(dsl::DiagKind::WrongArgumentCount, e.span, fmt::format("`{}` takes {}: `{}`", e.text, counts, signature));
       return false;
     }
-    for (const dsl::KeywordArg& kw : e.kwargs) {
+    for (size_t k = 0; k < e.kwargs.size(); ++k) {
+      const dsl::KeywordArg& kw = e.kwargs[k];
       auto at = std::find(names.begin(), names.end(), kw.name);
       if (at == names.end()) {
         error(dsl::DiagKind::BadAttribute, kw.name_span,
-              fmt::format("`{}` has no argument `{}`{}; call `{}`", e.text, kw.name, dsl::didYouMean(kw.name, names),
-                          signature));
+              fmt::format("unknown argument `{}` of `{}`{}", kw.name, signature, dsl::didYouMean(kw.name, names)));
         return false;
       }
-      if (static_cast<size_t>(at - names.begin()) + 1 < e.args.size()) {
+      bool repeated = std::any_of(e.kwargs.begin(), e.kwargs.begin() + static_cast<long>(k),
+                                  [&](const dsl::KeywordArg& earlier) { return earlier.name == kw.name; });
+      if (repeated || static_cast<size_t>(at - names.begin()) + 1 < e.args.size()) {
         error(dsl::DiagKind::BadAttribute, kw.name_span, fmt::format("argument `{}` is given twice", kw.name));
         return false;
       }

@@ -281,8 +281,9 @@ TEST(ElementwiseCalls, BadAttributesAndArgumentCounts) {
   EXPECT_EQ(firstError("pow(x, x)"), "t.nn:2:16: error: `p` of `pow` must be a number");
   EXPECT_EQ(firstError("leaky_relu(x, slope = \"big\")"), "t.nn:2:31: error: `slope` of `leaky_relu` must be a number");
   EXPECT_EQ(firstError("leaky_relu(x, slop = 0.1)"),
-            "t.nn:2:23: error: `leaky_relu` has no argument `slop`; did you mean `slope`?; call "
-            "`leaky_relu(x, slope = 0.01)`");
+            "t.nn:2:23: error: unknown argument `slop` of `leaky_relu(x, slope = 0.01)`; did you mean `slope`?");
+  EXPECT_EQ(firstError("elu(x, 0.5, alpha = 2)"), "t.nn:2:21: error: argument `alpha` is given twice");
+  EXPECT_EQ(firstError("elu(x, alpha = 0.5, alpha = 2)"), "t.nn:2:29: error: argument `alpha` is given twice");
   EXPECT_EQ(firstError("elu(x, 1, 2)"), "t.nn:2:9: error: `elu` takes 1 to 2 arguments: `elu(x, alpha = 1.0)`");
   EXPECT_EQ(firstError("gelu(x, approximate = \"fast\")"),
             "t.nn:2:31: error: `approximate` of `gelu` must be \"none\" or \"tanh\"");
