@@ -40,6 +40,15 @@ struct Scope {
 constexpr size_t kMaxCallDepth = 64;
 const std::vector<std::string> kOps = {"linear", "relu", "cross_entropy"};
 
+// Elementwise ops called with one tensor and nothing else: `exp(x)`.
+const std::map<std::string, Op> kUnaryOps = {
+    {"exp", Op::Exp},           {"log", Op::Log},         {"sqrt", Op::Sqrt},           {"square", Op::Square},
+    {"abs", Op::Abs},           {"identity", Op::Identity}, {"step", Op::Step},         {"sigmoid", Op::Sigmoid},
+    {"tanh", Op::Tanh},         {"softplus", Op::Softplus}, {"stop_gradient", Op::StopGradient}};
+// Elementwise ops with attributes or two operands (GraphBuilder::elementwiseCall).
+const std::vector<std::string> kAttrOps = {"pow", "minimum", "maximum", "clamp", "hardtanh", "leaky_relu", "elu",
+                                           "gelu"};
+
 class GraphBuilder {
  public:
   GraphBuilder(const dsl::CheckedModule& module, dsl::DiagnosticEngine& diags) : module_(module), diags_(diags) {
@@ -312,11 +321,19 @@ class GraphBuilder {
   }
 
   // Reads argument `position` (or keyword `keyword`) of `call` as a number; a missing one keeps `out`.
-  bool numberArg(const Expr& call, size_t position, const char* keyword, double& out) {
+  bool numberArg(const Expr& call, size_t position, const char* keyword, double& out, bool required = false) {
     const Expr* arg = position < call.args.size() ? call.args[position].get() : nullptr;
     for (const dsl::KeywordArg& kw : call.kwargs)
       if (kw.name == keyword) arg = kw.value.get();
+    if (!arg && required) {
+      error(dsl::DiagKind::WrongArgumentCount, call.span, fmt::format("`{}` needs its argument `{}`", call.text, keyword));
+      return false;
+    }
     if (!arg) return true;
+    if (arg->kind == ExprKind::String) {
+      error(dsl::DiagKind::BadAttribute, arg->span, fmt::format("`{}` of `{}` must be a number", keyword, call.text));
+      return false;
+    }
     std::optional<Value> value = expr(*arg);
     if (!value) return false;
     if (!value->number) {
@@ -403,9 +420,13 @@ class GraphBuilder {
   std::optional<Value> call(const Expr& e) {
     if (functions_.count(e.text)) return callFunction(e, *functions_.at(e.text));
     if (e.text == "relu") return unaryCall(e, Op::Relu);
+    if (auto unary = kUnaryOps.find(e.text); unary != kUnaryOps.end()) return unaryCall(e, unary->second);
+    if (std::find(kAttrOps.begin(), kAttrOps.end(), e.text) != kAttrOps.end()) return elementwiseCall(e);
     if (e.text == "cross_entropy") return crossEntropy(e);
     if (e.text == "linear") return linear(e);
     std::vector<std::string> callees = kOps;
+    for (const auto& [name, _] : kUnaryOps) callees.push_back(name);
+    callees.insert(callees.end(), kAttrOps.begin(), kAttrOps.end());
     for (const auto& [name, _] : functions_) callees.push_back(name);
     error(dsl::DiagKind::UnknownOp, e.callee_span, fmt::format("unknown op `{}`{}", e.text, dsl::didYouMean(e.text, callees)));
     return std::nullopt;
@@ -422,6 +443,90 @@ class GraphBuilder {
     NodeId a = tensorExpr(*e.args[0]);
     if (a == kNoNode) return std::nullopt;
     return apply(op, {a}, {}, e, {e.args[0].get()});
+  }
+
+  // The elementwise ops with attributes: `pow(x, p)`, `clamp(x, low, high)`, `leaky_relu(x, slope = 0.01)`,
+  // `elu(x, alpha = 1.0)`, `gelu(x, approximate = "none")`, `hardtanh(x)` (clamp to [-1, 1]), and the binary
+  // `minimum(a, b)`, `maximum(a, b)`. An attribute is given by position after the operands or by keyword.
+  std::optional<Value> elementwiseCall(const Expr& e) {
+    Attrs attrs;
+    if (e.text == "minimum" || e.text == "maximum") {
+      if (!expectArgs(e, 2, fmt::format("{}(a, b)", e.text).c_str())) return std::nullopt;
+      NodeId a = tensorExpr(*e.args[0]);
+      NodeId b = tensorExpr(*e.args[1]);
+      if (a == kNoNode || b == kNoNode) return std::nullopt;
+      return apply(e.text == "minimum" ? Op::Minimum : Op::Maximum, {a, b}, attrs, e, {e.args[0].get(), e.args[1].get()});
+    }
+    Op op = Op::Clamp;
+    bool ok = true;
+    if (e.text == "pow") {
+      op = Op::Pow;
+      ok = attributeArgs(e, {"p"}, "pow(x, p)") && numberArg(e, 1, "p", attrs.alpha, true);
+    } else if (e.text == "clamp") {
+      ok = attributeArgs(e, {"low", "high"}, "clamp(x, low, high)") && numberArg(e, 1, "low", attrs.alpha, true) &&
+           numberArg(e, 2, "high", attrs.beta, true);
+      if (ok && !(attrs.alpha < attrs.beta)) {
+        error(dsl::DiagKind::BadAttribute, e.span,
+              fmt::format("`clamp(x, low, high)` needs low < high, got {} and {}", attrs.alpha, attrs.beta));
+        ok = false;
+      }
+    } else if (e.text == "hardtanh") {
+      ok = attributeArgs(e, {}, "hardtanh(x)");
+      attrs.alpha = -1;
+      attrs.beta = 1;
+    } else if (e.text == "leaky_relu") {
+      op = Op::LeakyRelu;
+      attrs.alpha = 0.01;  // torch.nn.LeakyReLU's negative_slope
+      ok = attributeArgs(e, {"slope"}, "leaky_relu(x, slope = 0.01)") && numberArg(e, 1, "slope", attrs.alpha);
+    } else if (e.text == "elu") {
+      op = Op::Elu;
+      attrs.alpha = 1;
+      ok = attributeArgs(e, {"alpha"}, "elu(x, alpha = 1.0)") && numberArg(e, 1, "alpha", attrs.alpha);
+    } else {
+      op = Op::Gelu;
+      ok = attributeArgs(e, {"approximate"}, "gelu(x, approximate = \"none\")") && geluApproximate(e, attrs);
+    }
+    NodeId x = e.args.empty() ? kNoNode : tensorExpr(*e.args[0]);
+    if (!ok || x == kNoNode) return std::nullopt;
+    return apply(op, {x}, attrs, e, {e.args[0].get()});
+  }
+
+  // One tensor operand, then at most `names.size()` attributes by position, or by keyword with one of `names`.
+  bool attributeArgs(const Expr& e, const std::vector<std::string>& names, const char* signature) {
+    if (e.args.empty() || e.args.size() > 1 + names.size()) {
+      std::string counts = names.empty() ? "1 argument" : fmt::format("1 to {} arguments", 1 + names.size());
+      error(dsl::DiagKind::WrongArgumentCount, e.span, fmt::format("`{}` takes {}: `{}`", e.text, counts, signature));
+      return false;
+    }
+    for (size_t k = 0; k < e.kwargs.size(); ++k) {
+      const dsl::KeywordArg& kw = e.kwargs[k];
+      auto at = std::find(names.begin(), names.end(), kw.name);
+      if (at == names.end()) {
+        error(dsl::DiagKind::BadAttribute, kw.name_span,
+              fmt::format("unknown argument `{}` of `{}`{}", kw.name, signature, dsl::didYouMean(kw.name, names)));
+        return false;
+      }
+      bool repeated = std::any_of(e.kwargs.begin(), e.kwargs.begin() + static_cast<long>(k),
+                                  [&](const dsl::KeywordArg& earlier) { return earlier.name == kw.name; });
+      if (repeated || static_cast<size_t>(at - names.begin()) + 1 < e.args.size()) {
+        error(dsl::DiagKind::BadAttribute, kw.name_span, fmt::format("argument `{}` is given twice", kw.name));
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // gelu's `approximate`: the string "none" (erf) or "tanh", as PyTorch's.
+  bool geluApproximate(const Expr& e, Attrs& attrs) {
+    const Expr* arg = e.args.size() > 1 ? e.args[1].get() : nullptr;
+    for (const dsl::KeywordArg& kw : e.kwargs) arg = kw.value.get();
+    if (!arg) return true;
+    if (arg->kind != ExprKind::String || (arg->text != "none" && arg->text != "tanh")) {
+      error(dsl::DiagKind::BadAttribute, arg->span, "`approximate` of `gelu` must be \"none\" or \"tanh\"");
+      return false;
+    }
+    attrs.approximate = arg->text == "tanh";
+    return true;
   }
 
   std::optional<Value> crossEntropy(const Expr& e) {

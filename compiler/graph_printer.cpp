@@ -7,6 +7,19 @@ namespace nnc {
 
 namespace {
 
+// The attributes of the elementwise ops that have any (pow, clamp, leaky_relu, elu, gelu and their helpers).
+void elementwiseAttrs(const Node& node, std::vector<std::string>& parts) {
+  const Attrs& attrs = node.attrs;
+  if (node.op == Op::Pow) parts.push_back(fmt::format("p={}", attrs.alpha));
+  if (node.op == Op::Clamp || node.op == Op::InRange) {
+    parts.push_back(fmt::format("low={}", attrs.alpha));
+    parts.push_back(fmt::format("high={}", attrs.beta));
+  }
+  if (node.op == Op::LeakyRelu) parts.push_back(fmt::format("slope={}", attrs.alpha));
+  if (node.op == Op::Elu) parts.push_back(fmt::format("alpha={}", attrs.alpha));
+  if ((node.op == Op::Gelu || node.op == Op::GeluGrad) && attrs.approximate) parts.push_back("approximate=tanh");
+}
+
 std::string attrsToString(const Node& node) {
   std::vector<std::string> parts;
   switch (opInfo(node.op).family) {
@@ -18,7 +31,7 @@ std::string attrsToString(const Node& node) {
       if (node.attrs.transpose_a) parts.push_back("transpose_a");
       if (node.attrs.transpose_b) parts.push_back("transpose_b");
       break;
-    case OpFamily::Elementwise:
+    case OpFamily::Elementwise: elementwiseAttrs(node, parts); break;
     case OpFamily::Reduce:
     case OpFamily::Loss:
     case OpFamily::Layout:

@@ -137,6 +137,32 @@ class Lowerer : public LoweringContext {
       case Op::Neg: f(vars) = -operand(0); break;
       case Op::Relu: f(vars) = Halide::max(operand(0), constant(0)); break;
       case Op::Step: f(vars) = Halide::select(operand(0) > constant(0), constant(1), constant(0)); break;
+      case Op::Exp:
+      case Op::Log:
+      case Op::Sqrt:
+      case Op::Square:
+      case Op::Pow:
+      case Op::Abs:
+      case Op::Minimum:
+      case Op::Maximum:
+      case Op::Clamp:
+      case Op::Identity:
+      case Op::StopGradient:
+      case Op::Sigmoid:
+      case Op::Tanh:
+      case Op::LeakyRelu:
+      case Op::Elu:
+      case Op::Gelu:
+      case Op::Softplus:
+      case Op::Sign:
+      case Op::MaxMask:
+      case Op::InRange:
+      case Op::GeluGrad: {
+        std::vector<Expr> operands;
+        for (size_t i = 0; i < node.inputs.size(); ++i) operands.push_back(operand(static_cast<int>(i)));
+        f(vars) = lowerElementwise(*this, node, operands);
+        break;
+      }
       case Op::MatMul: lowerMatMul(node, lowered); break;
       case Op::SumTo: lowerSumTo(node, lowered); break;
       case Op::CrossEntropy: lowerCrossEntropy(node, lowered, false); break;

@@ -55,6 +55,10 @@ class LoweringContext {
   virtual Halide::Func helper(const std::string& role) const = 0;
 };
 
+// The value of an elementwise math or activation op (exp ... softplus and their backward helpers; see
+// compiler/lower_elementwise.cpp) at one point, from its operands' values there.
+Halide::Expr lowerElementwise(const LoweringContext& ctx, const Node& node, const std::vector<Halide::Expr>& operands);
+
 // Lowers the nodes that `entry`'s outputs need, computing floats in `float_type` (Float(32) for trainers,
 // Float(64) for gradient checks), and schedules them for the host CPU.
 LoweredEntry lowerEntry(const Graph& graph, const EntryPoint& entry, Halide::Type float_type);

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "compiler/graph.h"
+#include "compiler/op_rules_elementwise.h"
 
 namespace nnc {
 
@@ -131,7 +132,28 @@ ShapeResult inferShape(const Graph& g, Op op, const std::vector<NodeId>& in, con
     case Op::Div:
     case Op::Neg:
     case Op::Relu:
-    case Op::Step: return elementwiseShape(g, op, in);
+    case Op::Step:
+    case Op::Exp:
+    case Op::Log:
+    case Op::Sqrt:
+    case Op::Square:
+    case Op::Pow:
+    case Op::Abs:
+    case Op::Minimum:
+    case Op::Maximum:
+    case Op::Clamp:
+    case Op::Identity:
+    case Op::StopGradient:
+    case Op::Sigmoid:
+    case Op::Tanh:
+    case Op::LeakyRelu:
+    case Op::Elu:
+    case Op::Gelu:
+    case Op::Softplus:
+    case Op::Sign:
+    case Op::MaxMask:
+    case Op::InRange:
+    case Op::GeluGrad: return elementwiseShape(g, op, in);
     case Op::MatMul: return matmulShape(g, in, attrs);
     case Op::SumTo: return sumToShape(g, in, attrs);
     case Op::CrossEntropy: return crossEntropyShape(g, in);
@@ -163,6 +185,28 @@ double flops(const Graph& g, NodeId id, int64_t batch) {
     case Op::Neg:
     case Op::Relu:
     case Op::Step: return elements(id);
+    // Math and activations: counts beside their rules in op_rules_elementwise.cpp.
+    case Op::Exp:
+    case Op::Log:
+    case Op::Sqrt:
+    case Op::Square:
+    case Op::Pow:
+    case Op::Abs:
+    case Op::Minimum:
+    case Op::Maximum:
+    case Op::Clamp:
+    case Op::Identity:
+    case Op::StopGradient:
+    case Op::Sigmoid:
+    case Op::Tanh:
+    case Op::LeakyRelu:
+    case Op::Elu:
+    case Op::Gelu:
+    case Op::Softplus:
+    case Op::Sign:
+    case Op::MaxMask:
+    case Op::InRange:
+    case Op::GeluGrad: return elementwiseFlops(g, id, batch);
     // [M,K] @ [K,N]: M*N dot products of length K, a multiply and an add each: 2*M*N*K.
     case Op::MatMul: {
       const Shape& a = g.node(node.inputs[0]).shape;
@@ -232,6 +276,28 @@ std::vector<NodeId> vjp(Graph& g, NodeId id, NodeId grad, const std::vector<bool
     case Op::Relu: return {add(Op::Mul, {grad, add(Op::Step, {a})})};
     // step is piecewise constant: zero gradient
     case Op::Step: return {g.fill(0, g.node(a).shape, span)};
+    // Math and activations: rules with their calculus in op_rules_elementwise.cpp.
+    case Op::Exp:
+    case Op::Log:
+    case Op::Sqrt:
+    case Op::Square:
+    case Op::Pow:
+    case Op::Abs:
+    case Op::Minimum:
+    case Op::Maximum:
+    case Op::Clamp:
+    case Op::Identity:
+    case Op::StopGradient:
+    case Op::Sigmoid:
+    case Op::Tanh:
+    case Op::LeakyRelu:
+    case Op::Elu:
+    case Op::Gelu:
+    case Op::Softplus:
+    case Op::Sign:
+    case Op::MaxMask:
+    case Op::InRange:
+    case Op::GeluGrad: return elementwiseVjp(g, id, grad, wanted);
     // C = op(A) op(B): dA = G op(B)^T (stored transposed if A was), dB = op(A)^T G (likewise)
     case Op::MatMul: {
       Attrs ga, gb;

@@ -20,7 +20,7 @@ flock -n 9 || { echo "run_fuzzer: another run is using $work; pass another WORKD
 # --- 1. Build. Each source compiles to its own object, in parallel; the lead's dsl/ files are globbed. ---
 flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined -I"$repo")
-sources=("$repo"/dsl/*.cpp "$repo"/compiler/{compilation,build_graph,op_rules,program,autodiff,optimizer,graph_printer}.cpp
+sources=("$repo"/dsl/*.cpp "$repo"/compiler/{compilation,build_graph,op_rules,op_rules_elementwise,program,autodiff,optimizer,graph_printer}.cpp
          "$repo"/tests/fuzz/frontend_fuzzer.cpp)
 mkdir -p "$work/obj"
 rm -f "$work"/obj/*.o
