@@ -141,6 +141,19 @@ class Lowerer : public LoweringContext {
       case Op::SumTo: lowerSumTo(node, lowered); break;
       case Op::CrossEntropy: lowerCrossEntropy(node, lowered, false); break;
       case Op::CrossEntropyGrad: lowerCrossEntropy(node, lowered, true); break;
+      case Op::Sum:
+      case Op::Mean:
+      case Op::Max:
+      case Op::MaxGrad:
+      case Op::Softmax:
+      case Op::LogSoftmax:
+      case Op::Transpose:
+      case Op::Reshape:
+      case Op::BroadcastTo:
+      case Op::Mse:
+      case Op::BinaryCrossEntropy:
+      case Op::BinaryCrossEntropyWithLogits:
+      case Op::BinaryCrossEntropyWithLogitsGrad: lowerReduceFamily(*this, node, lowered); break;
     }
     return lowered;
   }

@@ -55,6 +55,9 @@ class LoweringContext {
   virtual Halide::Func helper(const std::string& role) const = 0;
 };
 
+// Family lowerings in files of their own: reductions, layout ops and regression losses (lower_reduce.cpp).
+void lowerReduceFamily(const LoweringContext& ctx, const Node& node, LoweredNode& lowered);
+
 // Lowers the nodes that `entry`'s outputs need, computing floats in `float_type` (Float(32) for trainers,
 // Float(64) for gradient checks), and schedules them for the host CPU.
 LoweredEntry lowerEntry(const Graph& graph, const EntryPoint& entry, Halide::Type float_type);

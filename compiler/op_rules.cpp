@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "compiler/graph.h"
+#include "compiler/op_rules_reduce.h"
 
 namespace nnc {
 
@@ -136,6 +137,19 @@ ShapeResult inferShape(const Graph& g, Op op, const std::vector<NodeId>& in, con
     case Op::SumTo: return sumToShape(g, in, attrs);
     case Op::CrossEntropy: return crossEntropyShape(g, in);
     case Op::CrossEntropyGrad: return {g.node(in[0]).shape, DType::F32, {}};
+    case Op::Sum:
+    case Op::Mean:
+    case Op::Max:
+    case Op::MaxGrad:
+    case Op::Softmax:
+    case Op::LogSoftmax:
+    case Op::Transpose:
+    case Op::Reshape:
+    case Op::BroadcastTo:
+    case Op::Mse:
+    case Op::BinaryCrossEntropy:
+    case Op::BinaryCrossEntropyWithLogits:
+    case Op::BinaryCrossEntropyWithLogitsGrad: return reduceFamilyShape(g, op, in, attrs);
   }
   return fail("unknown op");
 }
@@ -181,6 +195,20 @@ double flops(const Graph& g, NodeId id, int64_t batch) {
     // Per logit: the row max and row sum again (4), then subtract, exp, divide by the sum (softmax), subtract the
     // one-hot, multiply by dloss, divide by the batch size (6).
     case Op::CrossEntropyGrad: return 10 * elements(id);
+    // Counted beside their rules in op_rules_reduce.cpp.
+    case Op::Sum:
+    case Op::Mean:
+    case Op::Max:
+    case Op::MaxGrad:
+    case Op::Softmax:
+    case Op::LogSoftmax:
+    case Op::Transpose:
+    case Op::Reshape:
+    case Op::BroadcastTo:
+    case Op::Mse:
+    case Op::BinaryCrossEntropy:
+    case Op::BinaryCrossEntropyWithLogits:
+    case Op::BinaryCrossEntropyWithLogitsGrad: return reduceFamilyFlops(g, id, batch);
   }
   return 0;
 }
@@ -262,6 +290,20 @@ std::vector<NodeId> vjp(Graph& g, NodeId id, NodeId grad, const std::vector<bool
     case Op::CrossEntropy: return {add(Op::CrossEntropyGrad, {a, b, grad}), kNoNode};
     case Op::CrossEntropyGrad:
       throw std::logic_error("internal error: cross_entropy_grad has no second derivative yet");
+    // The calculus is beside each rule in op_rules_reduce.cpp.
+    case Op::Sum:
+    case Op::Mean:
+    case Op::Max:
+    case Op::MaxGrad:
+    case Op::Softmax:
+    case Op::LogSoftmax:
+    case Op::Transpose:
+    case Op::Reshape:
+    case Op::BroadcastTo:
+    case Op::Mse:
+    case Op::BinaryCrossEntropy:
+    case Op::BinaryCrossEntropyWithLogits:
+    case Op::BinaryCrossEntropyWithLogitsGrad: return reduceFamilyVjp(g, id, grad, wanted);
   }
   return {};
 }

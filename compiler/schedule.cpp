@@ -6,7 +6,9 @@
 //                feeds a matmul, so the GEMM inner loop reads memory instead of recomputing
 //   matmul       root; tiles of one row x NB columns with NB/8 vector accumulators, the reduction loop outside
 //                the tile (register blocking), rows in parallel
-//   reduce/loss  root, vectorized over the innermost kept dimension
+//   reduce/loss  root with their helpers (slice maxima and sums, arg-max), vectorized over the innermost kept
+//                dimension; the elementwise backward losses (cross_entropy_grad, ..._with_logits_grad) likewise
+//   layout       inlined into the consumer (index arithmetic only)
 // Every split of a feature dimension uses ShiftInwards and is only made when the extent is at least the split
 // factor; the batch dimension is never split, so every batch size (1, the last partial batch) works.
 // Entry outputs are vectorized and parallel over their outermost dimension.
@@ -65,7 +67,7 @@ void scheduleReduction(const Node& node, LoweredNode& lowered, int vector) {
   f.compute_root();
   if (innerExtent(node.shape) >= vector) {
     f.vectorize(dimVars()[0], vector);
-    f.update().vectorize(dimVars()[0], vector);
+    if (f.has_update_definition()) f.update().vectorize(dimVars()[0], vector);
   }
 }
 
@@ -106,7 +108,7 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
       case OpFamily::Reduce:
       case OpFamily::Loss:
         if (node.op == Op::SumTo && node_funcs.reductions.empty()) break;  // sum_to over nothing is a copy
-        if (node.op == Op::CrossEntropyGrad) {
+        if (node.op == Op::CrossEntropyGrad || node.op == Op::BinaryCrossEntropyWithLogitsGrad) {
           for (Func helper : node_funcs.helpers) helper.compute_root();
           scheduleRootElementwise(node_funcs.func, node.shape, vector);
           break;

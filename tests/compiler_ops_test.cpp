@@ -3,45 +3,17 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <functional>
-#include <random>
 
-#include "compiler/autodiff.h"
-#include "tests/compiler_jit.h"
+#include "tests/compiler_ops_util.h"
 
 namespace nnc {
 namespace {
 
-using testing::JitEntry;
-
-Dim B() { return Dim{1, "B"}; }
-Dim D(int64_t extent) { return Dim{extent, {}}; }
-
-NodeId leaf(Graph& g, Op op, Shape shape, DType dtype, const std::string& name) {
-  Node node;
-  node.op = op;
-  node.shape = std::move(shape);
-  node.dtype = dtype;
-  node.name = name;
-  node.attrs.index = op == Op::Param ? static_cast<int64_t>(g.params.size()) : static_cast<int64_t>(g.inputs.size());
-  g.nodes.push_back(node);
-  NodeId id = static_cast<NodeId>(g.nodes.size() - 1);
-  if (op == Op::Param) g.params.push_back({name, id, {}});
-  else g.inputs.push_back({name, id});
-  return id;
-}
-
-// Evaluates `node` of `g` with the given leaf values (row-major) at batch size `batch`.
-std::vector<double> evaluate(const Graph& g, NodeId node, const std::map<NodeId, std::vector<double>>& floats,
-                             const std::map<NodeId, std::vector<int32_t>>& labels = {}, int batch = 1) {
-  EntryPoint entry{"eval", {}, {node}, {"out"}};
-  for (const auto& [id, _] : floats) entry.arguments.push_back(id);
-  for (const auto& [id, _] : labels) entry.arguments.push_back(id);
-  JitEntry jit(g, entry, batch);
-  for (const auto& [id, values] : floats) jit.set(id, values);
-  for (const auto& [id, values] : labels) jit.setLabels(id, values);
-  return jit.run()[0];
-}
+using testing::B;
+using testing::D;
+using testing::evaluate;
+using testing::GradCase;
+using testing::leaf;
 
 TEST(OpForward, ElementwiseBroadcastsTrailingDimensions) {
   Graph g;
@@ -128,79 +100,9 @@ TEST(OpForward, CrossEntropyIsStableMeanNegativeLogLikelihood) {
 
 // ---- gradients against central finite differences ------------------------------------------------------
 
-struct GradCase {
-  std::string name;
-  std::vector<Shape> param_shapes;
-  // Builds the op under test from the params (and labels `y` [B] when the case uses them).
-  std::function<NodeId(Graph&, const std::vector<NodeId>&, NodeId labels)> build;
-  bool away_from_zero = false;  // keep inputs away from a kink at 0
-  bool positive = false;        // keep inputs positive (denominators)
-};
-
-void PrintTo(const GradCase& c, std::ostream* os) { *os << c.name; }
-
 class OpGradient : public ::testing::TestWithParam<GradCase> {};
 
-TEST_P(OpGradient, MatchesCentralFiniteDifferences) {
-  const GradCase& c = GetParam();
-  constexpr int kBatch = 3;
-  Graph g;
-  std::vector<NodeId> params;
-  for (size_t i = 0; i < c.param_shapes.size(); ++i)
-    params.push_back(leaf(g, Op::Param, c.param_shapes[i], DType::F32, "p" + std::to_string(i)));
-  NodeId labels = leaf(g, Op::Input, {B()}, DType::I32, "y");
-  NodeId out = c.build(g, params, labels);
-  // A scalar loss that weighs every output element differently: sum(out * w).
-  NodeId weights = leaf(g, Op::Input, g.node(out).shape, DType::F32, "w");
-  g.loss = g.add(Op::SumTo, {g.add(Op::Mul, {out, weights})}, {});
-  std::vector<NodeId> grads = differentiate(g, g.loss, params);
-
-  EntryPoint entry{"grads", {labels, weights}, {g.loss}, {"loss"}};
-  for (size_t i = 0; i < params.size(); ++i) {
-    entry.arguments.push_back(params[i]);
-    entry.outputs.push_back(grads[i]);
-    entry.output_names.push_back("grad" + std::to_string(i));
-  }
-  JitEntry jit(g, entry, kBatch);
-  std::mt19937_64 rng(42);
-  std::uniform_real_distribution<double> uniform(-1, 1);
-  auto sample = [&] {
-    double v = uniform(rng);
-    if (c.positive) return 0.5 + std::abs(v);
-    if (c.away_from_zero) return v + (v < 0 ? -0.1 : 0.1);
-    return v;
-  };
-  std::vector<std::vector<double>> values;
-  for (NodeId p : params) {
-    values.emplace_back(testing::elementCount(g.node(p).shape, kBatch));
-    for (double& v : values.back()) v = sample();
-    jit.set(p, values.back());
-  }
-  std::vector<double> w(testing::elementCount(g.node(weights).shape, kBatch));
-  for (double& v : w) v = uniform(rng);
-  jit.set(weights, w);
-  jit.setLabels(labels, {1, 0, 2});
-  std::vector<std::vector<double>> analytic = jit.run();
-
-  constexpr double kStep = 1e-6;
-  for (size_t p = 0; p < params.size(); ++p)
-    for (size_t i = 0; i < values[p].size(); ++i) {
-      double saved = values[p][i];
-      values[p][i] = saved + kStep;
-      jit.set(params[p], values[p]);
-      double plus = jit.run()[0][0];
-      values[p][i] = saved - kStep;
-      jit.set(params[p], values[p]);
-      double minus = jit.run()[0][0];
-      values[p][i] = saved;
-      jit.set(params[p], values[p]);
-      double numeric = (plus - minus) / (2 * kStep);
-      double exact = analytic[p + 1][i];
-      double scale = std::max({std::abs(numeric), std::abs(exact), 1e-3});
-      EXPECT_LT(std::abs(numeric - exact) / scale, 1e-6)
-          << c.name << " param " << p << " element " << i << ": autodiff " << exact << ", finite difference " << numeric;
-    }
-}
+TEST_P(OpGradient, MatchesCentralFiniteDifferences) { testing::checkGradient(GetParam()); }
 
 NodeId binary(Graph& g, Op op, const std::vector<NodeId>& p) { return g.add(op, {p[0], p[1]}); }
 
@@ -236,7 +138,7 @@ const GradCase kGradCases[] = {
 INSTANTIATE_TEST_SUITE_P(AllOps, OpGradient, ::testing::ValuesIn(kGradCases),
                          [](const auto& info) { return info.param.name; });
 
-// Every op of the op table has a forward or gradient case above, or is a leaf, or is the backward-only
+// Every op of the op table has a forward or gradient case above or in a file that registers it in coveredOps(), or is a leaf, or is the backward-only
 // cross_entropy_grad (checked through cross_entropy's gradient and its own forward case).
 TEST(OpTable, EveryOpIsCovered) {
   std::set<std::string> covered = {"input", "param", "state", "scalar", "fill", "cross_entropy_grad"};
@@ -244,6 +146,7 @@ TEST(OpTable, EveryOpIsCovered) {
                                                           ? "cross_entropy"
                                                           : c.name == "sum_to" ? "sum_to"
                                                                                : c.name.substr(0, c.name.find('_')));
+  covered.insert(testing::coveredOps().begin(), testing::coveredOps().end());  // cases in other files
 #define OP(Enum, name, arity, family) EXPECT_TRUE(covered.count(name)) << "no gradient case for op " << name;
 #include "compiler/ops.def"
 #undef OP
