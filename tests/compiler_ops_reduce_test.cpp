@@ -19,7 +19,8 @@ using testing::leaf;
 
 const bool kCovered = testing::registerCovered(
     {"sum", "mean", "max", "max_grad", "softmax", "log_softmax", "transpose", "reshape", "broadcast_to", "mse",
-     "binary_cross_entropy", "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_grad"});
+     "binary_cross_entropy", "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_grad",
+     "batch_matmul"});
 
 Attrs over(std::vector<int64_t> axes, bool keepdims = false) {
   Attrs attrs;
@@ -117,6 +118,24 @@ TEST(LayoutForward, ReshapeKeepsTheBatchDimension) {
   EXPECT_NE(inferShape(g, Op::Reshape, {x}, to).error, "");
 }
 
+TEST(MatMulForward, BatchedProductsWithSharedAndTransposedOperands) {
+  Graph g;
+  NodeId a = leaf(g, Op::Input, {B(), D(2), D(2)}, DType::F32, "a");  // [[[1, 2], [3, 4]], [[0, 1], [1, 0]]]
+  NodeId w = leaf(g, Op::Param, {D(2), D(2)}, DType::F32, "w");          // [[5, 6], [7, 8]]
+  std::map<NodeId, Values> values = {{a, {1, 2, 3, 4, 0, 1, 1, 0}}, {w, {5, 6, 7, 8}}};
+  auto product = [&](NodeId x, NodeId y, bool ta, bool tb) {
+    Attrs attrs;
+    attrs.transpose_a = ta;
+    attrs.transpose_b = tb;
+    return evaluate(g, g.add(Op::BatchMatMul, {x, y}, attrs), values, {}, 2);
+  };
+  EXPECT_EQ(product(a, w, false, false), (Values{19, 22, 43, 50, 7, 8, 5, 6}));
+  EXPECT_EQ(product(a, w, false, true), (Values{17, 23, 39, 53, 6, 8, 5, 7}));
+  EXPECT_EQ(product(w, a, false, false), (Values{23, 34, 31, 46, 6, 5, 8, 7}));
+  EXPECT_EQ(product(a, a, true, false), (Values{10, 14, 14, 20, 1, 0, 0, 1}));
+  EXPECT_NE(inferShape(g, Op::BatchMatMul, {w, w}, {}).error, "");
+}
+
 TEST(LossForward, MseAndBinaryCrossEntropies) {
   Graph g;
   NodeId p = leaf(g, Op::Input, {B(), D(2)}, DType::F32, "p");
@@ -206,6 +225,26 @@ const GradCase kReduceGradCases[] = {
      false, false, true},
     {"binary_cross_entropy_with_logits", {{B(), D(3)}, {B(), D(3)}},
      [](Graph& g, auto& p, NodeId) { return g.add(Op::BinaryCrossEntropyWithLogits, {p[0], p[1]}); }},
+    {"batch_matmul", {{B(), D(2), D(3)}, {B(), D(3), D(4)}},
+     [](Graph& g, auto& p, NodeId) { return g.add(Op::BatchMatMul, {p[0], p[1]}); }},
+    {"batch_matmul_shared_tb", {{B(), D(2), D(3)}, {D(9), D(3)}},
+     [](Graph& g, auto& p, NodeId) {
+       Attrs attrs;
+       attrs.transpose_b = true;
+       return g.add(Op::BatchMatMul, {p[0], p[1]}, attrs);
+     }},
+    {"batch_matmul_shared_ta", {{D(3), D(2)}, {B(), D(3), D(4)}},
+     [](Graph& g, auto& p, NodeId) {
+       Attrs attrs;
+       attrs.transpose_a = true;
+       return g.add(Op::BatchMatMul, {p[0], p[1]}, attrs);
+     }},
+    {"batch_matmul_ta_tb", {{B(), D(3), D(2)}, {B(), D(4), D(3)}},
+     [](Graph& g, auto& p, NodeId) {
+       Attrs attrs;
+       attrs.transpose_a = attrs.transpose_b = true;
+       return g.add(Op::BatchMatMul, {p[0], p[1]}, attrs);
+     }},
     {"l2_penalty_composite", {{D(3), D(2)}, {D(4)}},
      [](Graph& g, auto& p, NodeId) {
        return g.add(Op::Add, {g.add(Op::Sum, {g.add(Op::Mul, {p[0], p[0]})}, over({0, 1})),
@@ -270,6 +309,10 @@ TEST(ReduceDsl, BadAxesAndArgumentsAreReported) {
   EXPECT_NE(diagnostics(base + "mse(x, p)" + tail).find("one shape"), std::string::npos);
   EXPECT_NE(diagnostics(base + "l2_penalty()" + tail).find("one or more tensors"), std::string::npos);
   EXPECT_EQ(diagnostics(base + "mean(sum(transpose(transpose(x, 0, 1)), axis = -1)) + max(flatten(x))" + tail), "");
+  // `@` of a 3-D operand is the batched product; transpose(x) swaps the last two axes.
+  EXPECT_EQ(diagnostics(base + "mean(reshape(x, 2, 2) @ transpose(reshape(x, 2, 2)))" + tail), "");
+  EXPECT_NE(diagnostics(base + "mean(reshape(x, 2, 2) @ reshape(x, 4, 1))" + tail).find("inner dimensions"),
+            std::string::npos);
 }
 
 }  // namespace
