@@ -547,9 +547,15 @@ class GraphBuilder {
       }
       attrs.shape.push_back(rest);
     } else {
+      int64_t count = 1;
       for (size_t i = 1; i < e.args.size(); ++i) {
         std::optional<int64_t> dim = positiveInteger(*e.args[i], "a dimension of `reshape`");
         if (!dim) return std::nullopt;
+        if (count > (int64_t{1} << 40) / *dim) {  // no real tensor is this large; keeps the products in range
+          error(dsl::DiagKind::BadAttribute, e.args[i]->span, "`reshape` to more than 2^40 elements per example");
+          return std::nullopt;
+        }
+        count *= *dim;
         attrs.shape.push_back(Dim{*dim, {}});
       }
     }

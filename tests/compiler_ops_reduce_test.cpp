@@ -306,6 +306,7 @@ TEST(ReduceDsl, BadAxesAndArgumentsAreReported) {
   EXPECT_NE(diagnostics(base + "mean(x, 1)" + tail).find("takes one tensor"), std::string::npos);
   EXPECT_NE(diagnostics(base + "sum(softmax(x, dim = 1))" + tail).find("has no attribute `dim`"), std::string::npos);
   EXPECT_NE(diagnostics(base + "sum(reshape(x, 3))" + tail).find("cannot reshape [B, 4] to [B, 3]"), std::string::npos);
+  EXPECT_NE(diagnostics(base + "sum(reshape(x, 1000000, 1000000, 1000000))" + tail).find("2^40"), std::string::npos);
   EXPECT_NE(diagnostics(base + "mse(x, p)" + tail).find("one shape"), std::string::npos);
   EXPECT_NE(diagnostics(base + "l2_penalty()" + tail).find("one or more tensors"), std::string::npos);
   EXPECT_EQ(diagnostics(base + "mean(sum(transpose(transpose(x, 0, 1)), axis = -1)) + max(flatten(x))" + tail), "");
