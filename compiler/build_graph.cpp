@@ -38,7 +38,9 @@ struct Scope {
 };
 
 constexpr size_t kMaxCallDepth = 64;
-const std::vector<std::string> kOps = {"linear", "relu", "cross_entropy"};
+const std::vector<std::string> kOps = {"linear", "relu", "cross_entropy", "sum", "mean", "max", "softmax",
+                                       "log_softmax", "transpose", "reshape", "flatten", "mse",
+                                       "binary_cross_entropy", "binary_cross_entropy_with_logits", "l2_penalty"};
 
 // Elementwise ops called with one tensor and nothing else: `exp(x)`.
 const std::map<std::string, Op> kUnaryOps = {
@@ -386,6 +388,9 @@ class GraphBuilder {
       case dsl::BinaryOp::Div: op = Op::Div; break;
       case dsl::BinaryOp::MatMul: op = Op::MatMul; break;
     }
+    if (op == Op::MatMul && !a->number && !b->number &&
+        (graph_.node(a->node).shape.size() == 3 || graph_.node(b->node).shape.size() == 3))
+      op = Op::BatchMatMul;
     return apply(op, {tensor(*a, e.args[0]->span), tensor(*b, e.args[1]->span)}, {}, e,
                  {e.args[0].get(), e.args[1].get()});
   }
@@ -424,6 +429,19 @@ class GraphBuilder {
     if (std::find(kAttrOps.begin(), kAttrOps.end(), e.text) != kAttrOps.end()) return elementwiseCall(e);
     if (e.text == "cross_entropy") return crossEntropy(e);
     if (e.text == "linear") return linear(e);
+    if (e.text == "sum") return reduction(e, Op::Sum);
+    if (e.text == "mean") return reduction(e, Op::Mean);
+    if (e.text == "max") return reduction(e, Op::Max);
+    if (e.text == "softmax") return reduction(e, Op::Softmax);
+    if (e.text == "log_softmax") return reduction(e, Op::LogSoftmax);
+    if (e.text == "transpose") return transpose(e);
+    if (e.text == "reshape" || e.text == "flatten") return reshape(e);
+    if (e.text == "mse") return pairLoss(e, Op::Mse, "mse(pred, target)");
+    if (e.text == "binary_cross_entropy")
+      return pairLoss(e, Op::BinaryCrossEntropy, "binary_cross_entropy(probabilities, target)");
+    if (e.text == "binary_cross_entropy_with_logits")
+      return pairLoss(e, Op::BinaryCrossEntropyWithLogits, "binary_cross_entropy_with_logits(logits, target)");
+    if (e.text == "l2_penalty") return l2Penalty(e);
     std::vector<std::string> callees = kOps;
     for (const auto& [name, _] : kUnaryOps) callees.push_back(name);
     callees.insert(callees.end(), kAttrOps.begin(), kAttrOps.end());
@@ -535,6 +553,168 @@ class GraphBuilder {
     NodeId labels = tensorExpr(*e.args[1]);
     if (logits == kNoNode || labels == kNoNode) return std::nullopt;
     return apply(Op::CrossEntropy, {logits, labels}, {}, e, {e.args[0].get(), e.args[1].get()});
+  }
+
+  // An integer axis of a tensor of `rank` (negative counts from the end, as in Python), or nullopt after an error.
+  std::optional<int64_t> axisArg(const Expr& arg, size_t rank, const std::string& what) {
+    std::optional<Value> value = expr(arg);
+    if (!value) return std::nullopt;
+    double number = value->number.value_or(0.5);
+    auto r = static_cast<double>(rank);
+    if (!value->number || number != std::floor(number) || number < -r || number >= r) {
+      error(dsl::DiagKind::BadAttribute, arg.span,
+            fmt::format("{} must be an integer axis in [{}, {}) of a tensor of rank {}", what, -r, r, rank));
+      return std::nullopt;
+    }
+    return static_cast<int64_t>(number < 0 ? number + r : number);
+  }
+
+  // sum/mean/max(x, axis = a, keepdims = 0|1): over one axis, or without `axis` over all of them.
+  // softmax/log_softmax(x, axis = a): along one axis, the last by default.
+  std::optional<Value> reduction(const Expr& e, Op op) {
+    bool along = op == Op::Softmax || op == Op::LogSoftmax;
+    std::string signature = e.text + (along ? "(x, axis = -1)" : "(x, axis = a, keepdims = 0)");
+    if (e.args.size() != 1) {
+      error(dsl::DiagKind::WrongArgumentCount, e.span,
+            fmt::format("`{}` takes one tensor and keyword attributes: `{}`", e.text, signature));
+      return std::nullopt;
+    }
+    NodeId x = tensorExpr(*e.args[0]);
+    if (x == kNoNode) return std::nullopt;
+    size_t rank = graph_.node(x).shape.size();
+    Attrs attrs;
+    bool has_axis = false;
+    for (const dsl::KeywordArg& kw : e.kwargs) {
+      if (kw.name == "axis") {
+        std::optional<int64_t> axis = axisArg(*kw.value, rank, fmt::format("`axis` of `{}`", e.text));
+        if (!axis) return std::nullopt;
+        attrs.axes = {*axis};
+        has_axis = true;
+      } else if (kw.name == "keepdims" && !along) {
+        std::optional<Value> value = expr(*kw.value);
+        if (!value) return std::nullopt;
+        if (!value->number || (*value->number != 0 && *value->number != 1)) {
+          error(dsl::DiagKind::BadAttribute, kw.value->span, fmt::format("`keepdims` of `{}` must be 0 or 1", e.text));
+          return std::nullopt;
+        }
+        attrs.keepdims = *value->number == 1;
+      } else {
+        error(dsl::DiagKind::BadAttribute, kw.value->span,
+              fmt::format("`{}` has no attribute `{}`: `{}`", e.text, kw.name, signature));
+        return std::nullopt;
+      }
+    }
+    if (!has_axis && along) {
+      if (rank == 0) {
+        error(dsl::DiagKind::ShapeMismatch, e.span, fmt::format("`{}` needs a tensor with at least one axis", e.text));
+        return std::nullopt;
+      }
+      attrs.axes = {static_cast<int64_t>(rank) - 1};
+    }
+    if (!has_axis && !along)
+      for (size_t i = 0; i < rank; ++i) attrs.axes.push_back(static_cast<int64_t>(i));
+    return apply(op, {x}, attrs, e, {e.args[0].get()});
+  }
+
+  // transpose(x) swaps the last two axes; transpose(x, a, b) swaps axes a and b.
+  std::optional<Value> transpose(const Expr& e) {
+    if ((e.args.size() != 1 && e.args.size() != 3) || !e.kwargs.empty()) {
+      error(dsl::DiagKind::WrongArgumentCount, e.span, "`transpose` takes `transpose(x)` or `transpose(x, a, b)`");
+      return std::nullopt;
+    }
+    NodeId x = tensorExpr(*e.args[0]);
+    if (x == kNoNode) return std::nullopt;
+    size_t rank = graph_.node(x).shape.size();
+    Attrs attrs;
+    for (size_t i = 0; i < rank; ++i) attrs.axes.push_back(static_cast<int64_t>(i));
+    if (e.args.size() == 1) {
+      if (rank < 2) {
+        error(dsl::DiagKind::ShapeMismatch, e.span,
+              fmt::format("`transpose(x)` swaps the last two axes, but x has shape {}",
+                          shapeToString(graph_.node(x).shape)));
+        return std::nullopt;
+      }
+      std::swap(attrs.axes[rank - 1], attrs.axes[rank - 2]);
+    } else {
+      std::optional<int64_t> a = axisArg(*e.args[1], rank, "the first axis of `transpose`");
+      std::optional<int64_t> b = axisArg(*e.args[2], rank, "the second axis of `transpose`");
+      if (!a || !b) return std::nullopt;
+      std::swap(attrs.axes[static_cast<size_t>(*a)], attrs.axes[static_cast<size_t>(*b)]);
+    }
+    return apply(Op::Transpose, {x}, attrs, e, {e.args[0].get()});
+  }
+
+  // reshape(x, d1, ..., dn): [N, ...] -> [N, d1, ..., dn], the first (batch) dimension kept.
+  // flatten(x): [N, d1, ..., dn] -> [N, d1 * ... * dn].
+  std::optional<Value> reshape(const Expr& e) {
+    bool flatten = e.text == "flatten";
+    if ((flatten ? e.args.size() != 1 : e.args.size() < 2) || !e.kwargs.empty()) {
+      error(dsl::DiagKind::WrongArgumentCount, e.span,
+            flatten ? "`flatten` takes one argument: `flatten(x)`" : "`reshape` takes `reshape(x, d1, ..., dn)`");
+      return std::nullopt;
+    }
+    NodeId x = tensorExpr(*e.args[0]);
+    if (x == kNoNode) return std::nullopt;
+    const Shape& shape = graph_.node(x).shape;
+    if (shape.empty()) {
+      error(dsl::DiagKind::ShapeMismatch, e.span, fmt::format("`{}` keeps the first dimension, but x is a scalar", e.text));
+      return std::nullopt;
+    }
+    Attrs attrs;
+    attrs.shape = {shape[0]};
+    if (flatten) {
+      Dim rest{1, {}};
+      for (size_t i = 1; i < shape.size(); ++i) {
+        if (shape[i].isSymbolic()) {
+          error(dsl::DiagKind::ShapeMismatch, e.span,
+                fmt::format("`flatten` needs fixed dimensions after the first, got {}", shapeToString(shape)));
+          return std::nullopt;
+        }
+        rest.extent *= shape[i].extent;
+      }
+      attrs.shape.push_back(rest);
+    } else {
+      int64_t count = 1;
+      for (size_t i = 1; i < e.args.size(); ++i) {
+        std::optional<int64_t> dim = positiveInteger(*e.args[i], "a dimension of `reshape`");
+        if (!dim) return std::nullopt;
+        if (count > (int64_t{1} << 40) / *dim) {  // no real tensor is this large; keeps the products in range
+          error(dsl::DiagKind::BadAttribute, e.args[i]->span, "`reshape` to more than 2^40 elements per example");
+          return std::nullopt;
+        }
+        count *= *dim;
+        attrs.shape.push_back(Dim{*dim, {}});
+      }
+    }
+    return apply(Op::Reshape, {x}, attrs, e, {e.args[0].get()});
+  }
+
+  std::optional<Value> pairLoss(const Expr& e, Op op, const char* signature) {
+    if (!expectArgs(e, 2, signature)) return std::nullopt;
+    NodeId a = tensorExpr(*e.args[0]);
+    NodeId b = tensorExpr(*e.args[1]);
+    if (a == kNoNode || b == kNoNode) return std::nullopt;
+    return apply(op, {a, b}, {}, e, {e.args[0].get(), e.args[1].get()});
+  }
+
+  // l2_penalty(W1, ..., Wn) = sum_i sum(Wi * Wi), the squared Frobenius norms of the given tensors.
+  std::optional<Value> l2Penalty(const Expr& e) {
+    if (e.args.empty() || !e.kwargs.empty()) {
+      error(dsl::DiagKind::WrongArgumentCount, e.span, "`l2_penalty` takes one or more tensors: `l2_penalty(W1, W2)`");
+      return std::nullopt;
+    }
+    NodeId total = kNoNode;
+    for (const dsl::ExprPtr& arg : e.args) {
+      NodeId w = tensorExpr(*arg);
+      if (w == kNoNode) return std::nullopt;
+      std::optional<Value> square = apply(Op::Mul, {w, w}, {}, e, {arg.get(), arg.get()});
+      if (!square) return std::nullopt;
+      Attrs all;
+      for (size_t i = 0; i < graph_.node(w).shape.size(); ++i) all.axes.push_back(static_cast<int64_t>(i));
+      NodeId norm = graph_.add(Op::Sum, {square->node}, all, {}, e.span);
+      total = total == kNoNode ? norm : graph_.add(Op::Add, {total, norm}, {}, {}, e.span);
+    }
+    return Value{total, {}};
   }
 
   // The name a layer form gives its parameters: its binding's full name, or in a function's `return`, the

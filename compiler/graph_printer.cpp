@@ -33,8 +33,14 @@ std::string attrsToString(const Node& node) {
       break;
     case OpFamily::Elementwise: elementwiseAttrs(node, parts); break;
     case OpFamily::Reduce:
+    case OpFamily::Layout:  // axes, keepdims, a broadcast_to's 1/count, a reshape's or broadcast_to's shape
+      if (!node.attrs.axes.empty()) parts.push_back(fmt::format("axes=[{}]", fmt::join(node.attrs.axes, ", ")));
+      if (node.attrs.keepdims) parts.push_back("keepdims");
+      if (node.op == Op::BroadcastTo && node.attrs.alpha != 0) parts.push_back("mean");
+      if (node.op == Op::Reshape || node.op == Op::BroadcastTo)
+        parts.push_back(fmt::format("shape={}", shapeToString(node.attrs.shape)));
+      break;
     case OpFamily::Loss:
-    case OpFamily::Layout:
     case OpFamily::Conv: break;
   }
   return parts.empty() ? "" : " {" + fmt::format("{}", fmt::join(parts, ", ")) + "}";

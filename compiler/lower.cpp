@@ -164,9 +164,23 @@ class Lowerer : public LoweringContext {
         break;
       }
       case Op::MatMul: lowerMatMul(node, lowered); break;
+      case Op::BatchMatMul: lowerBatchMatMul(node, lowered); break;
       case Op::SumTo: lowerSumTo(node, lowered); break;
       case Op::CrossEntropy: lowerCrossEntropy(node, lowered, false); break;
       case Op::CrossEntropyGrad: lowerCrossEntropy(node, lowered, true); break;
+      case Op::Sum:
+      case Op::Mean:
+      case Op::Max:
+      case Op::MaxGrad:
+      case Op::Softmax:
+      case Op::LogSoftmax:
+      case Op::Transpose:
+      case Op::Reshape:
+      case Op::BroadcastTo:
+      case Op::Mse:
+      case Op::BinaryCrossEntropy:
+      case Op::BinaryCrossEntropyWithLogits:
+      case Op::BinaryCrossEntropyWithLogitsGrad: lowerReduceFamily(*this, node, lowered); break;
     }
     return lowered;
   }
@@ -195,6 +209,31 @@ class Lowerer : public LoweringContext {
     acc(n, m) += a_km * b_nk(n, k);
     lowered.func(n, m) = acc(n, m);
     lowered.helpers = {acc, b_nk};
+    lowered.reductions = {k};
+  }
+
+  // C(n, m, e) = sum_k A(k, m, e) * B(n, k, e) in Halide order, e the batch entry; a 2-D operand ignores e and a
+  // transposed one is read with swapped coordinates.
+  void lowerBatchMatMul(const Node& node, LoweredNode& lowered) {
+    Halide::Var n = dimVars()[0], m = dimVars()[1], e = dimVars()[2];
+    const Shape& a = g_.node(node.inputs[0]).shape;
+    const Shape& b = g_.node(node.inputs[1]).shape;
+    Func fa = out_.nodes.at(node.inputs[0]).func;
+    Func fb = out_.nodes.at(node.inputs[1]).func;
+    Dim k_dim = node.attrs.transpose_a ? a[a.size() - 2] : a[a.size() - 1];
+    RDom k(0, extent(k_dim), "k");
+    auto at = [&](const Shape& shape, Expr inner, Expr outer) {
+      std::vector<Expr> coords = {inner, outer};
+      if (shape.size() == 3) coords.push_back(e);
+      return coords;
+    };
+    Expr a_km = node.attrs.transpose_a ? fa(at(a, m, k)) : fa(at(a, k, m));
+    Expr b_nk = node.attrs.transpose_b ? fb(at(b, k, n)) : fb(at(b, n, k));
+    Func acc = helper("acc");
+    acc(n, m, e) = constant(0);
+    acc(n, m, e) += a_km * b_nk;
+    lowered.func(n, m, e) = acc(n, m, e);
+    lowered.helpers = {acc};
     lowered.reductions = {k};
   }
 

@@ -58,6 +58,8 @@ class LoweringContext {
 // The value of an elementwise math or activation op (exp ... softplus and their backward helpers; see
 // compiler/lower_elementwise.cpp) at one point, from its operands' values there.
 Halide::Expr lowerElementwise(const LoweringContext& ctx, const Node& node, const std::vector<Halide::Expr>& operands);
+// Family lowerings in files of their own: reductions, layout ops and regression losses (lower_reduce.cpp).
+void lowerReduceFamily(const LoweringContext& ctx, const Node& node, LoweredNode& lowered);
 
 // Lowers the nodes that `entry`'s outputs need, computing floats in `float_type` (Float(32) for trainers,
 // Float(64) for gradient checks), and schedules them for the host CPU.

@@ -8,6 +8,7 @@
 
 #include "compiler/graph.h"
 #include "compiler/op_rules_elementwise.h"
+#include "compiler/op_rules_reduce.h"
 
 namespace nnc {
 
@@ -90,6 +91,27 @@ ShapeResult matmulShape(const Graph& g, const std::vector<NodeId>& in, const Att
   return {{m, n}, DType::F32, {}};
 }
 
+// [b, M, K] @ [b, K, N] -> [b, M, N], per batch entry as matmulShape; a 2-D operand is shared by every entry.
+ShapeResult batchMatmulShape(const Graph& g, const std::vector<NodeId>& in, const Attrs& attrs) {
+  const Shape& a = g.node(in[0]).shape;
+  const Shape& b = g.node(in[1]).shape;
+  bool ranks_ok = (a.size() == 2 || a.size() == 3) && (b.size() == 2 || b.size() == 3) && a.size() + b.size() >= 5;
+  if (!ranks_ok || (a.size() == 3 && b.size() == 3 && !(a[0] == b[0])))
+    return fail(fmt::format("batched `@` needs [batch, M, K] and [batch, K, N] (or one of them 2-D), got {} and {}",
+                            shapeToString(a), shapeToString(b)));
+  Graph matrices;  // the per-entry product's shape rule on the last two dimensions
+  for (const Shape* s : {&a, &b}) {
+    Node node;
+    node.op = Op::Param;
+    node.shape = Shape(s->end() - 2, s->end());
+    matrices.nodes.push_back(node);
+  }
+  ShapeResult result = matmulShape(matrices, {0, 1}, attrs);
+  if (!result.error.empty()) return result;
+  result.shape.insert(result.shape.begin(), a.size() == 3 ? a[0] : b[0]);
+  return result;
+}
+
 // The shape left after summing `from` down to `to` must be reachable by broadcasting `to`.
 ShapeResult sumToShape(const Graph& g, const std::vector<NodeId>& in, const Attrs& attrs) {
   bool ok = false;
@@ -155,9 +177,23 @@ ShapeResult inferShape(const Graph& g, Op op, const std::vector<NodeId>& in, con
     case Op::InRange:
     case Op::GeluGrad: return elementwiseShape(g, op, in);
     case Op::MatMul: return matmulShape(g, in, attrs);
+    case Op::BatchMatMul: return batchMatmulShape(g, in, attrs);
     case Op::SumTo: return sumToShape(g, in, attrs);
     case Op::CrossEntropy: return crossEntropyShape(g, in);
     case Op::CrossEntropyGrad: return {g.node(in[0]).shape, DType::F32, {}};
+    case Op::Sum:
+    case Op::Mean:
+    case Op::Max:
+    case Op::MaxGrad:
+    case Op::Softmax:
+    case Op::LogSoftmax:
+    case Op::Transpose:
+    case Op::Reshape:
+    case Op::BroadcastTo:
+    case Op::Mse:
+    case Op::BinaryCrossEntropy:
+    case Op::BinaryCrossEntropyWithLogits:
+    case Op::BinaryCrossEntropyWithLogitsGrad: return reduceFamilyShape(g, op, in, attrs);
   }
   return fail("unknown op");
 }
@@ -208,9 +244,11 @@ double flops(const Graph& g, NodeId id, int64_t batch) {
     case Op::InRange:
     case Op::GeluGrad: return elementwiseFlops(g, id, batch);
     // [M,K] @ [K,N]: M*N dot products of length K, a multiply and an add each: 2*M*N*K.
-    case Op::MatMul: {
+    case Op::MatMul:
+    case Op::BatchMatMul: {  // per batch entry
       const Shape& a = g.node(node.inputs[0]).shape;
-      double k = static_cast<double>(elementCount({node.attrs.transpose_a ? a[0] : a[1]}, batch));
+      size_t rows = a.size() - 2;
+      double k = static_cast<double>(elementCount({node.attrs.transpose_a ? a[rows] : a[rows + 1]}, batch));
       return 2 * elements(id) * k;
     }
     // One add per input element.
@@ -225,6 +263,20 @@ double flops(const Graph& g, NodeId id, int64_t batch) {
     // Per logit: the row max and row sum again (4), then subtract, exp, divide by the sum (softmax), subtract the
     // one-hot, multiply by dloss, divide by the batch size (6).
     case Op::CrossEntropyGrad: return 10 * elements(id);
+    // Counted beside their rules in op_rules_reduce.cpp.
+    case Op::Sum:
+    case Op::Mean:
+    case Op::Max:
+    case Op::MaxGrad:
+    case Op::Softmax:
+    case Op::LogSoftmax:
+    case Op::Transpose:
+    case Op::Reshape:
+    case Op::BroadcastTo:
+    case Op::Mse:
+    case Op::BinaryCrossEntropy:
+    case Op::BinaryCrossEntropyWithLogits:
+    case Op::BinaryCrossEntropyWithLogitsGrad: return reduceFamilyFlops(g, id, batch);
   }
   return 0;
 }
@@ -298,27 +350,29 @@ std::vector<NodeId> vjp(Graph& g, NodeId id, NodeId grad, const std::vector<bool
     case Op::MaxMask:
     case Op::InRange:
     case Op::GeluGrad: return elementwiseVjp(g, id, grad, wanted);
-    // C = op(A) op(B): dA = G op(B)^T (stored transposed if A was), dB = op(A)^T G (likewise)
-    case Op::MatMul: {
+    // C = op(A) op(B): dA = G op(B)^T (stored transposed if A was), dB = op(A)^T G (likewise); batched, per entry
+    // (a shared 2-D operand's adjoint comes out batched and autodiff sums it over the batch)
+    case Op::MatMul:
+    case Op::BatchMatMul: {
       Attrs ga, gb;
       NodeId da = kNoNode, db = kNoNode;
       if (!wanted[0]) {
       } else if (!node.attrs.transpose_a) {  // A [M,K]: dA = G [M,N] @ op(B)^T
         ga.transpose_b = !node.attrs.transpose_b;
-        da = add(Op::MatMul, {grad, b}, ga);
+        da = add(node.op, {grad, b}, ga);
       } else {  // A stored [K,M]: dA = op(B) @ G^T
         ga.transpose_a = node.attrs.transpose_b;
         ga.transpose_b = true;
-        da = add(Op::MatMul, {b, grad}, ga);
+        da = add(node.op, {b, grad}, ga);
       }
       if (!wanted[1]) {
       } else if (!node.attrs.transpose_b) {  // B [K,N]: dB = op(A)^T @ G
         gb.transpose_a = !node.attrs.transpose_a;
-        db = add(Op::MatMul, {a, grad}, gb);
+        db = add(node.op, {a, grad}, gb);
       } else {  // B stored [N,K]: dB = G^T @ op(A)
         gb.transpose_a = true;
         gb.transpose_b = node.attrs.transpose_a;
-        db = add(Op::MatMul, {grad, a}, gb);
+        db = add(node.op, {grad, a}, gb);
       }
       return {da, db};
     }
@@ -328,6 +382,20 @@ std::vector<NodeId> vjp(Graph& g, NodeId id, NodeId grad, const std::vector<bool
     case Op::CrossEntropy: return {add(Op::CrossEntropyGrad, {a, b, grad}), kNoNode};
     case Op::CrossEntropyGrad:
       throw std::logic_error("internal error: cross_entropy_grad has no second derivative yet");
+    // The calculus is beside each rule in op_rules_reduce.cpp.
+    case Op::Sum:
+    case Op::Mean:
+    case Op::Max:
+    case Op::MaxGrad:
+    case Op::Softmax:
+    case Op::LogSoftmax:
+    case Op::Transpose:
+    case Op::Reshape:
+    case Op::BroadcastTo:
+    case Op::Mse:
+    case Op::BinaryCrossEntropy:
+    case Op::BinaryCrossEntropyWithLogits:
+    case Op::BinaryCrossEntropyWithLogitsGrad: return reduceFamilyVjp(g, id, grad, wanted);
   }
   return {};
 }

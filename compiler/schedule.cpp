@@ -5,8 +5,11 @@
 //   elementwise  inlined into its single consumer (fusion); computed at root when it has several consumers or
 //                feeds a matmul, so the GEMM inner loop reads memory instead of recomputing
 //   matmul       root; tiles of one row x NB columns with NB/8 vector accumulators, the reduction loop outside
-//                the tile (register blocking), rows in parallel
-//   reduce/loss  root, vectorized over the innermost kept dimension
+//                the tile (register blocking), rows in parallel; batch_matmul: batch entries in parallel, each
+//                row's accumulator vectorized over the columns
+//   reduce/loss  root with their helpers (slice maxima and sums, arg-max), vectorized over the innermost kept
+//                dimension; the elementwise backward losses (cross_entropy_grad, ..._with_logits_grad) likewise
+//   layout       inlined into the consumer (index arithmetic only)
 // Every split of a feature dimension uses ShiftInwards and is only made when the extent is at least the split
 // factor; the batch dimension is never split, so every batch size (1, the last partial batch) works.
 // Entry outputs are vectorized and parallel over their outermost dimension.
@@ -59,13 +62,27 @@ void scheduleMatMul(const Node& node, LoweredNode& lowered, int vector) {
   acc.update().reorder(n, m, k).vectorize(n, vector).unroll(n);
 }
 
+// Batched products: one batch entry per task; each row's accumulator vectorized over the columns.
+void scheduleBatchMatMul(const Node& node, LoweredNode& lowered, int vector) {
+  Var n = dimVars()[0], m = dimVars()[1], e = dimVars()[2];
+  Func out = lowered.func, acc = lowered.helpers[0];
+  Halide::RVar k(lowered.reductions[0]);
+  out.compute_root().parallel(e);
+  acc.compute_at(out, m);
+  if (innerExtent(node.shape) >= vector) {  // the default RoundUp would read operands past their last column
+    out.vectorize(n, vector, Halide::TailStrategy::ShiftInwards);
+    acc.vectorize(n, vector, Halide::TailStrategy::ShiftInwards);
+    acc.update().reorder(n, k).vectorize(n, vector, Halide::TailStrategy::GuardWithIf);
+  }
+}
+
 void scheduleReduction(const Node& node, LoweredNode& lowered, int vector) {
   for (Func helper : lowered.helpers) helper.compute_root();
   Func f = lowered.func;
   f.compute_root();
   if (innerExtent(node.shape) >= vector) {
     f.vectorize(dimVars()[0], vector);
-    f.update().vectorize(dimVars()[0], vector);
+    if (f.has_update_definition()) f.update().vectorize(dimVars()[0], vector);
   }
 }
 
@@ -80,7 +97,7 @@ Uses countUses(const Graph& graph, const LoweredEntry& lowered) {
   for (const auto& [id, _] : lowered.nodes)
     for (NodeId in : graph.node(id).inputs) {
       uses.count[in]++;
-      if (graph.node(id).op == Op::MatMul) uses.by_matmul[in] = true;
+      if (opInfo(graph.node(id).op).family == OpFamily::MatMul) uses.by_matmul[in] = true;
     }
   return uses;
 }
@@ -97,7 +114,10 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
       case OpFamily::Elementwise:
         if (uses.count[id] > 1 || uses.by_matmul[id]) scheduleRootElementwise(node_funcs.func, node.shape, vector);
         break;
-      case OpFamily::MatMul: scheduleMatMul(node, node_funcs, vector); break;
+      case OpFamily::MatMul:
+        if (node.op == Op::BatchMatMul) scheduleBatchMatMul(node, node_funcs, vector);
+        else scheduleMatMul(node, node_funcs, vector);
+        break;
       case OpFamily::Layout: break;  // index arithmetic, inlined into its consumer
       case OpFamily::Conv:
         for (Func helper : node_funcs.helpers) helper.compute_root();
@@ -106,7 +126,7 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
       case OpFamily::Reduce:
       case OpFamily::Loss:
         if (node.op == Op::SumTo && node_funcs.reductions.empty()) break;  // sum_to over nothing is a copy
-        if (node.op == Op::CrossEntropyGrad) {
+        if (node.op == Op::CrossEntropyGrad || node.op == Op::BinaryCrossEntropyWithLogitsGrad) {
           for (Func helper : node_funcs.helpers) helper.compute_root();
           scheduleRootElementwise(node_funcs.func, node.shape, vector);
           break;

@@ -132,6 +132,7 @@ TEST_P(OpGradient, MatchesCentralFiniteDifferences) {
   auto sample = [&] {
     double v = uniform(rng);
     if (c.positive) return 0.5 + std::abs(v);
+    if (c.probability) return 0.5 + 0.4 * v;
     if (c.away_from_zero) v += v < 0 ? -0.1 : 0.1;
     for (double kink : c.kinks)
       if (std::abs(v - kink) < 0.05) v = kink + (v < kink ? -0.1 : 0.1);
@@ -227,6 +228,7 @@ TEST(OpTable, EveryOpIsCovered) {
       "input", "param", "state", "scalar", "fill",  // leaves
       "cross_entropy_grad",                         // cross_entropy's adjoint
       "sign", "max_mask", "in_range", "gelu_grad",  // the adjoints of abs, maximum/minimum, clamp, gelu
+      "max_grad", "binary_cross_entropy_with_logits_grad",  // the adjoints of max and the with-logits loss
       "stop_gradient",  // zero gradient by definition, which finite differences cannot see (own test)
   };
 #define OP(Enum, name, arity, family) \

@@ -52,6 +52,7 @@ struct GradCase {
   bool away_from_zero = false;  // keep inputs away from a kink at 0
   bool positive = false;        // keep inputs positive (denominators)
   std::vector<double> kinks = {};  // further kinks (clamp bounds): inputs within 0.05 move 0.1 away
+  bool probability = false;        // keep inputs in (0.1, 0.9) (probabilities, targets)
 };
 
 inline void PrintTo(const GradCase& c, std::ostream* os) { *os << c.name; }
