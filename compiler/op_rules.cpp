@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "compiler/graph.h"
+#include "compiler/ops_conv.h"
 
 namespace nnc {
 
@@ -136,6 +137,7 @@ ShapeResult inferShape(const Graph& g, Op op, const std::vector<NodeId>& in, con
     case Op::SumTo: return sumToShape(g, in, attrs);
     case Op::CrossEntropy: return crossEntropyShape(g, in);
     case Op::CrossEntropyGrad: return {g.node(in[0]).shape, DType::F32, {}};
+    case Op::Conv2d: case Op::Conv2dGradInput: case Op::Conv2dGradWeight: case Op::MaxPool2d: case Op::MaxPool2dGrad: case Op::AvgPool2d: case Op::AvgPool2dGrad: case Op::GlobalAvgPool: case Op::GlobalAvgPoolGrad: case Op::Flatten: return convShape(g, op, in, attrs);
   }
   return fail("unknown op");
 }
@@ -181,6 +183,7 @@ double flops(const Graph& g, NodeId id, int64_t batch) {
     // Per logit: the row max and row sum again (4), then subtract, exp, divide by the sum (softmax), subtract the
     // one-hot, multiply by dloss, divide by the batch size (6).
     case Op::CrossEntropyGrad: return 10 * elements(id);
+    case Op::Conv2d: case Op::Conv2dGradInput: case Op::Conv2dGradWeight: case Op::MaxPool2d: case Op::MaxPool2dGrad: case Op::AvgPool2d: case Op::AvgPool2dGrad: case Op::GlobalAvgPool: case Op::GlobalAvgPoolGrad: case Op::Flatten: return convFlops(g, id, batch);
   }
   return 0;
 }
@@ -262,6 +265,7 @@ std::vector<NodeId> vjp(Graph& g, NodeId id, NodeId grad, const std::vector<bool
     case Op::CrossEntropy: return {add(Op::CrossEntropyGrad, {a, b, grad}), kNoNode};
     case Op::CrossEntropyGrad:
       throw std::logic_error("internal error: cross_entropy_grad has no second derivative yet");
+    case Op::Conv2d: case Op::Conv2dGradInput: case Op::Conv2dGradWeight: case Op::MaxPool2d: case Op::MaxPool2dGrad: case Op::AvgPool2d: case Op::AvgPool2dGrad: case Op::GlobalAvgPool: case Op::GlobalAvgPoolGrad: case Op::Flatten: return convVjp(g, id, grad, wanted);
   }
   return {};
 }

@@ -236,14 +236,24 @@ const GradCase kGradCases[] = {
 INSTANTIATE_TEST_SUITE_P(AllOps, OpGradient, ::testing::ValuesIn(kGradCases),
                          [](const auto& info) { return info.param.name; });
 
+}  // namespace
+
+namespace testing {
+std::set<std::string> convTestedOps();  // compiler_ops_conv_test.cpp: ops in its gradient-checked graphs
+}  // namespace testing
+
+namespace {
+
 // Every op of the op table has a forward or gradient case above, or is a leaf, or is the backward-only
-// cross_entropy_grad (checked through cross_entropy's gradient and its own forward case).
+// cross_entropy_grad (checked through cross_entropy's gradient and its own forward case), or appears in a
+// gradient-checked graph of compiler_ops_conv_test.cpp.
 TEST(OpTable, EveryOpIsCovered) {
   std::set<std::string> covered = {"input", "param", "state", "scalar", "fill", "cross_entropy_grad"};
   for (const GradCase& c : kGradCases) covered.insert(c.name.substr(0, c.name.find('_')) == "cross"
                                                           ? "cross_entropy"
                                                           : c.name == "sum_to" ? "sum_to"
                                                                                : c.name.substr(0, c.name.find('_')));
+  covered.merge(testing::convTestedOps());
 #define OP(Enum, name, arity, family) EXPECT_TRUE(covered.count(name)) << "no gradient case for op " << name;
 #include "compiler/ops.def"
 #undef OP
