@@ -60,7 +60,7 @@ void lowerConv2d(const LoweringContext& ctx, const Node& node, LoweredNode& lowe
   Window k = windowOf(node.attrs, fixed(ws[2]), fixed(ws[3]));
   Func x = padded(ctx.func(node.inputs[0]), fixed(xs[2]), fixed(xs[3]), ctx.constant(0));
   Func w = ctx.func(node.inputs[1]);
-  RDom r(0, k.kw, 0, k.kh, 0, fixed(xs[1]), "r");  // q, p, c
+  RDom r(Halide::Region{{0, k.kw}, {0, k.kh}, {0, fixed(xs[1])}}, "r");  // q, p, c
   Func& y = lowered.func;
   y(j, i, o, b) = ctx.constant(0);
   y(j, i, o, b) += x(j * k.sw + r.x * k.dw - k.pw, i * k.sh + r.y * k.dh - k.ph, r.z, b) * w(r.x, r.y, r.z, o);
@@ -74,7 +74,7 @@ void lowerConv2dGradInput(const LoweringContext& ctx, const Node& node, LoweredN
   const Shape& ws = ctx.graph().node(node.inputs[1]).shape;
   Window k = windowOf(node.attrs, fixed(ws[2]), fixed(ws[3]));
   Func dy = ctx.func(node.inputs[0]), w = ctx.func(node.inputs[1]);
-  RDom r(0, k.kw, 0, k.kh, 0, fixed(ws[0]), "r");  // q, p, o
+  RDom r(Halide::Region{{0, k.kw}, {0, k.kh}, {0, fixed(ws[0])}}, "r");  // q, p, o
   Source sj = windowSource(xw, r.x, k.sw, k.pw, k.dw, fixed(dys[3]));
   Source si = windowSource(xh, r.y, k.sh, k.ph, k.dh, fixed(dys[2]));
   Func& dx = lowered.func;
@@ -92,7 +92,7 @@ void lowerConv2dGradWeight(const LoweringContext& ctx, const Node& node, Lowered
   Window k = windowOf(node.attrs, static_cast<int>(node.attrs.kernel[0]), static_cast<int>(node.attrs.kernel[1]));
   Func x = padded(ctx.func(node.inputs[0]), fixed(xs[2]), fixed(xs[3]), ctx.constant(0));
   Func dy = ctx.func(node.inputs[1]);
-  RDom r(0, fixed(dys[3]), 0, fixed(dys[2]), 0, ctx.extent(dys[0]), "r");  // j, i, b
+  RDom r(Halide::Region{{0, fixed(dys[3])}, {0, fixed(dys[2])}, {0, ctx.extent(dys[0])}}, "r");  // j, i, b
   Func& dw = lowered.func;
   dw(q, p, c, o) = ctx.constant(0);
   dw(q, p, c, o) += dy(r.x, r.y, o, r.z) * x(r.x * k.sw + q * k.dw - k.pw, r.y * k.sh + p * k.dh - k.ph, c, r.z);
@@ -111,7 +111,7 @@ void lowerPool(const LoweringContext& ctx, const Node& node, LoweredNode& lowere
   bool is_max = node.op == Op::MaxPool2d;
   Expr outside = is_max ? Expr(ctx.floatType().min()) : ctx.constant(0);
   Func x = padded(ctx.func(node.inputs[0]), fixed(xs[2]), fixed(xs[3]), outside);
-  RDom r(0, k.kw, 0, k.kh, "r");  // q, p
+  RDom r(Halide::Region{{0, k.kw}, {0, k.kh}}, "r");  // q, p
   Func& y = lowered.func;
   if (is_max) {
     y(j, i, c, b) = outside;
@@ -133,7 +133,7 @@ void lowerPoolGrad(const LoweringContext& ctx, const Node& node, LoweredNode& lo
   const Shape& xs = node.shape;
   Window k = windowOf(node.attrs, static_cast<int>(node.attrs.kernel[0]), static_cast<int>(node.attrs.kernel[1]));
   Func dy = ctx.func(dy_id);
-  RDom r(0, k.kw, 0, k.kh, "r");  // q, p
+  RDom r(Halide::Region{{0, k.kw}, {0, k.kh}}, "r");  // q, p
   Source sj = windowSource(xw, r.x, k.sw, k.pw, k.dw, fixed(dys[3]));
   Source si = windowSource(xh, r.y, k.sh, k.ph, k.dh, fixed(dys[2]));
   Expr routed = sj.valid && si.valid;
@@ -141,7 +141,7 @@ void lowerPoolGrad(const LoweringContext& ctx, const Node& node, LoweredNode& lo
   if (is_max) {
     Var j = dimVars()[0], i = dimVars()[1];
     Func x = padded(ctx.func(node.inputs[0]), fixed(xs[2]), fixed(xs[3]), Expr(ctx.floatType().min()));
-    RDom window(0, k.kw, 0, k.kh, "window");
+    RDom window(Halide::Region{{0, k.kw}, {0, k.kh}}, "window");
     Func arg = ctx.helper("argmax");
     arg(j, i, c, b) = Halide::argmax(window, windowTap(x, k, j, i, window, c, b));
     Halide::FuncRef at = arg(sj.index, si.index, c, b);
@@ -159,7 +159,7 @@ void lowerGlobalAvgPool(const LoweringContext& ctx, const Node& node, LoweredNod
   Var c = dimVars()[0], b = dimVars()[1];
   const Shape& xs = ctx.graph().node(node.inputs[0]).shape;
   Func x = ctx.func(node.inputs[0]);
-  RDom r(0, fixed(xs[3]), 0, fixed(xs[2]), "r");  // w, h
+  RDom r(Halide::Region{{0, fixed(xs[3])}, {0, fixed(xs[2])}}, "r");  // w, h
   Expr scale = ctx.constant(1.0 / (fixed(xs[2]) * fixed(xs[3])));
   lowered.func(c, b) = ctx.constant(0);
   lowered.func(c, b) += x(r.x, r.y, c, b) * scale;
