@@ -8,6 +8,7 @@
 #include <set>
 
 #include "compiler/autodiff.h"
+#include "compiler/compilation.h"
 #include "compiler/ops_conv.h"
 #include "tests/compiler_jit.h"
 
@@ -152,6 +153,55 @@ TEST(ConvShape, AttributesAreValidated) {
   EXPECT_EQ(convAttrsError(Op::MaxPool2d, window(3, 2, 1)), "");
   EXPECT_NE(convAttrsError(Op::MaxPool2d, window(3, 2, 2)), "");  // PyTorch: padding <= kernel / 2
   EXPECT_NE(convAttrsError(Op::AvgPool2d, window(2, 2, 2)), "");
+}
+
+// ---- the DSL forms ------------------------------------------------------------------------------------
+
+std::unique_ptr<Compilation> frontEnd(const std::string& body, const std::string& input = "f32[B, 1, 8, 8]") {
+  return compileFrontEnd(dsl::SourceFile("t.nn", "model m(x: " + input + ", y: i32[B]) {\n" + body +
+                                                     "    loss = cross_entropy(logits, y)\n    return logits\n}\n"));
+}
+
+TEST(ConvLayer, CreatesPyTorchNamedParametersWithDefaultInit) {
+  auto c = frontEnd("    conv1 = conv2d(x, 4, kernel = 3, padding = 1)\n"
+                    "    pool = max_pool2d(relu(conv1), kernel = 2)\n"
+                    "    logits = linear(flatten(avg_pool2d(pool, 2)), 10)\n");
+  ASSERT_TRUE(c->graph) << c->diags->render();
+  const Graph& g = *c->graph;
+  ASSERT_GE(g.params.size(), 2u);
+  EXPECT_EQ(g.params[0].name, "conv1.weight");
+  EXPECT_EQ(shapeToString(g.node(g.params[0].node).shape), "[4, 1, 3, 3]");
+  EXPECT_EQ(g.params[1].name, "conv1.bias");
+  EXPECT_EQ(shapeToString(g.node(g.params[1].node).shape), "[4]");
+  for (int i = 0; i < 2; ++i) {  // U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = 1 * 3 * 3
+    EXPECT_EQ(g.params[i].init.kind, InitKind::Uniform);
+    EXPECT_DOUBLE_EQ(g.params[i].init.b, 1.0 / 3);
+    EXPECT_DOUBLE_EQ(g.params[i].init.a, -1.0 / 3);
+  }
+  EXPECT_EQ(g.params[2].name, "logits.weight");
+  EXPECT_EQ(shapeToString(g.node(g.params[2].node).shape), "[10, 16]");  // 4 channels x 2 x 2
+}
+
+TEST(ConvLayer, BiasCanBeLeftOut) {
+  auto c = frontEnd("    conv1 = conv2d(x, 4, kernel = 3, bias = 0)\n    logits = linear(global_avg_pool(conv1), 10)\n");
+  ASSERT_TRUE(c->graph) << c->diags->render();
+  EXPECT_EQ(c->graph->params.size(), 3u);  // conv1.weight, logits.weight, logits.bias
+}
+
+TEST(ConvLayer, BadAttributesAndShapesAreReported) {
+  auto kind = [](const std::string& body) {
+    auto c = frontEnd(body + "    logits = linear(flatten(h), 10)\n");
+    return c->diags->render();
+  };
+  EXPECT_NE(kind("    h = max_pool2d(x, kernel = 2, padding = 2)\n").find("padding at most half the kernel"),
+            std::string::npos);
+  EXPECT_NE(kind("    h = conv2d(x, 3, kernel = 0)\n").find("at least 1"), std::string::npos);
+  EXPECT_NE(kind("    h = conv2d(x, 3, kernel = 3, stride = 1.5)\n").find("must be an integer"), std::string::npos);
+  EXPECT_NE(kind("    h = conv2d(x, 3, kernel = 3, groups = 2)\n").find("has no argument `groups`"), std::string::npos);
+  std::string too_big = kind("    h = conv2d(x, 3, kernel = 9)\n");
+  EXPECT_NE(too_big.find("input size 8, kernel 9, stride 1, padding 0, dilation 1"), std::string::npos) << too_big;
+  EXPECT_NE(kind("    h = conv2d(flatten(x), 3, kernel = 3)\n").find("needs an input [batch, channels"),
+            std::string::npos);
 }
 
 // ---- gradients against central finite differences ------------------------------------------------------
