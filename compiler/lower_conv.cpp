@@ -245,7 +245,9 @@ void scheduleGradWeight(LoweredNode& lowered, int vector) {
 // pure dimension (the batch; output channels for conv2d_grad_weight). Reduction loops stay serial and in
 // order, so results are deterministic. Helpers (zero-bordered copies of inputs, the max-pool arg-max) are at
 // root too. LeNet-5's train step (batch 64, shared 2-core AVX2 box, load ~8, same run back to back): 104-125 ms
-// with the borders evaluated as selects in every tap, 87-89 ms with them materialized.
+// with the borders evaluated as selects in every tap, 87-89 ms with them materialized. Skipping the copy when
+// padding is 0 was slower (52-67 ms against 46-50 ms, later run): the copy also materializes its producer (relu of
+// conv + bias), which the windows would otherwise recompute at every tap.
 void scheduleConvFamily(const Node& node, LoweredNode& lowered, int vector) {
   for (Func helper : lowered.helpers) {
     helper.compute_root();
