@@ -9,6 +9,7 @@
 //    calling binding (`block1 = dense(x, 256)` creates `block1.fc.weight` for `fc = linear(...)` inside).
 // 5. The `loss` binding and the `return` value become graph.loss and graph.output.
 #include "compiler/build_graph.h"
+#include "compiler/ops_conv.h"
 
 #include <fmt/format.h>
 
@@ -40,7 +41,8 @@ struct Scope {
 constexpr size_t kMaxCallDepth = 64;
 const std::vector<std::string> kOps = {"linear", "relu", "cross_entropy", "sum", "mean", "max", "softmax",
                                        "log_softmax", "transpose", "reshape", "flatten", "mse",
-                                       "binary_cross_entropy", "binary_cross_entropy_with_logits", "l2_penalty"};
+                                       "binary_cross_entropy", "binary_cross_entropy_with_logits", "l2_penalty",
+                                       "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool"};
 
 // Elementwise ops called with one tensor and nothing else: `exp(x)`.
 const std::map<std::string, Op> kUnaryOps = {
@@ -442,6 +444,7 @@ class GraphBuilder {
     if (e.text == "binary_cross_entropy_with_logits")
       return pairLoss(e, Op::BinaryCrossEntropyWithLogits, "binary_cross_entropy_with_logits(logits, target)");
     if (e.text == "l2_penalty") return l2Penalty(e);
+    if (std::optional<Value> conv; convCall(e, conv)) return conv;  // conv2d, pools
     std::vector<std::string> callees = kOps;
     for (const auto& [name, _] : kUnaryOps) callees.push_back(name);
     callees.insert(callees.end(), kAttrOps.begin(), kAttrOps.end());
@@ -762,6 +765,121 @@ class GraphBuilder {
     attrs.transpose_b = true;
     NodeId product = graph_.add(Op::MatMul, {x, weight}, attrs, {}, e.span);
     return Value{graph_.add(Op::Add, {product, bias}, {}, {}, e.span), {}};
+  }
+
+  // ---- convolution, pooling, flatten (rules in ops_conv.cpp) ----------------------------------------------
+
+  // Builds `e` when it calls one of these ops (into `result`, nullopt after an error); false for other callees.
+  bool convCall(const Expr& e, std::optional<Value>& result) {
+    if (e.text == "conv2d") result = conv2d(e);
+    else if (e.text == "max_pool2d") result = pool(e, Op::MaxPool2d);
+    else if (e.text == "avg_pool2d") result = pool(e, Op::AvgPool2d);
+    else if (e.text == "global_avg_pool" && expectArgs(e, 1, "global_avg_pool(x)")) result = unaryCall(e, Op::GlobalAvgPool);
+    else if (e.text == "flatten" && expectArgs(e, 1, "flatten(x)")) result = flatten(e);
+    else return e.text == "global_avg_pool" || e.text == "flatten";
+    return true;
+  }
+
+  // Reads the window attributes of `e` (positional from `first`, in the order of `names`, or by keyword) into
+  // `attrs`; unknown keywords and non-integers are errors. `values` holds the defaults and receives the result.
+  bool windowArgs(const Expr& e, size_t first, const std::vector<const char*>& names, std::vector<double>& values) {
+    if (e.args.size() > first + names.size()) {
+      error(dsl::DiagKind::WrongArgumentCount, e.span, fmt::format("`{}` takes at most {} positional arguments",
+                                                                   e.text, first + names.size()));
+      return false;
+    }
+    for (const dsl::KeywordArg& kw : e.kwargs)
+      if (std::find_if(names.begin(), names.end(), [&](const char* n) { return kw.name == n; }) == names.end()) {
+        error(dsl::DiagKind::BadAttribute, kw.name_span, fmt::format("`{}` has no argument `{}`", e.text, kw.name));
+        return false;
+      }
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (!numberArg(e, first + i, names[i], values[i])) return false;
+      if (values[i] != std::floor(values[i]) || std::abs(values[i]) > 1e6) {
+        error(dsl::DiagKind::BadAttribute, e.span, fmt::format("`{}` of `{}` must be an integer", names[i], e.text));
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Sets square window attributes; reports invalid ones (kernel < 1, ...) as BadAttribute.
+  bool setWindow(const Expr& e, Op op, Attrs& attrs, double kernel, double stride, double padding, double dilation) {
+    for (int axis = 0; axis < 2; ++axis) {
+      attrs.kernel[axis] = static_cast<int64_t>(kernel);
+      attrs.stride[axis] = static_cast<int64_t>(stride);
+      attrs.padding[axis] = static_cast<int64_t>(padding);
+      attrs.dilation[axis] = static_cast<int64_t>(dilation);
+    }
+    std::string problem = convAttrsError(op, attrs);
+    if (problem.empty()) return true;
+    error(dsl::DiagKind::BadAttribute, e.span, problem);
+    return false;
+  }
+
+  // conv2d(x, out_channels, kernel = K, stride = 1, padding = 0, dilation = 1, bias = 1): creates NAME.weight
+  // [out, in, K, K] and (unless bias = 0) NAME.bias [out], both U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with
+  // fan_in = in K K, as torch.nn.Conv2d. The bias [out] is added through a flatten to [out, 1, 1].
+  std::optional<Value> conv2d(const Expr& e) {
+    if (e.args.size() < 2) {
+      error(dsl::DiagKind::WrongArgumentCount, e.span, "`conv2d` takes `conv2d(x, out_channels, kernel = K, ...)`");
+      return std::nullopt;
+    }
+    std::optional<int64_t> out = positiveInteger(*e.args[1], "`out_channels` of `conv2d`");
+    std::vector<double> v = {0, 1, 0, 1, 1};  // kernel (required), stride, padding, dilation, bias
+    if (!out || !windowArgs(e, 2, {"kernel", "stride", "padding", "dilation", "bias"}, v)) return std::nullopt;
+    Attrs attrs;
+    if (!setWindow(e, Op::Conv2d, attrs, v[0], v[1], v[2], v[3])) return std::nullopt;
+    std::optional<std::string> name = layerName(e);
+    NodeId x = tensorExpr(*e.args[0]);
+    if (!name || x == kNoNode) return std::nullopt;
+    const Shape& in_shape = graph_.node(x).shape;
+    if (in_shape.size() != 4 || in_shape[1].isSymbolic()) {
+      error(dsl::DiagKind::ShapeMismatch, e.args[0]->span,
+            fmt::format("`conv2d` needs an input [batch, channels, height, width], got {}", shapeToString(in_shape)));
+      return std::nullopt;
+    }
+    int64_t k = attrs.kernel[0];
+    double bound = 1.0 / std::sqrt(static_cast<double>(in_shape[1].extent * k * k));
+    ParamInit init{InitKind::Uniform, -bound, bound};
+    NodeId weight = declareParam(*name + ".weight", {{*out, {}}, in_shape[1], {k, {}}, {k, {}}}, init, e.span);
+    if (weight == kNoNode) return std::nullopt;
+    std::optional<Value> y = apply(Op::Conv2d, {x, weight}, attrs, e, {e.args[0].get()});
+    if (!y || v[4] == 0) return y;
+    NodeId bias = declareParam(*name + ".bias", {{*out, {}}}, init, e.span);
+    Attrs column;
+    column.shape = {{*out, {}}, {1, {}}, {1, {}}};
+    NodeId bias_column = graph_.add(Op::Flatten, {bias}, column, {}, e.span);
+    return Value{graph_.add(Op::Add, {y->node, bias_column}, {}, {}, e.span), {}};
+  }
+
+  // max_pool2d / avg_pool2d(x, kernel = K, stride = K, padding = 0), PyTorch's defaults.
+  std::optional<Value> pool(const Expr& e, Op op) {
+    if (e.args.empty()) {
+      error(dsl::DiagKind::WrongArgumentCount, e.span, fmt::format("`{}` takes `{}(x, kernel = K, ...)`", e.text, e.text));
+      return std::nullopt;
+    }
+    std::vector<double> v = {0, 1, 0};  // kernel (required), stride (default: kernel), padding
+    if (!windowArgs(e, 1, {"kernel", "stride", "padding"}, v)) return std::nullopt;
+    bool stride_given = e.args.size() > 2 ||
+                        std::any_of(e.kwargs.begin(), e.kwargs.end(), [](auto& kw) { return kw.name == "stride"; });
+    Attrs attrs;
+    if (!setWindow(e, op, attrs, v[0], stride_given ? v[1] : v[0], v[2], 1)) return std::nullopt;
+    NodeId x = tensorExpr(*e.args[0]);
+    if (x == kNoNode) return std::nullopt;
+    return apply(op, {x}, attrs, e, {e.args[0].get()});
+  }
+
+  // flatten(x): [B, d1, ..., dn] -> [B, d1 * ... * dn], row-major.
+  std::optional<Value> flatten(const Expr& e) {
+    NodeId x = tensorExpr(*e.args[0]);
+    if (x == kNoNode) return std::nullopt;
+    const Shape& shape = graph_.node(x).shape;
+    Attrs attrs;
+    int64_t features = 1;
+    for (size_t i = 1; i < shape.size(); ++i) features *= shape[i].extent;
+    if (!shape.empty()) attrs.shape = {shape[0], {features, {}}};
+    return apply(Op::Flatten, {x}, attrs, e, {e.args[0].get()});
   }
 
   // Inlines a call of a user-defined function in a scope of its own (see Scope).

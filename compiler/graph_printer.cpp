@@ -40,8 +40,14 @@ std::string attrsToString(const Node& node) {
       if (node.op == Op::Reshape || node.op == Op::BroadcastTo)
         parts.push_back(fmt::format("shape={}", shapeToString(node.attrs.shape)));
       break;
-    case OpFamily::Loss:
-    case OpFamily::Conv: break;
+    case OpFamily::Loss: break;
+    case OpFamily::Conv:  // window attributes as (height, width) pairs; global pooling has none
+      if (node.op == Op::GlobalAvgPool || node.op == Op::GlobalAvgPoolGrad) break;
+      parts.push_back(fmt::format("kernel={}x{}, stride={}x{}, padding={}x{}, dilation={}x{}", node.attrs.kernel[0],
+                                  node.attrs.kernel[1], node.attrs.stride[0], node.attrs.stride[1],
+                                  node.attrs.padding[0], node.attrs.padding[1], node.attrs.dilation[0],
+                                  node.attrs.dilation[1]));
+      break;
   }
   return parts.empty() ? "" : " {" + fmt::format("{}", fmt::join(parts, ", ")) + "}";
 }

@@ -16,6 +16,7 @@
 #include <stdexcept>
 
 #include "compiler/lower.h"
+#include "compiler/lower_conv.h"
 
 namespace nnc {
 
@@ -119,10 +120,7 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
         else scheduleMatMul(node, node_funcs, vector);
         break;
       case OpFamily::Layout: break;  // index arithmetic, inlined into its consumer
-      case OpFamily::Conv:
-        for (Func helper : node_funcs.helpers) helper.compute_root();
-        scheduleRootElementwise(node_funcs.func, node.shape, vector);
-        break;
+      case OpFamily::Conv: scheduleConvFamily(node, node_funcs, vector); break;
       case OpFamily::Reduce:
       case OpFamily::Loss:
         if (node.op == Op::SumTo && node_funcs.reductions.empty()) break;  // sum_to over nothing is a copy

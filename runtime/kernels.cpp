@@ -36,6 +36,15 @@ void* raw(const Halide::Runtime::Buffer<T>& buffer) {
   return const_cast<halide_buffer_t*>(buffer.raw_buffer());
 }
 
+// The features as the model's input: the runtime holds them as [rows, features]; a model whose input has more
+// dimensions ([B, 1, 28, 28]) gets a view of the same row-major memory in its own shape.
+Tensor asModelInput(const ModelSpec& model, const Tensor& x) {
+  if (model.inputs[0].rank == x.dimensions()) return x;
+  std::vector<int64_t> shape = concreteShape(model.inputs[0].rank, model.inputs[0].shape, x.dim(1).extent());
+  std::vector<int> sizes(shape.rbegin(), shape.rend());  // Halide order: innermost first
+  return Tensor(const_cast<float*>(x.data()), sizes);
+}
+
 }  // namespace
 
 void TrainState::swap() {
@@ -62,7 +71,8 @@ void initKernels(int threads) {
 
 float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state, float lr) {
   Tensor loss = Tensor::make_scalar();
-  std::vector<void*> args = {raw(x), raw(y)};
+  Tensor input = asModelInput(model, x);
+  std::vector<void*> args = {raw(input), raw(y)};
   for (Tensor& p : state.params) args.push_back(raw(p));
   for (Tensor& s : state.states) args.push_back(raw(s));
   args.push_back(&lr);
@@ -75,7 +85,8 @@ float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, T
 }
 
 void predict(const ModelSpec& model, const Tensor& x, const std::vector<Tensor>& params, Tensor& out) {
-  std::vector<void*> args = {raw(x)};
+  Tensor input = asModelInput(model, x);
+  std::vector<void*> args = {raw(input)};
   for (const Tensor& p : params) args.push_back(raw(p));
   args.push_back(raw(out));
   call(model.predict, "predict", args);

@@ -1,0 +1,14 @@
+// Lowering and CPU schedule of the convolution and pooling ops and `flatten` (compiler/lower_conv.cpp).
+#pragma once
+
+#include "compiler/lower.h"
+
+namespace nnc {
+
+// THE ALGORITHM of a Conv-family node or `flatten`, into `lowered` (whose func is already named).
+void lowerConvFamily(const LoweringContext& ctx, const Node& node, LoweredNode& lowered);
+
+// THE SCHEDULE of a lowered Conv-family node.
+void scheduleConvFamily(const Node& node, LoweredNode& lowered, int vector);
+
+}  // namespace nnc
