@@ -68,18 +68,24 @@ std::string emitModelSource(const Program& program, const std::string& target) {
   out += fmt::format("const ParamSpec kParams[] = {{\n{}}};\n", params);
   if (!states.empty()) out += fmt::format("const StateSpec kStates[] = {{\n{}}};\n", states);
   out += fmt::format("const InputSpec kInputs[] = {{\n{}}};\n", inputs);
+  std::vector<std::string> scalars = {cString(g.node(program.learning_rate).name)};
+  for (NodeId id : program.step_scalars) scalars.push_back(cString(g.node(id).name));
+  out += fmt::format("const char* const kScalars[] = {{{}}};\n", fmt::join(scalars, ", "));
   out += "}  // namespace\n\n";
   const dsl::LrScheduleConfig& lr = t.lr_schedule;
   std::string defaults = fmt::format(
-      "{{{}, {}, {}, {}, {}, {:.17g}, {:.17g}, {}, {:.17g},\n     {{{}, {:.17g}, {:.17g}, {}, {}}}, {:.17g}, {}, {}}}",
+      "{{{}, {}, {}, {}, {}, {:.17g}, {:.17g}, {}, {:.17g}, {:.17g}, {:.17g},\n     {{{}, {:.17g}, {:.17g}, {}, {}}}, "
+      "{:.17g}, {}, {}}}",
       cString(t.data), t.batch, t.epochs, t.seed, cString(t.optimizer.name), t.optimizer.lr, t.optimizer.momentum,
-      t.optimizer.nesterov, t.optimizer.weight_decay, cString(lr.name), lr.k, lr.factor, lr.every, lr.per_epoch,
+      t.optimizer.nesterov, t.optimizer.weight_decay, t.optimizer.beta1, t.optimizer.beta2, cString(lr.name), lr.k,
+      lr.factor, lr.every, lr.per_epoch,
       t.validation_split, t.early_stopping.patience, cString(t.early_stopping.monitor));
   out += fmt::format(
       "extern const ModelSpec kModel = {{\n    {}, {},\n    kParams, {}, {}, {},\n    kInputs, {},\n    {},\n"
-      "    {},\n    train_step_argv, grads_argv, predict_argv,\n}};\n\n",
+      "    {},\n    kScalars, {},\n    train_step_argv, grads_argv, predict_argv,\n}};\n\n",
       cString(g.model_name), cString(target), g.params.size(), states.empty() ? "nullptr" : "kStates",
-      program.states.size(), g.inputs.size(), rankAndShape(g.node(g.output).shape), defaults);
+      program.states.size(), g.inputs.size(), rankAndShape(g.node(g.output).shape), defaults,
+      program.step_scalars.size() + 1);
   out += "}  // namespace nnc::rt\n\n";
   out += "int main(int argc, char** argv) { return nnc::rt::runTrainer(nnc::rt::kModel, argc, argv); }\n";
   return out;

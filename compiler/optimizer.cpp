@@ -1,48 +1,113 @@
-// The optimizer update as graph nodes, so it is lowered and fused like the rest of the step.
+// The optimizer update as graph nodes, so it is lowered and fused like the rest of the step. Formulas as
+// torch.optim computes them; g is the gradient of parameter p, lr the learning rate (a runtime scalar):
 //
-// SGD as torch.optim.SGD computes it (dampening 0), with weight decay wd, momentum mu and Nesterov momentum:
-//   g' = g + wd * p                      (wd = 0: g' = g)
-//   v' = mu * v + g'                     (v starts at zero; mu = 0: no state and v' = g')
-//   step = nesterov ? g' + mu * v' : v'
-//   p' = p - lr * step
+// sgd (dampening 0), weight decay wd, momentum mu, Nesterov:
+//   g' = g + wd p;  v' = mu v + g';  step = nesterov ? g' + mu v' : v';  p' = p - lr step
+// rmsprop (not centered, no momentum):
+//   g' = g + wd p;  s' = alpha s + (1 - alpha) g'^2;  p' = p - lr g' / (sqrt(s') + eps)
+// adam:
+//   g' = g + wd p;  m' = b1 m + (1 - b1) g';  v' = b2 v + (1 - b2) g'^2
+//   p' = p - lr (m' / c1) / (sqrt(v' / c2) + eps),  c1 = 1 - b1^t, c2 = 1 - b2^t (runtime scalars, t from 1)
+// adamw: as adam with g' = g, after the decoupled decay p <- p - lr wd p.
 #include <stdexcept>
-
 
 #include "compiler/program.h"
 
 namespace nnc {
 
-void appendOptimizerUpdate(Program& program) {
-  Graph& g = program.graph;
-  const dsl::OptimizerConfig& opt = program.train.optimizer;
-  if (opt.name != "sgd") throw std::logic_error("internal error: unknown optimizer " + opt.name);
+namespace {
 
-  Node lr;
-  lr.op = Op::Scalar;
-  lr.name = "lr";
-  g.nodes.push_back(lr);
-  program.learning_rate = static_cast<NodeId>(g.nodes.size() - 1);
+// Builds the update nodes of one optimizer for every parameter.
+class UpdateBuilder {
+ public:
+  explicit UpdateBuilder(Program& program)
+      : p_(program), g_(program.graph), opt_(program.train.optimizer) {}
 
-  for (size_t i = 0; i < g.params.size(); ++i) {
-    NodeId param = g.params[i].node;
-    NodeId step = program.grads[i];
-    if (opt.weight_decay != 0) step = g.add(Op::Add, {step, g.add(Op::Mul, {g.fill(opt.weight_decay, {}), param})});
-    if (opt.momentum != 0) {
-      Node state;
-      state.op = Op::State;
-      state.attrs.index = static_cast<int64_t>(program.states.size());
-      state.shape = g.node(param).shape;
-      state.name = g.params[i].name + ".momentum_buffer";
-      g.nodes.push_back(state);
-      NodeId v = static_cast<NodeId>(g.nodes.size() - 1);
-      program.states.push_back({state.name, v, i});
-      NodeId mu = g.fill(opt.momentum, {});
-      NodeId velocity = g.add(Op::Add, {g.add(Op::Mul, {mu, v}), step});
-      program.new_states.push_back(velocity);
-      step = opt.nesterov ? g.add(Op::Add, {step, g.add(Op::Mul, {mu, velocity})}) : velocity;
+  void run() {
+    p_.learning_rate = scalar("lr");
+    if (opt_.name == "adam" || opt_.name == "adamw") {
+      bias1_ = scalar("bias_correction1");
+      bias2_ = scalar("bias_correction2");
+      p_.step_scalars = {bias1_, bias2_};
     }
-    program.new_params.push_back(g.add(Op::Sub, {param, g.add(Op::Mul, {program.learning_rate, step})}));
+    for (size_t i = 0; i < g_.params.size(); ++i) p_.new_params.push_back(update(i));
   }
-}
+
+ private:
+  NodeId scalar(const std::string& name) {
+    Node node;
+    node.op = Op::Scalar;
+    node.name = name;
+    node.attrs.index = scalars_++;
+    g_.nodes.push_back(node);
+    return static_cast<NodeId>(g_.nodes.size() - 1);
+  }
+
+  NodeId number(double value) { return g_.fill(value, {}); }
+  NodeId add(NodeId a, NodeId b) { return g_.add(Op::Add, {a, b}); }
+  NodeId mul(NodeId a, NodeId b) { return g_.add(Op::Mul, {a, b}); }
+  NodeId div(NodeId a, NodeId b) { return g_.add(Op::Div, {a, b}); }
+
+  // A zero-initialized optimizer state of parameter i's shape; `next` is its updated value.
+  NodeId state(size_t i, const std::string& suffix) {
+    Node node;
+    node.op = Op::State;
+    node.attrs.index = static_cast<int64_t>(p_.states.size());
+    node.shape = g_.node(g_.params[i].node).shape;
+    node.name = g_.params[i].name + "." + suffix;
+    g_.nodes.push_back(node);
+    NodeId id = static_cast<NodeId>(g_.nodes.size() - 1);
+    p_.states.push_back({node.name, id, i});
+    return id;
+  }
+  // beta * s + (1 - beta) x, recorded as the new value of state s.
+  NodeId average(NodeId s, double beta, NodeId x) {
+    NodeId next = add(mul(number(beta), s), mul(number(1 - beta), x));
+    p_.new_states.push_back(next);
+    return next;
+  }
+
+  NodeId update(size_t i) {
+    NodeId param = g_.params[i].node;
+    NodeId grad = p_.grads[i];
+    NodeId lr = p_.learning_rate;
+    bool decoupled = opt_.name == "adamw";
+    if (opt_.weight_decay != 0 && !decoupled) grad = add(grad, mul(number(opt_.weight_decay), param));
+    if (opt_.name == "sgd") {
+      NodeId step = grad;
+      if (opt_.momentum != 0) {
+        NodeId v = state(i, "momentum_buffer");
+        NodeId velocity = add(mul(number(opt_.momentum), v), grad);
+        p_.new_states.push_back(velocity);
+        step = opt_.nesterov ? add(grad, mul(number(opt_.momentum), velocity)) : velocity;
+      }
+      return g_.add(Op::Sub, {param, mul(lr, step)});
+    }
+    NodeId squared = g_.add(Op::Square, {grad});
+    if (opt_.name == "rmsprop") {
+      NodeId s = average(state(i, "square_avg"), opt_.alpha, squared);
+      NodeId denominator = add(g_.add(Op::Sqrt, {s}), number(opt_.eps));
+      return g_.add(Op::Sub, {param, mul(lr, div(grad, denominator))});
+    }
+    if (opt_.name == "adam" || decoupled) {
+      NodeId m = average(state(i, "exp_avg"), opt_.beta1, grad);
+      NodeId v = average(state(i, "exp_avg_sq"), opt_.beta2, squared);
+      NodeId denominator = add(g_.add(Op::Sqrt, {div(v, bias2_)}), number(opt_.eps));
+      NodeId start = decoupled ? g_.add(Op::Sub, {param, mul(lr, mul(number(opt_.weight_decay), param))}) : param;
+      return g_.add(Op::Sub, {start, mul(lr, div(div(m, bias1_), denominator))});
+    }
+    throw std::logic_error("internal error: unknown optimizer " + opt_.name);
+  }
+
+  Program& p_;
+  Graph& g_;
+  const dsl::OptimizerConfig& opt_;
+  NodeId bias1_ = kNoNode, bias2_ = kNoNode;
+  int64_t scalars_ = 0;
+};
+
+}  // namespace
+
+void appendOptimizerUpdate(Program& program) { UpdateBuilder(program).run(); }
 
 }  // namespace nnc

@@ -33,6 +33,7 @@ Program buildProgram(Graph graph, const dsl::TrainConfig& train) {
   p.train_step.arguments = p.grads_entry.arguments;
   for (const StateInfo& state : p.states) p.train_step.arguments.push_back(state.node);
   p.train_step.arguments.push_back(p.learning_rate);
+  p.train_step.arguments.insert(p.train_step.arguments.end(), p.step_scalars.begin(), p.step_scalars.end());
   p.train_step.outputs = {g.loss};
   p.train_step.output_names = {"loss"};
   for (size_t i = 0; i < g.params.size(); ++i) {

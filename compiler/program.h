@@ -1,7 +1,7 @@
 // A Program is a model's whole graph (forward, backward, optimizer update) plus its entry points.
 //
 // Entry points and their argument order, relied on by the runtime (runtime/model_spec.h):
-//   train_step(inputs..., params..., states..., lr) -> (loss, new params..., new states...)
+//   train_step(inputs..., params..., states..., lr, step scalars...) -> (loss, new params..., new states...)
 //   grads(inputs..., params...)                     -> (loss, d loss / d params...)
 //   predict(features, params...)                    -> (output)
 // train_step = grads followed by the update; data-parallel training can call grads, all-reduce, then update.
@@ -34,6 +34,9 @@ struct Program {
   std::vector<NodeId> grads;       // one per param
   std::vector<StateInfo> states;   // optimizer state slots
   NodeId learning_rate = kNoNode;  // Scalar leaf
+  // Scalar leaves train_step takes after the learning rate, computed by the runtime each step (Adam's bias
+  // corrections 1 - beta1^t and 1 - beta2^t, t the 1-based step); named as in runtime/model_spec.h.
+  std::vector<NodeId> step_scalars;
   std::vector<NodeId> new_params;  // one per param
   std::vector<NodeId> new_states;  // one per state
   EntryPoint train_step, grads_entry, predict;

@@ -20,7 +20,10 @@ struct OptimizerConfig {
   double lr = 0.01;
   double momentum = 0.0;
   bool nesterov = false;
-  double weight_decay = 0.0;  // L2 coefficient added to the gradient: g + weight_decay * p
+  double weight_decay = 0.0;  // sgd, rmsprop, adam: g + weight_decay * p; adamw: decoupled, p * (1 - lr wd)
+  double alpha = 0.99;        // rmsprop: smoothing of the squared gradient
+  double beta1 = 0.9, beta2 = 0.999;  // adam, adamw
+  double eps = 1e-8;          // rmsprop, adam, adamw
   Span span;  // the `optimizer = ...` value; empty when defaulted
 };
 

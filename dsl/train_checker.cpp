@@ -57,7 +57,10 @@ const CallSetting& optimizerSetting() {
   static const CallSetting kSetting{
       "an optimizer call such as `sgd(lr = 0.01)`", "optimizer", "optimizers", DiagKind::UnknownOptimizer,
       DiagKind::BadOptimizerArgument,
-      {{"sgd", {positive("lr"), fraction("momentum"), flag("nesterov"), nonNegative("weight_decay")}, 0}}};
+      {{"sgd", {positive("lr"), fraction("momentum"), flag("nesterov"), nonNegative("weight_decay")}, 0},
+       {"rmsprop", {positive("lr"), fraction("alpha"), positive("eps"), nonNegative("weight_decay")}, 0},
+       {"adam", {positive("lr"), fraction("beta1"), fraction("beta2"), positive("eps"), nonNegative("weight_decay")}, 0},
+       {"adamw", {positive("lr"), fraction("beta1"), fraction("beta2"), positive("eps"), nonNegative("weight_decay")}, 0}}};
   return kSetting;
 }
 
@@ -286,10 +289,16 @@ void TrainChecker::applyOptimizer(const CallValues& values, Span span) {
     auto it = values.numbers.find(name);
     return it == values.numbers.end() ? fallback : it->second;
   };
-  opt.lr = get("lr", opt.lr);
-  opt.momentum = get("momentum", opt.momentum);
+  // PyTorch's defaults for each optimizer.
+  bool adaptive = opt.name == "adam" || opt.name == "adamw";
+  opt.lr = get("lr", adaptive ? 1e-3 : 1e-2);
+  opt.momentum = get("momentum", 0);
   opt.nesterov = get("nesterov", 0) != 0;
-  opt.weight_decay = get("weight_decay", 0);
+  opt.weight_decay = get("weight_decay", opt.name == "adamw" ? 1e-2 : 0);
+  opt.alpha = get("alpha", 0.99);
+  opt.beta1 = get("beta1", 0.9);
+  opt.beta2 = get("beta2", 0.999);
+  opt.eps = get("eps", 1e-8);
   if (opt.nesterov && opt.momentum == 0)
     diags_.report(DiagKind::BadOptimizerArgument, span, "`nesterov = true` needs a `momentum` above 0");
 }

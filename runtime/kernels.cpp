@@ -3,6 +3,7 @@
 
 #include <HalideRuntime.h>
 
+#include <cmath>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -69,13 +70,27 @@ void initKernels(int threads) {
   if (threads > 0) halide_set_num_threads(threads);
 }
 
-float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state, float lr) {
+std::vector<float> stepScalars(const ModelSpec& model, double lr, int64_t step) {
+  std::vector<float> values;
+  auto t = static_cast<double>(step + 1);
+  for (int i = 0; i < model.num_scalars; ++i) {
+    std::string name = model.scalars[i];
+    if (name == "lr") values.push_back(static_cast<float>(lr));
+    else if (name == "bias_correction1") values.push_back(static_cast<float>(1 - std::pow(model.train.beta1, t)));
+    else if (name == "bias_correction2") values.push_back(static_cast<float>(1 - std::pow(model.train.beta2, t)));
+    else throw std::runtime_error("trainer and model disagree: unknown train_step scalar `" + name + "`");
+  }
+  return values;
+}
+
+float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
+                std::vector<float> scalars) {
   Tensor loss = Tensor::make_scalar();
   Tensor input = asModelInput(model, x);
   std::vector<void*> args = {raw(input), raw(y)};
   for (Tensor& p : state.params) args.push_back(raw(p));
   for (Tensor& s : state.states) args.push_back(raw(s));
-  args.push_back(&lr);
+  for (float& scalar : scalars) args.push_back(&scalar);
   args.push_back(raw(loss));
   for (Tensor& p : state.next_params) args.push_back(raw(p));
   for (Tensor& s : state.next_states) args.push_back(raw(s));

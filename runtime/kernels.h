@@ -21,8 +21,12 @@ TrainState allocateTrainState(const ModelSpec& model);
 // Sets the Halide runtime's error handler and thread count; call once before any kernel.
 void initKernels(int threads);
 
+// The values of train_step's scalar arguments (ModelSpec::scalars) for optimizer step `step` (0-based).
+std::vector<float> stepScalars(const ModelSpec& model, double lr, int64_t step);
+
 // One optimizer step on a batch; returns the batch's mean loss. Throws std::runtime_error on a kernel error.
-float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state, float lr);
+float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
+                std::vector<float> scalars);
 
 // The model's output (logits) for a batch of features; `out` has the batch's row count.
 void predict(const ModelSpec& model, const Tensor& x, const std::vector<Tensor>& params, Tensor& out);

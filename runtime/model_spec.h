@@ -3,7 +3,9 @@
 //
 // Entry points are Halide AOT pipelines called through their `_argv` form (an array of pointers: a
 // halide_buffer_t* per tensor, a pointer to the value per scalar), in this order:
-//   train_step(inputs..., params..., states..., &lr) -> (loss, new params..., new states...)
+//   train_step(inputs..., params..., states..., &scalar...) -> (loss, new params..., new states...)
+// where the scalars are named in ModelSpec::scalars: "lr", then for Adam "bias_correction1" (1 - beta1^t) and
+// "bias_correction2" (1 - beta2^t), t the 1-based optimizer step.
 //   grads(inputs..., params...)                      -> (loss, grads...)
 //   predict(features, params...)                     -> (output)
 #pragma once
@@ -60,6 +62,7 @@ struct TrainDefaults {
   double momentum;
   bool nesterov;
   double weight_decay;
+  double beta1, beta2;  // adam, adamw
   LrSchedule lr_schedule;
   double validation_split;  // fraction of the training set held out, 0: none
   int64_t patience;         // early stopping after this many epochs without improvement, 0: off
@@ -78,6 +81,8 @@ struct ModelSpec {
   int64_t output_rank;
   int64_t output_shape[kMaxRank];  // of `predict`'s output, kBatchDim where symbolic
   TrainDefaults train;
+  const char* const* scalars;  // train_step's scalar arguments, in order
+  int num_scalars;
   EntryFn train_step;
   EntryFn grads;
   EntryFn predict;

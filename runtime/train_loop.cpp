@@ -189,7 +189,8 @@ int train(const ModelSpec& model, const TrainOptions& options) {
       int rows = static_cast<int>(std::min(batch, train_set.count - first));
       gatherBatch(train_set, order, first, rows, x, y);
       lr = scheduledLr(options.schedule, options.lr, step, epoch, total_steps);
-      float loss = trainStep(model, x.cropped(1, 0, rows), y.cropped(0, 0, rows), state, static_cast<float>(lr));
+      float loss = trainStep(model, x.cropped(1, 0, rows), y.cropped(0, 0, rows), state,
+                             stepScalars(model, lr, step));
       if (!std::isfinite(loss)) {
         // trainStep swapped the buffers: next_params hold the parameters before this step, the last good ones.
         std::fprintf(stderr,

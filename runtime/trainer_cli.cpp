@@ -240,9 +240,10 @@ int benchCommand(const ModelSpec& model, int argc, char** argv) {
   int64_t classes = model.output_shape[model.output_rank - 1];
   for (int64_t i = 0; i < batch * features; ++i) x.data()[i] = static_cast<float>((i * 7919) % 256) / 255.0f;
   for (int64_t i = 0; i < batch; ++i) y.data()[i] = static_cast<int32_t>(i % classes);
-  for (int i = 0; i < 10; ++i) trainStep(model, x, y, state, 1e-3f);  // warm-up
+  for (int i = 0; i < 10; ++i) trainStep(model, x, y, state, stepScalars(model, 1e-3, i));  // warm-up
   auto start = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < steps; ++i) trainStep(model, x, y, state, 1e-3f);
+  std::vector<float> scalars = stepScalars(model, 1e-3, 10);
+  for (int64_t i = 0; i < steps; ++i) trainStep(model, x, y, state, scalars);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("train_step: batch %lld, %.3f ms/step, %.0f images/s\n", static_cast<long long>(batch),
               1e3 * seconds / static_cast<double>(steps), static_cast<double>(batch * steps) / seconds);

@@ -1,7 +1,8 @@
 // Whole-program checks on examples/mlp.nn, in float64: the gradient of the whole model against central finite
-// differences, and train_step against SGD (momentum, Nesterov, weight decay) applied by hand to grads' output.
+// differences, and train_step against each optimizer's update (torch.optim's formulas) applied to grads' output.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 
 #include "compiler/compilation.h"
@@ -81,27 +82,33 @@ TEST(WholeModel, MlpGradientMatchesFiniteDifferences) {
   }
 }
 
-// train_step against torch.optim.SGD's update applied by hand to the output of grads, for each SGD variant.
-struct SgdCase {
+// train_step against torch.optim's update applied by hand to the output of grads, for each optimizer variant.
+struct OptimizerCase {
   const char* name;
+  const char* optimizer;
   double momentum, weight_decay;
   bool nesterov;
 };
 
-class TrainStep : public ::testing::TestWithParam<SgdCase> {};
+class TrainStep : public ::testing::TestWithParam<OptimizerCase> {};
 
-TEST_P(TrainStep, IsGradsFollowedBySgd) {
-  const SgdCase& sgd = GetParam();
+TEST_P(TrainStep, IsGradsFollowedByTheOptimizerUpdate) {
+  const OptimizerCase& oc = GetParam();
   auto c = compileFrontEnd(dsl::SourceFile::read(std::string(NNC_SOURCE_DIR) + "/examples/mlp.nn"));
   ASSERT_EQ(c->diags->render(), "");
   dsl::TrainConfig train = c->checked->train;
-  train.optimizer.momentum = sgd.momentum;
-  train.optimizer.weight_decay = sgd.weight_decay;
-  train.optimizer.nesterov = sgd.nesterov;
+  dsl::OptimizerConfig& opt = train.optimizer;
+  opt.name = oc.optimizer;
+  opt.momentum = oc.momentum;
+  opt.weight_decay = oc.weight_decay;
+  opt.nesterov = oc.nesterov;
   Program program = buildProgram(std::move(*c->graph), train);
   const Graph& g = program.graph;
-  ASSERT_EQ(program.states.size(), sgd.momentum > 0 ? g.params.size() : 0);
-  const double lr = 0.05;
+  const std::string name = oc.optimizer;
+  bool adam = name == "adam" || name == "adamw";
+  size_t slots = adam ? 2 : name == "rmsprop" ? 1 : oc.momentum > 0 ? 1 : 0;
+  ASSERT_EQ(program.states.size(), slots * g.params.size());
+  const double lr = 0.05, t = 3, c1 = 1 - std::pow(opt.beta1, t), c2 = 1 - std::pow(opt.beta2, t);
   std::mt19937_64 rng(11);
   Inputs in = randomInputs(program, rng);
 
@@ -111,33 +118,60 @@ TEST_P(TrainStep, IsGradsFollowedBySgd) {
 
   testing::JitEntry step(g, program.train_step, kBatch);
   setInputs(step, program, in);
-  std::vector<std::vector<double>> velocity;
+  std::vector<std::vector<double>> state;  // square averages must be non-negative
   for (const StateInfo& s : program.states) {
-    velocity.push_back(randomValues(in.params[s.param].size(), rng, 0.01));
-    step.set(s.node, velocity.back());
+    state.push_back(randomValues(in.params[s.param].size(), rng, 0.01));
+    for (double& v : state.back()) v = std::abs(v);
+    step.set(s.node, state.back());
   }
   step.setScalar(program.learning_rate, lr);
+  if (adam) {
+    step.setScalar(program.step_scalars[0], c1);
+    step.setScalar(program.step_scalars[1], c2);
+  }
   std::vector<std::vector<double>> out = step.run();  // loss, new params..., new states...
 
   EXPECT_DOUBLE_EQ(out[0][0], g_out[0][0]);
   size_t params = g.params.size();
+  auto new_state = [&](size_t p, size_t slot) { return out[1 + params + p * slots + slot]; };
   for (size_t p = 0; p < params; ++p)
     for (size_t i = 0; i < in.params[p].size(); ++i) {
-      double grad = g_out[p + 1][i] + sgd.weight_decay * in.params[p][i];
-      double update = grad;
-      if (sgd.momentum > 0) {
-        double v = sgd.momentum * velocity[p][i] + grad;
-        ASSERT_NEAR(out[1 + params + p][i], v, 1e-12) << program.states[p].name << "[" << i << "]";
-        update = sgd.nesterov ? grad + sgd.momentum * v : v;
+      double w = in.params[p][i];
+      double grad = g_out[p + 1][i] + (name == "adamw" ? 0 : oc.weight_decay * w);
+      double expected = 0;
+      if (name == "sgd") {
+        double update = grad;
+        if (oc.momentum > 0) {
+          double v = oc.momentum * state[p][i] + grad;
+          ASSERT_NEAR(new_state(p, 0)[i], v, 1e-12) << program.states[p].name << "[" << i << "]";
+          update = oc.nesterov ? grad + oc.momentum * v : v;
+        }
+        expected = w - lr * update;
+      } else if (name == "rmsprop") {
+        double s = opt.alpha * state[p][i] + (1 - opt.alpha) * grad * grad;
+        ASSERT_NEAR(new_state(p, 0)[i], s, 1e-12);
+        expected = w - lr * grad / (std::sqrt(s) + opt.eps);
+      } else {
+        double m = opt.beta1 * state[2 * p][i] + (1 - opt.beta1) * grad;
+        double v = opt.beta2 * state[2 * p + 1][i] + (1 - opt.beta2) * grad * grad;
+        ASSERT_NEAR(new_state(p, 0)[i], m, 1e-12);
+        ASSERT_NEAR(new_state(p, 1)[i], v, 1e-12);
+        double start = name == "adamw" ? w - lr * oc.weight_decay * w : w;
+        expected = start - lr * (m / c1) / (std::sqrt(v / c2) + opt.eps);
       }
-      ASSERT_NEAR(out[1 + p][i], in.params[p][i] - lr * update, 1e-12) << g.params[p].name << "[" << i << "]";
+      ASSERT_NEAR(out[1 + p][i], expected, 1e-12 * std::max(1.0, std::abs(expected)))
+          << g.params[p].name << "[" << i << "]";
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Sgd, TrainStep,
-                         ::testing::Values(SgdCase{"plain", 0, 0, false}, SgdCase{"momentum", 0.9, 0, false},
-                                           SgdCase{"nesterov_weight_decay", 0.9, 5e-3, true},
-                                           SgdCase{"weight_decay", 0, 1e-2, false}),
+INSTANTIATE_TEST_SUITE_P(Optimizers, TrainStep,
+                         ::testing::Values(OptimizerCase{"sgd", "sgd", 0, 0, false},
+                                           OptimizerCase{"momentum", "sgd", 0.9, 0, false},
+                                           OptimizerCase{"nesterov_weight_decay", "sgd", 0.9, 5e-3, true},
+                                           OptimizerCase{"sgd_weight_decay", "sgd", 0, 1e-2, false},
+                                           OptimizerCase{"rmsprop", "rmsprop", 0, 1e-3, false},
+                                           OptimizerCase{"adam", "adam", 0, 1e-3, false},
+                                           OptimizerCase{"adamw", "adamw", 0, 1e-2, false}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
