@@ -218,7 +218,7 @@ TEST(Checker, ZeroBatch) {
 TEST(Checker, UnknownOptimizer) {
   Checked c(withTrain("optimizer = sdg(lr = 0.1)"));
   EXPECT_EQ(c.errors(),
-            "t.nn:7:13: error: unknown optimizer `sdg`; did you mean `sgd`? (valid optimizers: `sgd`)\n"
+            "t.nn:7:13: error: unknown optimizer `sdg`; did you mean `sgd`? (valid optimizers: `sgd`, `rmsprop`, `adam`, `adamw`)\n"
             "    optimizer = sdg(lr = 0.1)\n"
             "                ^~~\n");
 }
