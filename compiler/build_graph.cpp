@@ -767,7 +767,7 @@ class GraphBuilder {
     return Value{graph_.add(Op::Add, {product, bias}, {}, {}, e.span), {}};
   }
 
-  // ---- convolution, pooling, flatten (rules in ops_conv.cpp) ----------------------------------------------
+  // ---- convolution and pooling (rules in ops_conv.cpp) ----------------------------------------------
 
   // Builds `e` when it calls one of these ops (into `result`, nullopt after an error); false for other callees.
   bool convCall(const Expr& e, std::optional<Value>& result) {
@@ -775,7 +775,6 @@ class GraphBuilder {
     else if (e.text == "max_pool2d") result = pool(e, Op::MaxPool2d);
     else if (e.text == "avg_pool2d") result = pool(e, Op::AvgPool2d);
     else if (e.text == "global_avg_pool" && expectArgs(e, 1, "global_avg_pool(x)")) result = unaryCall(e, Op::GlobalAvgPool);
-    else if (e.text == "flatten" && expectArgs(e, 1, "flatten(x)")) result = flatten(e);
     else return e.text == "global_avg_pool" || e.text == "flatten";
     return true;
   }
@@ -849,7 +848,7 @@ class GraphBuilder {
     NodeId bias = declareParam(*name + ".bias", {{*out, {}}}, init, e.span);
     Attrs column;
     column.shape = {{*out, {}}, {1, {}}, {1, {}}};
-    NodeId bias_column = graph_.add(Op::Flatten, {bias}, column, {}, e.span);
+    NodeId bias_column = graph_.add(Op::Reshape, {bias}, column, {}, e.span);
     return Value{graph_.add(Op::Add, {y->node, bias_column}, {}, {}, e.span), {}};
   }
 
@@ -868,18 +867,6 @@ class GraphBuilder {
     NodeId x = tensorExpr(*e.args[0]);
     if (x == kNoNode) return std::nullopt;
     return apply(op, {x}, attrs, e, {e.args[0].get()});
-  }
-
-  // flatten(x): [B, d1, ..., dn] -> [B, d1 * ... * dn], row-major.
-  std::optional<Value> flatten(const Expr& e) {
-    NodeId x = tensorExpr(*e.args[0]);
-    if (x == kNoNode) return std::nullopt;
-    const Shape& shape = graph_.node(x).shape;
-    Attrs attrs;
-    int64_t features = 1;
-    for (size_t i = 1; i < shape.size(); ++i) features *= shape[i].extent;
-    if (!shape.empty()) attrs.shape = {shape[0], {features, {}}};
-    return apply(Op::Flatten, {x}, attrs, e, {e.args[0].get()});
   }
 
   // Inlines a call of a user-defined function in a scope of its own (see Scope).

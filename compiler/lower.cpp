@@ -182,7 +182,7 @@ class Lowerer : public LoweringContext {
       case Op::BinaryCrossEntropy:
       case Op::BinaryCrossEntropyWithLogits:
       case Op::BinaryCrossEntropyWithLogitsGrad: lowerReduceFamily(*this, node, lowered); break;
-      case Op::Conv2d: case Op::Conv2dGradInput: case Op::Conv2dGradWeight: case Op::MaxPool2d: case Op::MaxPool2dGrad: case Op::AvgPool2d: case Op::AvgPool2dGrad: case Op::GlobalAvgPool: case Op::GlobalAvgPoolGrad: case Op::Flatten: lowerConvFamily(*this, node, lowered); break;
+      case Op::Conv2d: case Op::Conv2dGradInput: case Op::Conv2dGradWeight: case Op::MaxPool2d: case Op::MaxPool2dGrad: case Op::AvgPool2d: case Op::AvgPool2dGrad: case Op::GlobalAvgPool: case Op::GlobalAvgPoolGrad: lowerConvFamily(*this, node, lowered); break;
     }
     return lowered;
   }

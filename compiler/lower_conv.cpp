@@ -181,26 +181,6 @@ void lowerGlobalAvgPoolGrad(const LoweringContext& ctx, const Node& node, Lowere
 
 // Row-major renumbering with dimension 0 (the batch) kept: the per-example flat index of the result position,
 // split again into the source's coordinates.
-void lowerFlatten(const LoweringContext& ctx, const Node& node, LoweredNode& lowered) {
-  const Shape& from = ctx.graph().node(node.inputs[0]).shape;
-  const Shape& to = node.shape;
-  std::vector<Var> vars(dimVars().begin(), dimVars().begin() + static_cast<long>(to.size()));
-  Expr flat = 0;
-  int64_t stride = 1;
-  for (size_t d = 0; d + 1 < to.size(); ++d) {  // Halide dim d is row-major dim to.size() - 1 - d
-    flat = flat + vars[d] * static_cast<int>(stride);
-    stride *= to[to.size() - 1 - d].extent;
-  }
-  std::vector<Expr> at;
-  stride = 1;
-  for (size_t d = 0; d + 1 < from.size(); ++d) {
-    int64_t extent = from[from.size() - 1 - d].extent;
-    at.push_back((flat / static_cast<int>(stride)) % static_cast<int>(extent));
-    stride *= extent;
-  }
-  at.push_back(vars.back());
-  lowered.func(vars) = ctx.func(node.inputs[0])(at);
-}
 
 }  // namespace
 
@@ -215,7 +195,6 @@ void lowerConvFamily(const LoweringContext& ctx, const Node& node, LoweredNode& 
     case Op::AvgPool2dGrad: return lowerPoolGrad(ctx, node, lowered);
     case Op::GlobalAvgPool: return lowerGlobalAvgPool(ctx, node, lowered);
     case Op::GlobalAvgPoolGrad: return lowerGlobalAvgPoolGrad(ctx, node, lowered);
-    case Op::Flatten: return lowerFlatten(ctx, node, lowered);
     default: break;
   }
   throw std::logic_error("internal error: lowerConvFamily called for a non-conv op");

@@ -195,7 +195,7 @@ ShapeResult inferShape(const Graph& g, Op op, const std::vector<NodeId>& in, con
     case Op::BinaryCrossEntropy:
     case Op::BinaryCrossEntropyWithLogits:
     case Op::BinaryCrossEntropyWithLogitsGrad: return reduceFamilyShape(g, op, in, attrs);
-    case Op::Conv2d: case Op::Conv2dGradInput: case Op::Conv2dGradWeight: case Op::MaxPool2d: case Op::MaxPool2dGrad: case Op::AvgPool2d: case Op::AvgPool2dGrad: case Op::GlobalAvgPool: case Op::GlobalAvgPoolGrad: case Op::Flatten: return convShape(g, op, in, attrs);
+    case Op::Conv2d: case Op::Conv2dGradInput: case Op::Conv2dGradWeight: case Op::MaxPool2d: case Op::MaxPool2dGrad: case Op::AvgPool2d: case Op::AvgPool2dGrad: case Op::GlobalAvgPool: case Op::GlobalAvgPoolGrad: return convShape(g, op, in, attrs);
   }
   return fail("unknown op");
 }
@@ -279,7 +279,7 @@ double flops(const Graph& g, NodeId id, int64_t batch) {
     case Op::BinaryCrossEntropy:
     case Op::BinaryCrossEntropyWithLogits:
     case Op::BinaryCrossEntropyWithLogitsGrad: return reduceFamilyFlops(g, id, batch);
-    case Op::Conv2d: case Op::Conv2dGradInput: case Op::Conv2dGradWeight: case Op::MaxPool2d: case Op::MaxPool2dGrad: case Op::AvgPool2d: case Op::AvgPool2dGrad: case Op::GlobalAvgPool: case Op::GlobalAvgPoolGrad: case Op::Flatten: return convFlops(g, id, batch);
+    case Op::Conv2d: case Op::Conv2dGradInput: case Op::Conv2dGradWeight: case Op::MaxPool2d: case Op::MaxPool2dGrad: case Op::AvgPool2d: case Op::AvgPool2dGrad: case Op::GlobalAvgPool: case Op::GlobalAvgPoolGrad: return convFlops(g, id, batch);
   }
   return 0;
 }
@@ -399,7 +399,7 @@ std::vector<NodeId> vjp(Graph& g, NodeId id, NodeId grad, const std::vector<bool
     case Op::BinaryCrossEntropy:
     case Op::BinaryCrossEntropyWithLogits:
     case Op::BinaryCrossEntropyWithLogitsGrad: return reduceFamilyVjp(g, id, grad, wanted);
-    case Op::Conv2d: case Op::Conv2dGradInput: case Op::Conv2dGradWeight: case Op::MaxPool2d: case Op::MaxPool2dGrad: case Op::AvgPool2d: case Op::AvgPool2dGrad: case Op::GlobalAvgPool: case Op::GlobalAvgPoolGrad: case Op::Flatten: return convVjp(g, id, grad, wanted);
+    case Op::Conv2d: case Op::Conv2dGradInput: case Op::Conv2dGradWeight: case Op::MaxPool2d: case Op::MaxPool2dGrad: case Op::AvgPool2d: case Op::AvgPool2dGrad: case Op::GlobalAvgPool: case Op::GlobalAvgPoolGrad: return convVjp(g, id, grad, wanted);
   }
   return {};
 }

@@ -1,4 +1,4 @@
-// Convolution and pooling (NCHW): attribute checks, shape rules, VJPs and FLOP counts; `flatten` as well.
+// Convolution and pooling (NCHW): attribute checks, shape rules, VJPs and FLOP counts
 //
 // Notation, row-major: x [B, C, H, W], weight w [O, C, KH, KW], output y [B, O, OH, OW]; stride S, padding P,
 // dilation D per spatial dimension. A read of x outside [0, H) x [0, W) is the padding value (0; -inf for max).
@@ -78,19 +78,6 @@ ShapeResult gradShape(const Graph& g, Op op, Op forward, NodeId dy, Dim channels
   return {x, DType::F32, {}};
 }
 
-ShapeResult flattenShape(const Graph& g, const std::vector<NodeId>& in, const Attrs& a) {
-  const Shape& x = g.node(in[0]).shape;
-  auto fixedCount = [](const Shape& s) {
-    int64_t count = 1;
-    for (size_t i = 1; i < s.size(); ++i) count = s[i].isSymbolic() ? -1 : (count < 0 ? -1 : count * s[i].extent);
-    return count;
-  };
-  if (x.empty() || a.shape.empty() || !(x[0] == a.shape[0]) || fixedCount(x) < 0 ||
-      fixedCount(x) != fixedCount(a.shape))
-    return fail(fmt::format("`flatten` cannot reshape {} to {}", shapeToString(x), shapeToString(a.shape)));
-  return {a.shape, DType::F32, {}};
-}
-
 }  // namespace
 
 int64_t convOutputSize(int64_t size, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation) {
@@ -113,7 +100,6 @@ std::string convAttrsError(Op op, const Attrs& a) {
 }
 
 ShapeResult convShape(const Graph& g, Op op, const std::vector<NodeId>& in, const Attrs& a) {
-  if (op == Op::Flatten) return flattenShape(g, in, a);
   if (std::string error = convAttrsError(op, a); !error.empty()) return fail(error);
   switch (op) {
     case Op::Conv2d: return conv2dShape(g, in, a);
@@ -184,7 +170,6 @@ double convFlops(const Graph& g, NodeId id, int64_t batch) {
     case Op::AvgPool2dGrad: return elements(node.inputs[0]) * (taps + 1);
     case Op::GlobalAvgPool: return elements(node.inputs[0]) + elements(id);
     case Op::GlobalAvgPoolGrad: return elements(id);
-    case Op::Flatten: return 0;
     default: break;
   }
   throw std::logic_error("internal error: convFlops called for a non-conv op");
@@ -217,8 +202,6 @@ std::vector<NodeId> convVjp(Graph& g, NodeId id, NodeId grad, const std::vector<
     case Op::AvgPool2d: return {add(Op::AvgPool2dGrad, {grad}, with_x_shape)};
     // dx[b,c,h,w] = dy[b,c] / (H W)
     case Op::GlobalAvgPool: return {add(Op::GlobalAvgPoolGrad, {grad}, with_x_shape)};
-    // flatten only renumbers elements: its adjoint renumbers them back
-    case Op::Flatten: return {add(Op::Flatten, {grad}, with_x_shape)};
     case Op::Conv2dGradInput:
     case Op::Conv2dGradWeight:
     case Op::MaxPool2dGrad:

@@ -1,4 +1,4 @@
-// Rules of the convolution and pooling ops (NCHW) and of `flatten`: attribute checks, shapes, VJPs and FLOP
+// Rules of the convolution and pooling ops (NCHW): attribute checks, shapes, VJPs and FLOP
 // counts. op_rules.cpp dispatches to these from its switches; the lowering is in lower_conv.cpp.
 #pragma once
 

@@ -124,12 +124,12 @@ TEST(ConvForward, Pools) {
   EXPECT_EQ(unary(Op::GlobalAvgPool, {D(1), D(2), D(2), D(2)}, iota(8, 1), {}), (V{2.5, 6.5}));
 }
 
-TEST(ConvForward, FlattenKeepsRowMajorOrder) {
+TEST(ConvForward, ReshapeKeepsRowMajorOrder) {
   Attrs to;
   to.shape = {D(2), D(6)};
-  EXPECT_EQ(unary(Op::Flatten, {D(2), D(3), D(1), D(2)}, iota(12), to), iota(12));
+  EXPECT_EQ(unary(Op::Reshape, {D(2), D(3), D(1), D(2)}, iota(12), to), iota(12));
   to.shape = {D(2), D(3), D(2), D(1)};
-  EXPECT_EQ(unary(Op::Flatten, {D(2), D(6)}, iota(12), to), iota(12));
+  EXPECT_EQ(unary(Op::Reshape, {D(2), D(6)}, iota(12), to), iota(12));
 }
 
 TEST(ConvShape, NonPositiveOutputNamesTheWindow) {
@@ -291,7 +291,7 @@ const GradCase kGradCases[] = {
      [](Graph& g, auto& p) {
        Attrs column;
        column.shape = {D(3), D(1), D(1)};
-       return g.add(Op::Add, {conv2d(g, p, window(2)), g.add(Op::Flatten, {p[2]}, column)});
+       return g.add(Op::Add, {conv2d(g, p, window(2)), g.add(Op::Reshape, {p[2]}, column)});
      }},
     {"max_pool2d", {{B(), D(2), D(4), D(4)}}, [](Graph& g, auto& p) { return g.add(Op::MaxPool2d, {p[0]}, window(2, 2)); }},
     {"max_pool2d_overlapping_padded", {{B(), D(2), D(5), D(5)}},
@@ -300,11 +300,11 @@ const GradCase kGradCases[] = {
     {"avg_pool2d_overlapping_padded", {{B(), D(2), D(5), D(5)}},
      [](Graph& g, auto& p) { return g.add(Op::AvgPool2d, {p[0]}, window(3, 2, 1)); }},
     {"global_avg_pool", {{B(), D(3), D(2), D(3)}}, [](Graph& g, auto& p) { return g.add(Op::GlobalAvgPool, {p[0]}); }},
-    {"flatten", {{B(), D(2), D(2), D(3)}},
+    {"reshape_to_features", {{B(), D(2), D(2), D(3)}},
      [](Graph& g, auto& p) {
        Attrs to;
        to.shape = {B(), D(12)};
-       return g.add(Op::Flatten, {p[0]}, to);
+       return g.add(Op::Reshape, {p[0]}, to);
      }},
 };
 
