@@ -21,7 +21,7 @@ TEST_P(GoldenGraph, ForwardAndBackwardGraphsMatch) {
   testing::expectMatchesGolden(printBackwardGraph(program), name + ".backward");
 }
 
-INSTANTIATE_TEST_SUITE_P(Examples, GoldenGraph, ::testing::Values("mlp", "logreg", "lenet5"));
+INSTANTIATE_TEST_SUITE_P(Examples, GoldenGraph, ::testing::Values("mlp", "logreg", "lenet5", "softmax_regression"));
 
 }  // namespace
 }  // namespace nnc

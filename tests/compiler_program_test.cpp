@@ -49,8 +49,11 @@ void setInputs(testing::JitEntry& jit, const Program& program, const Inputs& in)
   for (size_t i = 0; i < g.params.size(); ++i) jit.set(g.params[i].node, in.params[i]);
 }
 
-TEST(WholeModel, MlpGradientMatchesFiniteDifferences) {
-  Program program = compileExample("mlp");
+class WholeModel : public ::testing::TestWithParam<std::string> {};
+
+// lenet5.nn has its own whole-model check in compiler_ops_conv_test.cpp (its input is [B, 1, 28, 28]).
+TEST_P(WholeModel, GradientMatchesFiniteDifferences) {
+  Program program = compileExample(GetParam());
   const Graph& g = program.graph;
   std::mt19937_64 rng(7);
   Inputs in = randomInputs(program, rng);
@@ -81,6 +84,8 @@ TEST(WholeModel, MlpGradientMatchesFiniteDifferences) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Examples, WholeModel, ::testing::Values("mlp", "logreg", "softmax_regression"));
 
 // train_step against torch.optim's update applied by hand to the output of grads, for each optimizer variant.
 struct OptimizerCase {

@@ -30,7 +30,7 @@ TEST_P(GoldenSummary, TableMatches) {
   testing::expectMatchesGolden(renderSummaryTable(summarizeExample(GetParam())), GetParam() + ".summary");
 }
 
-INSTANTIATE_TEST_SUITE_P(Examples, GoldenSummary, ::testing::Values("mlp", "logreg", "lenet5"));
+INSTANTIATE_TEST_SUITE_P(Examples, GoldenSummary, ::testing::Values("mlp", "logreg", "lenet5", "softmax_regression"));
 
 TEST(GoldenSummaryJson, MlpMatches) {
   testing::expectMatchesGolden(renderSummaryJson(summarizeExample("mlp")), "mlp.summary.json");
