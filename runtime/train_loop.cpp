@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/atomic_file.h"
+#include "runtime/data_source.h"
 #include "runtime/errors.h"
 #include "runtime/plot.h"
 #include "runtime/progress.h"
@@ -151,8 +152,8 @@ nlohmann::json metricsRecord(const EpochPoint& point, int64_t step, double lr, d
 }  // namespace
 
 int train(const ModelSpec& model, const TrainOptions& options) {
-  Dataset train_set = loadMnistSplit(options.data, "train");
-  Dataset test_set = loadMnistSplit(options.data, "t10k");
+  Dataset train_set = loadSplit(options.data, Split::Train);
+  Dataset test_set = loadSplit(options.data, Split::Test);
   checkDatasetFits(model, train_set, options.data + " (train)");
   checkDatasetFits(model, test_set, options.data + " (t10k)");
   Dataset val_set = splitValidation(train_set, options.validation_split, options.seed);

@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "runtime/data_source.h"
 #include "runtime/errors.h"
 #include "runtime/npy.h"
 #include "runtime/train_loop.h"
@@ -131,7 +132,7 @@ int evalCommand(const ModelSpec& model, int argc, char** argv) {
   std::vector<Tensor> params = allocateParams(model);
   loadCheckpoint(model, flags["--weights"], params);
   std::string data_dir = stringFlag(flags, "--data", model.train.data);
-  Dataset test = loadMnistSplit(data_dir, "t10k");
+  Dataset test = loadSplit(data_dir, Split::Test);
   checkDatasetFits(model, test, data_dir + " (t10k)");
   EvalResult result = evaluate(model, params, test, positiveInt(flags, "--batch", 256));
   std::printf("test_loss %.4f  test_accuracy %.4f  (%lld examples)\n", result.loss, result.accuracy,
@@ -199,7 +200,7 @@ int predictCommand(const ModelSpec& model, int argc, char** argv) {
   Dataset data;
   if (labeled) {
     std::string data_dir = stringFlag(flags, "--data", model.train.data);
-    data = loadMnistSplit(data_dir, "t10k");
+    data = loadSplit(data_dir, Split::Test);
     checkDatasetFits(model, data, data_dir + " (t10k)");
   } else {
     data = loadPredictInput(model, input_path);

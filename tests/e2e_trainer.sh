@@ -54,6 +54,14 @@ set +e
 ./mlp train --epochs zero 2> err.txt; code=$?
 set -e
 [ "$code" = 1 ] && grep -q -- "--epochs" err.txt || fail "bad flag: exit $code, $(cat err.txt)"
+# XOR from a CSV data directory reaches 100% accuracy; a malformed CSV names the file and line.
+"$nnc" build "$src/examples/xor.nn" -o xor
+./xor train --data "$src/examples/data/xor" --save xor.safetensors > xor.log
+tail -n 2 xor.log | grep -q "test_accuracy 1.0000" || fail "xor: $(tail -n 3 xor.log)"
+mkdir -p bad-csv && printf 'x1,x2,label\n0,1,1\n1,oops,0\n' > bad-csv/train.csv && cp bad-csv/train.csv bad-csv/test.csv
+if ./xor train --data bad-csv 2> err.txt > /dev/null; then fail "malformed CSV accepted"; fi
+grep -q "train.csv:3" err.txt || fail "malformed CSV: $(cat err.txt)"
+
 # A model with a shape mistake: exit 1, file:line:col, the source line and a caret, no trainer written.
 printf 'model bad(x: f32[B, 784], y: i32[B]) {\n    param W: f32[10, 784] = zeros()\n    logits = x @ W\n    loss = cross_entropy(logits, y)\n    return logits\n}\n' > bad.nn
 set +e
