@@ -9,6 +9,8 @@
 //   g' = g + wd p;  m' = b1 m + (1 - b1) g';  v' = b2 v + (1 - b2) g'^2
 //   p' = p - lr (m' / c1) / (sqrt(v' / c2) + eps),  c1 = 1 - b1^t, c2 = 1 - b2^t (runtime scalars, t from 1)
 // adamw: as adam with g' = g, after the decoupled decay p <- p - lr wd p.
+// With clip_grad_norm c, every g is first scaled by min(1, c / (||all gradients||_2 + 1e-6)), as
+// torch.nn.utils.clip_grad_norm_ does before the optimizer step.
 #include <stdexcept>
 
 #include "compiler/program.h"
@@ -30,7 +32,21 @@ class UpdateBuilder {
       bias2_ = scalar("bias_correction2");
       p_.step_scalars = {bias1_, bias2_};
     }
+    grads_ = p_.grads;  // the grads entry point keeps the raw gradients; clipping is part of the update
+    if (p_.train.clip_grad_norm > 0) clipGradients(p_.train.clip_grad_norm);
     for (size_t i = 0; i < g_.params.size(); ++i) p_.new_params.push_back(update(i));
+  }
+
+  // Replaces each gradient by itself times min(1, c / (global norm + 1e-6)).
+  void clipGradients(double c) {
+    NodeId total = number(0);
+    for (NodeId grad : grads_) {
+      Attrs to_scalar;  // sum_to [] sums every element
+      total = add(total, g_.add(Op::SumTo, {g_.add(Op::Square, {grad})}, to_scalar));
+    }
+    NodeId norm = g_.add(Op::Sqrt, {total});
+    NodeId scale = g_.add(Op::Minimum, {div(number(c), add(norm, number(1e-6))), number(1)});
+    for (NodeId& grad : grads_) grad = mul(grad, scale);
   }
 
  private:
@@ -69,7 +85,7 @@ class UpdateBuilder {
 
   NodeId update(size_t i) {
     NodeId param = g_.params[i].node;
-    NodeId grad = p_.grads[i];
+    NodeId grad = grads_[i];
     NodeId lr = p_.learning_rate;
     bool decoupled = opt_.name == "adamw";
     if (opt_.weight_decay != 0 && !decoupled) grad = add(grad, mul(number(opt_.weight_decay), param));
@@ -104,6 +120,7 @@ class UpdateBuilder {
   const dsl::OptimizerConfig& opt_;
   NodeId bias1_ = kNoNode, bias2_ = kNoNode;
   int64_t scalars_ = 0;
+  std::vector<NodeId> grads_;  // the gradients the update uses (clipped when asked)
 };
 
 }  // namespace

@@ -49,6 +49,7 @@ struct TrainConfig {
   OptimizerConfig optimizer;
   LrScheduleConfig lr_schedule;
   double validation_split = 0;  // fraction of the training set held out (seeded), 0: none
+  double clip_grad_norm = 0;    // scale gradients down to this global L2 norm (torch's clip_grad_norm_), 0: off
   EarlyStoppingConfig early_stopping;
 };
 

@@ -86,7 +86,8 @@ const CallSetting& earlyStoppingSetting() {
 }
 
 const std::vector<std::string> kTrainKeys = {"data",        "batch",         "epochs",           "seed",
-                                             "optimizer",   "lr_schedule",   "validation_split", "early_stopping"};
+                                             "optimizer",   "lr_schedule",   "validation_split", "early_stopping",
+                                             "clip_grad_norm"};
 
 template <typename T>
 std::vector<std::string> namesOf(const std::vector<T>& items) {
@@ -154,6 +155,12 @@ void TrainChecker::checkEntry(const TrainEntry& entry) {
     else
       diags_.report(DiagKind::BadTrainValue, value.span,
                     fmt::format("`validation_split` must be a number in [0, 1), got `{}`", sourceText(value.span)));
+  } else if (entry.key == "clip_grad_norm") {
+    std::optional<double> number = literalNumber(value);
+    if (number && *number > 0 && std::isfinite(*number)) config_.clip_grad_norm = *number;
+    else
+      diags_.report(DiagKind::BadTrainValue, value.span,
+                    fmt::format("`clip_grad_norm` must be a positive number, got `{}`", sourceText(value.span)));
   } else if (entry.key == "optimizer") {
     if (auto call = checkCall(entry.key, value, optimizerSetting())) applyOptimizer(*call, value.span);
   } else if (entry.key == "lr_schedule") {

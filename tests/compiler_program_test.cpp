@@ -93,6 +93,7 @@ struct OptimizerCase {
   const char* optimizer;
   double momentum, weight_decay;
   bool nesterov;
+  double clip_grad_norm = 0;
 };
 
 class TrainStep : public ::testing::TestWithParam<OptimizerCase> {};
@@ -107,6 +108,7 @@ TEST_P(TrainStep, IsGradsFollowedByTheOptimizerUpdate) {
   opt.momentum = oc.momentum;
   opt.weight_decay = oc.weight_decay;
   opt.nesterov = oc.nesterov;
+  train.clip_grad_norm = oc.clip_grad_norm;
   Program program = buildProgram(std::move(*c->graph), train);
   const Graph& g = program.graph;
   const std::string name = oc.optimizer;
@@ -138,11 +140,19 @@ TEST_P(TrainStep, IsGradsFollowedByTheOptimizerUpdate) {
 
   EXPECT_DOUBLE_EQ(out[0][0], g_out[0][0]);
   size_t params = g.params.size();
+  double clip = 1;  // torch.nn.utils.clip_grad_norm_: scale by min(1, c / (norm + 1e-6))
+  if (oc.clip_grad_norm > 0) {
+    double squares = 0;
+    for (size_t p = 0; p < params; ++p)
+      for (double v : g_out[p + 1]) squares += v * v;
+    clip = std::min(1.0, oc.clip_grad_norm / (std::sqrt(squares) + 1e-6));
+    ASSERT_LT(clip, 1.0) << "the case should clip";
+  }
   auto new_state = [&](size_t p, size_t slot) { return out[1 + params + p * slots + slot]; };
   for (size_t p = 0; p < params; ++p)
     for (size_t i = 0; i < in.params[p].size(); ++i) {
       double w = in.params[p][i];
-      double grad = g_out[p + 1][i] + (name == "adamw" ? 0 : oc.weight_decay * w);
+      double grad = clip * g_out[p + 1][i] + (name == "adamw" ? 0 : oc.weight_decay * w);
       double expected = 0;
       if (name == "sgd") {
         double update = grad;
@@ -176,7 +186,8 @@ INSTANTIATE_TEST_SUITE_P(Optimizers, TrainStep,
                                            OptimizerCase{"sgd_weight_decay", "sgd", 0, 1e-2, false},
                                            OptimizerCase{"rmsprop", "rmsprop", 0, 1e-3, false},
                                            OptimizerCase{"adam", "adam", 0, 1e-3, false},
-                                           OptimizerCase{"adamw", "adamw", 0, 1e-2, false}),
+                                           OptimizerCase{"adamw", "adamw", 0, 1e-2, false},
+                                           OptimizerCase{"momentum_clipped", "sgd", 0.9, 0, false, 0.01}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -174,7 +174,7 @@ TEST(Checker, UnknownTrainKey) {
   EXPECT_EQ(c.errors(),
             "t.nn:7:1: error: unknown training setting `bach`; did you mean `batch`? "
             "(valid settings: `data`, `batch`, `epochs`, `seed`, `optimizer`, `lr_schedule`, `validation_split`, "
-            "`early_stopping`)\n"
+            "`early_stopping`, `clip_grad_norm`)\n"
             "    bach = 3\n"
             "    ^~~~\n");
 }
@@ -362,7 +362,8 @@ namespace {
 TEST(Checker, TrainingSettingsForSchedulesValidationAndEarlyStopping) {
   Checked c(withTrain("optimizer = sgd(lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 5e-4)\n"
                       "lr_schedule = step(every = 3, factor = 0.1, per = \"epoch\")\n"
-                      "validation_split = 0.1\nearly_stopping = patience(4, monitor = \"val_accuracy\")"));
+                      "validation_split = 0.1\nearly_stopping = patience(4, monitor = \"val_accuracy\")\n"
+                      "clip_grad_norm = 5"));
   ASSERT_EQ(c.errors(), "");
   const TrainConfig& t = c.result->train;
   EXPECT_TRUE(t.optimizer.nesterov);
@@ -374,6 +375,7 @@ TEST(Checker, TrainingSettingsForSchedulesValidationAndEarlyStopping) {
   EXPECT_DOUBLE_EQ(t.validation_split, 0.1);
   EXPECT_EQ(t.early_stopping.patience, 4);
   EXPECT_EQ(t.early_stopping.monitor, "val_accuracy");
+  EXPECT_DOUBLE_EQ(t.clip_grad_norm, 5);
 }
 
 TEST(Checker, BadScheduleAndStoppingValues) {
