@@ -14,7 +14,7 @@
 namespace nnc {
 
 enum class Op {
-#define OP(Enum, name, arity, family) Enum,
+#define OP(Enum, name, arity, family, rules) Enum,
 #include "compiler/ops.def"
 #undef OP
 };
@@ -23,10 +23,14 @@ enum class Op {
 // ops are windowed (convolution, pooling).
 enum class OpFamily { Leaf, Elementwise, MatMul, Reduce, Loss, Layout, Conv };
 
+// Which module holds an op's rules and lowering (see ops.def).
+enum class OpRules { Core, Math, Reduce, Conv };
+
 struct OpInfo {
   const char* name;
   int arity;
   OpFamily family;
+  OpRules rules;
 };
 const OpInfo& opInfo(Op op);
 

@@ -125,6 +125,17 @@ class Lowerer : public LoweringContext {
     f = Func(funcName(id, ""));
     current_ = id;
     auto operand = [&](int i) { return read(node.inputs[i], coords, node.shape); };
+    switch (opInfo(node.op).rules) {
+      case OpRules::Math: {
+        std::vector<Expr> operands;
+        for (size_t i = 0; i < node.inputs.size(); ++i) operands.push_back(operand(static_cast<int>(i)));
+        f(vars) = lowerElementwise(*this, node, operands);
+        return lowered;
+      }
+      case OpRules::Reduce: lowerReduceFamily(*this, node, lowered); return lowered;
+      case OpRules::Conv: lowerConvFamily(*this, node, lowered); return lowered;
+      case OpRules::Core: break;
+    }
     switch (node.op) {
       case Op::Input:
       case Op::Param:
@@ -138,51 +149,12 @@ class Lowerer : public LoweringContext {
       case Op::Neg: f(vars) = -operand(0); break;
       case Op::Relu: f(vars) = Halide::max(operand(0), constant(0)); break;
       case Op::Step: f(vars) = Halide::select(operand(0) > constant(0), constant(1), constant(0)); break;
-      case Op::Exp:
-      case Op::Log:
-      case Op::Sqrt:
-      case Op::Square:
-      case Op::Pow:
-      case Op::Abs:
-      case Op::Minimum:
-      case Op::Maximum:
-      case Op::Clamp:
-      case Op::Identity:
-      case Op::StopGradient:
-      case Op::Sigmoid:
-      case Op::Tanh:
-      case Op::LeakyRelu:
-      case Op::Elu:
-      case Op::Gelu:
-      case Op::Softplus:
-      case Op::Sign:
-      case Op::MaxMask:
-      case Op::InRange:
-      case Op::GeluGrad: {
-        std::vector<Expr> operands;
-        for (size_t i = 0; i < node.inputs.size(); ++i) operands.push_back(operand(static_cast<int>(i)));
-        f(vars) = lowerElementwise(*this, node, operands);
-        break;
-      }
       case Op::MatMul: lowerMatMul(node, lowered); break;
       case Op::BatchMatMul: lowerBatchMatMul(node, lowered); break;
       case Op::SumTo: lowerSumTo(node, lowered); break;
       case Op::CrossEntropy: lowerCrossEntropy(node, lowered, false); break;
       case Op::CrossEntropyGrad: lowerCrossEntropy(node, lowered, true); break;
-      case Op::Sum:
-      case Op::Mean:
-      case Op::Max:
-      case Op::MaxGrad:
-      case Op::Softmax:
-      case Op::LogSoftmax:
-      case Op::Transpose:
-      case Op::Reshape:
-      case Op::BroadcastTo:
-      case Op::Mse:
-      case Op::BinaryCrossEntropy:
-      case Op::BinaryCrossEntropyWithLogits:
-      case Op::BinaryCrossEntropyWithLogitsGrad: lowerReduceFamily(*this, node, lowered); break;
-      case Op::Conv2d: case Op::Conv2dGradInput: case Op::Conv2dGradWeight: case Op::MaxPool2d: case Op::MaxPool2dGrad: case Op::AvgPool2d: case Op::AvgPool2dGrad: case Op::GlobalAvgPool: case Op::GlobalAvgPoolGrad: lowerConvFamily(*this, node, lowered); break;
+      default: throw std::logic_error(std::string("internal error: no core lowering for op ") + opInfo(node.op).name);
     }
     return lowered;
   }

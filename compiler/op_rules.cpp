@@ -15,7 +15,7 @@ namespace nnc {
 
 const OpInfo& opInfo(Op op) {
   static const OpInfo kTable[] = {
-#define OP(Enum, name, arity, family) {name, arity, OpFamily::family},
+#define OP(Enum, name, arity, family, rules) {name, arity, OpFamily::family, OpRules::rules},
 #include "compiler/ops.def"
 #undef OP
   };
@@ -142,6 +142,12 @@ ShapeResult crossEntropyShape(const Graph& g, const std::vector<NodeId>& in) {
 ShapeResult inferShape(const Graph& g, Op op, const std::vector<NodeId>& in, const Attrs& attrs) {
   if (static_cast<int>(in.size()) != opInfo(op).arity)
     return fail(fmt::format("`{}` takes {} operands, got {}", opInfo(op).name, opInfo(op).arity, in.size()));
+  switch (opInfo(op).rules) {
+    case OpRules::Math: return elementwiseShape(g, op, in);
+    case OpRules::Reduce: return reduceFamilyShape(g, op, in, attrs);
+    case OpRules::Conv: return convShape(g, op, in, attrs);
+    case OpRules::Core: break;
+  }
   switch (op) {
     case Op::Input:
     case Op::Param:
@@ -155,49 +161,15 @@ ShapeResult inferShape(const Graph& g, Op op, const std::vector<NodeId>& in, con
     case Op::Div:
     case Op::Neg:
     case Op::Relu:
-    case Op::Step:
-    case Op::Exp:
-    case Op::Log:
-    case Op::Sqrt:
-    case Op::Square:
-    case Op::Pow:
-    case Op::Abs:
-    case Op::Minimum:
-    case Op::Maximum:
-    case Op::Clamp:
-    case Op::Identity:
-    case Op::StopGradient:
-    case Op::Sigmoid:
-    case Op::Tanh:
-    case Op::LeakyRelu:
-    case Op::Elu:
-    case Op::Gelu:
-    case Op::Softplus:
-    case Op::Sign:
-    case Op::MaxMask:
-    case Op::InRange:
-    case Op::GeluGrad: return elementwiseShape(g, op, in);
+    case Op::Step: return elementwiseShape(g, op, in);
     case Op::MatMul: return matmulShape(g, in, attrs);
     case Op::BatchMatMul: return batchMatmulShape(g, in, attrs);
     case Op::SumTo: return sumToShape(g, in, attrs);
     case Op::CrossEntropy: return crossEntropyShape(g, in);
     case Op::CrossEntropyGrad: return {g.node(in[0]).shape, DType::F32, {}};
-    case Op::Sum:
-    case Op::Mean:
-    case Op::Max:
-    case Op::MaxGrad:
-    case Op::Softmax:
-    case Op::LogSoftmax:
-    case Op::Transpose:
-    case Op::Reshape:
-    case Op::BroadcastTo:
-    case Op::Mse:
-    case Op::BinaryCrossEntropy:
-    case Op::BinaryCrossEntropyWithLogits:
-    case Op::BinaryCrossEntropyWithLogitsGrad: return reduceFamilyShape(g, op, in, attrs);
-    case Op::Conv2d: case Op::Conv2dGradInput: case Op::Conv2dGradWeight: case Op::MaxPool2d: case Op::MaxPool2dGrad: case Op::AvgPool2d: case Op::AvgPool2dGrad: case Op::GlobalAvgPool: case Op::GlobalAvgPoolGrad: return convShape(g, op, in, attrs);
+    default: break;  // ops of the other rule modules returned above
   }
-  return fail("unknown op");
+  throw std::logic_error(std::string("internal error: no core shape rule for op ") + opInfo(op).name);
 }
 
 int64_t elementCount(const Shape& shape, int64_t batch) {
@@ -209,6 +181,12 @@ int64_t elementCount(const Shape& shape, int64_t batch) {
 double flops(const Graph& g, NodeId id, int64_t batch) {
   const Node& node = g.node(id);
   auto elements = [&](NodeId of) { return static_cast<double>(elementCount(g.node(of).shape, batch)); };
+  switch (opInfo(node.op).rules) {  // the other modules count beside their rules
+    case OpRules::Math: return elementwiseFlops(g, id, batch);
+    case OpRules::Reduce: return reduceFamilyFlops(g, id, batch);
+    case OpRules::Conv: return convFlops(g, id, batch);
+    case OpRules::Core: break;
+  }
   switch (node.op) {
     case Op::Input:
     case Op::Param:
@@ -223,28 +201,6 @@ double flops(const Graph& g, NodeId id, int64_t batch) {
     case Op::Neg:
     case Op::Relu:
     case Op::Step: return elements(id);
-    // Math and activations: counts beside their rules in op_rules_elementwise.cpp.
-    case Op::Exp:
-    case Op::Log:
-    case Op::Sqrt:
-    case Op::Square:
-    case Op::Pow:
-    case Op::Abs:
-    case Op::Minimum:
-    case Op::Maximum:
-    case Op::Clamp:
-    case Op::Identity:
-    case Op::StopGradient:
-    case Op::Sigmoid:
-    case Op::Tanh:
-    case Op::LeakyRelu:
-    case Op::Elu:
-    case Op::Gelu:
-    case Op::Softplus:
-    case Op::Sign:
-    case Op::MaxMask:
-    case Op::InRange:
-    case Op::GeluGrad: return elementwiseFlops(g, id, batch);
     // [M,K] @ [K,N]: M*N dot products of length K, a multiply and an add each: 2*M*N*K.
     case Op::MatMul:
     case Op::BatchMatMul: {  // per batch entry
@@ -265,23 +221,9 @@ double flops(const Graph& g, NodeId id, int64_t batch) {
     // Per logit: the row max and row sum again (4), then subtract, exp, divide by the sum (softmax), subtract the
     // one-hot, multiply by dloss, divide by the batch size (6).
     case Op::CrossEntropyGrad: return 10 * elements(id);
-    // Counted beside their rules in op_rules_reduce.cpp.
-    case Op::Sum:
-    case Op::Mean:
-    case Op::Max:
-    case Op::MaxGrad:
-    case Op::Softmax:
-    case Op::LogSoftmax:
-    case Op::Transpose:
-    case Op::Reshape:
-    case Op::BroadcastTo:
-    case Op::Mse:
-    case Op::BinaryCrossEntropy:
-    case Op::BinaryCrossEntropyWithLogits:
-    case Op::BinaryCrossEntropyWithLogitsGrad: return reduceFamilyFlops(g, id, batch);
-    case Op::Conv2d: case Op::Conv2dGradInput: case Op::Conv2dGradWeight: case Op::MaxPool2d: case Op::MaxPool2dGrad: case Op::AvgPool2d: case Op::AvgPool2dGrad: case Op::GlobalAvgPool: case Op::GlobalAvgPoolGrad: return convFlops(g, id, batch);
+    default: break;  // ops of the other rule modules returned above
   }
-  return 0;
+  throw std::logic_error(std::string("internal error: no core FLOP count for op ") + opInfo(node.op).name);
 }
 
 NodeId Graph::add(Op op, std::vector<NodeId> in, Attrs attrs, std::string name, dsl::Span span) {
@@ -307,6 +249,12 @@ std::vector<NodeId> vjp(Graph& g, NodeId id, NodeId grad, const std::vector<bool
   auto want = [&](size_t i, auto build) { return wanted[i] ? build() : kNoNode; };
   NodeId a = node.inputs.empty() ? kNoNode : node.inputs[0];
   NodeId b = node.inputs.size() > 1 ? node.inputs[1] : kNoNode;
+  switch (opInfo(node.op).rules) {  // the other modules keep their calculus beside their rules
+    case OpRules::Math: return elementwiseVjp(g, id, grad, wanted);
+    case OpRules::Reduce: return reduceFamilyVjp(g, id, grad, wanted);
+    case OpRules::Conv: return convVjp(g, id, grad, wanted);
+    case OpRules::Core: break;
+  }
   switch (node.op) {
     case Op::Input:
     case Op::Param:
@@ -331,28 +279,6 @@ std::vector<NodeId> vjp(Graph& g, NodeId id, NodeId grad, const std::vector<bool
     case Op::Relu: return {add(Op::Mul, {grad, add(Op::Step, {a})})};
     // step is piecewise constant: zero gradient
     case Op::Step: return {g.fill(0, g.node(a).shape, span)};
-    // Math and activations: rules with their calculus in op_rules_elementwise.cpp.
-    case Op::Exp:
-    case Op::Log:
-    case Op::Sqrt:
-    case Op::Square:
-    case Op::Pow:
-    case Op::Abs:
-    case Op::Minimum:
-    case Op::Maximum:
-    case Op::Clamp:
-    case Op::Identity:
-    case Op::StopGradient:
-    case Op::Sigmoid:
-    case Op::Tanh:
-    case Op::LeakyRelu:
-    case Op::Elu:
-    case Op::Gelu:
-    case Op::Softplus:
-    case Op::Sign:
-    case Op::MaxMask:
-    case Op::InRange:
-    case Op::GeluGrad: return elementwiseVjp(g, id, grad, wanted);
     // C = op(A) op(B): dA = G op(B)^T (stored transposed if A was), dB = op(A)^T G (likewise); batched, per entry
     // (a shared 2-D operand's adjoint comes out batched and autodiff sums it over the batch)
     case Op::MatMul:
@@ -385,23 +311,9 @@ std::vector<NodeId> vjp(Graph& g, NodeId id, NodeId grad, const std::vector<bool
     case Op::CrossEntropy: return {add(Op::CrossEntropyGrad, {a, b, grad}), kNoNode};
     case Op::CrossEntropyGrad:
       throw std::logic_error("internal error: cross_entropy_grad has no second derivative yet");
-    // The calculus is beside each rule in op_rules_reduce.cpp.
-    case Op::Sum:
-    case Op::Mean:
-    case Op::Max:
-    case Op::MaxGrad:
-    case Op::Softmax:
-    case Op::LogSoftmax:
-    case Op::Transpose:
-    case Op::Reshape:
-    case Op::BroadcastTo:
-    case Op::Mse:
-    case Op::BinaryCrossEntropy:
-    case Op::BinaryCrossEntropyWithLogits:
-    case Op::BinaryCrossEntropyWithLogitsGrad: return reduceFamilyVjp(g, id, grad, wanted);
-    case Op::Conv2d: case Op::Conv2dGradInput: case Op::Conv2dGradWeight: case Op::MaxPool2d: case Op::MaxPool2dGrad: case Op::AvgPool2d: case Op::AvgPool2dGrad: case Op::GlobalAvgPool: case Op::GlobalAvgPoolGrad: return convVjp(g, id, grad, wanted);
+    default: break;  // ops of the other rule modules returned above
   }
-  return {};
+  throw std::logic_error(std::string("internal error: no core VJP for op ") + opInfo(node.op).name);
 }
 
 }  // namespace nnc

@@ -242,7 +242,7 @@ TEST(OpTable, EveryOpIsCovered) {
       "max_grad", "binary_cross_entropy_with_logits_grad",  // the adjoints of max and the with-logits loss
       "stop_gradient",  // zero gradient by definition, which finite differences cannot see (own test)
   };
-#define OP(Enum, name, arity, family) \
+#define OP(Enum, name, arity, family, rules) \
   EXPECT_TRUE(exempt.count(name) || covered(name)) << "no gradient case for op " << name;
 #include "compiler/ops.def"
 #undef OP
