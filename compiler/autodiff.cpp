@@ -30,12 +30,14 @@ std::vector<NodeId> differentiate(Graph& g, NodeId loss, const std::vector<NodeI
   std::vector<bool> needed = nodesNeedingAdjoints(g, loss, wrt);
   std::vector<NodeId> adjoint(g.nodes.size(), kNoNode);
   adjoint[loss] = g.fill(1.0, {}, g.node(loss).span);
+  g.nodes[adjoint[loss]].origin = loss;
 
   for (NodeId id = loss; id >= 0; --id) {
     if (!needed[id] || adjoint[id] == kNoNode || g.node(id).inputs.empty()) continue;
     const std::vector<NodeId> inputs = g.node(id).inputs;
     std::vector<bool> wanted;
     for (NodeId in : inputs) wanted.push_back(needed[in]);
+    NodeId first_new = static_cast<NodeId>(g.nodes.size());
     std::vector<NodeId> contributions = vjp(g, id, adjoint[id], wanted);
     for (size_t i = 0; i < inputs.size(); ++i) {
       NodeId in = inputs[i];
@@ -50,10 +52,15 @@ std::vector<NodeId> differentiate(Graph& g, NodeId loss, const std::vector<NodeI
       }
       adjoint[in] = adjoint[in] == kNoNode ? contribution : g.add(Op::Add, {adjoint[in], contribution}, {}, {}, span);
     }
+    for (NodeId created = first_new; created < static_cast<NodeId>(g.nodes.size()); ++created)
+      g.nodes[created].origin = id;
   }
 
   std::vector<NodeId> grads;
-  for (NodeId id : wrt) grads.push_back(adjoint[id] != kNoNode ? adjoint[id] : g.fill(0.0, g.node(id).shape));
+  for (NodeId id : wrt) {
+    if (adjoint[id] == kNoNode) adjoint[id] = g.fill(0.0, g.node(id).shape);
+    grads.push_back(adjoint[id]);
+  }
   return grads;
 }
 

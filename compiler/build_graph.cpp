@@ -42,13 +42,15 @@ constexpr size_t kMaxCallDepth = 64;
 const std::vector<std::string> kOps = {"linear", "relu", "cross_entropy", "sum", "mean", "max", "softmax",
                                        "log_softmax", "transpose", "reshape", "flatten", "mse",
                                        "binary_cross_entropy", "binary_cross_entropy_with_logits", "l2_penalty",
-                                       "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool"};
+                                       "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool", "batch_norm",
+                                       "layer_norm", "dropout", "prelu"};
 
 // Elementwise ops called with one tensor and nothing else: `exp(x)`.
 const std::map<std::string, Op> kUnaryOps = {
     {"exp", Op::Exp},           {"log", Op::Log},         {"sqrt", Op::Sqrt},           {"square", Op::Square},
     {"abs", Op::Abs},           {"identity", Op::Identity}, {"step", Op::Step},         {"sigmoid", Op::Sigmoid},
-    {"tanh", Op::Tanh},         {"softplus", Op::Softplus}, {"stop_gradient", Op::StopGradient}};
+    {"tanh", Op::Tanh},         {"softplus", Op::Softplus}, {"stop_gradient", Op::StopGradient},
+    {"float", Op::ToFloat}};
 // Elementwise ops with attributes or two operands (GraphBuilder::elementwiseCall).
 const std::vector<std::string> kAttrOps = {"pow", "minimum", "maximum", "clamp", "hardtanh", "leaky_relu", "elu",
                                            "gelu"};
@@ -67,13 +69,17 @@ class GraphBuilder {
     Scope model_scope;
     scope_ = &model_scope;
     for (const dsl::InputDecl& input : module_.model->inputs) declareInput(input);
-    for (const dsl::Stmt& stmt : module_.model->body) {
-      std::optional<Value> value = statement(stmt);
-      if (!value) continue;
-      if (&stmt == module_.loss) graph_.loss = tensor(*value, stmt.value->span);
-      if (&stmt == module_.output) graph_.output = tensor(*value, stmt.value->span);
-    }
+    buildBody();
     if (diags_.hasErrors()) return std::nullopt;
+    graph_.train_output = graph_.output;
+    if (mode_dependent_) {  // the body again in eval mode, for predict: same parameters, running statistics
+      mode_ = Mode::Eval;
+      Scope eval_scope;
+      for (const InputInfo& input : graph_.inputs) eval_scope.values[input.name] = Value{input.node, {}};
+      scope_ = &eval_scope;
+      buildBody();
+      if (diags_.hasErrors()) return std::nullopt;
+    }
     checkEntryValues();
     if (diags_.hasErrors()) return std::nullopt;
     warnParamsWithoutGradient();
@@ -81,6 +87,19 @@ class GraphBuilder {
   }
 
  private:
+  // Train mode builds the loss (and train_step); eval mode only the prediction, where dropout and batch_norm
+  // behave differently. Models without such ops are built once and share one prediction.
+  enum class Mode { Train, Eval };
+
+  void buildBody() {
+    for (const dsl::Stmt& stmt : module_.model->body) {
+      std::optional<Value> value = statement(stmt);
+      if (!value) continue;
+      if (&stmt == module_.loss && mode_ == Mode::Train) graph_.loss = tensor(*value, stmt.value->span);
+      if (&stmt == module_.output) graph_.output = tensor(*value, stmt.value->span);
+    }
+  }
+
   // A number (a literal or a `const`) or a dimension symbol such as `B`.
   Dim dimension(const dsl::DimExpr& dim) {
     if (dim.value) return Dim{*dim.value, {}};
@@ -147,10 +166,12 @@ class GraphBuilder {
     return value.number ? graph_.fill(*value.number, {}, span) : value.node;
   }
 
-  // Creates a parameter; the same full name twice (two layers in one binding) is an error.
-  NodeId declareParam(const std::string& name, Shape shape, ParamInit init, dsl::Span span) {
+  // Creates a parameter (in eval mode: finds the one train mode created); the same full name twice (two layers in
+  // one binding) is an error.
+  NodeId declareParam(const std::string& name, Shape shape, ParamInit init, dsl::Span span, bool trainable = true) {
     for (const ParamInfo& param : graph_.params)
       if (param.name == name) {
+        if (mode_ == Mode::Eval) return param.node;
         dsl::Diagnostic& diag = error(dsl::DiagKind::DuplicateParameter, span, fmt::format("parameter `{}` is created twice; give each layer a "
                                                                "binding of its own (`name = ...`)",
                                                                name));
@@ -164,7 +185,7 @@ class GraphBuilder {
     node.shape = std::move(shape);
     node.attrs.index = static_cast<int64_t>(graph_.params.size());
     NodeId id = append(std::move(node));
-    graph_.params.push_back({name, id, init});
+    graph_.params.push_back({name, id, init, trainable});
     return id;
   }
 
@@ -260,7 +281,7 @@ class GraphBuilder {
         feeds_output[in] = feeds_output[in] || feeds_output[id];
       }
     for (const ParamInfo& param : graph_.params)
-      if (feeds_output[param.node] && !feeds_loss[param.node])
+      if (param.trainable && feeds_output[param.node] && !feeds_loss[param.node])
         diags_.report(dsl::DiagKind::NoGradient, graph_.node(param.node).span,
                       fmt::format("the loss does not depend on parameter `{}`, so training never changes it",
                                   param.name));
@@ -444,6 +465,10 @@ class GraphBuilder {
     if (e.text == "binary_cross_entropy_with_logits")
       return pairLoss(e, Op::BinaryCrossEntropyWithLogits, "binary_cross_entropy_with_logits(logits, target)");
     if (e.text == "l2_penalty") return l2Penalty(e);
+    if (e.text == "batch_norm") return batchNorm(e);
+    if (e.text == "layer_norm") return layerNorm(e);
+    if (e.text == "dropout") return dropout(e);
+    if (e.text == "prelu") return prelu(e);
     if (std::optional<Value> conv; convCall(e, conv)) return conv;  // conv2d, pools
     std::vector<std::string> callees = kOps;
     for (const auto& [name, _] : kUnaryOps) callees.push_back(name);
@@ -767,6 +792,186 @@ class GraphBuilder {
     return Value{graph_.add(Op::Add, {product, bias}, {}, {}, e.span), {}};
   }
 
+  // ---- normalization, dropout and prelu, built from table ops; batch_norm and dropout differ by mode --------
+
+  NodeId node(Op op, std::vector<NodeId> in, const Expr& at, Attrs attrs = {}) {
+    return graph_.add(op, std::move(in), std::move(attrs), {}, at.span);
+  }
+  NodeId number(double value, const Expr& at) { return graph_.fill(value, {}, at.span); }
+
+  // A per-channel vector [C] shaped to broadcast along axis 1 of a tensor of rank `rank`: [C, 1, ..., 1].
+  NodeId channelColumn(NodeId v, size_t rank, const Expr& at) {
+    if (rank <= 2) return v;
+    Attrs column;
+    column.shape = {graph_.node(v).shape[0]};
+    column.shape.resize(rank - 1, Dim{1, {}});
+    return node(Op::Reshape, {v}, at, column);
+  }
+
+  // (x - mean) / sqrt(var + eps) * weight + bias, with mean and var [C] or broadcastable as x.
+  NodeId normalize(NodeId centered, NodeId var, double eps, NodeId weight, NodeId bias, const Expr& at) {
+    NodeId xhat = node(Op::Div, {centered, node(Op::Sqrt, {node(Op::Add, {var, number(eps, at)}, at)}, at)}, at);
+    return node(Op::Add, {node(Op::Mul, {xhat, weight}, at), bias}, at);
+  }
+
+  // Reads the numeric attributes `names` of a call whose first argument is the tensor (positional or keyword)
+  // into `values`, which hold their defaults.
+  bool numberAttributes(const Expr& e, const std::vector<std::string>& names, std::vector<double>& values,
+                        const std::string& signature) {
+    if (!attributeArgs(e, names, signature.c_str())) return false;
+    for (size_t i = 0; i < names.size(); ++i)
+      if (!numberArg(e, i + 1, names[i].c_str(), values[i])) return false;
+    return true;
+  }
+
+  // batch_norm(x, momentum = 0.1, eps = 1e-5): torch.nn.BatchNorm1d/2d over x [B, C, ...], per channel C.
+  // Train mode normalizes with the batch's mean and biased variance over every axis but 1 and updates the
+  // buffers: running_mean := (1 - momentum) running_mean + momentum mean, running_var likewise with the
+  // unbiased variance n / (n - 1) var (n values per channel). Eval mode normalizes with the running statistics.
+  // y = weight xhat + bias. Creates NAME.weight (ones), NAME.bias (zeros) and the buffers NAME.running_mean
+  // (zeros), NAME.running_var (ones) and NAME.num_batches_tracked, PyTorch's state_dict names.
+  std::optional<Value> batchNorm(const Expr& e) {
+    std::vector<double> v = {0.1, 1e-5};  // momentum, eps
+    if (!numberAttributes(e, {"momentum", "eps"}, v, "batch_norm(x, momentum = 0.1, eps = 1e-5)"))
+      return std::nullopt;
+    if (!(v[0] >= 0 && v[0] <= 1) || !(v[1] > 0)) {
+      error(dsl::DiagKind::BadAttribute, e.span, "`batch_norm` needs 0 <= momentum <= 1 and eps > 0");
+      return std::nullopt;
+    }
+    std::optional<std::string> name = layerName(e);
+    NodeId x = tensorExpr(*e.args[0]);
+    if (!name || x == kNoNode) return std::nullopt;
+    const Shape shape = graph_.node(x).shape;
+    if (shape.size() < 2 || shape[1].isSymbolic()) {
+      error(dsl::DiagKind::ShapeMismatch, e.args[0]->span,
+            fmt::format("`batch_norm` needs an input [batch, channels, ...], got {}", shapeToString(shape)));
+      return std::nullopt;
+    }
+    const Shape channels = {shape[1]};
+    NodeId weight = declareParam(*name + ".weight", channels, {InitKind::Ones}, e.span);
+    if (weight == kNoNode) return std::nullopt;
+    NodeId bias = declareParam(*name + ".bias", channels, {InitKind::Zeros}, e.span);
+    NodeId running_mean = declareParam(*name + ".running_mean", channels, {InitKind::Zeros}, e.span, false);
+    NodeId running_var = declareParam(*name + ".running_var", channels, {InitKind::Ones}, e.span, false);
+    NodeId batches = declareParam(*name + ".num_batches_tracked", {}, {InitKind::Zeros}, e.span, false);
+    mode_dependent_ = true;
+    size_t rank = shape.size();
+    NodeId weight_column = channelColumn(weight, rank, e), bias_column = channelColumn(bias, rank, e);
+    if (mode_ == Mode::Eval) {
+      NodeId centered = node(Op::Sub, {x, channelColumn(running_mean, rank, e)}, e);
+      return Value{normalize(centered, channelColumn(running_var, rank, e), v[1], weight_column, bias_column, e), {}};
+    }
+    Attrs stats;  // every axis but the channels, kept so that the statistics broadcast against x
+    stats.keepdims = true;
+    Shape per_channel_count = shape;  // x's shape with the channels reduced, to count n
+    per_channel_count[1] = Dim{1, {}};
+    for (size_t i = 0; i < rank; ++i)
+      if (i != 1) stats.axes.push_back(static_cast<int64_t>(i));
+    NodeId mean = node(Op::Mean, {x}, e, stats);
+    NodeId centered = node(Op::Sub, {x, mean}, e);
+    NodeId var = node(Op::Mean, {node(Op::Square, {centered}, e)}, e, stats);
+
+    Attrs flat, all;
+    flat.shape = channels;
+    for (size_t i = 0; i < rank; ++i) all.axes.push_back(static_cast<int64_t>(i));
+    NodeId n = node(Op::Sum, {graph_.fill(1, per_channel_count, e.span)}, e, all);
+    NodeId bessel = node(Op::Div, {n, node(Op::Maximum, {node(Op::Sub, {n, number(1, e)}, e), number(1, e)}, e)}, e);
+    auto average = [&](NodeId running, NodeId batch_value) {
+      NodeId kept = node(Op::Mul, {number(1 - v[0], e), running}, e);
+      NodeId update = node(Op::Add, {kept, node(Op::Mul, {number(v[0], e), node(Op::Reshape, {batch_value}, e, flat)}, e)}, e);
+      graph_.params[graph_.node(running).attrs.index].update = update;
+    };
+    average(running_mean, mean);
+    average(running_var, node(Op::Mul, {var, bessel}, e));
+    graph_.params[graph_.node(batches).attrs.index].update = node(Op::Add, {batches, number(1, e)}, e);
+    return Value{normalize(centered, var, v[1], weight_column, bias_column, e), {}};
+  }
+
+  // layer_norm(x, dims = 1, eps = 1e-5): torch.nn.LayerNorm over the trailing `dims` axes of x, the same in
+  // train and eval mode; NAME.weight (ones) and NAME.bias (zeros) have the shape of those axes.
+  std::optional<Value> layerNorm(const Expr& e) {
+    std::vector<double> v = {1, 1e-5};  // dims, eps
+    if (!numberAttributes(e, {"dims", "eps"}, v, "layer_norm(x, dims = 1, eps = 1e-5)")) return std::nullopt;
+    std::optional<std::string> name = layerName(e);
+    NodeId x = tensorExpr(*e.args[0]);
+    if (!name || x == kNoNode) return std::nullopt;
+    const Shape shape = graph_.node(x).shape;
+    if (v[0] != std::floor(v[0]) || v[0] < 1 || v[0] >= static_cast<double>(shape.size()) || !(v[1] > 0)) {
+      error(dsl::DiagKind::BadAttribute, e.span,
+            fmt::format("`layer_norm` needs eps > 0 and 1 <= dims < {} (the rank of x, {}, less the batch)",
+                        shape.size(), shapeToString(shape)));
+      return std::nullopt;
+    }
+    Attrs stats;
+    stats.keepdims = true;
+    Shape normalized;
+    for (size_t i = shape.size() - static_cast<size_t>(v[0]); i < shape.size(); ++i) {
+      if (shape[i].isSymbolic()) {
+        error(dsl::DiagKind::ShapeMismatch, e.span, fmt::format("`layer_norm` normalizes fixed dimensions, got {}", shapeToString(shape)));
+        return std::nullopt;
+      }
+      stats.axes.push_back(static_cast<int64_t>(i));
+      normalized.push_back(shape[i]);
+    }
+    NodeId weight = declareParam(*name + ".weight", normalized, {InitKind::Ones}, e.span);
+    if (weight == kNoNode) return std::nullopt;
+    NodeId bias = declareParam(*name + ".bias", normalized, {InitKind::Zeros}, e.span);
+    NodeId centered = node(Op::Sub, {x, node(Op::Mean, {x}, e, stats)}, e);
+    NodeId var = node(Op::Mean, {node(Op::Square, {centered}, e)}, e, stats);
+    return Value{normalize(centered, var, v[1], weight, bias, e), {}};
+  }
+
+  // dropout(x, p = 0.5): inverted dropout in train mode (each element zeroed with probability p, the rest scaled
+  // by 1 / (1 - p)), the identity in eval mode. Masks hash the runtime's per-step seed (see dropout_mask).
+  std::optional<Value> dropout(const Expr& e) {
+    std::vector<double> v = {0.5};
+    if (!numberAttributes(e, {"p"}, v, "dropout(x, p = 0.5)")) return std::nullopt;
+    if (!(v[0] >= 0 && v[0] < 1)) {
+      error(dsl::DiagKind::BadAttribute, e.span, "the probability `p` of `dropout` must be in [0, 1)");
+      return std::nullopt;
+    }
+    NodeId x = tensorExpr(*e.args[0]);
+    if (x == kNoNode) return std::nullopt;
+    if (v[0] == 0) return Value{x, {}};
+    mode_dependent_ = true;
+    if (mode_ == Mode::Eval) return Value{x, {}};
+    if (graph_.dropout_seed == kNoNode) {
+      Node seed;
+      seed.op = Op::Scalar;
+      seed.dtype = DType::I32;
+      seed.name = "dropout_seed";
+      graph_.dropout_seed = append(std::move(seed));
+    }
+    Attrs mask;
+    mask.shape = graph_.node(x).shape;
+    mask.alpha = v[0];
+    mask.index = dropout_sites_++;
+    return Value{node(Op::Mul, {x, node(Op::DropoutMask, {graph_.dropout_seed}, e, mask)}, e), {}};
+  }
+
+  // prelu(x, num_parameters = 1, init = 0.25): torch.nn.PReLU, max(0, x) + weight min(0, x) with NAME.weight
+  // [num_parameters], one slope shared or one per channel (axis 1), trained.
+  std::optional<Value> prelu(const Expr& e) {
+    std::vector<double> v = {1, 0.25};
+    if (!numberAttributes(e, {"num_parameters", "init"}, v, "prelu(x, num_parameters = 1, init = 0.25)"))
+      return std::nullopt;
+    std::optional<std::string> name = layerName(e);
+    NodeId x = tensorExpr(*e.args[0]);
+    if (!name || x == kNoNode) return std::nullopt;
+    const Shape shape = graph_.node(x).shape;
+    bool per_channel = shape.size() >= 2 && !shape[1].isSymbolic() && v[0] == static_cast<double>(shape[1].extent);
+    if (v[0] != 1 && !per_channel) {
+      error(dsl::DiagKind::BadAttribute, e.span,
+            fmt::format("`num_parameters` of `prelu` must be 1 or the channel count (axis 1) of x, {}", shapeToString(shape)));
+      return std::nullopt;
+    }
+    NodeId weight = declareParam(*name + ".weight", {Dim{static_cast<int64_t>(v[0]), {}}}, {InitKind::Constant, v[1]}, e.span);
+    if (weight == kNoNode) return std::nullopt;
+    NodeId slope = per_channel ? channelColumn(weight, shape.size(), e) : weight;
+    NodeId negative_part = node(Op::Relu, {node(Op::Neg, {x}, e)}, e);
+    return Value{node(Op::Sub, {node(Op::Relu, {x}, e), node(Op::Mul, {slope, negative_part}, e)}, e), {}};
+  }
+
   // ---- convolution and pooling (rules in ops_conv.cpp) ----------------------------------------------
 
   // Builds `e` when it calls one of these ops (into `result`, nullopt after an error); false for other callees.
@@ -934,6 +1139,9 @@ class GraphBuilder {
   std::map<std::string, const dsl::FunctionDecl*> functions_;
   Scope* scope_ = nullptr;
   const dsl::Stmt* stmt_ = nullptr;  // the statement being built (names layer forms)
+  Mode mode_ = Mode::Train;
+  bool mode_dependent_ = false;  // the model has ops whose eval mode differs (a second pass builds it)
+  int64_t dropout_sites_ = 0;
   std::vector<std::pair<std::string, dsl::Span>> calls_;  // the function calls being inlined, outermost first
 };
 

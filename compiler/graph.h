@@ -5,6 +5,7 @@
 // them ([B, 784]); a dimension is either a fixed extent or a symbol such as the batch `B`.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -51,7 +52,8 @@ using NodeId = int32_t;
 constexpr NodeId kNoNode = -1;
 
 struct Attrs {
-  int64_t index = 0;  // Input, Param, State, Scalar: position among the pipeline arguments of its kind
+  int64_t index = 0;  // Input, Param, State, Scalar: position among the pipeline arguments of its kind;
+                      // DropoutMask: the salt that makes each dropout site's mask its own
   double value = 0;   // Fill
   bool transpose_a = false, transpose_b = false;  // MatMul
   Shape shape;        // Fill, SumTo, Reshape: the result shape
@@ -70,6 +72,9 @@ struct Node {
   DType dtype = DType::F32;
   std::string name;  // the binding or parameter it came from; empty for anonymous nodes
   dsl::Span span;    // where in the model file it came from (backward nodes carry their forward node's span)
+  // Backward nodes: the forward node whose VJP created them (they carry its adjoint to its inputs); update nodes:
+  // the parameter they update. kNoNode in the forward pass.
+  NodeId origin = kNoNode;
 };
 
 // How a parameter is initialised by the trainer before the first step.
@@ -79,10 +84,14 @@ struct ParamInit {
   double a = 0, b = 0;  // Constant: value. Uniform: low, high. Normal: mean, std. Xavier/He: gain.
 };
 
+// A parameter, or a buffer: a tensor the trainer keeps and checkpoints like a parameter but that is not trained
+// (batch_norm's running statistics); its value after a train step is `update`, computed in the forward pass.
 struct ParamInfo {
   std::string name;  // checkpoint name, e.g. "fc1.weight"
   NodeId node = kNoNode;
   ParamInit init;
+  bool trainable = true;
+  NodeId update = kNoNode;  // buffers only
 };
 
 struct InputInfo {
@@ -94,11 +103,17 @@ struct Graph {
   std::string model_name;
   std::vector<Node> nodes;
   std::vector<InputInfo> inputs;  // in declaration order; Input attr index points here
-  std::vector<ParamInfo> params;  // Param attr index points here
+  std::vector<ParamInfo> params;  // Param attr index points here (parameters and buffers)
   NodeId loss = kNoNode;
-  NodeId output = kNoNode;
+  NodeId output = kNoNode;        // the prediction, in eval mode (predict)
+  NodeId train_output = kNoNode;  // the prediction in train mode; the same node unless dropout or batch_norm
+  NodeId dropout_seed = kNoNode;  // the i32 Scalar leaf the dropout masks hash, when the model has dropout
 
   const Node& node(NodeId id) const { return nodes[id]; }
+  // Nodes [0, trainForwardEnd()) are the train-mode forward pass, then come the eval-mode nodes predict needs
+  // (when they differ), up to forwardEnd(); autodiff and the optimizer append after.
+  NodeId trainForwardEnd() const { return std::max(loss, train_output) + 1; }
+  NodeId forwardEnd() const { return std::max(loss, output) + 1; }
   // Appends a node whose shape and dtype come from the op's shape rule; an invalid combination is an internal
   // error (user-facing shape errors are reported by the graph builder before it calls this).
   NodeId add(Op op, std::vector<NodeId> inputs, Attrs attrs = {}, std::string name = {}, dsl::Span span = {});

@@ -18,6 +18,10 @@ void elementwiseAttrs(const Node& node, std::vector<std::string>& parts) {
   if (node.op == Op::LeakyRelu) parts.push_back(fmt::format("slope={}", attrs.alpha));
   if (node.op == Op::Elu) parts.push_back(fmt::format("alpha={}", attrs.alpha));
   if ((node.op == Op::Gelu || node.op == Op::GeluGrad) && attrs.approximate) parts.push_back("approximate=tanh");
+  if (node.op == Op::DropoutMask) {
+    parts.push_back(fmt::format("p={}", attrs.alpha));
+    parts.push_back(fmt::format("site={}", attrs.index));
+  }
 }
 
 std::string attrsToString(const Node& node) {
@@ -70,27 +74,89 @@ std::string printNodes(const Graph& graph, NodeId first, NodeId last) {
     for (NodeId in : node.inputs) operands.push_back(fmt::format("%{}", in));
     out += fmt::format("%{} = {}({}){} : {}{}", id, opInfo(node.op).name, fmt::join(operands, ", "),
                        attrsToString(node), dtypeName(node.dtype), shapeToString(node.shape));
-    out += node.name.empty() ? "\n" : fmt::format("  # {}\n", node.name);
+    std::string note = nodeNote(graph, id);
+    out += note.empty() ? "\n" : fmt::format("  # {}\n", note);
   }
   return out;
 }
 
+std::string nodeNote(const Graph& graph, NodeId id) {
+  const Node& node = graph.node(id);
+  if (node.origin == kNoNode || (opInfo(node.op).family == OpFamily::Leaf && !node.name.empty())) return node.name;
+  const Node& origin = graph.node(node.origin);
+  if (origin.op == Op::Param) return fmt::format("update of %{} {}", node.origin, origin.name);
+  return fmt::format("backward of %{} {}{}", node.origin, opInfo(origin.op).name,
+                     origin.name.empty() ? "" : " (" + origin.name + ")");
+}
+
 std::string printForwardGraph(const Graph& graph) {
-  NodeId end = std::max(graph.loss, graph.output) + 1;
-  return fmt::format("graph {}\n{}loss = %{}\noutput = %{}\n", graph.model_name, printNodes(graph, 0, end),
-                     graph.loss, graph.output);
+  std::string out = fmt::format("graph {}\n{}", graph.model_name, printNodes(graph, 0, graph.forwardEnd()));
+  out += fmt::format("loss = %{}\noutput = %{}\n", graph.loss, graph.output);
+  if (graph.train_output != graph.output) out += fmt::format("train output = %{}\n", graph.train_output);
+  for (const ParamInfo& param : graph.params)
+    if (param.update != kNoNode) out += fmt::format("update {} = %{}\n", param.name, param.update);
+  return out;
 }
 
 std::string printBackwardGraph(const Program& program) {
   const Graph& g = program.graph;
-  NodeId forward_end = std::max(g.loss, g.output) + 1;
+  NodeId forward_end = g.forwardEnd();
   std::string out = fmt::format("backward {} (forward is %0..%{})\n", g.model_name, forward_end - 1);
   out += printNodes(g, forward_end, static_cast<NodeId>(g.nodes.size()));
   for (size_t i = 0; i < g.params.size(); ++i)
-    out += fmt::format("grad {} = %{}\n", g.params[i].name, program.grads[i]);
+    if (program.grads[i] != kNoNode) out += fmt::format("grad {} = %{}\n", g.params[i].name, program.grads[i]);
   for (const EntryPoint* entry : {&program.train_step, &program.grads_entry, &program.predict})
     out += entryToString(g, *entry);
   return out;
+}
+
+std::string printDot(const Program& program, bool backward) {
+  const Graph& g = program.graph;
+  NodeId forward_end = g.forwardEnd();
+  NodeId end = backward ? static_cast<NodeId>(g.nodes.size()) : forward_end;
+  auto escape = [](const std::string& text) {
+    std::string out;
+    for (char c : text) out += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
+    return out;
+  };
+  auto nodeLine = [&](NodeId id, const char* fill) {
+    const Node& node = g.node(id);
+    std::string label = escape(fmt::format("%{} {}{}", id, opInfo(node.op).name, attrsToString(node))) + "\\n" +
+                        escape(fmt::format("{}{}", dtypeName(node.dtype), shapeToString(node.shape)));
+    std::string note = nodeNote(g, id);
+    if (!note.empty()) label += "\\n" + escape(note);
+    const char* shape = opInfo(node.op).family == OpFamily::Leaf ? "box" : "box, style=\"rounded,filled\"";
+    return fmt::format("    n{} [label=\"{}\", shape={}, fillcolor=\"{}\"{}];\n", id, label, shape, fill,
+                       opInfo(node.op).family == OpFamily::Leaf ? ", style=filled" : "");
+  };
+  // Three clusters: the forward pass, the backward pass autodiff appended, the optimizer update.
+  std::string out = fmt::format("digraph \"{}\" {{\n  node [fontname=\"Helvetica\", fontsize=10];\n", escape(g.model_name));
+  std::string forward, gradient, update;
+  for (NodeId id = 0; id < end; ++id) {
+    const Node& node = g.node(id);
+    bool is_update = node.origin != kNoNode && g.node(node.origin).op == Op::Param;
+    if (id < forward_end || (node.origin == kNoNode && opInfo(node.op).family == OpFamily::Leaf))
+      forward += nodeLine(id, "#dbe9f6");
+    else if (is_update) update += nodeLine(id, "#e2f0d9");
+    else gradient += nodeLine(id, "#f8dcdc");
+  }
+  out += "  subgraph cluster_forward {\n    label=\"forward\";\n" + forward + "  }\n";
+  if (backward) {
+    out += "  subgraph cluster_backward {\n    label=\"backward (each node names the forward node whose VJP made it)\";\n" +
+           gradient + "  }\n";
+    out += "  subgraph cluster_update {\n    label=\"optimizer update\";\n" + update + "  }\n";
+  }
+  for (NodeId id = 0; id < end; ++id)
+    for (NodeId in : g.node(id).inputs) out += fmt::format("  n{} -> n{};\n", in, id);
+  // The values the entry points return, as labelled sinks.
+  std::vector<std::pair<std::string, NodeId>> results = {{"loss", g.loss}, {"output", g.output}};
+  if (backward)
+    for (size_t i = 0; i < g.params.size(); ++i)
+      if (program.grads[i] != kNoNode) results.push_back({"grad " + g.params[i].name, program.grads[i]});
+  for (size_t i = 0; i < results.size(); ++i)
+    out += fmt::format("  r{} [label=\"{}\", shape=plaintext];\n  n{} -> r{} [style=dashed];\n", i,
+                       escape(results[i].first), results[i].second, i);
+  return out + "}\n";
 }
 
 }  // namespace nnc

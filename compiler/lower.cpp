@@ -2,6 +2,7 @@
 #include "compiler/lower.h"
 #include "compiler/lower_conv.h"
 
+#include <cmath>
 #include <stdexcept>
 
 namespace nnc {
@@ -62,7 +63,7 @@ class Lowerer : public LoweringContext {
   void declareArgument(NodeId id) {
     const Node& node = g_.node(id);
     if (node.op == Op::Scalar) {
-      Halide::Param<> scalar(out_.float_type, node.name);
+      Halide::Param<> scalar(typeOf(node), node.name);
       out_.scalars.emplace(id, scalar);
       out_.arguments.push_back(scalar);
       return;
@@ -149,6 +150,8 @@ class Lowerer : public LoweringContext {
       case Op::Neg: f(vars) = -operand(0); break;
       case Op::Relu: f(vars) = Halide::max(operand(0), constant(0)); break;
       case Op::Step: f(vars) = Halide::select(operand(0) > constant(0), constant(1), constant(0)); break;
+      case Op::ToFloat: f(vars) = Halide::cast(out_.float_type, operand(0)); break;
+      case Op::DropoutMask: f(vars) = dropoutMask(node, vars); break;
       case Op::MatMul: lowerMatMul(node, lowered); break;
       case Op::BatchMatMul: lowerBatchMatMul(node, lowered); break;
       case Op::SumTo: lowerSumTo(node, lowered); break;
@@ -157,6 +160,30 @@ class Lowerer : public LoweringContext {
       default: throw std::logic_error(std::string("internal error: no core lowering for op ") + opInfo(node.op).name);
     }
     return lowered;
+  }
+
+  // The dropout mask is counter-based: element i (row-major) of site `salt` is kept when the top 24 bits of
+  // mix(i ^ mix(seed + salt * 0x9E3779B9)) are at least p * 2^24, so a mask depends only on (seed, site, i), never
+  // on the schedule or the thread count. mix is the "lowbias32" integer finalizer (C. Wellons).
+  Expr dropoutMask(const Node& node, const std::vector<Halide::Var>& vars) const {
+    auto u32 = [](Expr e) { return Halide::cast(Halide::UInt(32), std::move(e)); };
+    auto number = [](uint32_t value) { return Halide::Internal::UIntImm::make(Halide::UInt(32), value); };
+    auto mix = [&](Expr x) {
+      x = x ^ (x >> 16);
+      x = x * number(0x7feb352du);
+      x = x ^ (x >> 15);
+      x = x * number(0x846ca68bu);
+      return x ^ (x >> 16);
+    };
+    Expr index = number(0), stride = number(1);
+    for (size_t i = 0; i < vars.size(); ++i) {
+      index = index + u32(vars[i]) * stride;
+      stride = stride * u32(extent(node.shape[node.shape.size() - 1 - i]));
+    }
+    Expr seed = u32(out_.nodes.at(node.inputs[0]).func()) + number(static_cast<uint32_t>(node.attrs.index) * 0x9E3779B9u);
+    auto threshold = static_cast<uint32_t>(std::ceil(node.attrs.alpha * 16777216.0));
+    Expr keep = (mix(index ^ mix(seed)) >> 8) >= number(threshold);
+    return Halide::select(keep, constant(1 / (1 - node.attrs.alpha)), constant(0));
   }
 
   // Halide Func names must be unique in a pipeline: the op name, the node id and the helper's role.

@@ -4,7 +4,7 @@
 //
 //   nnc build FILE.nn -o OUT      compile a trainer executable
 //   nnc check FILE.nn [--json]    diagnostics, then a model summary (parameters, FLOPs, activation memory)
-//   nnc graph FILE.nn [--backward]
+//   nnc graph FILE.nn [--backward] [--dot]
 //   nnc emit --stage=tokens|ast|graph|backward|stmt|assembly [--entry=train_step|grads|predict] FILE.nn
 //
 // Exit codes: 0 success, 1 user error (diagnostics printed), 2 internal error (a bug in nnc).
@@ -40,12 +40,12 @@ struct UserError : std::runtime_error {
 const char* kUsage =
     "usage: nnc build FILE.nn -o OUT [--keep-temps]\n"
     "       nnc check FILE.nn [--json]\n"
-    "       nnc graph FILE.nn [--backward]\n"
+    "       nnc graph FILE.nn [--backward] [--dot]\n"
     "       nnc emit --stage=tokens|ast|graph|backward|stmt|assembly [--entry=train_step|grads|predict] FILE.nn\n";
 
 struct Options {
   std::string command, input, output, stage, entry = "train_step";
-  bool backward = false, keep_temps = false, json = false;
+  bool backward = false, dot = false, keep_temps = false, json = false;
 };
 
 Options parseOptions(int argc, char** argv) {
@@ -56,6 +56,7 @@ Options parseOptions(int argc, char** argv) {
     std::string arg = argv[i];
     if (arg == "-o" && i + 1 < argc) options.output = argv[++i];
     else if (arg == "--backward") options.backward = true;
+    else if (arg == "--dot") options.dot = true;
     else if (arg == "--keep-temps") options.keep_temps = true;
     else if (arg == "--json") options.json = true;
     else if (arg.rfind("--stage=", 0) == 0) options.stage = arg.substr(8);
@@ -128,8 +129,17 @@ int build(const Options& options) {
   std::ofstream(model_source) << nnc::emitModelSource(program, nnc::hostTargetString());
   nnc::linkTrainer(model_source, objects, options.output);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cerr << fmt::format("nnc: built {} ({} parameters) in {:.1f} s\n", options.output, program.graph.params.size(),
-                           seconds);
+  int64_t parameters = 0, tensors = 0, buffers = 0;
+  for (const nnc::ParamInfo& param : program.graph.params) {
+    if (!param.trainable) {
+      ++buffers;
+      continue;
+    }
+    ++tensors;
+    parameters += nnc::elementCount(program.graph.node(param.node).shape, 1);
+  }
+  std::cerr << fmt::format("nnc: built {} ({} parameters in {} tensors{}) in {:.1f} s\n", options.output, parameters,
+                           tensors, buffers ? fmt::format(", {} buffers", buffers) : "", seconds);
   return 0;
 }
 
@@ -144,6 +154,11 @@ int check(const Options& options) {
 int run(const Options& options) {
   if (options.command == "build") return build(options);
   if (options.command == "emit") return emit(options);
+  if (options.command == "graph" && options.dot) {
+    auto c = runFrontEnd(options.input);
+    std::cout << nnc::printDot(nnc::buildProgram(std::move(*c->graph), c->checked->train), options.backward);
+    return 0;
+  }
   if (options.command == "graph") {
     Options emit_options = options;
     emit_options.stage = options.backward ? "backward" : "graph";

@@ -155,6 +155,14 @@ ShapeResult inferShape(const Graph& g, Op op, const std::vector<NodeId>& in, con
     case Op::Scalar:
       throw std::logic_error("leaf nodes are created with their shape, not inferred");
     case Op::Fill: return {attrs.shape, DType::F32, {}};
+    case Op::ToFloat:
+      if (g.node(in[0]).dtype != DType::I32) return fail("`float` converts integer tensors (labels); this is already f32");
+      return {g.node(in[0]).shape, DType::F32, {}};
+    case Op::DropoutMask:
+      if (g.node(in[0]).dtype != DType::I32 || !g.node(in[0]).shape.empty())
+        return fail("`dropout_mask` takes an integer seed scalar");
+      if (!(attrs.alpha >= 0 && attrs.alpha < 1)) return fail("the dropout probability must be in [0, 1)");
+      return {attrs.shape, DType::F32, {}};
     case Op::Add:
     case Op::Sub:
     case Op::Mul:
@@ -201,6 +209,9 @@ double flops(const Graph& g, NodeId id, int64_t batch) {
     case Op::Neg:
     case Op::Relu:
     case Op::Step: return elements(id);
+    // Hashing the element index is integer work; the scale is the one float operation per element.
+    case Op::ToFloat:
+    case Op::DropoutMask: return elements(id);
     // [M,K] @ [K,N]: M*N dot products of length K, a multiply and an add each: 2*M*N*K.
     case Op::MatMul:
     case Op::BatchMatMul: {  // per batch entry
@@ -279,6 +290,9 @@ std::vector<NodeId> vjp(Graph& g, NodeId id, NodeId grad, const std::vector<bool
     case Op::Relu: return {add(Op::Mul, {grad, add(Op::Step, {a})})};
     // step is piecewise constant: zero gradient
     case Op::Step: return {g.fill(0, g.node(a).shape, span)};
+    // integers have no gradient (the dropout mask depends only on the integer seed)
+    case Op::ToFloat:
+    case Op::DropoutMask: return {kNoNode};
     // C = op(A) op(B): dA = G op(B)^T (stored transposed if A was), dB = op(A)^T G (likewise); batched, per entry
     // (a shared 2-D operand's adjoint comes out batched and autodiff sums it over the batch)
     case Op::MatMul:

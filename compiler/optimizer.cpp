@@ -34,19 +34,26 @@ class UpdateBuilder {
     }
     grads_ = p_.grads;  // the grads entry point keeps the raw gradients; clipping is part of the update
     if (p_.train.clip_grad_norm > 0) clipGradients(p_.train.clip_grad_norm);
-    for (size_t i = 0; i < g_.params.size(); ++i) p_.new_params.push_back(update(i));
+    for (size_t i = 0; i < g_.params.size(); ++i) {
+      NodeId first_new = static_cast<NodeId>(g_.nodes.size());
+      p_.new_params.push_back(update(i));
+      for (NodeId created = first_new; created < static_cast<NodeId>(g_.nodes.size()); ++created)
+        g_.nodes[created].origin = g_.params[i].node;
+    }
   }
 
   // Replaces each gradient by itself times min(1, c / (global norm + 1e-6)).
   void clipGradients(double c) {
     NodeId total = number(0);
     for (NodeId grad : grads_) {
+      if (grad == kNoNode) continue;  // a buffer
       Attrs to_scalar;  // sum_to [] sums every element
       total = add(total, g_.add(Op::SumTo, {g_.add(Op::Square, {grad})}, to_scalar));
     }
     NodeId norm = g_.add(Op::Sqrt, {total});
     NodeId scale = g_.add(Op::Minimum, {div(number(c), add(norm, number(1e-6))), number(1)});
-    for (NodeId& grad : grads_) grad = mul(grad, scale);
+    for (NodeId& grad : grads_)
+      if (grad != kNoNode) grad = mul(grad, scale);
   }
 
  private:
@@ -85,6 +92,7 @@ class UpdateBuilder {
 
   NodeId update(size_t i) {
     NodeId param = g_.params[i].node;
+    if (!g_.params[i].trainable) return g_.params[i].update != kNoNode ? g_.params[i].update : param;
     NodeId grad = grads_[i];
     NodeId lr = p_.learning_rate;
     bool decoupled = opt_.name == "adamw";

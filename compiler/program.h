@@ -2,7 +2,7 @@
 //
 // Entry points and their argument order, relied on by the runtime (runtime/model_spec.h):
 //   train_step(inputs..., params..., states..., lr, step scalars...) -> (loss, new params..., new states...)
-//   grads(inputs..., params...)                     -> (loss, d loss / d params...)
+//   grads(inputs..., params..., [dropout seed])     -> (loss, d loss / d trainable params...)
 //   predict(features, params...)                    -> (output)
 // train_step = grads followed by the update; data-parallel training can call grads, all-reduce, then update.
 #pragma once
@@ -31,13 +31,14 @@ struct StateInfo {
 struct Program {
   Graph graph;
   dsl::TrainConfig train;
-  std::vector<NodeId> grads;       // one per param
+  std::vector<NodeId> grads;       // one per param; kNoNode for buffers
   std::vector<StateInfo> states;   // optimizer state slots
   NodeId learning_rate = kNoNode;  // Scalar leaf
   // Scalar leaves train_step takes after the learning rate, computed by the runtime each step (Adam's bias
-  // corrections 1 - beta1^t and 1 - beta2^t, t the 1-based step); named as in runtime/model_spec.h.
+  // corrections 1 - beta1^t and 1 - beta2^t, t the 1-based step; the i32 dropout seed); named as in
+  // runtime/model_spec.h.
   std::vector<NodeId> step_scalars;
-  std::vector<NodeId> new_params;  // one per param
+  std::vector<NodeId> new_params;  // one per param: the update, or a buffer's new value
   std::vector<NodeId> new_states;  // one per state
   EntryPoint train_step, grads_entry, predict;
 };

@@ -51,7 +51,7 @@ std::vector<std::string> namesOf(const std::string& name, const std::vector<dsl:
 
 // Step 1: one row per `param` and binding statement; `nodes` maps each name seen so far to its node.
 std::vector<SummaryRow> summarizeRows(const Graph& g, const dsl::ModelDecl& model) {
-  NodeId forward_end = std::max(g.loss, g.output) + 1;
+  NodeId forward_end = g.trainForwardEnd();
   std::map<std::string, NodeId> nodes;
   for (const InputInfo& input : g.inputs) nodes[input.name] = input.node;
   for (const ParamInfo& param : g.params) nodes[param.name] = param.node;
@@ -81,6 +81,7 @@ std::vector<SummaryRow> summarizeRows(const Graph& g, const dsl::ModelDecl& mode
     rows.push_back(std::move(row));
   }
   for (const ParamInfo& param : g.params) {
+    if (!param.trainable) continue;
     std::string owner = firstPathComponent(param.name);
     auto it = std::find_if(rows.begin(), rows.end(), [&](const SummaryRow& r) { return r.name == owner; });
     if (it == rows.end()) it = rows.insert(rows.end(), SummaryRow{owner, "param", {}, 0});
@@ -92,8 +93,8 @@ std::vector<SummaryRow> summarizeRows(const Graph& g, const dsl::ModelDecl& mode
 // Steps 2 and 3.
 void summarizeCosts(const Program& p, ModelSummary& s) {
   const Graph& g = p.graph;
-  NodeId forward_end = std::max(g.loss, g.output) + 1;
-  std::vector<bool> forward = ancestors(g, {g.loss, g.output});
+  NodeId forward_end = g.forwardEnd();
+  std::vector<bool> forward = ancestors(g, {g.loss, g.train_output});
   std::vector<bool> backward = ancestors(g, p.grads);
   std::vector<bool> saved(g.nodes.size(), false);
   double forward_flops = 0, backward_flops = 0;
@@ -157,6 +158,7 @@ ModelSummary summarize(const Program& program, const dsl::CheckedModule& module)
   }
   s.rows = summarizeRows(g, *module.model);
   for (size_t i = 0; i < g.params.size(); ++i) {
+    if (!g.params[i].trainable) continue;  // buffers are state, not parameters (as in PyTorch's counts)
     int64_t count = elementCount(g.node(g.params[i].node).shape, 1);
     s.total_params += count;
     if (i < program.new_params.size() && program.new_params[i] != g.params[i].node) s.trainable_params += count;

@@ -1,6 +1,8 @@
 // Entry-point calls through the generated `_argv` functions.
 #include "runtime/kernels.h"
 
+#include "runtime/random.h"
+
 #include <HalideRuntime.h>
 
 #include <cmath>
@@ -70,27 +72,42 @@ void initKernels(int threads) {
   if (threads > 0) halide_set_num_threads(threads);
 }
 
-std::vector<float> stepScalars(const ModelSpec& model, double lr, int64_t step) {
-  std::vector<float> values;
+std::vector<ScalarArg> stepScalars(const ModelSpec& model, double lr, int64_t step, uint64_t seed) {
+  std::vector<ScalarArg> values;
   auto t = static_cast<double>(step + 1);
+  auto real = [](double value) {
+    ScalarArg arg;
+    arg.f = static_cast<float>(value);
+    return arg;
+  };
   for (int i = 0; i < model.num_scalars; ++i) {
     std::string name = model.scalars[i];
-    if (name == "lr") values.push_back(static_cast<float>(lr));
-    else if (name == "bias_correction1") values.push_back(static_cast<float>(1 - std::pow(model.train.beta1, t)));
-    else if (name == "bias_correction2") values.push_back(static_cast<float>(1 - std::pow(model.train.beta2, t)));
-    else throw std::runtime_error("trainer and model disagree: unknown train_step scalar `" + name + "`");
+    if (name == "lr") {
+      values.push_back(real(lr));
+    } else if (name == "bias_correction1") {
+      values.push_back(real(1 - std::pow(model.train.beta1, t)));
+    } else if (name == "bias_correction2") {
+      values.push_back(real(1 - std::pow(model.train.beta2, t)));
+    } else if (name == "dropout_seed") {  // a fresh mask every step, the same for the same (seed, step)
+      SplitMix64 mix{seed ^ (static_cast<uint64_t>(step) * 0xd1b54a32d192ed03ULL)};
+      ScalarArg arg;
+      arg.i = static_cast<int32_t>(mix.next() >> 33);
+      values.push_back(arg);
+    } else {
+      throw std::runtime_error("trainer and model disagree: unknown train_step scalar `" + name + "`");
+    }
   }
   return values;
 }
 
 float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
-                std::vector<float> scalars) {
+                std::vector<ScalarArg> scalars) {
   Tensor loss = Tensor::make_scalar();
   Tensor input = asModelInput(model, x);
   std::vector<void*> args = {raw(input), raw(y)};
   for (Tensor& p : state.params) args.push_back(raw(p));
   for (Tensor& s : state.states) args.push_back(raw(s));
-  for (float& scalar : scalars) args.push_back(&scalar);
+  for (ScalarArg& scalar : scalars) args.push_back(&scalar);
   args.push_back(raw(loss));
   for (Tensor& p : state.next_params) args.push_back(raw(p));
   for (Tensor& s : state.next_states) args.push_back(raw(s));

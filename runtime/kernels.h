@@ -21,12 +21,19 @@ TrainState allocateTrainState(const ModelSpec& model);
 // Sets the Halide runtime's error handler and thread count; call once before any kernel.
 void initKernels(int threads);
 
-// The values of train_step's scalar arguments (ModelSpec::scalars) for optimizer step `step` (0-based).
-std::vector<float> stepScalars(const ModelSpec& model, double lr, int64_t step);
+// A scalar argument of train_step: a float, or the int32 dropout seed.
+union ScalarArg {
+  float f;
+  int32_t i;
+};
+
+// The values of train_step's scalar arguments (ModelSpec::scalars) for optimizer step `step` (0-based) of a run
+// seeded with `seed`.
+std::vector<ScalarArg> stepScalars(const ModelSpec& model, double lr, int64_t step, uint64_t seed);
 
 // One optimizer step on a batch; returns the batch's mean loss. Throws std::runtime_error on a kernel error.
 float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
-                std::vector<float> scalars);
+                std::vector<ScalarArg> scalars);
 
 // The model's output (logits) for a batch of features; `out` has the batch's row count.
 void predict(const ModelSpec& model, const Tensor& x, const std::vector<Tensor>& params, Tensor& out);

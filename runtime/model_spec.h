@@ -5,8 +5,11 @@
 // halide_buffer_t* per tensor, a pointer to the value per scalar), in this order:
 //   train_step(inputs..., params..., states..., &scalar...) -> (loss, new params..., new states...)
 // where the scalars are named in ModelSpec::scalars: "lr", then for Adam "bias_correction1" (1 - beta1^t) and
-// "bias_correction2" (1 - beta2^t), t the 1-based optimizer step.
-//   grads(inputs..., params...)                      -> (loss, grads...)
+// "bias_correction2" (1 - beta2^t), t the 1-based optimizer step, then for models with dropout
+// "dropout_seed" (an int32 hashed from the run's seed and the step; see stepScalars).
+// Params include buffers (batch_norm's running statistics): kept, passed and checkpointed like parameters, but
+// not trained; train_step returns their new values among the new params.
+//   grads(inputs..., params..., [&dropout_seed])     -> (loss, grads of the trainable params...)
 //   predict(features, params...)                     -> (output)
 #pragma once
 
@@ -25,6 +28,7 @@ struct ParamSpec {
   int64_t shape[kMaxRank];  // row-major
   InitKind init;
   double a, b;  // Constant: value; Uniform: low, high; Normal: mean, std; Xavier/He: gain
+  bool trainable;  // false for buffers
 };
 
 struct StateSpec {

@@ -211,6 +211,7 @@ std::string renderTrainingSvg(const std::string& title, const std::vector<EpochP
   addSeries(loss, gather(points, "test loss", test, &EpochPoint::test_loss));
   addSeries(loss, gather(points, "val loss", val, &EpochPoint::val_loss));
   Panel accuracy{"accuracy", "accuracy", {}, true, true};
+  addSeries(accuracy, gather(points, "train accuracy", train, &EpochPoint::train_accuracy));
   addSeries(accuracy, gather(points, "test accuracy", test, &EpochPoint::test_accuracy));
   addSeries(accuracy, gather(points, "val accuracy", val, &EpochPoint::val_accuracy));
 

@@ -18,6 +18,7 @@ struct EpochPoint {
   int64_t epoch = 0;
   double train_loss = NAN, test_loss = NAN, test_accuracy = NAN;  // accuracy as a fraction in [0, 1]
   double val_loss = NAN, val_accuracy = NAN;
+  double train_accuracy = NAN;  // of the parameters at the epoch's end, in eval mode
 };
 
 std::string renderTrainingSvg(const std::string& title, const std::vector<EpochPoint>& points);

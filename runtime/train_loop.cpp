@@ -18,6 +18,22 @@
 
 namespace nnc::rt {
 
+int64_t outputColumns(const ModelSpec& model) { return model.output_shape[model.output_rank - 1]; }
+
+int64_t outputClasses(const ModelSpec& model) { return std::max<int64_t>(outputColumns(model), 2); }
+
+void classLogProbabilities(const float* row, int64_t columns, double* log_p) {
+  if (columns == 1) {  // log sigmoid(-z), log sigmoid(z), each as -softplus, stable for large |z|
+    auto softplus = [](double v) { return v > 0 ? v + std::log1p(std::exp(-v)) : std::log1p(std::exp(v)); };
+    log_p[0] = -softplus(row[0]);
+    log_p[1] = -softplus(-row[0]);
+    return;
+  }
+  double top = *std::max_element(row, row + columns), sum = 0;
+  for (int64_t c = 0; c < columns; ++c) sum += std::exp(static_cast<double>(row[c]) - top);
+  for (int64_t c = 0; c < columns; ++c) log_p[c] = row[c] - top - std::log(sum);
+}
+
 namespace {
 
 int64_t featuresPerExample(const ModelSpec& model) {
@@ -25,8 +41,6 @@ int64_t featuresPerExample(const ModelSpec& model) {
   for (int i = 1; i < model.inputs[0].rank; ++i) features *= model.inputs[0].shape[i];
   return features;
 }
-
-int64_t outputClasses(const ModelSpec& model) { return model.output_shape[model.output_rank - 1]; }
 
 // Copies examples order[first, first + rows) into the batch tensors, cropped to `rows`.
 void gatherBatch(const Dataset& data, const std::vector<int64_t>& order, int64_t first, int64_t rows, Tensor& x,
@@ -66,17 +80,18 @@ void checkDatasetFits(const ModelSpec& model, const Dataset& data, const std::st
     throw DataError(where + ": examples have " + std::to_string(data.features) + " features, model input `" +
                     model.inputs[0].name + "` expects " + std::to_string(featuresPerExample(model)));
   if (data.num_classes > outputClasses(model))
-    throw DataError(where + ": labels go up to " + std::to_string(data.num_classes - 1) + ", but the model has " +
-                    std::to_string(outputClasses(model)) + " outputs");
+    throw DataError(where + ": labels go up to " + std::to_string(data.num_classes - 1) + ", but the model predicts " +
+                    std::to_string(outputClasses(model)) + " classes");
 }
 
 EvalResult evaluate(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data, int64_t batch) {
   batch = std::min(batch, data.count);
-  int64_t classes = outputClasses(model);
+  int64_t columns = outputColumns(model), classes = outputClasses(model);
   Tensor x = allocate<float>({batch, data.features});
   LabelTensor y = allocate<int32_t>({batch});
-  Tensor logits = allocate<float>({batch, classes});
+  Tensor logits = allocate<float>({batch, columns});
   std::vector<int64_t> order = identityOrder(data.count);
+  std::vector<double> log_p(static_cast<size_t>(classes));
   EvalResult result;
   for (int64_t first = 0; first < data.count; first += batch) {
     int64_t rows = std::min(batch, data.count - first);
@@ -84,11 +99,9 @@ EvalResult evaluate(const ModelSpec& model, const std::vector<Tensor>& params, c
     Tensor out = logits.cropped(1, 0, static_cast<int>(rows));
     predict(model, x.cropped(1, 0, static_cast<int>(rows)), params, out);
     for (int64_t r = 0; r < rows; ++r) {
-      const float* row = out.data() + r * classes;
-      int64_t best = std::max_element(row, row + classes) - row;
-      double lse = 0;
-      for (int64_t c = 0; c < classes; ++c) lse += std::exp(static_cast<double>(row[c]) - row[best]);
-      result.loss += row[best] + std::log(lse) - row[y.data()[r]];
+      classLogProbabilities(out.data() + r * columns, columns, log_p.data());
+      int64_t best = std::max_element(log_p.begin(), log_p.end()) - log_p.begin();
+      result.loss -= log_p[y.data()[r]];
       result.accuracy += best == y.data()[r];
     }
   }
@@ -138,7 +151,8 @@ struct BestEpoch {
 
 nlohmann::json metricsRecord(const EpochPoint& point, int64_t step, double lr, double seconds) {
   nlohmann::json record = {{"epoch", point.epoch},         {"step", step},
-                           {"train_loss", point.train_loss}, {"test_loss", point.test_loss},
+                           {"train_loss", point.train_loss}, {"train_accuracy", point.train_accuracy},
+                           {"test_loss", point.test_loss},
                            {"test_accuracy", point.test_accuracy}};
   if (!std::isnan(point.val_loss)) {
     record["val_loss"] = point.val_loss;
@@ -191,7 +205,7 @@ int train(const ModelSpec& model, const TrainOptions& options) {
       gatherBatch(train_set, order, first, rows, x, y);
       lr = scheduledLr(options.schedule, options.lr, step, epoch, total_steps);
       float loss = trainStep(model, x.cropped(1, 0, rows), y.cropped(0, 0, rows), state,
-                             stepScalars(model, lr, step));
+                             stepScalars(model, lr, step, options.seed));
       if (!std::isfinite(loss)) {
         // trainStep swapped the buffers: next_params hold the parameters before this step, the last good ones.
         std::fprintf(stderr,
@@ -213,6 +227,7 @@ int train(const ModelSpec& model, const TrainOptions& options) {
     stop = options.max_steps && step >= *options.max_steps;
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     EpochPoint point{epoch, seen ? loss_sum / static_cast<double>(seen) : 0, NAN, NAN, NAN, NAN};
+    point.train_accuracy = evaluate(model, state.params, train_set, 256).accuracy;
     EvalResult test = evaluate(model, state.params, test_set, 256);
     point.test_loss = test.loss;
     point.test_accuracy = test.accuracy;
@@ -223,9 +238,11 @@ int train(const ModelSpec& model, const TrainOptions& options) {
       point.val_accuracy = val.accuracy;
       val_text = fmt(" val_loss %.4f  val_accuracy %.4f ", val.loss, val.accuracy);
     }
-    std::printf("epoch %lld: train_loss %.4f %s test_loss %.4f  test_accuracy %.4f  lr %.4g  (%.1f s, %.0f img/s)\n",
-                static_cast<long long>(epoch), point.train_loss, val_text.c_str(), test.loss, test.accuracy, lr,
-                seconds, static_cast<double>(seen) / seconds);
+    std::printf(
+        "epoch %lld: train_loss %.4f  train_accuracy %.4f %s test_loss %.4f  test_accuracy %.4f  lr %.4g  (%.1f s, "
+        "%.0f img/s)\n",
+        static_cast<long long>(epoch), point.train_loss, point.train_accuracy, val_text.c_str(), test.loss,
+        test.accuracy, lr, seconds, static_cast<double>(seen) / seconds);
     std::fflush(stdout);
     if (epoch_steps == steps_per_epoch) completed_epochs = epoch;  // a cut-short epoch is not counted
     history.push_back(point);

@@ -39,6 +39,15 @@ struct EvalResult {
 void checkDatasetFits(const ModelSpec& model, const Dataset& data, const std::string& where);
 
 // Mean cross-entropy and accuracy of the model's output logits over a whole dataset.
+// The classes a model predicts: its output's last dimension, or 2 when that is a single logit z (binary
+// classification: class 1 with probability sigmoid(z)).
+int64_t outputClasses(const ModelSpec& model);
+// The output's last dimension (1 for a single logit).
+int64_t outputColumns(const ModelSpec& model);
+// The log class probabilities of one output row of `columns` values: log softmax, or for a single logit
+// log(1 - sigmoid(z)), log sigmoid(z). `log_p` has room for outputClasses values.
+void classLogProbabilities(const float* row, int64_t columns, double* log_p);
+
 EvalResult evaluate(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data, int64_t batch);
 
 // Trains as the options say, printing progress and a line per epoch; returns the process exit code.

@@ -164,25 +164,24 @@ Dataset loadPredictInput(const ModelSpec& model, const std::string& path) {
   return input;
 }
 
-// Class probabilities (softmax of the model's output) for every example, [count, classes].
-std::vector<float> predictProbabilities(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data,
-                                        int64_t classes) {
+// Class probabilities (softmax of the model's output; for a single logit z, 1 - sigmoid(z) and sigmoid(z)) for
+// every example, [count, classes].
+std::vector<float> predictProbabilities(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data) {
   constexpr int64_t kBatch = 256;
+  int64_t columns = outputColumns(model), classes = outputClasses(model);
   std::vector<float> probabilities(static_cast<size_t>(data.count * classes));
+  std::vector<double> log_p(static_cast<size_t>(classes));
   Tensor x = allocate<float>({kBatch, data.features});
-  Tensor logits = allocate<float>({kBatch, classes});
+  Tensor logits = allocate<float>({kBatch, columns});
   for (int64_t first = 0; first < data.count; first += kBatch) {
     int rows = static_cast<int>(std::min(kBatch, data.count - first));
     std::memcpy(x.data(), data.images.data() + first * data.features, sizeof(float) * rows * data.features);
     Tensor out = logits.cropped(1, 0, rows);
     predict(model, x.cropped(1, 0, rows), params, out);
     for (int r = 0; r < rows; ++r) {
-      const float* z = out.data() + r * classes;
-      float* p = probabilities.data() + (first + r) * classes;
-      float top = *std::max_element(z, z + classes);
-      double sum = 0;
-      for (int64_t c = 0; c < classes; ++c) sum += p[c] = std::exp(z[c] - top);
-      for (int64_t c = 0; c < classes; ++c) p[c] = static_cast<float>(p[c] / sum);
+      classLogProbabilities(out.data() + r * columns, columns, log_p.data());
+      for (int64_t c = 0; c < classes; ++c)
+        probabilities[static_cast<size_t>((first + r) * classes + c)] = static_cast<float>(std::exp(log_p[c]));
     }
   }
   return probabilities;
@@ -205,8 +204,8 @@ int predictCommand(const ModelSpec& model, int argc, char** argv) {
   } else {
     data = loadPredictInput(model, input_path);
   }
-  int64_t classes = model.output_shape[model.output_rank - 1];
-  std::vector<float> probabilities = predictProbabilities(model, params, data, classes);
+  int64_t classes = outputClasses(model);
+  std::vector<float> probabilities = predictProbabilities(model, params, data);
   if (flags.count("-o")) {
     writeNpy(flags["-o"], {data.count, classes}, probabilities.data());
     std::printf("wrote class probabilities [%lld, %lld] to %s\n", static_cast<long long>(data.count),
@@ -238,12 +237,12 @@ int benchCommand(const ModelSpec& model, int argc, char** argv) {
   for (int i = 1; i < model.inputs[0].rank; ++i) features *= model.inputs[0].shape[i];
   Tensor x = allocate<float>({batch, features});
   LabelTensor y = allocate<int32_t>({batch});
-  int64_t classes = model.output_shape[model.output_rank - 1];
+  int64_t classes = outputClasses(model);
   for (int64_t i = 0; i < batch * features; ++i) x.data()[i] = static_cast<float>((i * 7919) % 256) / 255.0f;
   for (int64_t i = 0; i < batch; ++i) y.data()[i] = static_cast<int32_t>(i % classes);
-  for (int i = 0; i < 10; ++i) trainStep(model, x, y, state, stepScalars(model, 1e-3, i));  // warm-up
+  for (int i = 0; i < 10; ++i) trainStep(model, x, y, state, stepScalars(model, 1e-3, i, 1));  // warm-up
   auto start = std::chrono::steady_clock::now();
-  std::vector<float> scalars = stepScalars(model, 1e-3, 10);
+  std::vector<ScalarArg> scalars = stepScalars(model, 1e-3, 10, 1);
   for (int64_t i = 0; i < steps; ++i) trainStep(model, x, y, state, scalars);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("train_step: batch %lld, %.3f ms/step, %.0f images/s\n", static_cast<long long>(batch),
@@ -261,8 +260,9 @@ int infoCommand(const ModelSpec& model) {
     std::vector<int64_t> shape = concreteShape(model.params[i].rank, model.params[i].shape, 1);
     int64_t count = 1;
     for (int64_t d : shape) count *= d;
-    total += count;
-    std::printf("param %s: f32%s\n", model.params[i].name, shapeString(shape).c_str());
+    if (model.params[i].trainable) total += count;
+    std::printf("%s %s: f32%s\n", model.params[i].trainable ? "param" : "buffer", model.params[i].name,
+                shapeString(shape).c_str());
   }
   std::printf("parameters: %lld\noptimizer: %s (lr %g, momentum %g%s, weight_decay %g), lr_schedule %s\n",
               static_cast<long long>(total), model.train.optimizer, model.train.lr, model.train.momentum,

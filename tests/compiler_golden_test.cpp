@@ -21,7 +21,9 @@ TEST_P(GoldenGraph, ForwardAndBackwardGraphsMatch) {
   testing::expectMatchesGolden(printBackwardGraph(program), name + ".backward");
 }
 
-INSTANTIATE_TEST_SUITE_P(Examples, GoldenGraph, ::testing::Values("mlp", "logreg", "lenet5", "softmax_regression"));
+INSTANTIATE_TEST_SUITE_P(Examples, GoldenGraph,
+                         ::testing::Values("perceptron", "xor", "logreg", "softmax_regression", "mlp",
+                                           "mlp_bn_dropout", "lenet5", "cnn_bn"));
 
 }  // namespace
 }  // namespace nnc

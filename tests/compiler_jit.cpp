@@ -45,6 +45,8 @@ void JitEntry::setLabels(NodeId leaf, const std::vector<int32_t>& labels) {
 
 void JitEntry::setScalar(NodeId leaf, double value) { lowered_.scalars.at(leaf).set(value); }
 
+void JitEntry::setIntScalar(NodeId leaf, int32_t value) { lowered_.scalars.at(leaf).set(value); }
+
 std::vector<std::vector<double>> JitEntry::run() {
   std::vector<Halide::Buffer<>> buffers;
   for (NodeId id : entry_.outputs) buffers.push_back(Halide::Buffer<double>(halideExtents(graph_.node(id).shape, batch_)));

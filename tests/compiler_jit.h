@@ -22,6 +22,7 @@ class JitEntry {
   // Sets an integer Input (labels).
   void setLabels(NodeId leaf, const std::vector<int32_t>& labels);
   void setScalar(NodeId leaf, double value);
+  void setIntScalar(NodeId leaf, int32_t value);  // an i32 Scalar (the dropout seed)
   // Runs the pipeline; returns each output, row-major.
   std::vector<std::vector<double>> run();
 

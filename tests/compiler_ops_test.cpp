@@ -41,6 +41,16 @@ TEST(OpForward, ReluAndStep) {
   EXPECT_EQ(evaluate(g, g.add(Op::Step, {a}), values), (std::vector<double>{0, 0, 1, 1}));
 }
 
+// float(y): integer labels as floats, same shape.
+TEST(OpForward, ToFloatConvertsIntegers) {
+  Graph g;
+  NodeId y = leaf(g, Op::Input, {B()}, DType::I32, "y");
+  NodeId f = g.add(Op::ToFloat, {y});
+  EXPECT_EQ(g.node(f).dtype, DType::F32);
+  EXPECT_EQ(evaluate(g, f, {}, {{y, {3, -1, 0}}}, 3), (std::vector<double>{3, -1, 0}));
+  EXPECT_NE(inferShape(g, Op::ToFloat, {f}, {}).error, "");
+}
+
 TEST(OpForward, MatMulWithEachTransposeLayout) {
   Graph g;
   NodeId a = leaf(g, Op::Param, {D(2), D(2)}, DType::F32, "a");  // [[1, 2], [3, 4]]
@@ -208,12 +218,14 @@ INSTANTIATE_TEST_SUITE_P(AllOps, OpGradient, ::testing::ValuesIn(kGradCases),
 
 namespace testing {
 std::set<std::string> convTestedOps();  // compiler_ops_conv_test.cpp: ops in its gradient-checked graphs
+std::set<std::string> normTestedOps();  // compiler_ops_norm_test.cpp: ops in its gradient-checked models
 }  // namespace testing
 
 namespace {
 
 // Every op of the op table has a gradient case (in this file or another op family's test file: every
-// instantiation of OpGradient counts, and every op in compiler_ops_conv_test.cpp's gradient-checked graphs), or is
+// instantiation of OpGradient counts, and every op in the gradient-checked graphs of compiler_ops_conv_test.cpp and
+// compiler_ops_norm_test.cpp), or is
 // a leaf, or is a backward-only helper, which the gradient case of the op that uses it checks (and which has a
 // forward case of its own).
 TEST(OpTable, EveryOpIsCovered) {
@@ -228,9 +240,10 @@ TEST(OpTable, EveryOpIsCovered) {
       cases.insert(test.substr(test.find('/') + 1));
     }
   }
-  const std::set<std::string> conv_graphs = testing::convTestedOps();
+  std::set<std::string> checked_graphs = testing::convTestedOps();
+  checked_graphs.merge(testing::normTestedOps());
   auto covered = [&](const std::string& op) {
-    if (conv_graphs.count(op)) return true;
+    if (checked_graphs.count(op)) return true;
     for (const std::string& c : cases)
       if (c == op || c.rfind(op + "_", 0) == 0) return true;
     return false;
@@ -241,6 +254,7 @@ TEST(OpTable, EveryOpIsCovered) {
       "sign", "max_mask", "in_range", "gelu_grad",  // the adjoints of abs, maximum/minimum, clamp, gelu
       "max_grad", "binary_cross_entropy_with_logits_grad",  // the adjoints of max and the with-logits loss
       "stop_gradient",  // zero gradient by definition, which finite differences cannot see (own test)
+      "to_float",       // of integers (labels): no gradient (forward test OpForward.ToFloat)
   };
 #define OP(Enum, name, arity, family, rules) \
   EXPECT_TRUE(exempt.count(name) || covered(name)) << "no gradient case for op " << name;

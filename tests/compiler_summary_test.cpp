@@ -30,7 +30,9 @@ TEST_P(GoldenSummary, TableMatches) {
   testing::expectMatchesGolden(renderSummaryTable(summarizeExample(GetParam())), GetParam() + ".summary");
 }
 
-INSTANTIATE_TEST_SUITE_P(Examples, GoldenSummary, ::testing::Values("mlp", "logreg", "lenet5", "softmax_regression"));
+INSTANTIATE_TEST_SUITE_P(Examples, GoldenSummary,
+                         ::testing::Values("perceptron", "xor", "logreg", "softmax_regression", "mlp",
+                                           "mlp_bn_dropout", "lenet5", "cnn_bn"));
 
 TEST(GoldenSummaryJson, MlpMatches) {
   testing::expectMatchesGolden(renderSummaryJson(summarizeExample("mlp")), "mlp.summary.json");

@@ -54,10 +54,21 @@ set +e
 ./mlp train --epochs zero 2> err.txt; code=$?
 set -e
 [ "$code" = 1 ] && grep -q -- "--epochs" err.txt || fail "bad flag: exit $code, $(cat err.txt)"
-# XOR from a CSV data directory reaches 100% accuracy; a malformed CSV names the file and line.
+# XOR (2-2-1) from a CSV data directory reaches 100% training accuracy; a single linear layer cannot pass 75%
+# (no line separates XOR). A malformed CSV names the file and line.
 "$nnc" build "$src/examples/xor.nn" -o xor
 ./xor train --data "$src/examples/data/xor" --save xor.safetensors > xor.log
-tail -n 2 xor.log | grep -q "test_accuracy 1.0000" || fail "xor: $(tail -n 3 xor.log)"
+grep "^epoch 300:" xor.log | grep -q "train_accuracy 1.0000" || fail "xor: $(tail -n 3 xor.log)"
+sed -e 's/hidden = linear(x, 2)/hidden = x/' "$src/examples/xor.nn" > linear_xor.nn
+"$nnc" build linear_xor.nn -o linear_xor
+for seed in 1 2 3; do
+  ./linear_xor train --data "$src/examples/data/xor" --seed $seed > linear_xor.log
+  grep -q "^epoch 300:.*train_accuracy \(0\.[0-6]\|0\.7[0-5]\)" linear_xor.log || fail "one layer on XOR: $(tail -n 1 linear_xor.log)"
+done
+# Rosenblatt's perceptron classifies every training point of a separable set.
+"$nnc" build "$src/examples/perceptron.nn" -o perceptron
+./perceptron train --data "$src/examples/data/separable" > perceptron.log
+grep "^epoch 10:" perceptron.log | grep -q "train_accuracy 1.0000" || fail "perceptron: $(tail -n 2 perceptron.log)"
 mkdir -p bad-csv && printf 'x1,x2,label\n0,1,1\n1,oops,0\n' > bad-csv/train.csv && cp bad-csv/train.csv bad-csv/test.csv
 if ./xor train --data bad-csv 2> err.txt > /dev/null; then fail "malformed CSV accepted"; fi
 grep -q "train.csv:3" err.txt || fail "malformed CSV: $(cat err.txt)"

@@ -1,0 +1,36 @@
+// Test support: whole .nn programs in float64 through the JIT: compiling a model, random values for every
+// argument of its entry points, and the grads entry against central finite differences.
+#pragma once
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "compiler/program.h"
+#include "tests/compiler_jit.h"
+
+namespace nnc::testing {
+
+// Compiles model source text (`name` names it in diagnostics); a diagnostic fails the test and throws.
+Program compileModelSource(const std::string& name, const std::string& text);
+// Compiles examples/NAME.nn.
+Program compileExample(const std::string& name);
+
+// Values for every argument a program's entry points take.
+struct ModelValues {
+  std::vector<double> x;                    // features, U(-1, 1)
+  std::vector<int32_t> y;                   // labels, row i gets i mod the class count
+  std::vector<std::vector<double>> params;  // per graph param, U(-scale, scale); buffers in (0.5, 1.5)
+  int32_t dropout_seed = 12345;
+};
+ModelValues randomModelValues(const Program& program, int batch, std::mt19937_64& rng, double param_scale = 0.1);
+
+// Sets the arguments `entry` takes (inputs, params and buffers, the dropout seed) from `values`.
+void setModelValues(JitEntry& jit, const Program& program, const EntryPoint& entry, const ModelValues& values);
+
+// The grads entry at `values` against central differences at `samples` random elements of every trainable
+// parameter: relative error below 1e-6, relative to max(|numeric|, |exact|, 1e-4).
+void expectGradientsMatchFiniteDifferences(const Program& program, int batch, ModelValues values,
+                                           std::mt19937_64& rng, int samples = 8);
+
+}  // namespace nnc::testing
