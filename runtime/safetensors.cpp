@@ -5,7 +5,8 @@
 //      followed by '{' (foreign files), then files shorter than 8 + N (truncated).
 //   2. Parse the JSON header; validate every tensor entry (dtype F32, shape, offsets = shape*4).
 //   3. Check the offsets tile the data section exactly: sorted, no overlap, no gap, no slack.
-//   4. Copy each tensor's bytes out of the data section.
+//   4. Verify the data section's CRC-32 against the header's `crc32` metadata, when present (we always write it).
+//   5. Copy each tensor's bytes out of the data section.
 #include "runtime/safetensors.h"
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <set>
 #include <stdexcept>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include "runtime/atomic_file.h"
 
@@ -30,6 +32,20 @@ using nlohmann::json;
 
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // the reference implementation's limit too
 const char* const kMetadataKey = "__metadata__";
+const char* const kChecksumKey = "crc32";  // metadata: CRC-32 of the data section, 8 hex digits
+
+std::string dataChecksum(const char* data, uint64_t bytes) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  while (bytes > 0) {  // zlib takes 32-bit lengths
+    uInt chunk = static_cast<uInt>(std::min<uint64_t>(bytes, 1u << 30));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(data), chunk);
+    data += chunk;
+    bytes -= chunk;
+  }
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08lx", static_cast<unsigned long>(crc));
+  return hex;
+}
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
   throw DataError(path + ": " + what);
@@ -258,12 +274,16 @@ void writeSafetensors(const std::string& path, const std::vector<NamedTensor>& t
   std::sort(sorted.begin(), sorted.end(),
             [](const NamedTensor* a, const NamedTensor* b) { return a->name < b->name; });
 
-  const std::string header = buildHeader(sorted, metadata);
+  std::string data;
+  for (const NamedTensor* t : sorted)
+    data.append(reinterpret_cast<const char*>(t->data.data()), t->data.size() * sizeof(float));
+  std::map<std::string, std::string> with_checksum = metadata;
+  with_checksum[kChecksumKey] = dataChecksum(data.data(), data.size());
+  const std::string header = buildHeader(sorted, with_checksum);
   std::string file;
   for (int i = 0; i < 8; ++i) file.push_back(static_cast<char>((header.size() >> (8 * i)) & 0xff));
   file += header;
-  for (const NamedTensor* t : sorted)
-    file.append(reinterpret_cast<const char*>(t->data.data()), t->data.size() * sizeof(float));
+  file += data;
   writeFileAtomically(path, file);
 }
 
@@ -272,6 +292,10 @@ std::vector<NamedTensor> readSafetensors(const std::string& path) {
   openForReading(path, file);
   const Header h = readHeader(file, path);
   const std::string data = readBytes(file, h.data_start, h.data_bytes, path);
+  auto checksum = h.metadata.find(kChecksumKey);  // files from other tools may have none
+  if (checksum != h.metadata.end() && checksum->second != dataChecksum(data.data(), data.size()))
+    fail(path, "checksum mismatch: the tensor data's CRC-32 is " + dataChecksum(data.data(), data.size()) +
+                   ", the header says " + checksum->second + "; the file is damaged");
   std::vector<NamedTensor> tensors;
   for (const Entry& e : h.entries) {
     NamedTensor t{e.name, e.shape, std::vector<float>((e.end - e.begin) / sizeof(float))};

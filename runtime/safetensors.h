@@ -6,7 +6,8 @@
 //    "__metadata__": {"key": "value"}}
 // padded with spaces so the data starts at a multiple of 8, then the raw little-endian tensor data;
 // offsets are relative to the start of the data section. We write F32 tensors in name order,
-// contiguous, and read back only F32.
+// contiguous, and read back only F32. We add the metadata `crc32`: the CRC-32 of the data section, checked
+// on reading, so a damaged file is refused rather than loaded.
 #pragma once
 
 #include <cstdint>

@@ -80,20 +80,29 @@ void initializeParams(const ModelSpec& model, uint64_t seed, std::vector<Tensor>
 void loadCheckpoint(const ModelSpec& model, const std::string& path, std::vector<Tensor>& params) {
   std::map<std::string, NamedTensor> tensors;
   for (NamedTensor& t : readSafetensors(path)) tensors[t.name] = std::move(t);
+  std::vector<std::string> mismatches;
   for (int i = 0; i < model.num_params; ++i) {
     const ParamSpec& spec = model.params[i];
     auto it = tensors.find(spec.name);
     std::vector<int64_t> shape = concreteShape(spec.rank, spec.shape, 1);
-    if (it == tensors.end())
-      throw DataError(path + ": no tensor `" + spec.name + "`; this checkpoint is not of model `" + model.name + "`");
+    if (it == tensors.end()) {
+      mismatches.push_back("no tensor `" + std::string(spec.name) + "` " + shapeString(shape));
+      continue;
+    }
     if (it->second.shape != shape)
-      throw DataError(path + ": tensor `" + spec.name + "` has shape " + shapeString(it->second.shape) +
-                      ", model `" + model.name + "` expects " + shapeString(shape));
-    std::copy(it->second.data.begin(), it->second.data.end(), params[i].data());
+      mismatches.push_back("tensor `" + std::string(spec.name) + "` has shape " + shapeString(it->second.shape) +
+                           ", the model's is " + shapeString(shape));
+    else
+      std::copy(it->second.data.begin(), it->second.data.end(), params[i].data());
     tensors.erase(it);
   }
-  if (!tensors.empty())
-    throw DataError(path + ": tensor `" + tensors.begin()->first + "` is not a parameter of model `" + model.name + "`");
+  for (const auto& [name, tensor] : tensors)
+    mismatches.push_back("tensor `" + name + "` " + shapeString(tensor.shape) + " is not in the model");
+  if (mismatches.empty()) return;
+  std::string message = path + ": this checkpoint does not fit model `" + model.name + "` (" +
+                        std::to_string(mismatches.size()) + (mismatches.size() == 1 ? " mismatch):" : " mismatches):");
+  for (const std::string& m : mismatches) message += "\n  " + m;
+  throw DataError(message);
 }
 
 void saveCheckpoint(const ModelSpec& model, const std::string& path, const std::vector<Tensor>& params,

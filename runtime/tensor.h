@@ -32,8 +32,8 @@ std::vector<Tensor> allocateParams(const ModelSpec& model);
 // Fills parameters from their initializers, deterministically for a seed.
 void initializeParams(const ModelSpec& model, uint64_t seed, std::vector<Tensor>& params);
 
-// Loads a safetensors checkpoint into `params`; every parameter must be present with its exact shape.
-// Throws DataError naming the file and the mismatch.
+// Loads a safetensors checkpoint into `params`; every parameter must be present with its exact shape and
+// nothing else. Otherwise throws DataError naming the file and listing every mismatch, one per line.
 void loadCheckpoint(const ModelSpec& model, const std::string& path, std::vector<Tensor>& params);
 // Writes `params` (PyTorch state_dict names) atomically.
 void saveCheckpoint(const ModelSpec& model, const std::string& path, const std::vector<Tensor>& params,

@@ -15,6 +15,7 @@
 #include "runtime/errors.h"
 #include "runtime/plot.h"
 #include "runtime/progress.h"
+#include "runtime/resume.h"
 
 namespace nnc::rt {
 
@@ -163,6 +164,27 @@ nlohmann::json metricsRecord(const EpochPoint& point, int64_t step, double lr, d
   return record;
 }
 
+// The training state `options.resume` names, checked against this run: the step count only means the same
+// position with the same seed, batch size and training set.
+ResumeState resumeRun(const ModelSpec& model, const TrainOptions& options, int64_t train_examples,
+                      TrainState& state) {
+  ResumeState resume = loadResumeState(model, options.resume, state.params, state.states);
+  std::vector<std::string> problems;
+  if (resume.seed != options.seed)
+    problems.push_back("the saved run has seed " + std::to_string(resume.seed) + ", this one " +
+                       std::to_string(options.seed) + " (--seed)");
+  if (resume.batch != options.batch)
+    problems.push_back("the saved run has batch " + std::to_string(resume.batch) + ", this one " +
+                       std::to_string(options.batch) + " (--batch)");
+  if (resume.train_examples != train_examples)
+    problems.push_back("the saved run trained on " + std::to_string(resume.train_examples) + " examples, this one on " +
+                       std::to_string(train_examples) + " (--data, --validation-split)");
+  if (problems.empty()) return resume;
+  std::string message = options.resume + ": cannot resume with these settings:";
+  for (const std::string& p : problems) message += "\n  " + p;
+  throw DataError(message);
+}
+
 }  // namespace
 
 int train(const ModelSpec& model, const TrainOptions& options) {
@@ -176,30 +198,38 @@ int train(const ModelSpec& model, const TrainOptions& options) {
     throw DataError("early stopping watches the validation split; set `validation_split` (or --validation-split)");
 
   TrainState state = allocateTrainState(model);
-  if (options.init.empty()) initializeParams(model, options.seed, state.params);
+  ResumeState resume;
+  if (!options.resume.empty()) resume = resumeRun(model, options, train_set.count, state);
+  else if (options.init.empty()) initializeParams(model, options.seed, state.params);
   else loadCheckpoint(model, options.init, state.params);
 
   int64_t batch = std::min(options.batch, train_set.count);  // a batch larger than the data set is the data set
   Tensor x = allocate<float>({batch, train_set.features});
   LabelTensor y = allocate<int32_t>({batch});
   int64_t steps_per_epoch = (train_set.count + batch - 1) / batch;
-  int64_t total_steps = steps_per_epoch * options.epochs;
-  if (options.max_steps) total_steps = std::min(total_steps, *options.max_steps);
-  int64_t step = 0, completed_epochs = 0;
-  bool stop = false;
-  BestEpoch best;
-  std::vector<EpochPoint> history;
+  int64_t total_steps = steps_per_epoch * options.epochs;  // the planned run; --max-steps may stop it earlier
+  int64_t step = resume.step, completed_epochs = step / steps_per_epoch;
+  bool stop = options.max_steps && step >= *options.max_steps;
+  BestEpoch best{resume.best_epoch, resume.best_metric, std::move(resume.best_params)};
+  std::vector<EpochPoint> history = std::move(resume.history);
   bool higher_is_better = options.monitor == "val_accuracy";
-  for (int64_t epoch = 1; epoch <= options.epochs && !stop; ++epoch) {
+  // Saves the parameters and, beside them, the state to resume from (params and states as of `step`).
+  auto save = [&](const std::vector<Tensor>& params, const std::vector<Tensor>& states) {
+    ResumeState now{step, options.seed, options.batch, train_set.count, best.epoch, best.metric, best.params, history};
+    saveResumeState(model, options.save, params, states, now);
+    saveCheckpoint(model, options.save, params, completed_epochs, step);
+  };
+  for (int64_t epoch = completed_epochs + 1; epoch <= options.epochs && !stop; ++epoch) {
     auto start = std::chrono::steady_clock::now();
     std::vector<int64_t> order =
         options.shuffle ? epochPermutation(train_set.count, options.seed, epoch) : identityOrder(train_set.count);
-    int64_t epoch_steps = steps_per_epoch;
-    if (options.max_steps) epoch_steps = std::min(epoch_steps, *options.max_steps - step);
-    Progress progress(epoch, options.epochs, epoch_steps);
+    int64_t first_step = step - (epoch - 1) * steps_per_epoch;  // > 0 only when resuming mid-epoch
+    int64_t end_step = steps_per_epoch;
+    if (options.max_steps) end_step = std::min(end_step, first_step + *options.max_steps - step);
+    Progress progress(epoch, options.epochs, end_step - first_step);
     double loss_sum = 0, lr = options.lr;
     int64_t seen = 0;
-    for (int64_t s = 0; s < epoch_steps; ++s) {
+    for (int64_t s = first_step; s < end_step; ++s) {
       int64_t first = s * batch;
       int rows = static_cast<int>(std::min(batch, train_set.count - first));
       gatherBatch(train_set, order, first, rows, x, y);
@@ -213,7 +243,7 @@ int train(const ModelSpec& model, const TrainOptions& options) {
                      "inputs not normalized, or a log of 0 in the model.\n",
                      static_cast<double>(loss), static_cast<long long>(step + 1), options.lr / 10);
         if (!options.save.empty()) {
-          saveCheckpoint(model, options.save, state.next_params, completed_epochs, step);
+          save(state.next_params, state.next_states);
           std::fprintf(stderr, "saved the parameters before that step to %s\n", options.save.c_str());
         }
         return 1;
@@ -221,7 +251,7 @@ int train(const ModelSpec& model, const TrainOptions& options) {
       loss_sum += static_cast<double>(loss) * rows;
       seen += rows;
       ++step;
-      progress.update(s + 1, seen, loss_sum / static_cast<double>(seen));
+      progress.update(s + 1 - first_step, seen, loss_sum / static_cast<double>(seen));
     }
     progress.finish();
     stop = options.max_steps && step >= *options.max_steps;
@@ -244,7 +274,7 @@ int train(const ModelSpec& model, const TrainOptions& options) {
         static_cast<long long>(epoch), point.train_loss, point.train_accuracy, val_text.c_str(), test.loss,
         test.accuracy, lr, seconds, static_cast<double>(seen) / seconds);
     std::fflush(stdout);
-    if (epoch_steps == steps_per_epoch) completed_epochs = epoch;  // a cut-short epoch is not counted
+    if (step == epoch * steps_per_epoch) completed_epochs = epoch;  // a cut-short epoch is not counted
     history.push_back(point);
     if (!options.metrics.empty()) appendMetrics(options.metrics, metricsRecord(point, step, lr, seconds));
     if (!options.plot.empty()) writeFileAtomically(options.plot, renderTrainingSvg(model.name, history));
@@ -253,16 +283,16 @@ int train(const ModelSpec& model, const TrainOptions& options) {
       if (best.improves(metric, higher_is_better)) best.record(epoch, metric, state.params);
       if (epoch - best.epoch >= options.patience) stop = true;
     }
+    if (!options.save.empty()) save(state.params, state.states);  // every epoch, so a crash loses one at most
   }
   if (early_stopping && best.epoch > 0) {
     for (size_t i = 0; i < best.params.size(); ++i) state.params[i].copy_from(best.params[i]);
     std::printf("early stopping: best epoch %lld (%s %.4f); its parameters are kept\n",
                 static_cast<long long>(best.epoch), options.monitor.c_str(), best.metric);
+    if (!options.save.empty())  // the result; CKPT.resume keeps the last step's parameters to continue from
+      saveCheckpoint(model, options.save, state.params, best.epoch, best.epoch * steps_per_epoch);
   }
-  if (!options.save.empty()) {
-    saveCheckpoint(model, options.save, state.params, completed_epochs, step);
-    std::printf("saved %s\n", options.save.c_str());
-  }
+  if (!options.save.empty()) std::printf("saved %s\n", options.save.c_str());
   return 0;
 }
 

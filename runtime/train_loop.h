@@ -25,7 +25,8 @@ struct TrainOptions {
   uint64_t seed = 0;
   bool shuffle = true;
   std::string init;     // checkpoint to start from; empty: initializers
-  std::string save;     // where the final parameters go
+  std::string resume;   // checkpoint (with CKPT.resume beside it) to continue exactly; empty: a new run
+  std::string save;     // where the parameters (and CKPT.resume) go after every epoch
   std::string metrics;  // JSON-lines file appended per epoch; empty: none
 };
 

@@ -30,7 +30,7 @@ const char* kUsage =
     "usage: %s train [--data DIR] [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N]\n"
     "                [--lr-schedule constant|cosine] [--validation-split X] [--patience N] [--plot FILE.svg]\n"
     "                [--no-shuffle]\n"
-    "                [--init CKPT] [--save CKPT] [--metrics FILE] [--threads N]\n"
+    "                [--init CKPT | --resume CKPT] [--save CKPT] [--metrics FILE] [--threads N]\n"
     "       %s eval --weights CKPT [--data DIR] [--batch N] [--threads N]\n"
     "       %s predict --weights CKPT [INPUT.npy|INPUT-idx] [-o PROBABILITIES.npy] [--data DIR] [--limit N]\n"
     "       %s bench [--batch N] [--steps N] [--threads N]\n"
@@ -93,7 +93,8 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
   auto flags = parseFlags(argc, argv, {{"--data", true}, {"--epochs", true}, {"--max-steps", true},
                                        {"--batch", true}, {"--lr", true}, {"--lr-schedule", true}, {"--seed", true},
                                        {"--validation-split", true}, {"--patience", true}, {"--plot", true}, {"--no-shuffle", false},
-                                       {"--init", true}, {"--save", true}, {"--metrics", true}, {"--threads", true}});
+                                       {"--init", true}, {"--resume", true}, {"--save", true}, {"--metrics", true},
+                                       {"--threads", true}});
   TrainOptions options;
   options.data = stringFlag(flags, "--data", model.train.data);
   options.epochs = positiveInt(flags, "--epochs", model.train.epochs);
@@ -119,6 +120,9 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
                                                    std::numeric_limits<int64_t>::max()));
   options.shuffle = !flags.count("--no-shuffle");
   options.init = stringFlag(flags, "--init");
+  options.resume = stringFlag(flags, "--resume");
+  if (!options.init.empty() && !options.resume.empty())
+    throw UsageError("`--init` starts a new run from parameters, `--resume` continues one; give one of them");
   options.save = stringFlag(flags, "--save", std::string(model.name) + ".safetensors");
   options.metrics = stringFlag(flags, "--metrics");
   initKernels(static_cast<int>(positiveInt(flags, "--threads", 0, 0)));

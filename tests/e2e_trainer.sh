@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # End to end: nnc builds a trainer from examples/mlp.nn, which trains a few steps on Fashion-MNIST, writes
 # metrics and a checkpoint that round-trips through --init and eval, and rejects broken checkpoints clearly.
-# Usage: e2e_trainer.sh NNC SOURCE_DIR WORK_DIR
+# Usage: e2e_trainer.sh NNC SOURCE_DIR WORK_DIR SLOW_RENAME_SHIM
 set -euo pipefail
-nnc=$1 src=$2 work=$3
+nnc=$1 src=$2 work=$3 shim=$4
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -48,6 +48,21 @@ grep -q "<svg" curves.svg && grep -q 'data-series="val loss"' curves.svg || fail
 if grep -q "early stopping" val.log; then grep -q "best epoch" val.log || fail "early stopping report: $(cat val.log)"; fi
 if ./mlp eval --weights logreg.safetensors 2> err.txt; then fail "another model's checkpoint accepted"; fi
 grep -q "fc1.weight" err.txt || fail "wrong model: $(cat err.txt)"
+# Every mismatch is listed: mlp's 6 tensors are missing, logreg's 2 are foreign.
+grep -q "(8 mismatches)" err.txt && grep -q "tensor \`W\` \[784, 10\] is not in the model" err.txt ||
+  fail "mismatch list: $(cat err.txt)"
+# A damaged checkpoint (one flipped bit in the tensor data) fails its checksum.
+cp logreg.safetensors damaged.safetensors
+printf '\x01' | dd of=damaged.safetensors bs=1 seek=$(($(stat -c %s damaged.safetensors) - 3)) conv=notrunc 2> /dev/null
+if ./logreg eval --weights damaged.safetensors 2> err.txt; then fail "damaged checkpoint accepted"; fi
+grep -q "checksum mismatch" err.txt || fail "damaged: $(cat err.txt)"
+# A loss that becomes NaN stops the run (exit 1) naming the step, with the last good parameters saved.
+set +e
+./mlp train --lr 1e30 --max-steps 200 --save nan.safetensors > /dev/null 2> err.txt; code=$?
+set -e
+[ "$code" = 1 ] && grep -q "the loss became .* at step" err.txt && grep -q "learning rate" err.txt ||
+  fail "NaN loss: exit $code, $(cat err.txt)"
+./mlp eval --weights nan.safetensors > /dev/null || fail "the last good parameters did not load"
 
 # Bad flags are user errors (exit 1).
 set +e
@@ -86,4 +101,31 @@ set +e
 "$nnc" build "$src/examples/logreg.nn" -o missing-dir/t 2> err.txt; code=$?
 set -e
 [ "$code" = 1 ] && grep -q "missing-dir" err.txt || fail "bad -o: exit $code, $(cat err.txt)"
+# Exact resume: 1 epoch, save, resume for a second is bit for bit 2 epochs in one run (Adam state, dropout
+# masks, BatchNorm buffers, schedule, early-stopping record), and the metrics of the shared epoch are identical.
+"$nnc" build "$src/examples/mlp_bn_dropout.nn" -o mbd
+./mbd train --epochs 2 --save two.safetensors --metrics two.jsonl > /dev/null
+./mbd train --epochs 1 --save one.safetensors --metrics one.jsonl > /dev/null
+./mbd train --epochs 2 --resume one.safetensors --save one.safetensors --metrics one.jsonl > /dev/null
+cmp two.safetensors one.safetensors && cmp two.safetensors.resume one.safetensors.resume ||
+  fail "resumed run differs from the uninterrupted one"
+diff <(sed 's/"seconds":[0-9.e+-]*//' two.jsonl) <(sed 's/"seconds":[0-9.e+-]*//' one.jsonl) ||
+  fail "metrics differ between identical runs"
+if ./mbd train --resume one.safetensors --seed 9 2> err.txt > /dev/null; then fail "resume with another seed"; fi
+grep -q "seed 1, this one 9" err.txt || fail "resume seed check: $(cat err.txt)"
+
+# SIGKILL while saving (held inside rename() by the shim) leaves the previous checkpoint and state intact.
+cp one.safetensors kept.safetensors && cp one.safetensors.resume kept.safetensors.resume
+rm -f mark
+NNC_TEST_RENAME_MARK=$PWD/mark LD_PRELOAD=$shim ./mbd train --epochs 3 --resume one.safetensors \
+  --save one.safetensors > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 600); do [ -e mark ] && break; sleep 0.1; done
+[ -e mark ] || fail "the trainer never reached its save"
+kill -9 $pid
+wait $pid 2> /dev/null || true
+cmp one.safetensors kept.safetensors && cmp one.safetensors.resume kept.safetensors.resume ||
+  fail "a killed save damaged the previous checkpoint"
+./mbd train --epochs 3 --resume one.safetensors --save one.safetensors > /dev/null || fail "resume after the kill"
+
 echo "e2e trainer: all checks passed"

@@ -105,7 +105,9 @@ TEST(Safetensors, ReadsHandBuiltReferenceLayout) {
 TEST(Safetensors, WritesTheExpectedBytes) {
   TempDir dir;
   writeSafetensors(dir.file("o.safetensors"), {{"x", {1}, {1.5f}}}, {{"k", "v"}});
-  std::string json = R"({"__metadata__":{"k":"v"},"x":{"data_offsets":[0,4],"dtype":"F32","shape":[1]}})";
+  // crc32 is zlib's CRC-32 of the data section, the 4 bytes of 1.5f: 00 00 c0 3f.
+  std::string json =
+      R"({"__metadata__":{"crc32":"5cd8256f","k":"v"},"x":{"data_offsets":[0,4],"dtype":"F32","shape":[1]}})";
   json.append((8 - json.size() % 8) % 8, ' ');
   EXPECT_EQ(readText(dir.file("o.safetensors")), stFile(json, floatBytes({1.5f})));
 }
@@ -131,6 +133,7 @@ TEST(Safetensors, RoundTripsSeveralShapesIncludingScalarAndEmpty) {
     EXPECT_EQ(out[i].shape, in[i].shape);
     EXPECT_EQ(out[i].data, in[i].data);
   }
+  meta["crc32"] = readSafetensorsMetadata(dir.file("c.safetensors")).at("crc32");  // always added
   EXPECT_EQ(readSafetensorsMetadata(dir.file("c.safetensors")), meta);
   EXPECT_EQ((fs::file_size(dir.file("c.safetensors")) - 8 - 11 * 4) % 8, 0u);  // padded header
 }
@@ -139,7 +142,23 @@ TEST(Safetensors, NoTensorsNoMetadata) {
   TempDir dir;
   writeSafetensors(dir.file("e.safetensors"), {});
   EXPECT_TRUE(readSafetensors(dir.file("e.safetensors")).empty());
-  EXPECT_TRUE(readSafetensorsMetadata(dir.file("e.safetensors")).empty());
+  EXPECT_EQ(readSafetensorsMetadata(dir.file("e.safetensors")),
+            (std::map<std::string, std::string>{{"crc32", "00000000"}}));  // CRC-32 of no bytes
+}
+
+// One flipped bit in the tensor data is caught by the header's CRC-32; a file without one (another tool's) loads.
+TEST(Safetensors, DamagedDataFailsTheChecksum) {
+  TempDir dir;
+  writeSafetensors(dir.file("d.safetensors"), {{"w", {2}, {1.0f, 2.0f}}});
+  std::string bytes = readText(dir.file("d.safetensors"));
+  bytes[bytes.size() - 1] ^= 0x01;
+  writeText(dir.file("d.safetensors"), bytes);
+  EXPECT_EQ(dataErrorOf([&] { readSafetensors(dir.file("d.safetensors")); }),
+            dir.file("d.safetensors") + ": checksum mismatch: the tensor data's CRC-32 is " +
+                "593895e0, the header says 2e3fa576; the file is damaged");
+  std::string json = R"({"w":{"data_offsets":[0,4],"dtype":"F32","shape":[1]}})";
+  writeText(dir.file("n.safetensors"), stFile(json, floatBytes({3.0f})));
+  EXPECT_EQ(readSafetensors(dir.file("n.safetensors"))[0].data, std::vector<float>{3.0f});
 }
 
 TEST(Safetensors, WriterRejectsBadInput) {
