@@ -76,11 +76,12 @@ std::string emitModelSource(const Program& program, const std::string& target) {
   const dsl::LrScheduleConfig& lr = t.lr_schedule;
   std::string defaults = fmt::format(
       "{{{}, {}, {}, {}, {}, {:.17g}, {:.17g}, {}, {:.17g}, {:.17g}, {:.17g},\n     {{{}, {:.17g}, {:.17g}, {}, {}}}, "
-      "{:.17g}, {}, {}}}",
+      "{:.17g}, {}, {},\n     {}, {}, {:.17g}, {}}}",
       cString(t.data), t.batch, t.epochs, t.seed, cString(t.optimizer.name), t.optimizer.lr, t.optimizer.momentum,
       t.optimizer.nesterov, t.optimizer.weight_decay, t.optimizer.beta1, t.optimizer.beta2, cString(lr.name), lr.k,
       lr.factor, lr.every, lr.per_epoch,
-      t.validation_split, t.early_stopping.patience, cString(t.early_stopping.monitor));
+      t.validation_split, t.early_stopping.patience, cString(t.early_stopping.monitor), cString(t.label_column),
+      cString(t.normalize), t.augment_flip, t.augment_shift);
   out += fmt::format(
       "extern const ModelSpec kModel = {{\n    {}, {},\n    kParams, {}, {}, {},\n    kInputs, {},\n    {},\n"
       "    {},\n    kScalars, {},\n    train_step_argv, grads_argv, predict_argv,\n}};\n\n",

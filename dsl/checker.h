@@ -51,6 +51,10 @@ struct TrainConfig {
   double validation_split = 0;  // fraction of the training set held out (seeded), 0: none
   double clip_grad_norm = 0;    // scale gradients down to this global L2 norm (torch's clip_grad_norm_), 0: off
   EarlyStoppingConfig early_stopping;
+  std::string label_column = "label";  // CSV data: the label column's name, or its 0-based index
+  std::string normalize = "none";      // none, scale (per-feature min-max to [0, 1]) or standardize (mean 0, std 1)
+  double augment_flip = 0;             // probability of a horizontal flip per training image
+  int64_t augment_shift = 0;           // random shift of training images by up to this many pixels, zero-filled
 };
 
 struct CheckedModule {

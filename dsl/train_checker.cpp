@@ -85,9 +85,18 @@ const CallSetting& earlyStoppingSetting() {
   return kSetting;
 }
 
-const std::vector<std::string> kTrainKeys = {"data",        "batch",         "epochs",           "seed",
-                                             "optimizer",   "lr_schedule",   "validation_split", "early_stopping",
-                                             "clip_grad_norm"};
+const CallSetting& augmentSetting() {
+  static const CallSetting kSetting{
+      "a call such as `images(flip = 0.5, shift = 2)`", "augmentation", "augmentations", DiagKind::BadTrainValue,
+      DiagKind::BadTrainValue,
+      {{"images", {{"flip", ArgKind::Number, 0, 1, false, false, "a probability in [0, 1]", {}},
+                   {"shift", ArgKind::Integer, 0, 64, false, false, "an integer from 0 to 64", {}}}, 0}}};
+  return kSetting;
+}
+
+const std::vector<std::string> kTrainKeys = {"data",          "batch",          "epochs",           "seed",
+                                             "optimizer",     "lr_schedule",    "validation_split", "early_stopping",
+                                             "clip_grad_norm", "label_column",  "normalize",        "augment"};
 
 template <typename T>
 std::vector<std::string> namesOf(const std::vector<T>& items) {
@@ -161,6 +170,29 @@ void TrainChecker::checkEntry(const TrainEntry& entry) {
     else
       diags_.report(DiagKind::BadTrainValue, value.span,
                     fmt::format("`clip_grad_norm` must be a positive number, got `{}`", sourceText(value.span)));
+  } else if (entry.key == "label_column") {
+    std::optional<double> number = literalNumber(value);
+    if (value.kind == ExprKind::String && !value.text.empty()) config_.label_column = value.text;
+    else if (number && *number >= 0 && *number == std::floor(*number) && *number < 1e9)
+      config_.label_column = std::to_string(static_cast<int64_t>(*number));
+    else
+      diags_.report(DiagKind::BadTrainValue, value.span,
+                    fmt::format("`label_column` must be a column name (a string) or a 0-based column index, got `{}`",
+                                sourceText(value.span)));
+  } else if (entry.key == "normalize") {
+    static const std::vector<std::string> kNormalizations = {"none", "scale", "standardize"};
+    if (value.kind == ExprKind::String &&
+        std::find(kNormalizations.begin(), kNormalizations.end(), value.text) != kNormalizations.end())
+      config_.normalize = value.text;
+    else
+      diags_.report(DiagKind::BadTrainValue, value.span,
+                    fmt::format("`normalize` must be one of {}, got `{}`", backtickList(kNormalizations),
+                                sourceText(value.span)));
+  } else if (entry.key == "augment") {
+    if (auto call = checkCall(entry.key, value, augmentSetting())) {
+      if (call->numbers.count("flip")) config_.augment_flip = call->numbers.at("flip");
+      if (call->numbers.count("shift")) config_.augment_shift = static_cast<int64_t>(call->numbers.at("shift"));
+    }
   } else if (entry.key == "optimizer") {
     if (auto call = checkCall(entry.key, value, optimizerSetting())) applyOptimizer(*call, value.span);
   } else if (entry.key == "lr_schedule") {

@@ -23,8 +23,8 @@ int64_t classCount(const std::vector<int32_t>& labels) {
   return labels.empty() ? 0 : *std::max_element(labels.begin(), labels.end()) + 1;
 }
 
-Dataset fromCsv(const std::string& path) {
-  CsvTable table = readCsv(path, "label");
+Dataset fromCsv(const std::string& path, const std::string& label_column) {
+  CsvTable table = readCsv(path, label_column);
   Dataset data;
   data.count = table.rows;
   data.features = static_cast<int64_t>(table.columns.size()) - 1;
@@ -50,10 +50,10 @@ Dataset fromNpy(const std::string& x_path, const std::string& y_path) {
 
 }  // namespace
 
-Dataset loadSplit(const std::string& dir, Split split) {
+Dataset loadSplit(const std::string& dir, Split split, const std::string& label_column) {
   bool train = split == Split::Train;
   std::string csv = dir + (train ? "/train.csv" : "/test.csv");
-  if (exists(csv)) return fromCsv(csv);
+  if (exists(csv)) return fromCsv(csv, label_column);
   std::string npy_x = dir + (train ? "/train_x.npy" : "/test_x.npy");
   if (exists(npy_x)) return fromNpy(npy_x, dir + (train ? "/train_y.npy" : "/test_y.npy"));
   std::string idx = dir + (train ? "/train-images-idx3-ubyte" : "/t10k-images-idx3-ubyte");

@@ -71,6 +71,10 @@ struct TrainDefaults {
   double validation_split;  // fraction of the training set held out, 0: none
   int64_t patience;         // early stopping after this many epochs without improvement, 0: off
   const char* monitor;      // val_loss or val_accuracy
+  const char* label_column;  // CSV data: the label column's name or 0-based index
+  const char* normalize;     // none, scale or standardize (per feature, fitted on the training split)
+  double augment_flip;       // probability of flipping a training image horizontally
+  int64_t augment_shift;     // shift training images by up to this many pixels (zero fill)
 };
 
 struct ModelSpec {

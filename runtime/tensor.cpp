@@ -106,15 +106,16 @@ void loadCheckpoint(const ModelSpec& model, const std::string& path, std::vector
 }
 
 void saveCheckpoint(const ModelSpec& model, const std::string& path, const std::vector<Tensor>& params,
-                    int64_t epoch, int64_t step) {
+                    int64_t epoch, int64_t step, const std::map<std::string, std::string>& metadata) {
   std::vector<NamedTensor> tensors;
   for (int i = 0; i < model.num_params; ++i) {
     const Tensor& p = params[i];
     tensors.push_back({model.params[i].name, concreteShape(model.params[i].rank, model.params[i].shape, 1),
                        std::vector<float>(p.data(), p.data() + p.number_of_elements())});
   }
-  writeSafetensors(path, tensors,
-                   {{"model", model.name}, {"epoch", std::to_string(epoch)}, {"step", std::to_string(step)}});
+  std::map<std::string, std::string> header = metadata;
+  header.insert({{"model", model.name}, {"epoch", std::to_string(epoch)}, {"step", std::to_string(step)}});
+  writeSafetensors(path, tensors, header);
 }
 
 }  // namespace nnc::rt

@@ -4,6 +4,7 @@
 
 #include <HalideBuffer.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -35,8 +36,8 @@ void initializeParams(const ModelSpec& model, uint64_t seed, std::vector<Tensor>
 // Loads a safetensors checkpoint into `params`; every parameter must be present with its exact shape and
 // nothing else. Otherwise throws DataError naming the file and listing every mismatch, one per line.
 void loadCheckpoint(const ModelSpec& model, const std::string& path, std::vector<Tensor>& params);
-// Writes `params` (PyTorch state_dict names) atomically.
+// Writes `params` (PyTorch state_dict names) atomically, with `metadata` added to the header's.
 void saveCheckpoint(const ModelSpec& model, const std::string& path, const std::vector<Tensor>& params,
-                    int64_t epoch, int64_t step);
+                    int64_t epoch, int64_t step, const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace nnc::rt

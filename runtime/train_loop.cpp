@@ -14,6 +14,7 @@
 #include "runtime/data_source.h"
 #include "runtime/errors.h"
 #include "runtime/plot.h"
+#include "runtime/preprocess.h"
 #include "runtime/progress.h"
 #include "runtime/resume.h"
 
@@ -43,13 +44,15 @@ int64_t featuresPerExample(const ModelSpec& model) {
   return features;
 }
 
-// Copies examples order[first, first + rows) into the batch tensors, cropped to `rows`.
+// Copies examples order[first, first + rows) into the batch tensors, cropped to `rows`; with `augmentation`,
+// augmented for epoch `epoch` of a run seeded with `seed`.
 void gatherBatch(const Dataset& data, const std::vector<int64_t>& order, int64_t first, int64_t rows, Tensor& x,
-                 LabelTensor& y) {
+                 LabelTensor& y, const Augmentation* augmentation = nullptr, uint64_t seed = 0, int64_t epoch = 0) {
   int64_t features = data.features;
   for (int64_t r = 0; r < rows; ++r) {
     int64_t example = order[first + r];
     std::memcpy(x.data() + r * features, data.images.data() + example * features, sizeof(float) * features);
+    if (augmentation) augmentExample(*augmentation, x.data() + r * features, seed, epoch, example);
     y.data()[r] = data.labels[example];
   }
 }
@@ -188,11 +191,18 @@ ResumeState resumeRun(const ModelSpec& model, const TrainOptions& options, int64
 }  // namespace
 
 int train(const ModelSpec& model, const TrainOptions& options) {
-  Dataset train_set = loadSplit(options.data, Split::Train);
-  Dataset test_set = loadSplit(options.data, Split::Test);
+  Dataset train_set = loadSplit(options.data, Split::Train, options.label_column);
+  Dataset test_set = loadSplit(options.data, Split::Test, options.label_column);
   checkDatasetFits(model, train_set, options.data + " (train)");
   checkDatasetFits(model, test_set, options.data + " (t10k)");
   Dataset val_set = splitValidation(train_set, options.validation_split, options.seed);
+  // Fitted on the training split only, then applied to every split (and saved with the checkpoint).
+  Normalization normalization = fitNormalization(options.normalize, train_set);
+  for (Dataset* split : {&train_set, &val_set, &test_set})
+    applyNormalization(normalization, split->images.data(), split->count, split->features);
+  Augmentation augmentation = imageAugmentation(model, options.augment_flip, options.augment_shift, normalization);
+  const std::map<std::string, std::string> checkpoint_metadata = {
+      {"normalization", normalizationToJson(normalization)}};
   bool early_stopping = options.patience > 0;
   if (early_stopping && val_set.count == 0)
     throw DataError("early stopping watches the validation split; set `validation_split` (or --validation-split)");
@@ -217,7 +227,7 @@ int train(const ModelSpec& model, const TrainOptions& options) {
   auto save = [&](const std::vector<Tensor>& params, const std::vector<Tensor>& states) {
     ResumeState now{step, options.seed, options.batch, train_set.count, best.epoch, best.metric, best.params, history};
     saveResumeState(model, options.save, params, states, now);
-    saveCheckpoint(model, options.save, params, completed_epochs, step);
+    saveCheckpoint(model, options.save, params, completed_epochs, step, checkpoint_metadata);
   };
   for (int64_t epoch = completed_epochs + 1; epoch <= options.epochs && !stop; ++epoch) {
     auto start = std::chrono::steady_clock::now();
@@ -232,7 +242,8 @@ int train(const ModelSpec& model, const TrainOptions& options) {
     for (int64_t s = first_step; s < end_step; ++s) {
       int64_t first = s * batch;
       int rows = static_cast<int>(std::min(batch, train_set.count - first));
-      gatherBatch(train_set, order, first, rows, x, y);
+      gatherBatch(train_set, order, first, rows, x, y, augmentation.enabled() ? &augmentation : nullptr, options.seed,
+                  epoch);
       lr = scheduledLr(options.schedule, options.lr, step, epoch, total_steps);
       float loss = trainStep(model, x.cropped(1, 0, rows), y.cropped(0, 0, rows), state,
                              stepScalars(model, lr, step, options.seed));
@@ -290,7 +301,7 @@ int train(const ModelSpec& model, const TrainOptions& options) {
     std::printf("early stopping: best epoch %lld (%s %.4f); its parameters are kept\n",
                 static_cast<long long>(best.epoch), options.monitor.c_str(), best.metric);
     if (!options.save.empty())  // the result; CKPT.resume keeps the last step's parameters to continue from
-      saveCheckpoint(model, options.save, state.params, best.epoch, best.epoch * steps_per_epoch);
+      saveCheckpoint(model, options.save, state.params, best.epoch, best.epoch * steps_per_epoch, checkpoint_metadata);
   }
   if (!options.save.empty()) std::printf("saved %s\n", options.save.c_str());
   return 0;

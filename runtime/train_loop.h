@@ -24,6 +24,10 @@ struct TrainOptions {
   std::string plot;                  // SVG of the curves, rewritten after each epoch; empty: none
   uint64_t seed = 0;
   bool shuffle = true;
+  std::string label_column = "label";  // CSV data
+  std::string normalize = "none";      // none, scale, standardize (runtime/preprocess.h)
+  double augment_flip = 0;
+  int64_t augment_shift = 0;
   std::string init;     // checkpoint to start from; empty: initializers
   std::string resume;   // checkpoint (with CKPT.resume beside it) to continue exactly; empty: a new run
   std::string save;     // where the parameters (and CKPT.resume) go after every epoch

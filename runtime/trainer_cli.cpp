@@ -16,6 +16,7 @@
 #include "runtime/data_source.h"
 #include "runtime/errors.h"
 #include "runtime/npy.h"
+#include "runtime/preprocess.h"
 #include "runtime/train_loop.h"
 
 namespace nnc::rt {
@@ -31,7 +32,9 @@ const char* kUsage =
     "                [--lr-schedule constant|cosine] [--validation-split X] [--patience N] [--plot FILE.svg]\n"
     "                [--no-shuffle]\n"
     "                [--init CKPT | --resume CKPT] [--save CKPT] [--metrics FILE] [--threads N]\n"
-    "       %s eval --weights CKPT [--data DIR] [--batch N] [--threads N]\n"
+    "                [--label-column NAME|INDEX] [--normalize none|scale|standardize]\n"
+    "                [--augment-flip P] [--augment-shift N]\n"
+    "       %s eval --weights CKPT [--data DIR] [--label-column NAME|INDEX] [--batch N] [--threads N]\n"
     "       %s predict --weights CKPT [INPUT.npy|INPUT-idx] [-o PROBABILITIES.npy] [--data DIR] [--limit N]\n"
     "       %s bench [--batch N] [--steps N] [--threads N]\n"
     "       %s info\n";
@@ -94,7 +97,8 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
                                        {"--batch", true}, {"--lr", true}, {"--lr-schedule", true}, {"--seed", true},
                                        {"--validation-split", true}, {"--patience", true}, {"--plot", true}, {"--no-shuffle", false},
                                        {"--init", true}, {"--resume", true}, {"--save", true}, {"--metrics", true},
-                                       {"--threads", true}});
+                                       {"--threads", true}, {"--label-column", true}, {"--normalize", true},
+                                       {"--augment-flip", true}, {"--augment-shift", true}});
   TrainOptions options;
   options.data = stringFlag(flags, "--data", model.train.data);
   options.epochs = positiveInt(flags, "--epochs", model.train.epochs);
@@ -119,6 +123,17 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
   options.seed = static_cast<uint64_t>(positiveInt(flags, "--seed", static_cast<int64_t>(model.train.seed), 0,
                                                    std::numeric_limits<int64_t>::max()));
   options.shuffle = !flags.count("--no-shuffle");
+  options.label_column = stringFlag(flags, "--label-column", model.train.label_column);
+  options.normalize = stringFlag(flags, "--normalize", model.train.normalize);
+  if (options.normalize != "none" && options.normalize != "scale" && options.normalize != "standardize")
+    throw UsageError("`--normalize` takes none, scale or standardize, got `" + options.normalize + "`");
+  options.augment_flip = model.train.augment_flip;
+  if (flags.count("--augment-flip")) {
+    options.augment_flip = std::strtod(flags["--augment-flip"].c_str(), nullptr);
+    if (!(options.augment_flip >= 0 && options.augment_flip <= 1))
+      throw UsageError("`--augment-flip` needs a probability in [0, 1], got `" + flags["--augment-flip"] + "`");
+  }
+  options.augment_shift = positiveInt(flags, "--augment-shift", model.train.augment_shift, 0, 64);
   options.init = stringFlag(flags, "--init");
   options.resume = stringFlag(flags, "--resume");
   if (!options.init.empty() && !options.resume.empty())
@@ -130,14 +145,16 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
 }
 
 int evalCommand(const ModelSpec& model, int argc, char** argv) {
-  auto flags = parseFlags(argc, argv, {{"--weights", true}, {"--data", true}, {"--batch", true}, {"--threads", true}});
+  auto flags = parseFlags(argc, argv, {{"--weights", true}, {"--data", true}, {"--batch", true}, {"--threads", true},
+                                       {"--label-column", true}});
   if (!flags.count("--weights")) throw UsageError("`eval` needs `--weights CKPT`");
   initKernels(static_cast<int>(positiveInt(flags, "--threads", 0, 0)));
   std::vector<Tensor> params = allocateParams(model);
   loadCheckpoint(model, flags["--weights"], params);
   std::string data_dir = stringFlag(flags, "--data", model.train.data);
-  Dataset test = loadSplit(data_dir, Split::Test);
+  Dataset test = loadSplit(data_dir, Split::Test, stringFlag(flags, "--label-column", model.train.label_column));
   checkDatasetFits(model, test, data_dir + " (t10k)");
+  applyNormalization(checkpointNormalization(flags["--weights"]), test.images.data(), test.count, test.features);
   EvalResult result = evaluate(model, params, test, positiveInt(flags, "--batch", 256));
   std::printf("test_loss %.4f  test_accuracy %.4f  (%lld examples)\n", result.loss, result.accuracy,
               static_cast<long long>(result.count));
@@ -193,7 +210,8 @@ std::vector<float> predictProbabilities(const ModelSpec& model, const std::vecto
 
 int predictCommand(const ModelSpec& model, int argc, char** argv) {
   std::string input_path;
-  auto flags = parseFlags(argc, argv, {{"--weights", true}, {"--data", true}, {"--limit", true}, {"-o", true}},
+  auto flags = parseFlags(argc, argv, {{"--weights", true}, {"--data", true}, {"--limit", true}, {"-o", true},
+                                       {"--label-column", true}},
                           &input_path);
   if (!flags.count("--weights")) throw UsageError("`predict` needs `--weights CKPT`");
   initKernels(0);
@@ -203,11 +221,12 @@ int predictCommand(const ModelSpec& model, int argc, char** argv) {
   Dataset data;
   if (labeled) {
     std::string data_dir = stringFlag(flags, "--data", model.train.data);
-    data = loadSplit(data_dir, Split::Test);
+    data = loadSplit(data_dir, Split::Test, stringFlag(flags, "--label-column", model.train.label_column));
     checkDatasetFits(model, data, data_dir + " (t10k)");
   } else {
     data = loadPredictInput(model, input_path);
   }
+  applyNormalization(checkpointNormalization(flags["--weights"]), data.images.data(), data.count, data.features);
   int64_t classes = outputClasses(model);
   std::vector<float> probabilities = predictProbabilities(model, params, data);
   if (flags.count("-o")) {

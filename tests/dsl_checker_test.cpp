@@ -174,7 +174,7 @@ TEST(Checker, UnknownTrainKey) {
   EXPECT_EQ(c.errors(),
             "t.nn:7:1: error: unknown training setting `bach`; did you mean `batch`? "
             "(valid settings: `data`, `batch`, `epochs`, `seed`, `optimizer`, `lr_schedule`, `validation_split`, "
-            "`early_stopping`, `clip_grad_norm`)\n"
+            "`early_stopping`, `clip_grad_norm`, `label_column`, `normalize`, `augment`)\n"
             "    bach = 3\n"
             "    ^~~~\n");
 }
@@ -376,6 +376,33 @@ TEST(Checker, TrainingSettingsForSchedulesValidationAndEarlyStopping) {
   EXPECT_EQ(t.early_stopping.patience, 4);
   EXPECT_EQ(t.early_stopping.monitor, "val_accuracy");
   EXPECT_DOUBLE_EQ(t.clip_grad_norm, 5);
+}
+
+TEST(Checker, DataSettings) {
+  Checked c(withTrain("label_column = 3\nnormalize = \"standardize\"\naugment = images(flip = 0.5, shift = 2)"));
+  ASSERT_EQ(c.errors(), "");
+  const TrainConfig& t = c.result->train;
+  EXPECT_EQ(t.label_column, "3");
+  EXPECT_EQ(t.normalize, "standardize");
+  EXPECT_DOUBLE_EQ(t.augment_flip, 0.5);
+  EXPECT_EQ(t.augment_shift, 2);
+  Checked named(withTrain("label_column = \"class\""));
+  ASSERT_EQ(named.errors(), "");
+  EXPECT_EQ(named.result->train.label_column, "class");
+  Checked bad(withTrain("label_column = -1\nnormalize = \"minmax\"\naugment = images(flip = 2, shift = 1.5)"));
+  EXPECT_EQ(bad.errors(),
+            "t.nn:7:16: error: `label_column` must be a column name (a string) or a 0-based column index, got `-1`\n"
+            "    label_column = -1\n"
+            "                   ^~\n"
+            "t.nn:8:13: error: `normalize` must be one of `none`, `scale`, `standardize`, got `\"minmax\"`\n"
+            "    normalize = \"minmax\"\n"
+            "                ^~~~~~~~\n"
+            "t.nn:9:25: error: `flip` must be a probability in [0, 1], got `2`\n"
+            "    augment = images(flip = 2, shift = 1.5)\n"
+            "                            ^\n"
+            "t.nn:9:36: error: `shift` must be an integer from 0 to 64, got `1.5`\n"
+            "    augment = images(flip = 2, shift = 1.5)\n"
+            "                                       ^~~\n");
 }
 
 TEST(Checker, BadScheduleAndStoppingValues) {

@@ -18,6 +18,11 @@ done
 trained=$(grep -o 'test_accuracy [0-9.]*' train.log | awk '{print $2}')
 awk -v a="$trained" 'BEGIN { exit !(a > 0.5) }' || fail "40 steps reached only accuracy $trained"
 
+# No schedule splits a reduction across threads, so the thread count does not change a single bit.
+./mlp train --max-steps 20 --threads 2 --save a2.safetensors > /dev/null
+./mlp train --max-steps 20 --threads 1 --save a1.safetensors > /dev/null
+cmp a1.safetensors a2.safetensors || fail "1 and 2 threads give different parameters"
+
 # Round trip: eval of the saved checkpoint reports the accuracy that training printed.
 evaluated=$(./mlp eval --weights a.safetensors | grep -o 'test_accuracy [0-9.]*' | awk '{print $2}')
 [ "$trained" = "$evaluated" ] || fail "eval gives $evaluated, training printed $trained"
@@ -101,6 +106,24 @@ set +e
 "$nnc" build "$src/examples/logreg.nn" -o missing-dir/t 2> err.txt; code=$?
 set -e
 [ "$code" = 1 ] && grep -q "missing-dir" err.txt || fail "bad -o: exit $code, $(cat err.txt)"
+# Data options: the CSV label column by index; normalization fitted on the training split and saved with the
+# checkpoint, so eval reproduces training's accuracy; augmentation, deterministic per seed, only for images.
+./xor train --data "$src/examples/data/xor" --label-column 2 --epochs 1 --save lc.safetensors > /dev/null
+if ./xor train --data "$src/examples/data/xor" --label-column 7 2> err.txt > /dev/null; then fail "label column 7"; fi
+grep -q "out of range" err.txt || fail "label column: $(cat err.txt)"
+./logreg train --max-steps 50 --normalize standardize --save std.safetensors > std.log
+trained=$(grep -o 'test_accuracy [0-9.]*' std.log | awk '{print $2}')
+evaluated=$(./logreg eval --weights std.safetensors | grep -o 'test_accuracy [0-9.]*' | awk '{print $2}')
+[ "$trained" = "$evaluated" ] || fail "standardized: eval gives $evaluated, training printed $trained"
+if ./logreg train --max-steps 5 --augment-flip 0.5 2> err.txt > /dev/null; then fail "augmented a non-image"; fi
+grep -q "needs an image input" err.txt || fail "augment: $(cat err.txt)"
+printf 'model tiny(x: f32[B, 1, 28, 28], y: i32[B]) {\n    logits = linear(flatten(x), 10)\n    loss = cross_entropy(logits, y)\n    return logits\n}\n' > tiny.nn
+"$nnc" build tiny.nn -o tiny
+for run in 1 2; do ./tiny train --max-steps 30 --augment-flip 0.5 --augment-shift 2 --save aug$run.safetensors > /dev/null; done
+./tiny train --max-steps 30 --save plain.safetensors > /dev/null
+cmp aug1.safetensors aug2.safetensors || fail "augmentation is not reproducible"
+cmp -s aug1.safetensors plain.safetensors && fail "augmentation changed nothing"
+
 # Exact resume: 1 epoch, save, resume for a second is bit for bit 2 epochs in one run (Adam state, dropout
 # masks, BatchNorm buffers, schedule, early-stopping record), and the metrics of the shared epoch are identical.
 "$nnc" build "$src/examples/mlp_bn_dropout.nn" -o mbd
