@@ -14,8 +14,9 @@ namespace nnc {
 
 namespace {
 
-Halide::Target kernelTarget() {
+Halide::Target kernelTarget(bool profile = false) {
   Halide::Target target = Halide::get_host_target();
+  if (profile) target = target.with_feature(Halide::Target::Profile);
   return target.with_feature(Halide::Target::NoRuntime);
 }
 
@@ -30,9 +31,9 @@ std::string readWholeFile(const std::string& path) {
 
 std::string hostTargetString() { return Halide::get_host_target().to_string(); }
 
-std::vector<std::string> compileKernels(const Program& program, const std::string& dir) {
+std::vector<std::string> compileKernels(const Program& program, const std::string& dir, bool profile) {
   std::vector<std::string> files;
-  Halide::Target target = kernelTarget();
+  Halide::Target target = kernelTarget(profile);
   for (const EntryPoint* entry : {&program.train_step, &program.grads_entry, &program.predict}) {
     LoweredEntry lowered = lowerEntry(program.graph, *entry, Halide::Float(32));
     std::string prefix = dir + "/" + entry->name;
@@ -41,7 +42,9 @@ std::vector<std::string> compileKernels(const Program& program, const std::strin
   }
   // One copy of the Halide runtime for all pipelines (embedding it per pipeline costs ~1.2 s each).
   std::string runtime = dir + "/halide_runtime.o";
-  Halide::compile_standalone_runtime(runtime, Halide::get_host_target());
+  Halide::Target runtime_target = Halide::get_host_target();
+  if (profile) runtime_target = runtime_target.with_feature(Halide::Target::Profile);
+  Halide::compile_standalone_runtime(runtime, runtime_target);
   files.push_back(runtime);
   return files;
 }

@@ -13,7 +13,8 @@ std::string hostTargetString();
 
 // AOT-compiles train_step, grads and predict (Float(32), no embedded runtime) and the Halide runtime once, into
 // `dir`. Returns the files to link.
-std::vector<std::string> compileKernels(const Program& program, const std::string& dir);
+// With `profile`, the kernels carry Halide's profiler: the trainer prints each Func's share of the time at exit.
+std::vector<std::string> compileKernels(const Program& program, const std::string& dir, bool profile = false);
 
 // Writes Halide's lowered statement form (`stmt`) or the assembly (`assembly`) of an entry point to a string.
 std::string emitEntryText(const Program& program, const EntryPoint& entry, const std::string& stage);

@@ -74,7 +74,7 @@ class Lowerer : public LoweringContext {
       const Dim& dim = node.shape[rank - 1 - i];
       image.dim(static_cast<int>(i)).set_min(0);
       if (!dim.isSymbolic()) image.dim(static_cast<int>(i)).set_extent(static_cast<int>(dim.extent));
-      else if (!symbols_.count(dim.symbol)) symbols_[dim.symbol] = image.dim(static_cast<int>(i)).extent();
+      else if (!out_.symbols.count(dim.symbol)) out_.symbols[dim.symbol] = image.dim(static_cast<int>(i)).extent();
     }
     out_.images.emplace(id, image);
     out_.arguments.push_back(image);
@@ -99,8 +99,8 @@ class Lowerer : public LoweringContext {
 
   Expr extent(const Dim& dim) const override {
     if (!dim.isSymbolic()) return static_cast<int>(dim.extent);
-    auto it = symbols_.find(dim.symbol);
-    if (it == symbols_.end()) throw std::logic_error("internal error: no argument defines dimension " + dim.symbol);
+    auto it = out_.symbols.find(dim.symbol);
+    if (it == out_.symbols.end()) throw std::logic_error("internal error: no argument defines dimension " + dim.symbol);
     return it->second;
   }
 
@@ -304,7 +304,6 @@ class Lowerer : public LoweringContext {
 
   const Graph& g_;
   LoweredEntry& out_;
-  std::map<std::string, Expr> symbols_;
   NodeId current_ = kNoNode;
 };
 

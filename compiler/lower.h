@@ -30,6 +30,7 @@ struct LoweredEntry {
   std::map<NodeId, LoweredNode> nodes;              // every node the outputs need
   std::vector<Halide::Func> outputs;                // one wrapper Func per entry output
   std::vector<NodeId> output_nodes;                 // the node each output wraps
+  std::map<std::string, Halide::Expr> symbols;      // each symbolic dimension's extent in this call (B)
   Halide::Type float_type;
   Halide::Pipeline pipeline() const { return Halide::Pipeline(outputs); }
 };

@@ -38,14 +38,14 @@ struct UserError : std::runtime_error {
 };
 
 const char* kUsage =
-    "usage: nnc build FILE.nn -o OUT [--keep-temps]\n"
+    "usage: nnc build FILE.nn -o OUT [--keep-temps] [--profile]\n"
     "       nnc check FILE.nn [--json]\n"
     "       nnc graph FILE.nn [--backward] [--dot]\n"
     "       nnc emit --stage=tokens|ast|graph|backward|stmt|assembly [--entry=train_step|grads|predict] FILE.nn\n";
 
 struct Options {
   std::string command, input, output, stage, entry = "train_step";
-  bool backward = false, dot = false, keep_temps = false, json = false;
+  bool backward = false, dot = false, keep_temps = false, json = false, profile = false;
 };
 
 Options parseOptions(int argc, char** argv) {
@@ -58,6 +58,7 @@ Options parseOptions(int argc, char** argv) {
     else if (arg == "--backward") options.backward = true;
     else if (arg == "--dot") options.dot = true;
     else if (arg == "--keep-temps") options.keep_temps = true;
+    else if (arg == "--profile") options.profile = true;
     else if (arg == "--json") options.json = true;
     else if (arg.rfind("--stage=", 0) == 0) options.stage = arg.substr(8);
     else if (arg.rfind("--entry=", 0) == 0) options.entry = arg.substr(8);
@@ -124,7 +125,7 @@ int build(const Options& options) {
     if (options.keep_temps) std::cerr << fmt::format("nnc: kept intermediate files in {}\n", dir.string());
     else std::filesystem::remove_all(dir);
   });
-  std::vector<std::string> objects = nnc::compileKernels(program, dir);
+  std::vector<std::string> objects = nnc::compileKernels(program, dir, options.profile);
   std::string model_source = dir / "model.cpp";
   std::ofstream(model_source) << nnc::emitModelSource(program, nnc::hostTargetString());
   nnc::linkTrainer(model_source, objects, options.output);

@@ -36,7 +36,7 @@ const char* kUsage =
     "                [--augment-flip P] [--augment-shift N]\n"
     "       %s eval --weights CKPT [--data DIR] [--label-column NAME|INDEX] [--batch N] [--threads N]\n"
     "       %s predict --weights CKPT [INPUT.npy|INPUT-idx] [-o PROBABILITIES.npy] [--data DIR] [--limit N]\n"
-    "       %s bench [--batch N] [--steps N] [--threads N]\n"
+    "       %s bench [--entry train_step|predict] [--batch N] [--steps N] [--repeats N] [--threads N]\n"
     "       %s info\n";
 
 // Flags as name -> value ("" for switches); rejects unknown flags and missing values. With `positional`, one
@@ -248,11 +248,17 @@ int predictCommand(const ModelSpec& model, int argc, char** argv) {
   return 0;
 }
 
-// Times train_step on a fixed random batch (kernels only, no data loading).
+// Times train_step (or predict) on a fixed batch (kernels only, no data loading): after 10 warm-up calls,
+// `--repeats` timings of `--steps` calls each; prints each and their median per call.
 int benchCommand(const ModelSpec& model, int argc, char** argv) {
-  auto flags = parseFlags(argc, argv, {{"--batch", true}, {"--steps", true}, {"--threads", true}});
+  auto flags = parseFlags(argc, argv, {{"--batch", true}, {"--steps", true}, {"--threads", true}, {"--repeats", true},
+                                       {"--entry", true}});
   int64_t batch = positiveInt(flags, "--batch", model.train.batch);
   int64_t steps = positiveInt(flags, "--steps", 200);
+  int64_t repeats = positiveInt(flags, "--repeats", 1, 1, 1000);
+  std::string entry = stringFlag(flags, "--entry", "train_step");
+  if (entry != "train_step" && entry != "predict")
+    throw UsageError("`--entry` takes train_step or predict, got `" + entry + "`");
   initKernels(static_cast<int>(positiveInt(flags, "--threads", 0, 0)));
   TrainState state = allocateTrainState(model);
   initializeParams(model, 1, state.params);
@@ -260,16 +266,29 @@ int benchCommand(const ModelSpec& model, int argc, char** argv) {
   for (int i = 1; i < model.inputs[0].rank; ++i) features *= model.inputs[0].shape[i];
   Tensor x = allocate<float>({batch, features});
   LabelTensor y = allocate<int32_t>({batch});
+  Tensor out = allocate<float>({batch, outputColumns(model)});
   int64_t classes = outputClasses(model);
   for (int64_t i = 0; i < batch * features; ++i) x.data()[i] = static_cast<float>((i * 7919) % 256) / 255.0f;
   for (int64_t i = 0; i < batch; ++i) y.data()[i] = static_cast<int32_t>(i % classes);
-  for (int i = 0; i < 10; ++i) trainStep(model, x, y, state, stepScalars(model, 1e-3, i, 1));  // warm-up
-  auto start = std::chrono::steady_clock::now();
   std::vector<ScalarArg> scalars = stepScalars(model, 1e-3, 10, 1);
-  for (int64_t i = 0; i < steps; ++i) trainStep(model, x, y, state, scalars);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("train_step: batch %lld, %.3f ms/step, %.0f images/s\n", static_cast<long long>(batch),
-              1e3 * seconds / static_cast<double>(steps), static_cast<double>(batch * steps) / seconds);
+  auto call = [&] {
+    if (entry == "predict") predict(model, x, state.params, out);
+    else trainStep(model, x, y, state, scalars);
+  };
+  for (int i = 0; i < 10; ++i) call();  // warm-up
+  std::vector<double> per_call;
+  for (int64_t r = 0; r < repeats; ++r) {
+    auto start = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < steps; ++i) call();
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    per_call.push_back(seconds / static_cast<double>(steps));
+    if (repeats > 1) std::printf("repeat %lld: %.3f ms\n", static_cast<long long>(r + 1), 1e3 * per_call.back());
+  }
+  std::sort(per_call.begin(), per_call.end());
+  double median = per_call[per_call.size() / 2];
+  if (per_call.size() % 2 == 0) median = (median + per_call[per_call.size() / 2 - 1]) / 2;
+  std::printf("%s: batch %lld, %.3f ms/step, %.0f images/s\n", entry.c_str(), static_cast<long long>(batch),
+              1e3 * median, static_cast<double>(batch) / median);
   return 0;
 }
 

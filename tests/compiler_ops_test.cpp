@@ -85,6 +85,41 @@ TEST(OpForward, MatMulWiderThanOneVectorTile) {
     }
 }
 
+// Every path of the matmul schedule against a naive loop: rows fixed or the symbolic batch, below and above the
+// register tile's 6 rows (with a shifted tail), columns below one vector, one vector, and several tiles with a
+// tail; each transpose layout (a transposed B is packed in 8x8 blocks, with shifted tails too). Integer-valued
+// inputs keep every sum exact, so the comparison is exact.
+TEST(OpForward, MatMulScheduleMatchesNaiveLoops) {
+  for (bool batch_rows : {false, true})
+    for (int rows : {1, 5, 6, 13})
+      for (int columns : {3, 8, 37})
+        for (int ta = 0; ta < 2; ++ta)
+          for (int tb = 0; tb < 2; ++tb) {
+            const int depth = 11;
+            if (batch_rows && ta) continue;  // a transposed A stores the rows innermost: not a batch input
+            Graph g;
+            Dim m = batch_rows ? B() : D(rows);
+            NodeId a = leaf(g, batch_rows ? Op::Input : Op::Param, ta ? Shape{D(depth), m} : Shape{m, D(depth)},
+                            DType::F32, "a");
+            NodeId b = leaf(g, Op::Param, tb ? Shape{D(columns), D(depth)} : Shape{D(depth), D(columns)}, DType::F32, "b");
+            std::vector<double> av(rows * depth), bv(depth * columns);
+            for (size_t i = 0; i < av.size(); ++i) av[i] = static_cast<double>((i * 7) % 13) - 6;
+            for (size_t i = 0; i < bv.size(); ++i) bv[i] = static_cast<double>((i * 5) % 9) - 4;
+            Attrs attrs;
+            attrs.transpose_a = ta;
+            attrs.transpose_b = tb;
+            std::vector<double> got = evaluate(g, g.add(Op::MatMul, {a, b}, attrs), {{a, av}, {b, bv}}, {}, rows);
+            for (int i = 0; i < rows; ++i)
+              for (int j = 0; j < columns; ++j) {
+                double want = 0;
+                for (int k = 0; k < depth; ++k)
+                  want += (ta ? av[k * rows + i] : av[i * depth + k]) * (tb ? bv[j * depth + k] : bv[k * columns + j]);
+                ASSERT_EQ(got[i * columns + j], want) << "rows " << rows << (batch_rows ? " (batch)" : "") << ", columns "
+                                                      << columns << ", ta " << ta << ", tb " << tb << " at " << i << "," << j;
+              }
+          }
+}
+
 TEST(OpForward, SumToReducesBroadcastDimensions) {
   Graph g;
   NodeId a = leaf(g, Op::Param, {D(2), D(3)}, DType::F32, "a");

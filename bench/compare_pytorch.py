@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Times the same training step (and eval at batch 256) in PyTorch and in an nnc trainer, and prints the ratios.
+
+  /usr/bin/python3 bench/compare_pytorch.py [--models mlp lenet5] [--threads 1 2] [--repeats 7] [--steps 50]
+
+Honest by construction: one fixed batch of Fashion-MNIST images for both; the same model, optimizer, batch and
+thread count; 10 warm-up steps; the median of --repeats timings of --steps steps each. PyTorch runs in a
+subprocess per thread count with OPENBLAS_NUM_THREADS=1 (Debian's libopenblas0-pthread keeps its own pool,
+which fights torch's on two cores) and must find an optimized BLAS (the reference BLAS is 15x slower: the
+script refuses it). The nnc side builds build/nnc's trainer from examples/MODEL.nn and runs
+`TRAINER bench --repeats R --steps S --threads T`, which times the same loop over its compiled kernels.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def torch_side(model_name, threads, repeats, steps, batch, eval_batch):
+    """Runs in a subprocess: prints JSON {train_ms, eval_ms} for PyTorch."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    a = torch.randn(512, 512)  # the reference BLAS manages ~3 GFLOP/s, OpenBLAS 50+ on one core
+    start = time.perf_counter()
+    for _ in range(10):
+        a @ a
+    gflops = 10 * 2 * 512 ** 3 / (time.perf_counter() - start) / 1e9
+    if gflops < 10:
+        raise SystemExit(f"PyTorch's sgemm runs at {gflops:.1f} GFLOP/s: the reference BLAS; "
+                         "install libopenblas0-pthread")
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from torch_mlp import read_idx
+    images = read_idx("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte")[:eval_batch]
+    labels = read_idx("/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte")[:eval_batch]
+    x_all = torch.from_numpy(images.astype(np.float32) / 255)
+    y_all = torch.from_numpy(labels.astype(np.int64))
+
+    if model_name == "mlp":  # examples/mlp.nn
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc1, self.fc2, self.logits = nn.Linear(784, 256), nn.Linear(256, 128), nn.Linear(128, 10)
+
+            def forward(self, x):
+                x = (x.reshape(-1, 784) - 0.2860) / 0.3530
+                return self.logits(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+        net = Net()
+        opt = torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9)
+    else:  # examples/lenet5.nn
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv1, self.conv2 = nn.Conv2d(1, 6, 5, padding=2), nn.Conv2d(6, 16, 5)
+                self.fc1, self.fc2, self.logits = nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, 10)
+
+            def forward(self, x):
+                x = (x.reshape(-1, 1, 28, 28) - 0.2860) / 0.3530
+                x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
+                x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
+                return self.logits(torch.relu(self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))))
+        net = Net()
+        opt = torch.optim.Adam(net.parameters(), lr=0.002)
+    loss_fn = nn.CrossEntropyLoss()
+    x, y = x_all[:batch], y_all[:batch]
+
+    def train_step():
+        opt.zero_grad()
+        loss_fn(net(x), y).backward()
+        opt.step()
+
+    def eval_step():
+        with torch.no_grad():
+            net(x_all)
+
+    def median_ms(fn):
+        for _ in range(10):
+            fn()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            times.append((time.perf_counter() - start) / steps * 1e3)
+        return statistics.median(times)
+
+    print(json.dumps({"train_ms": median_ms(train_step), "eval_ms": median_ms(eval_step)}))
+
+
+def nnc_ms(trainer, entry, threads, repeats, steps, batch):
+    out = subprocess.run([trainer, "bench", "--entry", entry, "--threads", str(threads), "--repeats", str(repeats),
+                          "--steps", str(steps), "--batch", str(batch)], check=True, capture_output=True, text=True)
+    line = [l for l in out.stdout.splitlines() if l.startswith(entry + ":")][0]
+    return float(line.split(",")[1].split()[0])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["mlp", "lenet5"])
+    p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--eval-batch", type=int, default=256)
+    p.add_argument("--nnc", default=os.path.join(ROOT, "build", "nnc"))
+    p.add_argument("--torch-side", nargs=2, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.torch_side:
+        return torch_side(args.torch_side[0], int(args.torch_side[1]), args.repeats, args.steps, args.batch,
+                          args.eval_batch)
+    work = tempfile.mkdtemp(prefix="nnc-compare-")
+    print(f"{'model':8} {'threads':>7} {'entry':>10} {'pytorch ms':>11} {'nnc ms':>8} {'speedup':>8}")
+    for model in args.models:
+        trainer = os.path.join(work, model)
+        subprocess.run([args.nnc, "build", os.path.join(ROOT, "examples", model + ".nn"), "-o", trainer], check=True,
+                       capture_output=True)
+        for threads in args.threads:
+            env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS=str(threads))
+            out = subprocess.run([sys.executable, __file__, "--torch-side", model, str(threads), "--repeats",
+                                  str(args.repeats), "--steps", str(args.steps), "--batch", str(args.batch),
+                                  "--eval-batch", str(args.eval_batch)], check=True, capture_output=True, text=True,
+                                 env=env)
+            torch_ms = json.loads(out.stdout.strip().splitlines()[-1])
+            for entry, key, batch in (("train_step", "train_ms", args.batch), ("predict", "eval_ms", args.eval_batch)):
+                ours = nnc_ms(trainer, entry, threads, args.repeats, args.steps, batch)
+                print(f"{model:8} {threads:>7} {entry:>10} {torch_ms[key]:>11.3f} {ours:>8.3f} "
+                      f"{torch_ms[key] / ours:>7.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
