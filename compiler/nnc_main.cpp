@@ -2,7 +2,7 @@
 //
 //   source -> tokens -> AST -> checked AST -> forward graph -> + backward graph and update -> Halide -> trainer
 //
-//   nnc build FILE.nn -o OUT      compile a trainer executable
+//   nnc build FILE.nn -o OUT      compile a trainer executable (kernels cached by content; --no-cache)
 //   nnc check FILE.nn [--json]    diagnostics, then a model summary (parameters, FLOPs, activation memory)
 //   nnc graph FILE.nn [--backward] [--dot]
 //   nnc emit --stage=tokens|ast|graph|backward|stmt|assembly [--entry=train_step|grads|predict] FILE.nn
@@ -24,6 +24,7 @@
 #include "compiler/aot.h"
 #include "compiler/compilation.h"
 #include "compiler/graph_printer.h"
+#include "compiler/kernel_cache.h"
 #include "compiler/summary.h"
 #include "dsl/ast_printer.h"
 #include "dsl/lexer.h"
@@ -38,14 +39,14 @@ struct UserError : std::runtime_error {
 };
 
 const char* kUsage =
-    "usage: nnc build FILE.nn -o OUT [--keep-temps] [--profile]\n"
+    "usage: nnc build FILE.nn -o OUT [--keep-temps] [--profile] [--no-cache]\n"
     "       nnc check FILE.nn [--json]\n"
     "       nnc graph FILE.nn [--backward] [--dot]\n"
     "       nnc emit --stage=tokens|ast|graph|backward|stmt|assembly [--entry=train_step|grads|predict] FILE.nn\n";
 
 struct Options {
   std::string command, input, output, stage, entry = "train_step";
-  bool backward = false, dot = false, keep_temps = false, json = false, profile = false;
+  bool backward = false, dot = false, keep_temps = false, json = false, profile = false, no_cache = false;
 };
 
 Options parseOptions(int argc, char** argv) {
@@ -59,6 +60,7 @@ Options parseOptions(int argc, char** argv) {
     else if (arg == "--dot") options.dot = true;
     else if (arg == "--keep-temps") options.keep_temps = true;
     else if (arg == "--profile") options.profile = true;
+    else if (arg == "--no-cache") options.no_cache = true;
     else if (arg == "--json") options.json = true;
     else if (arg.rfind("--stage=", 0) == 0) options.stage = arg.substr(8);
     else if (arg.rfind("--entry=", 0) == 0) options.entry = arg.substr(8);
@@ -125,10 +127,18 @@ int build(const Options& options) {
     if (options.keep_temps) std::cerr << fmt::format("nnc: kept intermediate files in {}\n", dir.string());
     else std::filesystem::remove_all(dir);
   });
-  std::vector<std::string> objects = nnc::compileKernels(program, dir, options.profile);
+  std::string target = nnc::hostTargetString();
+  std::optional<std::string> cache = options.no_cache ? std::nullopt : nnc::kernelCacheDir();
+  std::string key = nnc::kernelCacheKey(program, target, options.profile);
+  std::optional<std::vector<std::string>> objects = cache ? nnc::lookupKernels(*cache, key) : std::nullopt;
+  bool cached = objects.has_value();
+  if (!objects) {
+    objects = nnc::compileKernels(program, dir, options.profile);
+    if (cache) objects = nnc::storeKernels(*cache, key, *objects);
+  }
   std::string model_source = dir / "model.cpp";
-  std::ofstream(model_source) << nnc::emitModelSource(program, nnc::hostTargetString());
-  nnc::linkTrainer(model_source, objects, options.output);
+  std::ofstream(model_source) << nnc::emitModelSource(program, target);
+  nnc::linkTrainer(model_source, *objects, options.output);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   int64_t parameters = 0, tensors = 0, buffers = 0;
   for (const nnc::ParamInfo& param : program.graph.params) {
@@ -139,8 +149,9 @@ int build(const Options& options) {
     ++tensors;
     parameters += nnc::elementCount(program.graph.node(param.node).shape, 1);
   }
-  std::cerr << fmt::format("nnc: built {} ({} parameters in {} tensors{}) in {:.1f} s\n", options.output, parameters,
-                           tensors, buffers ? fmt::format(", {} buffers", buffers) : "", seconds);
+  std::cerr << fmt::format("nnc: built {} ({} parameters in {} tensors{}) in {:.1f} s{}\n", options.output, parameters,
+                           tensors, buffers ? fmt::format(", {} buffers", buffers) : "", seconds,
+                           cached ? ", kernels from the cache" : "");
   return 0;
 }
 

@@ -8,6 +8,14 @@ rm -rf "$work" && mkdir -p "$work" && cd "$work"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$nnc" build "$src/examples/mlp.nn" -o mlp
+# The kernel cache: an unchanged model reuses its kernels, a changed one or --no-cache compiles again.
+"$nnc" build "$src/examples/mlp.nn" -o mlp 2> build.log
+grep -q "kernels from the cache" build.log || fail "unchanged model not cached: $(cat build.log)"
+"$nnc" build --no-cache "$src/examples/mlp.nn" -o mlp 2> build.log
+grep -q "kernels from the cache" build.log && fail "--no-cache used the cache"
+sed 's/linear(pixels, 256)/linear(pixels, 255)/' "$src/examples/mlp.nn" > mlp255.nn
+"$nnc" build mlp255.nn -o mlp255 2> build.log
+grep -q "kernels from the cache" build.log && fail "a changed model got cached kernels"
 ./mlp info | grep -q "param fc1.weight: f32\[256, 784\]" || fail "info lacks fc1.weight"
 
 ./mlp train --max-steps 40 --save a.safetensors --metrics m.jsonl --threads 1 > train.log
