@@ -61,11 +61,12 @@ void lowerConv2d(const LoweringContext& ctx, const Node& node, LoweredNode& lowe
   Window k = windowOf(node.attrs, fixed(ws[2]), fixed(ws[3]));
   Func x = padded(ctx.func(node.inputs[0]), fixed(xs[2]), fixed(xs[3]), ctx.constant(0));
   Func w = ctx.func(node.inputs[1]);
-  lowered.helpers = {x};
   RDom r(Halide::Region{{0, k.kw}, {0, k.kh}, {0, fixed(xs[1])}}, "r");  // q, p, c
-  Func& y = lowered.func;
-  y(j, i, o, b) = ctx.constant(0);
-  y(j, i, o, b) += x(j * k.sw + r.x * k.dw - k.pw, i * k.sh + r.y * k.dh - k.ph, r.z, b) * w(r.x, r.y, r.z, o);
+  Func acc = ctx.helper("acc");  // the sums, so the schedule can keep a tile of them in registers
+  acc(j, i, o, b) = ctx.constant(0);
+  acc(j, i, o, b) += x(j * k.sw + r.x * k.dw - k.pw, i * k.sh + r.y * k.dh - k.ph, r.z, b) * w(r.x, r.y, r.z, o);
+  lowered.func(j, i, o, b) = acc(j, i, o, b);
+  lowered.helpers = {x, acc};
   lowered.reductions = {r};
 }
 
@@ -83,9 +84,11 @@ void lowerConv2dGradInput(const LoweringContext& ctx, const Node& node, LoweredN
   Expr nj = xw + k.pw - r.x * k.dw, ni = xh + k.ph - r.y * k.dh;
   Expr tap = dy(nj / k.sw, ni / k.sh, r.z, b);  // Halide's integer division rounds down
   if (k.sw > 1 || k.sh > 1) tap = Halide::select(nj % k.sw == 0 && ni % k.sh == 0, tap, ctx.constant(0));
-  Func& dx = lowered.func;
-  dx(xw, xh, c, b) = ctx.constant(0);
-  dx(xw, xh, c, b) += tap * w(r.x, r.y, c, r.z);
+  Func acc = ctx.helper("acc");
+  acc(xw, xh, c, b) = ctx.constant(0);
+  acc(xw, xh, c, b) += tap * w(r.x, r.y, c, r.z);
+  lowered.func(xw, xh, c, b) = acc(xw, xh, c, b);
+  lowered.helpers.push_back(acc);
   lowered.reductions = {r};
 }
 
@@ -203,21 +206,21 @@ void lowerConvFamily(const LoweringContext& ctx, const Node& node, LoweredNode& 
 // dw's outputs (kernel taps) are too few to vectorize: the reduction over the output width j is split by the
 // vector width and the inner part factored out (rfactor) into partial sums dw_j(u, q, p, c, o) that are
 // vectorized over u, contiguous in dy and (at stride 1) in x, then summed. Partial sums run in a fixed order,
-// so results stay deterministic. With the taps innermost (below), LeNet-5's train step went from 87-89 ms to
-// 62 ms (same box and run as above); the profiler had put 35 of ~76 ms in conv2's weight gradient.
+// so results stay deterministic. Inside the reduction: one kernel row p of taps q (unrolled), so each dy vector
+// serves the row's sums without spilling them. Each output channel is one task of dw's parallel loop, its
+// partial sums its own, so no two threads write to one cache line (partial sums at root, parallel over o, took
+// LeNet-5's conv1 16 ms per step on 2 threads against 1.9 ms on one). LeNet-5 train_step, batch 64, 1 thread,
+// one run: all 25 taps of a (c, o) innermost (spilled) 14.9 ms; one row of taps 10.0 ms; rows of taps for two
+// output channels at once 10.2 ms (not kept).
 void scheduleGradWeight(LoweredNode& lowered, int vector) {
   Func dw = lowered.func;
   Halide::RDom r = lowered.reductions[0];
   Halide::RVar jo("jo"), ji("ji");
   Var u("u");
-  Func partial = dw.update().split(r.x, jo, ji, vector, Halide::TailStrategy::GuardWithIf).rfactor(ji, u);
   Var q = dimVars()[0], p = dimVars()[1], c = dimVars()[2], o = dimVars()[3];
-  // Each output channel's partial sums are computed inside its own task of dw's parallel loop, so no two threads
-  // write to one cache line: with the partial sums at root and parallel over o, conv1's (800 bytes per o, lines
-  // shared at the boundaries) took 16 ms per LeNet-5 step on 2 threads against 1.9 ms on one.
+  Func partial = dw.update().split(r.x, jo, ji, vector, Halide::TailStrategy::GuardWithIf).rfactor(ji, u);
   partial.compute_at(dw, o).vectorize(u);
-  // Taps (q, p) inside the reduction: one dy vector serves all KH KW partial sums of a (c, o), which stay in L1.
-  partial.update().reorder(u, q, p, jo, r.y, r.z, c, o).vectorize(u);
+  partial.update().reorder(u, q, jo, r.y, r.z, p, c, o).vectorize(u).unroll(q);
   dw.parallel(o);
   dw.update().parallel(o);
 }
@@ -230,11 +233,43 @@ void scheduleGradWeight(LoweredNode& lowered, int vector) {
 // with the borders evaluated as selects in every tap, 87-89 ms with them materialized. Skipping the copy when
 // padding is 0 was slower (52-67 ms against 46-50 ms, later run): the copy also materializes its producer (relu of
 // conv + bias), which the windows would otherwise recompute at every tap.
+// conv2d and conv2d_grad_input: y(j, i, o, b) = acc(...), the sums of a window over (q, p, channels). Each task
+// (a batch entry) walks tiles of one output-width vector x kRows rows x kChannels channels whose 8 sums stay in
+// registers while the window loop runs outside them: every input vector loaded serves kChannels sums, every
+// weight broadcast kRows. Measured on LeNet-5 (batch 64, 1 thread, same run): the sums in memory, one vector of
+// one channel at a time: conv2 forward 2.2 ms, its input gradient 4.4 ms; tiled: see bench/README.md.
+void scheduleWindowSums(const Node& node, LoweredNode& lowered, int vector) {
+  constexpr int kRows = 2, kChannels = 4;
+  Func y = lowered.func, acc = lowered.helpers.back();
+  Halide::RDom r = lowered.reductions[0];
+  Var j = dimVars()[0], i = dimVars()[1], o = dimVars()[2], b = dimVars()[3];
+  Var jo("jo"), ji("ji"), io("io"), ii("ii"), oo("oo"), oi("oi");
+  const Shape& s = node.shape;
+  int width = s[3].extent >= vector ? vector : 1;
+  int rows = s[2].extent >= kRows ? kRows : 1;
+  int channels = s[1].extent >= kChannels ? kChannels : 1;
+  y.compute_root()
+      .split(j, jo, ji, width, Halide::TailStrategy::ShiftInwards)
+      .split(i, io, ii, rows, Halide::TailStrategy::ShiftInwards)
+      .split(o, oo, oi, channels, Halide::TailStrategy::ShiftInwards)
+      .reorder(ji, ii, oi, jo, io, oo, b)
+      .parallel(b);
+  if (width > 1) y.vectorize(ji);
+  acc.compute_at(y, jo).unroll(i).unroll(o);
+  acc.update().reorder(j, i, o, r.x, r.y, r.z).unroll(i).unroll(o);
+  if (width > 1) {
+    acc.vectorize(j, width);
+    acc.update().vectorize(j, width);
+  }
+}
+
 void scheduleConvFamily(const Node& node, LoweredNode& lowered, int vector) {
   for (Func helper : lowered.helpers) {
+    if (helper.name().find("_acc") != std::string::npos) continue;  // scheduled with its window sums
     helper.compute_root();
     if (helper.dimensions() == 4) helper.parallel(dimVars()[3]);
   }
+  if (node.op == Op::Conv2d || node.op == Op::Conv2dGradInput) return scheduleWindowSums(node, lowered, vector);
   Func f = lowered.func;
   f.compute_root();
   if (node.op == Op::Conv2dGradWeight) return scheduleGradWeight(lowered, vector);
