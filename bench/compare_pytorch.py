@@ -2,6 +2,7 @@
 """Times the same training step (and eval at batch 256) in PyTorch and in an nnc trainer, and prints the ratios.
 
   /usr/bin/python3 bench/compare_pytorch.py [--models mlp lenet5] [--threads 1 2] [--repeats 7] [--steps 50]
+                                            [--record bench/baseline.json] [--baseline bench/baseline.json]
 
 Honest by construction: one fixed batch of Fashion-MNIST images for both; the same model, optimizer, batch and
 thread count; 10 warm-up steps; the median of --repeats timings of --steps steps each. PyTorch runs in a
@@ -9,6 +10,8 @@ subprocess per thread count with OPENBLAS_NUM_THREADS=1 (Debian's libopenblas0-p
 which fights torch's on two cores) and must find an optimized BLAS (the reference BLAS is 15x slower: the
 script refuses it). The nnc side builds build/nnc's trainer from examples/MODEL.nn and runs
 `TRAINER bench --repeats R --steps S --threads T`, which times the same loop over its compiled kernels.
+--record writes the figures as JSON; --baseline adds a column with nnc's time relative to a recorded run
+(above 1: slower than then), so a schedule change that costs time is visible.
 """
 import argparse
 import json
@@ -112,13 +115,21 @@ def main():
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--eval-batch", type=int, default=256)
     p.add_argument("--nnc", default=os.path.join(ROOT, "build", "nnc"))
+    p.add_argument("--record", help="write the figures to this JSON file")
+    p.add_argument("--baseline", help="a JSON file written by --record to compare nnc's times against")
     p.add_argument("--torch-side", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.torch_side:
         return torch_side(args.torch_side[0], int(args.torch_side[1]), args.repeats, args.steps, args.batch,
                           args.eval_batch)
     work = tempfile.mkdtemp(prefix="nnc-compare-")
-    print(f"{'model':8} {'threads':>7} {'entry':>10} {'pytorch ms':>11} {'nnc ms':>8} {'speedup':>8}")
+    baseline = {}
+    if args.baseline:
+        with open(args.baseline) as f:
+            baseline = {(r["model"], r["threads"], r["entry"]): r["nnc_ms"] for r in json.load(f)["results"]}
+    results = []
+    print(f"{'model':8} {'threads':>7} {'entry':>10} {'pytorch ms':>11} {'nnc ms':>8} {'speedup':>8}"
+          + (f" {'vs baseline':>12}" if baseline else ""))
     for model in args.models:
         trainer = os.path.join(work, model)
         subprocess.run([args.nnc, "build", os.path.join(ROOT, "examples", model + ".nn"), "-o", trainer], check=True,
@@ -132,8 +143,18 @@ def main():
             torch_ms = json.loads(out.stdout.strip().splitlines()[-1])
             for entry, key, batch in (("train_step", "train_ms", args.batch), ("predict", "eval_ms", args.eval_batch)):
                 ours = nnc_ms(trainer, entry, threads, args.repeats, args.steps, batch)
+                before = baseline.get((model, threads, entry))
                 print(f"{model:8} {threads:>7} {entry:>10} {torch_ms[key]:>11.3f} {ours:>8.3f} "
-                      f"{torch_ms[key] / ours:>7.2f}x", flush=True)
+                      f"{torch_ms[key] / ours:>7.2f}x" + (f" {ours / before:>11.2f}x" if before else ""), flush=True)
+                results.append({"model": model, "threads": threads, "entry": entry, "batch": batch,
+                                "pytorch_ms": round(torch_ms[key], 4), "nnc_ms": round(ours, 4)})
+    if args.record:
+        with open(args.record, "w") as f:
+            json.dump({"command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"),
+                       "commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                                                capture_output=True, text=True).stdout.strip(),
+                       "results": results}, f, indent=1)
+            f.write("\n")
 
 
 if __name__ == "__main__":
