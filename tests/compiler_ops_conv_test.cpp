@@ -11,6 +11,7 @@
 #include "compiler/compilation.h"
 #include "compiler/ops_conv.h"
 #include "tests/compiler_jit.h"
+#include "tests/compiler_ops_util.h"
 
 namespace nnc {
 namespace testing {
@@ -19,32 +20,11 @@ std::set<std::string> convTestedOps();  // used by OpTable.EveryOpIsCovered (com
 
 namespace {
 
+using testing::B;
+using testing::D;
+using testing::evaluate;
 using testing::JitEntry;
-
-Dim B() { return Dim{1, "B"}; }
-Dim D(int64_t extent) { return Dim{extent, {}}; }
-
-NodeId leaf(Graph& g, Op op, Shape shape, DType dtype, const std::string& name) {
-  Node node;
-  node.op = op;
-  node.shape = std::move(shape);
-  node.dtype = dtype;
-  node.name = name;
-  node.attrs.index = op == Op::Param ? static_cast<int64_t>(g.params.size()) : static_cast<int64_t>(g.inputs.size());
-  g.nodes.push_back(node);
-  NodeId id = static_cast<NodeId>(g.nodes.size() - 1);
-  if (op == Op::Param) g.params.push_back({name, id, {}});
-  else g.inputs.push_back({name, id});
-  return id;
-}
-
-std::vector<double> evaluate(const Graph& g, NodeId node, const std::map<NodeId, std::vector<double>>& floats) {
-  EntryPoint entry{"eval", {}, {node}, {"out"}};
-  for (const auto& [id, _] : floats) entry.arguments.push_back(id);
-  JitEntry jit(g, entry, 1);
-  for (const auto& [id, values] : floats) jit.set(id, values);
-  return jit.run()[0];
-}
+using testing::leaf;
 
 std::vector<double> iota(int n, double first = 0, double step = 1) {
   std::vector<double> v(n);
@@ -206,13 +186,13 @@ TEST(ConvLayer, BadAttributesAndShapesAreReported) {
 
 // ---- gradients against central finite differences ------------------------------------------------------
 
-struct GradCase {
+struct ConvCase {
   std::string name;
   std::vector<Shape> param_shapes;
   std::function<NodeId(Graph&, const std::vector<NodeId>&)> build;
 };
 
-void PrintTo(const GradCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const ConvCase& c, std::ostream* os) { *os << c.name; }
 
 // The case's graph: params, the op under test, the loss sum(out * w) and its gradients.
 struct CaseGraph {
@@ -221,7 +201,7 @@ struct CaseGraph {
   NodeId weights = kNoNode;
 };
 
-CaseGraph buildCase(const GradCase& c) {
+CaseGraph buildCase(const ConvCase& c) {
   CaseGraph cg;
   Graph& g = cg.g;
   for (size_t i = 0; i < c.param_shapes.size(); ++i)
@@ -233,10 +213,10 @@ CaseGraph buildCase(const GradCase& c) {
   return cg;
 }
 
-class ConvGradient : public ::testing::TestWithParam<GradCase> {};
+class ConvGradient : public ::testing::TestWithParam<ConvCase> {};
 
 TEST_P(ConvGradient, MatchesCentralFiniteDifferences) {
-  const GradCase& c = GetParam();
+  const ConvCase& c = GetParam();
   constexpr int kBatch = 3;
   CaseGraph cg = buildCase(c);
   Graph& g = cg.g;
@@ -282,7 +262,7 @@ TEST_P(ConvGradient, MatchesCentralFiniteDifferences) {
 
 NodeId conv2d(Graph& g, const std::vector<NodeId>& p, Attrs attrs) { return g.add(Op::Conv2d, {p[0], p[1]}, attrs); }
 
-const GradCase kGradCases[] = {
+const ConvCase kGradCases[] = {
     {"conv2d_same", {{B(), D(2), D(5), D(5)}, {D(3), D(2), D(3), D(3)}},
      [](Graph& g, auto& p) { return conv2d(g, p, window(3, 1, 1)); }},
     {"conv2d_stride2_padding1_dilation2", {{B(), D(2), D(7), D(6)}, {D(2), D(2), D(2), D(3)}},
@@ -316,7 +296,7 @@ INSTANTIATE_TEST_SUITE_P(ConvOps, ConvGradient, ::testing::ValuesIn(kGradCases),
 // The ops that appear in the gradient-checked graphs above (forward ops and the backward ops their VJPs create).
 std::set<std::string> testing::convTestedOps() {
   std::set<std::string> ops;
-  for (const GradCase& c : kGradCases) {
+  for (const ConvCase& c : kGradCases) {
     CaseGraph cg = buildCase(c);
     for (const Node& node : cg.g.nodes) ops.insert(opInfo(node.op).name);
   }
