@@ -39,11 +39,19 @@ int fixed(const Dim& dim) { return static_cast<int>(dim.extent); }
 // conv2d_grad_weight vectorizes over output channels when there are at least this many.
 constexpr int kChannelVector = 4;
 
-// f(w, h, c, b) of an NCHW tensor of spatial size (height, width), `value` outside it.
-Func padded(Func f, int height, int width, Expr value) {
-  return Halide::BoundaryConditions::constant_exterior(f, value, {{0, width}, {0, height}, {Expr(), Expr()},
-                                                                  {Expr(), Expr()}});
+// f(w, h, c, b) of an NCHW tensor of spatial size (height, width), `value` outside it: a zero-bordered (or
+// -inf-bordered) copy that the schedule materializes and adds to `helpers`. Windows without padding never read
+// outside, so they read f itself, which the schedule computes at root when it is elementwise (scheduleEntry):
+// LeNet-5 had five such copies in its step.
+Func padded(Func f, int height, int width, Expr value, bool padding, std::vector<Func>& helpers) {
+  if (!padding) return f;
+  Func border = Halide::BoundaryConditions::constant_exterior(f, value, {{0, width}, {0, height}, {Expr(), Expr()},
+                                                                         {Expr(), Expr()}});
+  helpers.push_back(border);
+  return border;
 }
+
+bool hasPadding(const Attrs& a) { return a.padding[0] > 0 || a.padding[1] > 0; }
 
 // The output position `o` of a window whose tap `k` reads input position `x` (x = o S + k D - P), when it exists:
 // valid is false when (x + P - k D) is not a multiple of S or the position lies outside [0, size).
@@ -63,14 +71,15 @@ void lowerConv2d(const LoweringContext& ctx, const Node& node, LoweredNode& lowe
   const Shape& xs = ctx.graph().node(node.inputs[0]).shape;
   const Shape& ws = ctx.graph().node(node.inputs[1]).shape;
   Window k = windowOf(node.attrs, fixed(ws[2]), fixed(ws[3]));
-  Func x = padded(ctx.func(node.inputs[0]), fixed(xs[2]), fixed(xs[3]), ctx.constant(0));
+  Func x = padded(ctx.func(node.inputs[0]), fixed(xs[2]), fixed(xs[3]), ctx.constant(0), hasPadding(node.attrs),
+                  lowered.helpers);
   Func w = ctx.func(node.inputs[1]);
   RDom r(Halide::Region{{0, k.kw}, {0, k.kh}, {0, fixed(xs[1])}}, "r");  // q, p, c
   Func acc = ctx.helper("acc");  // the sums, so the schedule can keep a tile of them in registers
   acc(j, i, o, b) = ctx.constant(0);
   acc(j, i, o, b) += x(j * k.sw + r.x * k.dw - k.pw, i * k.sh + r.y * k.dh - k.ph, r.z, b) * w(r.x, r.y, r.z, o);
   lowered.func(j, i, o, b) = acc(j, i, o, b);
-  lowered.helpers = {x, acc};
+  lowered.helpers.push_back(acc);
   lowered.reductions = {r};
 }
 
@@ -81,9 +90,8 @@ void lowerConv2dGradInput(const LoweringContext& ctx, const Node& node, LoweredN
   const Shape& ws = ctx.graph().node(node.inputs[1]).shape;
   Window k = windowOf(node.attrs, fixed(ws[2]), fixed(ws[3]));
   // dy is read through a zero border, so only a stride > 1 needs a test (of divisibility) per tap.
-  Func dy = padded(ctx.func(node.inputs[0]), fixed(dys[2]), fixed(dys[3]), ctx.constant(0));
+  Func dy = padded(ctx.func(node.inputs[0]), fixed(dys[2]), fixed(dys[3]), ctx.constant(0), true, lowered.helpers);
   Func w = ctx.func(node.inputs[1]);
-  lowered.helpers = {dy};
   RDom r(Halide::Region{{0, k.kw}, {0, k.kh}, {0, fixed(ws[0])}}, "r");  // q, p, o
   Expr nj = xw + k.pw - r.x * k.dw, ni = xh + k.ph - r.y * k.dh;
   Expr tap = dy(nj / k.sw, ni / k.sh, r.z, b);  // Halide's integer division rounds down
@@ -102,9 +110,9 @@ void lowerConv2dGradWeight(const LoweringContext& ctx, const Node& node, Lowered
   const Shape& xs = ctx.graph().node(node.inputs[0]).shape;
   const Shape& dys = ctx.graph().node(node.inputs[1]).shape;
   Window k = windowOf(node.attrs, static_cast<int>(node.attrs.kernel[0]), static_cast<int>(node.attrs.kernel[1]));
-  Func x = padded(ctx.func(node.inputs[0]), fixed(xs[2]), fixed(xs[3]), ctx.constant(0));
+  Func x = padded(ctx.func(node.inputs[0]), fixed(xs[2]), fixed(xs[3]), ctx.constant(0), hasPadding(node.attrs),
+                  lowered.helpers);
   Func dy = ctx.func(node.inputs[1]);
-  lowered.helpers = {x};
   RDom r(Halide::Region{{0, fixed(dys[3])}, {0, fixed(dys[2])}, {0, ctx.extent(dys[0])}}, "r");  // j, i, b
   Expr tap = x(r.x * k.sw + q * k.dw - k.pw, r.y * k.sh + p * k.dh - k.ph, c, r.z);
   Func& dw = lowered.func;
@@ -122,7 +130,8 @@ void lowerConv2dGradWeight(const LoweringContext& ctx, const Node& node, Lowered
   acc(o, q, p, c) = ctx.constant(0);
   acc(o, q, p, c) += dy_t(o, r.x, r.y, r.z) * tap;
   dw(q, p, c, o) = acc(o, q, p, c);
-  lowered.helpers = {x, dy_t, acc};
+  lowered.helpers.push_back(dy_t);
+  lowered.helpers.push_back(acc);
 }
 
 // max_pool2d, avg_pool2d; max_pool2d_grad's arg-max helper reads the same window.
@@ -136,8 +145,8 @@ void lowerPool(const LoweringContext& ctx, const Node& node, LoweredNode& lowere
   Window k = windowOf(node.attrs, static_cast<int>(node.attrs.kernel[0]), static_cast<int>(node.attrs.kernel[1]));
   bool is_max = node.op == Op::MaxPool2d;
   Expr outside = is_max ? Expr(ctx.floatType().min()) : ctx.constant(0);
-  Func x = padded(ctx.func(node.inputs[0]), fixed(xs[2]), fixed(xs[3]), outside);
-  lowered.helpers = {x};
+  Func x = padded(ctx.func(node.inputs[0]), fixed(xs[2]), fixed(xs[3]), outside, hasPadding(node.attrs),
+                  lowered.helpers);
   RDom r(Halide::Region{{0, k.kw}, {0, k.kh}}, "r");  // q, p
   Func& y = lowered.func;
   if (is_max) {
@@ -167,14 +176,15 @@ void lowerPoolGrad(const LoweringContext& ctx, const Node& node, LoweredNode& lo
   Expr scale = ctx.constant(1.0 / (k.kh * k.kw));
   if (is_max) {
     Var j = dimVars()[0], i = dimVars()[1];
-    Func x = padded(ctx.func(node.inputs[0]), fixed(xs[2]), fixed(xs[3]), Expr(ctx.floatType().min()));
+    Func x = padded(ctx.func(node.inputs[0]), fixed(xs[2]), fixed(xs[3]), Expr(ctx.floatType().min()),
+                    hasPadding(node.attrs), lowered.helpers);
     RDom window(Halide::Region{{0, k.kw}, {0, k.kh}}, "window");
     Func arg = ctx.helper("argmax");
     arg(j, i, c, b) = Halide::argmax(window, windowTap(x, k, j, i, window, c, b));
     Halide::FuncRef at = arg(sj.index, si.index, c, b);
     routed = routed && Expr(at[0]) == r.x && Expr(at[1]) == r.y;
     scale = ctx.constant(1);
-    lowered.helpers = {x, arg};
+    lowered.helpers.push_back(arg);
   }
   Func& dx = lowered.func;
   dx(xw, xh, c, b) = ctx.constant(0);
@@ -249,7 +259,7 @@ void scheduleGradWeight(LoweredNode& lowered, int vector) {
 // batch 64, 1 thread, same run: conv2's weight gradient 2.8 -> 0.34 ms (profile), the step 9.9 -> 7.2 ms; with
 // conv1's 6 channels on this path too, 8.2 -> 6.1 ms (2 threads: 6.1 -> 5.4 ms).
 void scheduleGradWeightByChannel(const Node& node, LoweredNode& lowered, int vector) {
-  Func dw = lowered.func, dy_t = lowered.helpers[1], acc = lowered.helpers[2];
+  Func dw = lowered.func, dy_t = lowered.helpers[lowered.helpers.size() - 2], acc = lowered.helpers.back();
   Halide::RDom r = lowered.reductions[0];
   Var q = dimVars()[0], p = dimVars()[1], c = dimVars()[2], o = dimVars()[3];
   Var oo("oo"), oi("oi"), pc("pc");
@@ -266,6 +276,14 @@ void scheduleGradWeightByChannel(const Node& node, LoweredNode& lowered, int vec
   int lanes = std::min(tile, vector);  // fewer channels than a vector: one vector of them all
   acc.compute_at(dw, oo).vectorize(o, lanes).unroll(o).unroll(q);
   acc.update().reorder(o, q, r.x, r.y, r.z).vectorize(o, lanes).unroll(o).unroll(q);
+}
+
+// The sums helper of conv2d, its input gradient or the channel-vectorized weight gradient: named "..._acc",
+// or "..._acc$N" when Halide made the name unique (each entry point lowers the graph again).
+bool isAcc(const Func& f) {
+  std::string name = f.name();
+  name = name.substr(0, name.find('$'));
+  return name.size() > 4 && name.compare(name.size() - 4, 4, "_acc") == 0;
 }
 
 // THE SCHEDULE: every Conv-family result at root, its pure and update definitions vectorized over dimension 0
@@ -308,7 +326,7 @@ void scheduleWindowSums(const Node& node, LoweredNode& lowered, int vector) {
 
 void scheduleConvFamily(const Node& node, LoweredNode& lowered, int vector) {
   for (Func helper : lowered.helpers) {
-    if (helper.name().find("_acc") != std::string::npos) continue;  // scheduled with its window sums
+    if (isAcc(helper)) continue;  // scheduled with its window sums
     helper.compute_root();
     if (helper.dimensions() == 4) helper.parallel(dimVars()[3]);
   }
@@ -316,8 +334,8 @@ void scheduleConvFamily(const Node& node, LoweredNode& lowered, int vector) {
   Func f = lowered.func;
   f.compute_root();
   if (node.op == Op::Conv2dGradWeight)
-    return lowered.helpers.size() == 3 ? scheduleGradWeightByChannel(node, lowered, vector)
-                                       : scheduleGradWeight(lowered, vector);
+    return lowered.helpers.size() >= 2 && isAcc(lowered.helpers.back()) ? scheduleGradWeightByChannel(node, lowered, vector)
+                                                                         : scheduleGradWeight(lowered, vector);
   Var inner = dimVars()[0], outer = dimVars()[node.shape.size() - 1];
   bool wide = !node.shape.back().isSymbolic() && node.shape.back().extent >= vector;
   if (wide) f.vectorize(inner, vector);

@@ -3,7 +3,8 @@
 // Policy, per node family:
 //   leaf         inlined (a leaf Func only renames a pipeline argument)
 //   elementwise  inlined into its single consumer (fusion); computed at root when it has several consumers or
-//                feeds a matmul, so the GEMM inner loop reads memory instead of recomputing
+//                feeds a matmul or a window (conv, pooling), so those inner loops read memory instead of
+//                recomputing
 //   matmul       root; tiles of one row x NB columns with NB/8 vector accumulators, the reduction loop outside
 //                the tile (register blocking), rows in parallel; batch_matmul: batch entries in parallel, each
 //                row's accumulator vectorized over the columns
@@ -125,10 +126,10 @@ void scheduleReduction(const Node& node, LoweredNode& lowered, int vector) {
   }
 }
 
-// How many lowered nodes and outputs read each node, and whether a matmul reads it.
+// How many lowered nodes and outputs read each node, and whether a matmul or a window (conv, pooling) reads it.
 struct Uses {
   std::map<NodeId, int> count;
-  std::map<NodeId, bool> by_matmul;
+  std::map<NodeId, bool> by_matmul, by_window;
 };
 
 Uses countUses(const Graph& graph, const LoweredEntry& lowered) {
@@ -137,6 +138,7 @@ Uses countUses(const Graph& graph, const LoweredEntry& lowered) {
     for (NodeId in : graph.node(id).inputs) {
       uses.count[in]++;
       if (opInfo(graph.node(id).op).family == OpFamily::MatMul) uses.by_matmul[in] = true;
+      if (opInfo(graph.node(id).op).family == OpFamily::Conv) uses.by_window[in] = true;
     }
   return uses;
 }
@@ -151,7 +153,8 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
     switch (opInfo(node.op).family) {
       case OpFamily::Leaf: break;
       case OpFamily::Elementwise:
-        if (uses.count[id] > 1 || uses.by_matmul[id]) scheduleRootElementwise(node_funcs.func, node.shape, vector);
+        if (uses.count[id] > 1 || uses.by_matmul[id] || uses.by_window[id])
+          scheduleRootElementwise(node_funcs.func, node.shape, vector);
         break;
       case OpFamily::MatMul:
         if (node.op == Op::BatchMatMul) scheduleBatchMatMul(node, node_funcs, vector);

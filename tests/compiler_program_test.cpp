@@ -145,3 +145,28 @@ INSTANTIATE_TEST_SUITE_P(Optimizers, TrainStep,
 
 }  // namespace
 }  // namespace nnc
+
+namespace nnc {
+namespace {
+
+// Every example's three entry points lowered, scheduled and taken through Halide's lowering in float32 in one
+// process, as `nnc build` does (Halide renames a Func created twice, so a schedule must not depend on names; the
+// JIT tests lower one entry per program, in float64, with other vector widths).
+class EntryPoints : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EntryPoints, LowerAndScheduleForTheTrainer) {
+  Program program = testing::compileExample(GetParam());
+  for (const EntryPoint* entry : {&program.train_step, &program.grads_entry, &program.predict}) {
+    LoweredEntry lowered = lowerEntry(program.graph, *entry, Halide::Float(32));
+    Halide::Target target = Halide::get_host_target().with_feature(Halide::Target::NoRuntime);
+    EXPECT_NO_THROW(lowered.pipeline().compile_to_module(lowered.arguments, entry->name, target)) << entry->name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Examples, EntryPoints,
+                         ::testing::Values("perceptron", "xor", "logreg", "softmax_regression", "mlp",
+                                           "mlp_bn_dropout", "lenet5", "cnn_bn"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace nnc
