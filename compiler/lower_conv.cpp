@@ -187,6 +187,19 @@ void lowerPoolGrad(const LoweringContext& ctx, const Node& node, LoweredNode& lo
     lowered.helpers.push_back(arg);
   }
   Func& dx = lowered.func;
+  if (k.sw == k.kw && k.sh == k.kh && k.pw == 0 && k.ph == 0 && k.dw == 1 && k.dh == 1) {
+    // Windows that tile the input (stride = kernel, no padding): each position lies in at most one window, so
+    // dx is a pure function of it, with no loop over taps. LeNet-5's two max-pool gradients: see bench/README.md.
+    Expr oj = xw / k.kw, oi = xh / k.kh;  // the window of (xh, xw), when the output has it
+    Expr inside = oj < fixed(dys[3]) && oi < fixed(dys[2]);
+    Expr j = Halide::min(oj, fixed(dys[3]) - 1), i = Halide::min(oi, fixed(dys[2]) - 1);
+    if (is_max) {
+      Halide::FuncRef at = lowered.helpers.back()(j, i, c, b);
+      inside = inside && Expr(at[0]) == xw - oj * k.kw && Expr(at[1]) == xh - oi * k.kh;
+    }
+    dx(xw, xh, c, b) = Halide::select(inside, dy(j, i, c, b) * scale, ctx.constant(0));
+    return;
+  }
   dx(xw, xh, c, b) = ctx.constant(0);
   dx(xw, xh, c, b) += Halide::select(routed, dy(sj.index, si.index, c, b) * scale, ctx.constant(0));
   lowered.reductions = {r};

@@ -277,6 +277,11 @@ const ConvCase kGradCases[] = {
     {"max_pool2d_overlapping_padded", {{B(), D(2), D(5), D(5)}},
      [](Graph& g, auto& p) { return g.add(Op::MaxPool2d, {p[0]}, window(3, 2, 1)); }},
     {"avg_pool2d", {{B(), D(2), D(4), D(6)}}, [](Graph& g, auto& p) { return g.add(Op::AvgPool2d, {p[0]}, window(2, 2)); }},
+    // Tiling windows that leave the last row and column uncovered (5 = 2 * 2 + 1): their gradient is 0 there.
+    {"max_pool2d_uncovered_edge", {{B(), D(2), D(5), D(5)}},
+     [](Graph& g, auto& p) { return g.add(Op::MaxPool2d, {p[0]}, window(2, 2)); }},
+    {"avg_pool2d_uncovered_edge", {{B(), D(1), D(5), D(7)}},
+     [](Graph& g, auto& p) { return g.add(Op::AvgPool2d, {p[0]}, window(3, 3)); }},
     {"avg_pool2d_overlapping_padded", {{B(), D(2), D(5), D(5)}},
      [](Graph& g, auto& p) { return g.add(Op::AvgPool2d, {p[0]}, window(3, 2, 1)); }},
     {"global_avg_pool", {{B(), D(3), D(2), D(3)}}, [](Graph& g, auto& p) { return g.add(Op::GlobalAvgPool, {p[0]}); }},
