@@ -30,7 +30,7 @@ std::vector<NodeId> differentiate(Graph& g, NodeId loss, const std::vector<NodeI
   std::vector<bool> needed = nodesNeedingAdjoints(g, loss, wrt);
   std::vector<NodeId> adjoint(g.nodes.size(), kNoNode);
   adjoint[loss] = g.fill(1.0, {}, g.node(loss).span);
-  g.nodes[adjoint[loss]].origin = loss;
+  g.markOrigin(adjoint[loss], loss);
 
   for (NodeId id = loss; id >= 0; --id) {
     if (!needed[id] || adjoint[id] == kNoNode || g.node(id).inputs.empty()) continue;
@@ -52,8 +52,7 @@ std::vector<NodeId> differentiate(Graph& g, NodeId loss, const std::vector<NodeI
       }
       adjoint[in] = adjoint[in] == kNoNode ? contribution : g.add(Op::Add, {adjoint[in], contribution}, {}, {}, span);
     }
-    for (NodeId created = first_new; created < static_cast<NodeId>(g.nodes.size()); ++created)
-      g.nodes[created].origin = id;
+    g.markOrigin(first_new, id);
   }
 
   std::vector<NodeId> grads;

@@ -118,6 +118,10 @@ struct Graph {
   // error (user-facing shape errors are reported by the graph builder before it calls this).
   NodeId add(Op op, std::vector<NodeId> inputs, Attrs attrs = {}, std::string name = {}, dsl::Span span = {});
   NodeId fill(double value, Shape shape, dsl::Span span = {});
+  // Records `origin` (see Node::origin) on every node from `first` to the end.
+  void markOrigin(NodeId first, NodeId origin) {
+    for (NodeId id = first; id < static_cast<NodeId>(nodes.size()); ++id) nodes[id].origin = origin;
+  }
 };
 
 // Shape inference: the result shape and dtype of `op` on `inputs`, or an error message for the user.

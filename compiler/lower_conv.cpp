@@ -36,8 +36,14 @@ Window windowOf(const Attrs& a, int kh, int kw) {
 
 int fixed(const Dim& dim) { return static_cast<int>(dim.extent); }
 
-// conv2d_grad_weight vectorizes over output channels when there are at least this many.
-constexpr int kChannelVector = 4;
+// conv2d_grad_weight vectorizes over output channels (dy transposed, sums in `acc`) when there are at least 4;
+// with fewer it sums over dy's rows instead. The lowering and the schedule both ask this.
+bool gradWeightByChannel(const Node& node) { return node.op == Op::Conv2dGradWeight && node.shape[0].extent >= 4; }
+
+// Whether the last helper of `node` is its sums Func `acc`, scheduled with its consumer (not at root).
+bool hasSumsHelper(const Node& node) {
+  return node.op == Op::Conv2d || node.op == Op::Conv2dGradInput || gradWeightByChannel(node);
+}
 
 // f(w, h, c, b) of an NCHW tensor of spatial size (height, width), `value` outside it: a zero-bordered (or
 // -inf-bordered) copy that the schedule materializes and adds to `helpers`. Windows without padding never read
@@ -117,7 +123,7 @@ void lowerConv2dGradWeight(const LoweringContext& ctx, const Node& node, Lowered
   Expr tap = x(r.x * k.sw + q * k.dw - k.pw, r.y * k.sh + p * k.dh - k.ph, c, r.z);
   Func& dw = lowered.func;
   lowered.reductions = {r};
-  if (fixed(node.shape[0]) < kChannelVector) {  // few output channels: sums over dy's rows (scheduleGradWeight)
+  if (!gradWeightByChannel(node)) {  // few output channels: sums over dy's rows (scheduleGradWeight)
     dw(q, p, c, o) = ctx.constant(0);
     dw(q, p, c, o) += dy(r.x, r.y, o, r.z) * tap;
     return;
@@ -169,21 +175,15 @@ void lowerPoolGrad(const LoweringContext& ctx, const Node& node, LoweredNode& lo
   const Shape& xs = node.shape;
   Window k = windowOf(node.attrs, static_cast<int>(node.attrs.kernel[0]), static_cast<int>(node.attrs.kernel[1]));
   Func dy = ctx.func(dy_id);
-  RDom r(Halide::Region{{0, k.kw}, {0, k.kh}}, "r");  // q, p
-  Source sj = windowSource(xw, r.x, k.sw, k.pw, k.dw, fixed(dys[3]));
-  Source si = windowSource(xh, r.y, k.sh, k.ph, k.dh, fixed(dys[2]));
-  Expr routed = sj.valid && si.valid;
-  Expr scale = ctx.constant(1.0 / (k.kh * k.kw));
+  Expr scale = ctx.constant(is_max ? 1.0 : 1.0 / (k.kh * k.kw));
+  Func arg;  // max_pool2d_grad: the first arg-max (row-major) of each window
   if (is_max) {
     Var j = dimVars()[0], i = dimVars()[1];
     Func x = padded(ctx.func(node.inputs[0]), fixed(xs[2]), fixed(xs[3]), Expr(ctx.floatType().min()),
                     hasPadding(node.attrs), lowered.helpers);
     RDom window(Halide::Region{{0, k.kw}, {0, k.kh}}, "window");
-    Func arg = ctx.helper("argmax");
+    arg = ctx.helper("argmax");
     arg(j, i, c, b) = Halide::argmax(window, windowTap(x, k, j, i, window, c, b));
-    Halide::FuncRef at = arg(sj.index, si.index, c, b);
-    routed = routed && Expr(at[0]) == r.x && Expr(at[1]) == r.y;
-    scale = ctx.constant(1);
     lowered.helpers.push_back(arg);
   }
   Func& dx = lowered.func;
@@ -194,11 +194,19 @@ void lowerPoolGrad(const LoweringContext& ctx, const Node& node, LoweredNode& lo
     Expr inside = oj < fixed(dys[3]) && oi < fixed(dys[2]);
     Expr j = Halide::min(oj, fixed(dys[3]) - 1), i = Halide::min(oi, fixed(dys[2]) - 1);
     if (is_max) {
-      Halide::FuncRef at = lowered.helpers.back()(j, i, c, b);
+      Halide::FuncRef at = arg(j, i, c, b);
       inside = inside && Expr(at[0]) == xw - oj * k.kw && Expr(at[1]) == xh - oi * k.kh;
     }
     dx(xw, xh, c, b) = Halide::select(inside, dy(j, i, c, b) * scale, ctx.constant(0));
     return;
+  }
+  RDom r(Halide::Region{{0, k.kw}, {0, k.kh}}, "r");  // q, p
+  Source sj = windowSource(xw, r.x, k.sw, k.pw, k.dw, fixed(dys[3]));
+  Source si = windowSource(xh, r.y, k.sh, k.ph, k.dh, fixed(dys[2]));
+  Expr routed = sj.valid && si.valid;
+  if (is_max) {
+    Halide::FuncRef at = arg(sj.index, si.index, c, b);
+    routed = routed && Expr(at[0]) == r.x && Expr(at[1]) == r.y;
   }
   dx(xw, xh, c, b) = ctx.constant(0);
   dx(xw, xh, c, b) += Halide::select(routed, dy(sj.index, si.index, c, b) * scale, ctx.constant(0));
@@ -291,22 +299,15 @@ void scheduleGradWeightByChannel(const Node& node, LoweredNode& lowered, int vec
   acc.update().reorder(o, q, r.x, r.y, r.z).vectorize(o, lanes).unroll(o).unroll(q);
 }
 
-// The sums helper of conv2d, its input gradient or the channel-vectorized weight gradient: named "..._acc",
-// or "..._acc$N" when Halide made the name unique (each entry point lowers the graph again).
-bool isAcc(const Func& f) {
-  std::string name = f.name();
-  name = name.substr(0, name.find('$'));
-  return name.size() > 4 && name.compare(name.size() - 4, 4, "_acc") == 0;
-}
-
 // THE SCHEDULE: every Conv-family result at root, its pure and update definitions vectorized over dimension 0
 // (the output width, or channels for global_avg_pool) when it spans a vector, and parallel over the outermost
 // pure dimension (the batch; output channels for conv2d_grad_weight). Reduction loops stay serial and in
 // order, so results are deterministic. Helpers (zero-bordered copies of inputs, the max-pool arg-max) are at
 // root too. LeNet-5's train step (batch 64, shared 2-core AVX2 box, load ~8, same run back to back): 104-125 ms
-// with the borders evaluated as selects in every tap, 87-89 ms with them materialized. Skipping the copy when
-// padding is 0 was slower (52-67 ms against 46-50 ms, later run): the copy also materializes its producer (relu of
-// conv + bias), which the windows would otherwise recompute at every tap.
+// with the borders evaluated as selects in every tap, 87-89 ms with them materialized. Windows without padding
+// read their producer directly: skipping the copy alone was slower (52-67 ms against 46-50 ms), because the
+// copy also materialized the producer (relu of conv + bias), which the windows then recomputed at every tap;
+// scheduleEntry now computes such producers at root, and without the copies the step went 5.9 -> 5.25 ms.
 // conv2d and conv2d_grad_input: y(j, i, o, b) = acc(...), the sums of a window over (q, p, channels). Each task
 // (a batch entry) walks tiles of one output-width vector x kRows rows x kChannels channels whose 8 sums stay in
 // registers while the window loop runs outside them: every input vector loaded serves kChannels sums, every
@@ -338,8 +339,9 @@ void scheduleWindowSums(const Node& node, LoweredNode& lowered, int vector) {
 }
 
 void scheduleConvFamily(const Node& node, LoweredNode& lowered, int vector) {
-  for (Func helper : lowered.helpers) {
-    if (isAcc(helper)) continue;  // scheduled with its window sums
+  size_t at_root = lowered.helpers.size() - (hasSumsHelper(node) ? 1 : 0);  // `acc` goes inside its consumer
+  for (size_t h = 0; h < at_root; ++h) {
+    Func helper = lowered.helpers[h];
     helper.compute_root();
     if (helper.dimensions() == 4) helper.parallel(dimVars()[3]);
   }
@@ -347,8 +349,8 @@ void scheduleConvFamily(const Node& node, LoweredNode& lowered, int vector) {
   Func f = lowered.func;
   f.compute_root();
   if (node.op == Op::Conv2dGradWeight)
-    return lowered.helpers.size() >= 2 && isAcc(lowered.helpers.back()) ? scheduleGradWeightByChannel(node, lowered, vector)
-                                                                         : scheduleGradWeight(lowered, vector);
+    return gradWeightByChannel(node) ? scheduleGradWeightByChannel(node, lowered, vector)
+                                     : scheduleGradWeight(lowered, vector);
   Var inner = dimVars()[0], outer = dimVars()[node.shape.size() - 1];
   bool wide = !node.shape.back().isSymbolic() && node.shape.back().extent >= vector;
   if (wide) f.vectorize(inner, vector);

@@ -37,8 +37,7 @@ class UpdateBuilder {
     for (size_t i = 0; i < g_.params.size(); ++i) {
       NodeId first_new = static_cast<NodeId>(g_.nodes.size());
       p_.new_params.push_back(update(i));
-      for (NodeId created = first_new; created < static_cast<NodeId>(g_.nodes.size()); ++created)
-        g_.nodes[created].origin = g_.params[i].node;
+      g_.markOrigin(first_new, g_.params[i].node);
     }
   }
 

@@ -39,13 +39,13 @@ void classLogProbabilities(const float* row, int64_t columns, double* log_p) {
   for (int64_t c = 0; c < columns; ++c) log_p[c] = row[c] - top - std::log(sum);
 }
 
-namespace {
-
 int64_t featuresPerExample(const ModelSpec& model) {
   int64_t features = 1;
   for (int i = 1; i < model.inputs[0].rank; ++i) features *= model.inputs[0].shape[i];
   return features;
 }
+
+namespace {
 
 // Copies examples order[first, first + rows) into the batch tensors, cropped to `rows`; with `augmentation`,
 // augmented for epoch `epoch` of a run seeded with `seed`.

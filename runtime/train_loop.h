@@ -44,6 +44,9 @@ struct EvalResult {
 void checkDatasetFits(const ModelSpec& model, const Dataset& data, const std::string& where);
 
 // Mean cross-entropy and accuracy of the model's output logits over a whole dataset.
+// The features of one example: the product of the model input's dimensions after the batch.
+int64_t featuresPerExample(const ModelSpec& model);
+
 // The classes a model predicts: its output's last dimension, or 2 when that is a single logit z (binary
 // classification: class 1 with probability sigmoid(z)).
 int64_t outputClasses(const ModelSpec& model);

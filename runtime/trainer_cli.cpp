@@ -262,8 +262,7 @@ int benchCommand(const ModelSpec& model, int argc, char** argv) {
   initKernels(static_cast<int>(positiveInt(flags, "--threads", 0, 0)));
   TrainState state = allocateTrainState(model);
   initializeParams(model, 1, state.params);
-  int64_t features = 1;
-  for (int i = 1; i < model.inputs[0].rank; ++i) features *= model.inputs[0].shape[i];
+  int64_t features = featuresPerExample(model);
   Tensor x = allocate<float>({batch, features});
   LabelTensor y = allocate<int32_t>({batch});
   Tensor out = allocate<float>({batch, outputColumns(model)});
