@@ -5,19 +5,27 @@
 #include <vector>
 
 #include "compiler/program.h"
+#include "compiler/schedule_policy.h"
 
 namespace nnc {
 
 // The Halide target string for this machine's CPU (e.g. "x86-64-linux-avx2-fma-sse41").
 std::string hostTargetString();
 
+// What else than the program decides the compiled kernels. With `profile`, the kernels carry Halide's
+// profiler: the trainer prints each Func's share of the time at exit.
+struct KernelOptions {
+  bool profile = false;
+  SchedulePolicy schedule = SchedulePolicy::Manual;
+};
+
 // AOT-compiles train_step, grads and predict (Float(32), no embedded runtime) and the Halide runtime once, into
-// `dir`. Returns the files to link.
-// With `profile`, the kernels carry Halide's profiler: the trainer prints each Func's share of the time at exit.
-std::vector<std::string> compileKernels(const Program& program, const std::string& dir, bool profile = false);
+// `dir`, each in a process of its own. Returns the files to link.
+std::vector<std::string> compileKernels(const Program& program, const std::string& dir, const KernelOptions& options);
 
 // Writes Halide's lowered statement form (`stmt`) or the assembly (`assembly`) of an entry point to a string.
-std::string emitEntryText(const Program& program, const EntryPoint& entry, const std::string& stage);
+std::string emitEntryText(const Program& program, const EntryPoint& entry, const std::string& stage,
+                          SchedulePolicy policy = SchedulePolicy::Manual);
 
 // The C++ source that defines nnc::rt::kModel for the runtime (see runtime/model_spec.h).
 std::string emitModelSource(const Program& program, const std::string& target);

@@ -36,8 +36,9 @@ const char* const kObjectsList = "objects";  // in each entry: the object file n
 
 }  // namespace
 
-std::string kernelCacheKey(const Program& program, const std::string& target, bool profile) {
-  std::string text = printForwardGraph(program.graph) + printBackwardGraph(program) + target + (profile ? "+profile" : "");
+std::string kernelCacheKey(const Program& program, const std::string& target, const KernelOptions& options) {
+  std::string text = printForwardGraph(program.graph) + printBackwardGraph(program) + target +
+                     (options.profile ? "+profile" : "") + "+schedule=" + schedulePolicyName(options.schedule);
   // Two differently seeded hashes of the text make a 128-bit key; collisions are not a practical concern.
   return fmt::format("{:016x}{:016x}{:016x}", compilerHash(), fnv1a(text), fnv1a(text, 0x84222325cbf29ce4ULL));
 }

@@ -98,7 +98,7 @@ void linkTrainer(const std::string& model_source_path, const std::vector<std::st
   std::string command = fmt::format("{} -std=c++20 -O2 -I{} -o {} {}", NNC_CXX, shellQuote(NNC_SOURCE_DIR),
                                     shellQuote(output), shellQuote(model_source_path));
   for (const std::string& object : objects) command += " " + shellQuote(object);
-  command += fmt::format(" {} -lz -ldl -lpthread", shellQuote(NNC_RUNTIME_LIB));
+  command += fmt::format(" {} -lbenchmark -lz -ldl -lpthread", shellQuote(NNC_RUNTIME_LIB));  // benchmark: `bench`
   if (std::system(command.c_str()) != 0) throw std::runtime_error("linking the trainer failed: " + command);
 }
 

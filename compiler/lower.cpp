@@ -309,11 +309,12 @@ class Lowerer : public LoweringContext {
 
 }  // namespace
 
-LoweredEntry lowerEntry(const Graph& graph, const EntryPoint& entry, Halide::Type float_type) {
+LoweredEntry lowerEntry(const Graph& graph, const EntryPoint& entry, Halide::Type float_type,
+                        const ScheduleOptions& schedule) {
   LoweredEntry lowered;
   lowered.float_type = float_type;
   Lowerer(graph, lowered).run(entry);
-  scheduleEntry(graph, lowered);
+  scheduleEntryWith(graph, lowered, schedule);
   return lowered;
 }
 

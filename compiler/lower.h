@@ -12,6 +12,7 @@
 
 #include "compiler/graph.h"
 #include "compiler/program.h"
+#include "compiler/schedule_policy.h"
 
 namespace nnc {
 
@@ -62,11 +63,19 @@ Halide::Expr lowerElementwise(const LoweringContext& ctx, const Node& node, cons
 // Family lowerings in files of their own: reductions, layout ops and regression losses (lower_reduce.cpp).
 void lowerReduceFamily(const LoweringContext& ctx, const Node& node, LoweredNode& lowered);
 
+struct ScheduleOptions {
+  SchedulePolicy policy = SchedulePolicy::Manual;
+  int batch_estimate = 64;  // the batch size autoschedulers tune for
+};
+
 // Lowers the nodes that `entry`'s outputs need, computing floats in `float_type` (Float(32) for trainers,
 // Float(64) for gradient checks), and schedules them for the host CPU.
-LoweredEntry lowerEntry(const Graph& graph, const EntryPoint& entry, Halide::Type float_type);
+LoweredEntry lowerEntry(const Graph& graph, const EntryPoint& entry, Halide::Type float_type,
+                        const ScheduleOptions& schedule = {});
 
-// Applies the CPU schedule to a lowered entry point (compiler/schedule.cpp).
+// Applies nnc's CPU schedule to a lowered entry point (compiler/schedule.cpp).
 void scheduleEntry(const Graph& graph, LoweredEntry& lowered);
+// Applies the naive schedule or an autoscheduler's (compiler/autoschedule.cpp).
+void scheduleEntryWith(const Graph& graph, LoweredEntry& lowered, const ScheduleOptions& schedule);
 
 }  // namespace nnc

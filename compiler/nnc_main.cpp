@@ -39,14 +39,17 @@ struct UserError : std::runtime_error {
 };
 
 const char* kUsage =
-    "usage: nnc build FILE.nn -o OUT [--keep-temps] [--profile] [--no-cache]\n"
+    "usage: nnc build FILE.nn -o OUT [--keep-temps] [--profile] [--no-cache] [--schedule=POLICY]\n"
     "       nnc check FILE.nn [--json]\n"
     "       nnc graph FILE.nn [--backward] [--dot]\n"
-    "       nnc emit --stage=tokens|ast|graph|backward|stmt|assembly [--entry=train_step|grads|predict] FILE.nn\n";
+    "       nnc emit --stage=tokens|ast|graph|backward|stmt|assembly [--entry=train_step|grads|predict]\n"
+    "                [--schedule=POLICY] FILE.nn\n"
+    "POLICY: manual (nnc's, the default), naive, li2018, adams2019 or mullapudi2016 (Halide's autoschedulers)\n";
 
 struct Options {
   std::string command, input, output, stage, entry = "train_step";
-  bool backward = false, dot = false, keep_temps = false, json = false, profile = false, no_cache = false;
+  bool backward = false, dot = false, keep_temps = false, json = false, no_cache = false;
+  nnc::KernelOptions kernels;
 };
 
 Options parseOptions(int argc, char** argv) {
@@ -59,11 +62,16 @@ Options parseOptions(int argc, char** argv) {
     else if (arg == "--backward") options.backward = true;
     else if (arg == "--dot") options.dot = true;
     else if (arg == "--keep-temps") options.keep_temps = true;
-    else if (arg == "--profile") options.profile = true;
+    else if (arg == "--profile") options.kernels.profile = true;
     else if (arg == "--no-cache") options.no_cache = true;
     else if (arg == "--json") options.json = true;
     else if (arg.rfind("--stage=", 0) == 0) options.stage = arg.substr(8);
     else if (arg.rfind("--entry=", 0) == 0) options.entry = arg.substr(8);
+    else if (arg.rfind("--schedule=", 0) == 0) {
+      std::optional<nnc::SchedulePolicy> policy = nnc::parseSchedulePolicy(arg.substr(11));
+      if (!policy) throw UserError(fmt::format("nnc: unknown schedule policy `{}`\n{}", arg.substr(11), kUsage));
+      options.kernels.schedule = *policy;
+    }
     else if (!arg.empty() && arg[0] != '-' && options.input.empty()) options.input = arg;
     else throw UserError(fmt::format("nnc: unknown argument `{}`\n{}", arg, kUsage));
   }
@@ -106,7 +114,7 @@ int emit(const Options& options) {
   nnc::Program program = nnc::buildProgram(std::move(*c->graph), c->checked->train);
   if (options.stage == "backward") std::cout << nnc::printBackwardGraph(program);
   else if (options.stage == "stmt" || options.stage == "assembly")
-    std::cout << nnc::emitEntryText(program, selectEntry(program, options.entry), options.stage);
+    std::cout << nnc::emitEntryText(program, selectEntry(program, options.entry), options.stage, options.kernels.schedule);
   else throw UserError(fmt::format("nnc: unknown stage `{}`\n{}", options.stage, kUsage));
   return 0;
 }
@@ -129,11 +137,20 @@ int build(const Options& options) {
   });
   std::string target = nnc::hostTargetString();
   std::optional<std::string> cache = options.no_cache ? std::nullopt : nnc::kernelCacheDir();
-  std::string key = nnc::kernelCacheKey(program, target, options.profile);
+  std::string key = nnc::kernelCacheKey(program, target, options.kernels);
   std::optional<std::vector<std::string>> objects = cache ? nnc::lookupKernels(*cache, key) : std::nullopt;
   bool cached = objects.has_value();
   if (!objects) {
-    objects = nnc::compileKernels(program, dir, options.profile);
+    try {
+      objects = nnc::compileKernels(program, dir, options.kernels);
+    } catch (const std::runtime_error& e) {
+      if (options.kernels.schedule == nnc::SchedulePolicy::Manual || options.kernels.schedule == nnc::SchedulePolicy::Naive)
+        throw;
+      // Halide's autoschedulers are not ours to fix: say which one failed, and what works.
+      throw UserError(fmt::format("nnc: error: the kernels Halide's {} autoscheduler scheduled do not compile with "
+                                  "Halide 14: {}\nnnc: --schedule=manual (the default) builds this model",
+                                  nnc::schedulePolicyName(options.kernels.schedule), e.what()));
+    }
     if (cache) objects = nnc::storeKernels(*cache, key, *objects);
   }
   std::string model_source = dir / "model.cpp";

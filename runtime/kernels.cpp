@@ -6,6 +6,7 @@
 #include <HalideRuntime.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -38,7 +39,10 @@ extern "C" void* cachedMalloc(void*, size_t size) {
   }
   size_t total = (size + kBlockHeader + 127) / 128 * 128;
   auto* block = static_cast<char*>(std::aligned_alloc(128, total));
-  if (!block) return nullptr;
+  if (!block) {  // the kernels carry no null checks (compiler/aot.cpp): stop here with the reason
+    std::fprintf(stderr, "error: out of memory: a kernel needed %zu more bytes\n", size);
+    std::_Exit(2);
+  }
   std::memcpy(block, &size, sizeof size);
   return block + kBlockHeader;
 }
@@ -75,6 +79,46 @@ void call(EntryFn entry, const char* name, std::vector<void*>& args) {
 template <typename T>
 void* raw(const Halide::Runtime::Buffer<T>& buffer) {
   return const_cast<halide_buffer_t*>(buffer.raw_buffer());
+}
+
+// The kernels are compiled without Halide's argument checks (compiler/aot.cpp), so every buffer is checked here:
+// allocated, dense, and of the row-major shape the model expects.
+template <typename T>
+void checkArgument(const Halide::Runtime::Buffer<T>& buffer, const std::vector<int64_t>& shape, const char* entry,
+                   const std::string& what) {
+  bool ok = buffer.data() != nullptr && buffer.dimensions() == static_cast<int>(shape.size());
+  int64_t stride = 1;
+  for (int d = 0; ok && d < buffer.dimensions(); ++d) {
+    int64_t extent = shape[shape.size() - 1 - static_cast<size_t>(d)];
+    ok = buffer.dim(d).min() == 0 && buffer.dim(d).extent() == extent && buffer.dim(d).stride() == stride;
+    stride *= extent;
+  }
+  if (ok) return;
+  std::vector<int64_t> got;
+  for (int d = buffer.dimensions() - 1; d >= 0; --d) got.push_back(buffer.dim(d).extent());
+  throw std::runtime_error(std::string("kernel `") + entry + "` called with " + what + " of shape " +
+                           shapeString(got) + (buffer.data() ? "" : " (unallocated)") + ", expected a dense " +
+                           shapeString(shape));
+}
+
+void checkParams(const ModelSpec& model, const std::vector<Tensor>& params, const char* entry, const char* role) {
+  if (params.size() != static_cast<size_t>(model.num_params))
+    throw std::runtime_error(std::string("kernel `") + entry + "` called with " + std::to_string(params.size()) +
+                             " " + role + " tensors, expected " + std::to_string(model.num_params));
+  for (int i = 0; i < model.num_params; ++i)
+    checkArgument(params[i], concreteShape(model.params[i].rank, model.params[i].shape, 1), entry,
+                  std::string(role) + " `" + model.params[i].name + "`");
+}
+
+void checkStates(const ModelSpec& model, const std::vector<Tensor>& states, const char* entry) {
+  if (states.size() != static_cast<size_t>(model.num_states))
+    throw std::runtime_error(std::string("kernel `") + entry + "` called with " + std::to_string(states.size()) +
+                             " optimizer states, expected " + std::to_string(model.num_states));
+  for (int i = 0; i < model.num_states; ++i) {
+    const ParamSpec& param = model.params[model.states[i].param];
+    checkArgument(states[i], concreteShape(param.rank, param.shape, 1), entry,
+                  std::string("optimizer state `") + model.states[i].name + "`");
+  }
 }
 
 // The features as the model's input: the runtime holds them as [rows, features]; a model whose input has more
@@ -144,6 +188,12 @@ float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, T
                 std::vector<ScalarArg> scalars) {
   Tensor loss = Tensor::make_scalar();
   Tensor input = asModelInput(model, x);
+  int64_t batch = x.dimensions() > 0 ? x.dim(x.dimensions() - 1).extent() : 0;
+  checkArgument(input, concreteShape(model.inputs[0].rank, model.inputs[0].shape, batch), "train_step", "features");
+  checkArgument(y, concreteShape(model.inputs[1].rank, model.inputs[1].shape, batch), "train_step", "labels");
+  for (const std::vector<Tensor>* params : {&state.params, &state.next_params})
+    checkParams(model, *params, "train_step", "parameter");
+  for (const std::vector<Tensor>* states : {&state.states, &state.next_states}) checkStates(model, *states, "train_step");
   std::vector<void*> args = {raw(input), raw(y)};
   for (Tensor& p : state.params) args.push_back(raw(p));
   for (Tensor& s : state.states) args.push_back(raw(s));
@@ -156,8 +206,45 @@ float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, T
   return loss();
 }
 
+std::vector<Tensor> allocateGrads(const ModelSpec& model) {
+  std::vector<Tensor> grads;
+  for (int i = 0; i < model.num_params; ++i)
+    if (model.params[i].trainable) grads.push_back(allocate<float>(concreteShape(model.params[i].rank, model.params[i].shape, 1)));
+  return grads;
+}
+
+float computeGrads(const ModelSpec& model, const Tensor& x, const LabelTensor& y, const std::vector<Tensor>& params,
+                   std::vector<Tensor>& grads, int32_t dropout_seed) {
+  Tensor loss = Tensor::make_scalar();
+  Tensor input = asModelInput(model, x);
+  int64_t batch = x.dimensions() > 0 ? x.dim(x.dimensions() - 1).extent() : 0;
+  checkArgument(input, concreteShape(model.inputs[0].rank, model.inputs[0].shape, batch), "grads", "features");
+  checkArgument(y, concreteShape(model.inputs[1].rank, model.inputs[1].shape, batch), "grads", "labels");
+  checkParams(model, params, "grads", "parameter");
+  std::vector<void*> args = {raw(input), raw(y)};
+  for (const Tensor& p : params) args.push_back(raw(p));
+  bool has_dropout = false;
+  for (int i = 0; i < model.num_scalars; ++i) has_dropout |= std::string(model.scalars[i]) == "dropout_seed";
+  if (has_dropout) args.push_back(&dropout_seed);
+  args.push_back(raw(loss));
+  size_t g = 0;
+  for (int i = 0; i < model.num_params; ++i) {
+    if (!model.params[i].trainable) continue;
+    if (g == grads.size()) throw std::runtime_error("kernel `grads` called with too few gradient tensors");
+    checkArgument(grads[g], concreteShape(model.params[i].rank, model.params[i].shape, 1), "grads",
+                  std::string("gradient of `") + model.params[i].name + "`");
+    args.push_back(raw(grads[g++]));
+  }
+  call(model.grads, "grads", args);
+  return loss();
+}
+
 void predict(const ModelSpec& model, const Tensor& x, const std::vector<Tensor>& params, Tensor& out) {
   Tensor input = asModelInput(model, x);
+  int64_t batch = x.dimensions() > 0 ? x.dim(x.dimensions() - 1).extent() : 0;
+  checkArgument(input, concreteShape(model.inputs[0].rank, model.inputs[0].shape, batch), "predict", "features");
+  checkParams(model, params, "predict", "parameter");
+  checkArgument(out, concreteShape(model.output_rank, model.output_shape, batch), "predict", "output");
   std::vector<void*> args = {raw(input)};
   for (const Tensor& p : params) args.push_back(raw(p));
   args.push_back(raw(out));

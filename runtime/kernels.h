@@ -35,6 +35,13 @@ std::vector<ScalarArg> stepScalars(const ModelSpec& model, double lr, int64_t st
 float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
                 std::vector<ScalarArg> scalars);
 
+// The gradients of the batch's mean loss with respect to the trainable parameters (one tensor each, in spec
+// order, in `grads`); returns the loss. `dropout_seed` picks the masks of models with dropout.
+float computeGrads(const ModelSpec& model, const Tensor& x, const LabelTensor& y, const std::vector<Tensor>& params,
+                   std::vector<Tensor>& grads, int32_t dropout_seed);
+// One zero tensor per trainable parameter, to receive computeGrads' results.
+std::vector<Tensor> allocateGrads(const ModelSpec& model);
+
 // The model's output (logits) for a batch of features; `out` has the batch's row count.
 void predict(const ModelSpec& model, const Tensor& x, const std::vector<Tensor>& params, Tensor& out);
 

@@ -10,8 +10,11 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
+
+#include <benchmark/benchmark.h>
 
 #include "runtime/data_source.h"
 #include "runtime/errors.h"
@@ -36,7 +39,8 @@ const char* kUsage =
     "                [--augment-flip P] [--augment-shift N]\n"
     "       %s eval --weights CKPT [--data DIR] [--label-column NAME|INDEX] [--batch N] [--threads N]\n"
     "       %s predict --weights CKPT [INPUT.npy|INPUT-idx] [-o PROBABILITIES.npy] [--data DIR] [--limit N]\n"
-    "       %s bench [--entry train_step|predict] [--batch N] [--steps N] [--repeats N] [--threads N]\n"
+    "       %s bench [--entry train_step|grads|predict] [--batch N] [--steps N] [--repeats N] [--threads N]\n"
+    "                [--benchmark_...: Google Benchmark's flags]\n"
     "       %s info\n";
 
 // Flags as name -> value ("" for switches); rejects unknown flags and missing values. With `positional`, one
@@ -248,46 +252,111 @@ int predictCommand(const ModelSpec& model, int argc, char** argv) {
   return 0;
 }
 
-// Times train_step (or predict) on a fixed batch (kernels only, no data loading): after 10 warm-up calls,
-// `--repeats` timings of `--steps` calls each; prints each and their median per call.
+// Forwards to Google Benchmark's own display (console, JSON or CSV, as --benchmark_format says) and keeps each
+// entry's per-call times of the measured runs.
+class RecordingReporter : public benchmark::BenchmarkReporter {
+ public:
+  explicit RecordingReporter(benchmark::BenchmarkReporter* display) : display_(display) {}
+  bool ReportContext(const Context& context) override { return display_->ReportContext(context); }
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& run : runs)
+      if (run.run_type == Run::RT_Iteration && !run.error_occurred && run.iterations > 0)
+        seconds_per_call[run.run_name.function_name].push_back(run.real_accumulated_time /
+                                                                static_cast<double>(run.iterations));
+    display_->ReportRuns(runs);
+  }
+  void Finalize() override { display_->Finalize(); }
+  std::map<std::string, std::vector<double>> seconds_per_call;
+
+ private:
+  std::unique_ptr<benchmark::BenchmarkReporter> display_;
+};
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  size_t n = values.size();
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+// Times the trainer's own kernels with Google Benchmark on one fixed batch (no data loading): train_step (the
+// fused step), grads (forward and backward) and predict (forward). Google Benchmark's flags pass through
+// (--benchmark_filter, --benchmark_repetitions, --benchmark_format=json, --benchmark_out=FILE, ...).
+// --entry runs one entry point; --steps fixes the calls per timing and --repeats the number of timings.
+// Ends with a line per entry point, "ENTRY: batch B, MS ms/step, N images/s" (the median over the timings),
+// which bench/compare_pytorch.py reads.
 int benchCommand(const ModelSpec& model, int argc, char** argv) {
-  auto flags = parseFlags(argc, argv, {{"--batch", true}, {"--steps", true}, {"--threads", true}, {"--repeats", true},
-                                       {"--entry", true}});
-  int64_t batch = positiveInt(flags, "--batch", model.train.batch);
-  int64_t steps = positiveInt(flags, "--steps", 200);
+  std::vector<char*> ours = {argv[0], argv[1]}, google = {argv[0]};
+  bool console = true;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("--benchmark_", 0) != 0) {
+      ours.push_back(argv[i]);
+      continue;
+    }
+    google.push_back(argv[i]);
+    if (arg.rfind("--benchmark_format=", 0) == 0) console = arg == "--benchmark_format=console";
+  }
+  auto flags = parseFlags(static_cast<int>(ours.size()), ours.data(),
+                          {{"--batch", true}, {"--steps", true}, {"--threads", true}, {"--repeats", true}, {"--entry", true}});
+  std::string only = stringFlag(flags, "--entry", "");
+  if (!only.empty() && only != "train_step" && only != "grads" && only != "predict")
+    throw UsageError("`--entry` takes train_step, grads or predict, got `" + only + "`");
+  int64_t steps = flags.count("--steps") ? positiveInt(flags, "--steps", 1) : 0;
   int64_t repeats = positiveInt(flags, "--repeats", 1, 1, 1000);
-  std::string entry = stringFlag(flags, "--entry", "train_step");
-  if (entry != "train_step" && entry != "predict")
-    throw UsageError("`--entry` takes train_step or predict, got `" + entry + "`");
   initKernels(static_cast<int>(positiveInt(flags, "--threads", 0, 0)));
+
   TrainState state = allocateTrainState(model);
   initializeParams(model, 1, state.params);
-  int64_t features = featuresPerExample(model);
-  Tensor x = allocate<float>({batch, features});
-  LabelTensor y = allocate<int32_t>({batch});
-  Tensor out = allocate<float>({batch, outputColumns(model)});
-  int64_t classes = outputClasses(model);
-  for (int64_t i = 0; i < batch * features; ++i) x.data()[i] = static_cast<float>((i * 7919) % 256) / 255.0f;
-  for (int64_t i = 0; i < batch; ++i) y.data()[i] = static_cast<int32_t>(i % classes);
+  std::vector<Tensor> grads = allocateGrads(model);
   std::vector<ScalarArg> scalars = stepScalars(model, 1e-3, 10, 1);
-  auto call = [&] {
-    if (entry == "predict") predict(model, x, state.params, out);
-    else trainStep(model, x, y, state, scalars);
+  int64_t features = featuresPerExample(model), classes = outputClasses(model);
+  struct Batch {
+    Tensor x, out;
+    LabelTensor y;
   };
-  for (int i = 0; i < 10; ++i) call();  // warm-up
-  std::vector<double> per_call;
-  for (int64_t r = 0; r < repeats; ++r) {
-    auto start = std::chrono::steady_clock::now();
-    for (int64_t i = 0; i < steps; ++i) call();
-    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    per_call.push_back(seconds / static_cast<double>(steps));
-    if (repeats > 1) std::printf("repeat %lld: %.3f ms\n", static_cast<long long>(r + 1), 1e3 * per_call.back());
+  // A fixed pseudo-random batch of `rows` examples.
+  auto makeBatch = [&](int64_t rows) {
+    Batch b{allocate<float>({rows, features}), allocate<float>({rows, outputColumns(model)}), allocate<int32_t>({rows})};
+    for (int64_t i = 0; i < rows * features; ++i) b.x.data()[i] = static_cast<float>((i * 7919) % 256) / 255.0f;
+    for (int64_t i = 0; i < rows; ++i) b.y.data()[i] = static_cast<int32_t>(i % classes);
+    return b;
+  };
+  std::map<std::string, int64_t> batch_of;
+  std::map<std::string, Batch> batches;
+  std::map<std::string, std::function<void(Batch&)>> calls = {
+      {"train_step", [&](Batch& b) { trainStep(model, b.x, b.y, state, scalars); }},
+      {"grads", [&](Batch& b) { computeGrads(model, b.x, b.y, state.params, grads, 1); }},
+      {"predict", [&](Batch& b) { predict(model, b.x, state.params, b.out); }},
+  };
+  for (const char* entry : {"train_step", "grads", "predict"}) {
+    if (!only.empty() && only != entry) continue;
+    int64_t rows = positiveInt(flags, "--batch", std::string(entry) == "predict" ? 256 : model.train.batch);
+    batch_of[entry] = rows;
+    batches.emplace(entry, makeBatch(rows));
+    auto* bench = benchmark::RegisterBenchmark(entry, [entry, rows, &calls, &batches](benchmark::State& timer) {
+      Batch& b = batches.at(entry);
+      auto& call = calls.at(entry);
+      for (int i = 0; i < 10; ++i) call(b);  // warm-up: the allocator's free list, caches
+      for (auto _ : timer) call(b);
+      timer.SetItemsProcessed(timer.iterations() * rows);  // images/s
+      timer.SetLabel("batch " + std::to_string(rows));
+    });
+    bench->UseRealTime()->Unit(benchmark::kMillisecond);
+    if (steps > 0) bench->Iterations(steps);
+    if (repeats > 1) bench->Repetitions(static_cast<int>(repeats));
   }
-  std::sort(per_call.begin(), per_call.end());
-  double median = per_call[per_call.size() / 2];
-  if (per_call.size() % 2 == 0) median = (median + per_call[per_call.size() / 2 - 1]) / 2;
-  std::printf("%s: batch %lld, %.3f ms/step, %.0f images/s\n", entry.c_str(), static_cast<long long>(batch),
-              1e3 * median, static_cast<double>(batch) / median);
+  int count = static_cast<int>(google.size());
+  benchmark::Initialize(&count, google.data());
+  if (benchmark::ReportUnrecognizedArguments(count, google.data())) return 1;
+  RecordingReporter reporter(benchmark::CreateDefaultDisplayReporter());
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  if (!console) return 0;
+  for (const auto& [entry, times] : reporter.seconds_per_call) {
+    double seconds = median(times);
+    std::printf("%s: batch %lld, %.3f ms/step, %.0f images/s\n", entry.c_str(), static_cast<long long>(batch_of[entry]),
+                1e3 * seconds, static_cast<double>(batch_of[entry]) / seconds);
+  }
   return 0;
 }
 

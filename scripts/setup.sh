@@ -8,6 +8,7 @@ packages=(
   libhalide14-0-dev        # Halide 14 (brings LLVM 14): lowering and AOT compilation
   libfmt-dev nlohmann-json3-dev zlib1g-dev
   libgtest-dev libbenchmark-dev
+  libopenblas-dev          # OpenBLAS sgemm, the bound bench/kernels_bench.cpp compares matmul kernels with
   clang-14 libclang-rt-14-dev   # libFuzzer + sanitizers for tests/fuzz/run_fuzzer.sh
   dataset-fashion-mnist    # the default training data, in /usr/share/datasets/fashion-mnist
 )

@@ -22,8 +22,8 @@ std::vector<int> halideExtents(const Shape& shape, int batch) {
 }
 }  // namespace
 
-JitEntry::JitEntry(const Graph& graph, const EntryPoint& entry, int batch)
-    : graph_(graph), entry_(entry), batch_(batch), lowered_(lowerEntry(graph, entry, Halide::Float(64))),
+JitEntry::JitEntry(const Graph& graph, const EntryPoint& entry, int batch, const ScheduleOptions& schedule)
+    : graph_(graph), entry_(entry), batch_(batch), lowered_(lowerEntry(graph, entry, Halide::Float(64), schedule)),
       pipeline_(lowered_.pipeline()) {
   pipeline_.compile_jit();
 }

@@ -16,7 +16,7 @@ size_t elementCount(const Shape& shape, int batch);
 
 class JitEntry {
  public:
-  JitEntry(const Graph& graph, const EntryPoint& entry, int batch);
+  JitEntry(const Graph& graph, const EntryPoint& entry, int batch, const ScheduleOptions& schedule = {});
   // Sets a float leaf argument (Input, Param or State) from row-major data.
   void set(NodeId leaf, const std::vector<double>& values);
   // Sets an integer Input (labels).

@@ -18,6 +18,18 @@ sed 's/linear(pixels, 256)/linear(pixels, 255)/' "$src/examples/mlp.nn" > mlp255
 grep -q "kernels from the cache" build.log && fail "a changed model got cached kernels"
 ./mlp info | grep -q "param fc1.weight: f32\[256, 784\]" || fail "info lacks fc1.weight"
 
+# bench: Google Benchmark over the trainer's three entry points; the summary line per entry, or Google
+# Benchmark's JSON when asked for; its flags pass through and unknown ones are refused.
+./mlp bench --steps 3 --repeats 2 --threads 1 > bench.log
+for entry in train_step grads predict; do
+  grep -qE "^$entry: batch [0-9]+, [0-9.]+ ms/step, [0-9]+ images/s" bench.log || fail "bench: $(cat bench.log)"
+done
+grep -q "^predict: batch 256," bench.log || fail "predict is not timed at batch 256: $(cat bench.log)"
+./mlp bench --entry grads --batch 8 --benchmark_min_time=0.01 --benchmark_format=json > bench.json
+python3 -c 'import json, sys; b = json.load(open("bench.json"))["benchmarks"]; sys.exit(not (len(b) == 1 and b[0]["name"].startswith("grads") and b[0]["items_per_second"] > 0))' ||
+  fail "bench json: $(cat bench.json)"
+if ./mlp bench --benchmark_no_such_flag 2> err.txt > /dev/null; then fail "unknown benchmark flag accepted"; fi
+
 ./mlp train --max-steps 40 --save a.safetensors --metrics m.jsonl --threads 1 > train.log
 grep -q '"step":40' m.jsonl || fail "metrics: $(cat m.jsonl)"
 for key in epoch step train_loss test_loss test_accuracy seconds; do
@@ -45,6 +57,11 @@ grep -q "truncated.safetensors" err.txt && grep -qi "truncated" err.txt || fail 
 if ./mlp eval --weights "$src/examples/mlp.nn" 2> err.txt; then fail "foreign file accepted"; fi
 grep -q "not a safetensors file" err.txt || fail "foreign: $(cat err.txt)"
 "$nnc" build "$src/examples/logreg.nn" -o logreg
+# --schedule: an unknown policy is refused; one of Halide's autoschedulers builds a trainer that trains.
+if "$nnc" build --schedule=fastest "$src/examples/logreg.nn" -o bad 2> err.txt; then fail "unknown schedule accepted"; fi
+grep -q "unknown schedule policy \`fastest\`" err.txt || fail "schedule: $(cat err.txt)"
+"$nnc" build --schedule=mullapudi2016 "$src/examples/logreg.nn" -o logreg_auto 2> /dev/null
+./logreg_auto train --max-steps 5 > auto.log && grep -q "test_accuracy" auto.log || fail "autoscheduled: $(cat auto.log)"
 ./logreg train --max-steps 5 --save logreg.safetensors > /dev/null
 # predict on an IDX file the user brings: class probabilities as .npy.
 zcat /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz > images-idx
