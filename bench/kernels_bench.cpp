@@ -25,6 +25,7 @@
 
 #include "compiler/compilation.h"
 #include "compiler/lower.h"
+#include "runtime/block_cache.h"
 
 extern "C" void openblas_set_num_threads(int threads);
 
@@ -59,6 +60,7 @@ class JitKernel {
   JitKernel(const Graph& graph, const EntryPoint& entry, SchedulePolicy policy, int batch) {
     lowered_ = lowerEntry(graph, entry, Halide::Float(32), {policy, batch});
     pipeline_ = lowered_.pipeline();
+    pipeline_.set_custom_allocator(rt::cachedMalloc, rt::cachedFree);  // as in a trainer: no page faults per call
     pipeline_.compile_jit(Halide::get_host_target());
     std::mt19937 rng(7);
     for (auto& [id, image] : lowered_.images) {

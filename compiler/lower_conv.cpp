@@ -353,10 +353,12 @@ void scheduleConvFamily(const Node& node, LoweredNode& lowered, int vector) {
                                      : scheduleGradWeight(lowered, vector);
   Var inner = dimVars()[0], outer = dimVars()[node.shape.size() - 1];
   bool wide = !node.shape.back().isSymbolic() && node.shape.back().extent >= vector;
-  if (wide) f.vectorize(inner, vector);
+  if (wide) f.vectorize(inner, vector, Halide::TailStrategy::ShiftInwards);
   if (node.shape.size() >= 2) f.parallel(outer);
   if (!f.has_update_definition()) return;
-  if (wide) f.update().vectorize(inner, vector);
+  // No RoundUp (the default tail): it computes past the last column and would read past the end of an input
+  // buffer that feeds the pool directly (max_pool2d of a model input).
+  if (wide) f.update().vectorize(inner, vector, Halide::TailStrategy::GuardWithIf);
   if (node.shape.size() >= 2) f.update().parallel(outer);
 }
 

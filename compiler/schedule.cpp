@@ -45,7 +45,7 @@ bool worthParallel(const Shape& shape, int64_t per_element = 1) {
 // Vectorizes dimension 0 and, when worth it, parallelizes the outermost dimension of a root Func of `shape`.
 void scheduleRootElementwise(Func f, const Shape& shape, int vector) {
   f.compute_root();
-  if (innerExtent(shape) >= vector) f.vectorize(dimVars()[0], vector);
+  if (innerExtent(shape) >= vector) f.vectorize(dimVars()[0], vector, Halide::TailStrategy::ShiftInwards);
   if (shape.size() >= 2 && worthParallel(shape)) f.parallel(dimVars()[shape.size() - 1]);
 }
 
@@ -121,8 +121,9 @@ void scheduleReduction(const Node& node, LoweredNode& lowered, int vector) {
   Func f = lowered.func;
   f.compute_root();
   if (innerExtent(node.shape) >= vector) {
-    f.vectorize(dimVars()[0], vector);
-    if (f.has_update_definition()) f.update().vectorize(dimVars()[0], vector);
+    f.vectorize(dimVars()[0], vector, Halide::TailStrategy::ShiftInwards);
+    if (f.has_update_definition())  // not RoundUp, an update's default: it would read past an input's last column
+      f.update().vectorize(dimVars()[0], vector, Halide::TailStrategy::GuardWithIf);
   }
 }
 

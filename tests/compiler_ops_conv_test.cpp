@@ -92,6 +92,20 @@ TEST(ConvForward, Conv2dMixesChannels) {
             (V{31, 42, 3100, 4200, 0, 1, 0, 100}));
 }
 
+// A pool that reads a pipeline argument directly, with an output row of 14 (not a multiple of the 4 float64
+// lanes): its vectorized update must stop at the last column instead of reading past the input's end.
+TEST(ConvForward, PoolOfAnArgumentStaysInsideIt) {
+  Shape rows = {D(1), D(1), D(2), D(28)};  // 0..27 over 28..55
+  V max = unary(Op::MaxPool2d, rows, iota(56), window(2, 2));
+  V average = unary(Op::AvgPool2d, rows, iota(56), window(2, 2));
+  ASSERT_EQ(max.size(), 14u);
+  ASSERT_EQ(average.size(), 14u);
+  for (int j = 0; j < 14; ++j) {
+    EXPECT_EQ(max[j], 29 + 2 * j) << j;
+    EXPECT_EQ(average[j], 14.5 + 2 * j) << j;
+  }
+}
+
 TEST(ConvForward, Pools) {
   Shape s4 = {D(1), D(1), D(4), D(4)}, s3 = {D(1), D(1), D(3), D(3)};
   EXPECT_EQ(unary(Op::MaxPool2d, s4, iota(16), window(2, 2)), (V{5, 7, 13, 15}));
