@@ -16,7 +16,8 @@ printf "%-8s %-14s %8s %16s %16s\n" model schedule build_s train_step_ms predict
 for model in "${models[@]}"; do
   for policy in manual naive li2018 mullapudi2016 adams2019; do
     start=$(date +%s%N)
-    if ! timeout "$build_timeout" "$nnc" build --no-cache --schedule="$policy" "$root/examples/$model.nn" -o "$work/t" > /dev/null 2> "$work/err"; then
+    if ! timeout "$build_timeout" "$nnc" build --no-cache --schedule="$policy" "$root/examples/$model.nn" \
+         -o "$work/t" > /dev/null 2> "$work/err"; then
       reason=$(grep -v '^Warning\|^nnc: --schedule' "$work/err" | grep -m1 error | cut -c1-160 || true)
       printf "%-8s %-14s failed: %s\n" "$model" "$policy" "${reason:-no build within $build_timeout s}"
       continue

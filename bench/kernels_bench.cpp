@@ -32,13 +32,6 @@ extern "C" void openblas_set_num_threads(int threads);
 namespace nnc {
 namespace {
 
-std::vector<int> halideExtents(const Shape& shape, int batch) {
-  std::vector<int> extents;
-  for (auto dim = shape.rbegin(); dim != shape.rend(); ++dim)
-    extents.push_back(dim->isSymbolic() ? batch : static_cast<int>(dim->extent));
-  return extents;
-}
-
 Halide::Buffer<> randomBuffer(const Node& leaf, int batch, std::mt19937& rng) {
   std::vector<int> extents = halideExtents(leaf.shape, batch);
   if (leaf.dtype == DType::I32) {  // labels: class indices below the smallest class count of the examples
@@ -60,7 +53,11 @@ class JitKernel {
   JitKernel(const Graph& graph, const EntryPoint& entry, SchedulePolicy policy, int batch) {
     lowered_ = lowerEntry(graph, entry, Halide::Float(32), {policy, batch});
     pipeline_ = lowered_.pipeline();
-    pipeline_.set_custom_allocator(rt::cachedMalloc, rt::cachedFree);  // as in a trainer: no page faults per call
+    // The trainer's allocator, so a call does not page-fault fresh buffers (runtime/block_cache.h).
+    pipeline_.jit_handlers().custom_malloc = [](Halide::JITUserContext*, size_t size) {
+      return rt::cachedMalloc(nullptr, size);
+    };
+    pipeline_.jit_handlers().custom_free = [](Halide::JITUserContext*, void* p) { rt::cachedFree(nullptr, p); };
     pipeline_.compile_jit(Halide::get_host_target());
     std::mt19937 rng(7);
     for (auto& [id, image] : lowered_.images) {
@@ -131,12 +128,7 @@ std::shared_ptr<SingleNode> isolate(const Graph& source, NodeId id) {
     bool batched = false;
     for (const Dim& d : leaf.shape) batched |= d.isSymbolic();
     leaf.op = batched ? Op::Input : Op::Param;
-    leaf.attrs.index = static_cast<int64_t>(batched ? g.inputs.size() : g.params.size());
-    g.nodes.push_back(leaf);
-    auto leaf_id = static_cast<NodeId>(g.nodes.size() - 1);
-    if (batched) g.inputs.push_back({leaf.name, leaf_id});
-    else g.params.push_back({leaf.name, leaf_id, {}});
-    leaves.push_back(leaf_id);
+    leaves.push_back(g.addLeaf(std::move(leaf)));
   }
   NodeId out = g.add(node.op, leaves, node.attrs);
   single->entry = EntryPoint{opInfo(node.op).name, leaves, {out}, {"out"}};

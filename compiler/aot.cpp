@@ -32,6 +32,11 @@ Halide::Target kernelTarget(bool profile = false) {
   return target;
 }
 
+// Autoschedulers tune train_step and grads for the training batch, predict for evaluation's 256 rows.
+ScheduleOptions scheduleFor(const Program& program, const EntryPoint& entry, SchedulePolicy policy) {
+  return {policy, &entry == &program.predict ? 256 : static_cast<int>(program.train.batch)};
+}
+
 std::string readWholeFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream text;
@@ -46,8 +51,9 @@ std::string hostTargetString() { return Halide::get_host_target().to_string(); }
 namespace {
 
 // Runs `jobs` in child processes, at most one per CPU at a time, largest first as listed: Halide compiles one
-// pipeline on one thread, and LeNet-5's three entry points take 10.9 + 5.1 + 1.3 s in a row (forked onto 2
-// cores, the build takes as long as train_step). A job that throws makes the whole call throw its message.
+// pipeline on one thread, and LeNet-5's three entry points took 10.9 + 5.1 + 1.3 s in a row (with Halide's
+// asserts; forked onto 2 cores, the build took as long as train_step). A job that throws makes the whole call
+// throw its message.
 void runInChildren(const std::vector<std::function<void()>>& jobs, const std::string& dir) {
   size_t workers = std::max(1u, std::thread::hardware_concurrency());
   std::map<pid_t, size_t> running;
@@ -86,14 +92,14 @@ void runInChildren(const std::vector<std::function<void()>>& jobs, const std::st
 
 }  // namespace
 
-std::vector<std::string> compileKernels(const Program& program, const std::string& dir, const KernelOptions& options) {
+std::vector<std::string> compileKernels(const Program& program, const std::string& dir,
+                                        const KernelOptions& options) {
   std::vector<std::string> files;
   std::vector<std::function<void()>> jobs;
   Halide::Target target = kernelTarget(options.profile);
   for (const EntryPoint* entry : {&program.train_step, &program.grads_entry, &program.predict}) {
     std::string prefix = dir + "/" + entry->name;
-    // Autoschedulers tune train_step and grads for the training batch, predict for evaluation's 256 rows.
-    ScheduleOptions schedule{options.schedule, entry == &program.predict ? 256 : static_cast<int>(program.train.batch)};
+    ScheduleOptions schedule = scheduleFor(program, *entry, options.schedule);
     jobs.push_back([&program, entry, prefix, target, schedule] {
       LoweredEntry lowered = lowerEntry(program.graph, *entry, Halide::Float(32), schedule);
       lowered.pipeline().compile_to_static_library(prefix, lowered.arguments, entry->name, target);
@@ -112,8 +118,7 @@ std::vector<std::string> compileKernels(const Program& program, const std::strin
 
 std::string emitEntryText(const Program& program, const EntryPoint& entry, const std::string& stage,
                           SchedulePolicy policy) {
-  ScheduleOptions schedule{policy, &entry == &program.predict ? 256 : static_cast<int>(program.train.batch)};
-  LoweredEntry lowered = lowerEntry(program.graph, entry, Halide::Float(32), schedule);
+  LoweredEntry lowered = lowerEntry(program.graph, entry, Halide::Float(32), scheduleFor(program, entry, policy));
   std::string path = std::filesystem::temp_directory_path() / ("nnc_emit_" + std::to_string(getpid()));
   if (stage == "stmt") lowered.pipeline().compile_to_lowered_stmt(path, lowered.arguments, Halide::Text, kernelTarget());
   else lowered.pipeline().compile_to_assembly(path, lowered.arguments, entry.name, kernelTarget());

@@ -134,9 +134,7 @@ class GraphBuilder {
                    fmt::format("inputs of type `{}` are not supported yet; use `f32` or `i32`", decl.type.dtype));
       return;
     }
-    node.attrs.index = static_cast<int64_t>(graph_.inputs.size());
-    NodeId id = append(std::move(node));
-    graph_.inputs.push_back({decl.name, id});
+    NodeId id = graph_.addLeaf(std::move(node));
     scope_->values[decl.name] = Value{id, {}};
   }
 
@@ -183,9 +181,9 @@ class GraphBuilder {
     node.name = name;
     node.span = span;
     node.shape = std::move(shape);
-    node.attrs.index = static_cast<int64_t>(graph_.params.size());
-    NodeId id = append(std::move(node));
-    graph_.params.push_back({name, id, init, trainable});
+    NodeId id = graph_.addLeaf(std::move(node));
+    graph_.params.back().init = init;
+    graph_.params.back().trainable = trainable;
     return id;
   }
 

@@ -118,6 +118,9 @@ struct Graph {
   // error (user-facing shape errors are reported by the graph builder before it calls this).
   NodeId add(Op op, std::vector<NodeId> inputs, Attrs attrs = {}, std::string name = {}, dsl::Span span = {});
   NodeId fill(double value, Shape shape, dsl::Span span = {});
+  // Appends a leaf (`node.op` Input or Param), sets its attrs.index and registers it in `inputs` or `params` (as a
+  // trainable parameter with the default init; the caller may change both).
+  NodeId addLeaf(Node node);
   // Records `origin` (see Node::origin) on every node from `first` to the end.
   void markOrigin(NodeId first, NodeId origin) {
     for (NodeId id = first; id < static_cast<NodeId>(nodes.size()); ++id) nodes[id].origin = origin;

@@ -1,8 +1,8 @@
 // A content-addressed cache of compiled kernels, so rebuilding an unchanged model skips Halide.
 //
 // The key hashes everything the kernels depend on: the whole program graph as text (forward, backward, update,
-// entry points), the Halide target, the profiling switch, the schedule policy, and the nnc executable itself (so a change of the
-// compiler, its lowering or its schedules makes new keys). An entry is a directory DIR/KEY holding the objects;
+// entry points), the Halide target, the profiling switch, the schedule policy, and the nnc executable itself (so
+// a change of the compiler, its lowering or its schedules makes new keys). An entry is a directory DIR/KEY holding the objects;
 // it is filled in a temporary directory and renamed into place, so a crash never leaves half an entry.
 // DIR is $NNC_CACHE_DIR, else $XDG_CACHE_HOME/nnc, else ~/.cache/nnc.
 #pragma once

@@ -17,6 +17,13 @@ const std::vector<Halide::Var>& dimVars() {
   return kVars;
 }
 
+std::vector<int> halideExtents(const Shape& shape, int batch) {
+  std::vector<int> extents;
+  for (auto dim = shape.rbegin(); dim != shape.rend(); ++dim)
+    extents.push_back(dim->isSymbolic() ? batch : static_cast<int>(dim->extent));
+  return extents;
+}
+
 namespace {
 
 // The first `rank` dimension variables as Halide argument list.

@@ -36,6 +36,9 @@ struct LoweredEntry {
   Halide::Pipeline pipeline() const { return Halide::Pipeline(outputs); }
 };
 
+// A row-major shape's extents in Halide order (innermost first), symbolic dimensions replaced by `batch`.
+std::vector<int> halideExtents(const Shape& shape, int batch);
+
 // The Halide dimension variables: d0 is the innermost dimension.
 const std::vector<Halide::Var>& dimVars();
 

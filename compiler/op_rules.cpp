@@ -245,6 +245,18 @@ NodeId Graph::add(Op op, std::vector<NodeId> in, Attrs attrs, std::string name, 
   return static_cast<NodeId>(nodes.size() - 1);
 }
 
+NodeId Graph::addLeaf(Node node) {
+  if (node.op != Op::Input && node.op != Op::Param) throw std::logic_error("internal error: addLeaf of a non-leaf");
+  bool param = node.op == Op::Param;
+  node.attrs.index = static_cast<int64_t>(param ? params.size() : inputs.size());
+  std::string name = node.name;
+  nodes.push_back(std::move(node));
+  auto id = static_cast<NodeId>(nodes.size() - 1);
+  if (param) params.push_back({name, id, {}});
+  else inputs.push_back({name, id});
+  return id;
+}
+
 NodeId Graph::fill(double value, Shape shape, dsl::Span span) {
   Attrs attrs;
   attrs.value = value;

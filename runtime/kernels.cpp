@@ -7,10 +7,8 @@
 #include <HalideRuntime.h>
 
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -45,52 +43,74 @@ void* raw(const Halide::Runtime::Buffer<T>& buffer) {
 }
 
 // The kernels are compiled without Halide's argument checks (compiler/aot.cpp), so every buffer is checked here:
-// allocated, dense, and of the row-major shape the model expects.
+// allocated, dense, and of the model's row-major shape (`rank` extents, kBatchDim standing for `batch`). The
+// check allocates nothing unless it fails: it runs on every step. `role` and `name` say which argument failed.
 template <typename T>
-void checkArgument(const Halide::Runtime::Buffer<T>& buffer, const std::vector<int64_t>& shape, const char* entry,
-                   const std::string& what) {
-  bool ok = buffer.data() != nullptr && buffer.dimensions() == static_cast<int>(shape.size());
+void checkArgument(const Halide::Runtime::Buffer<T>& buffer, int rank, const int64_t* shape, int64_t batch,
+                   const char* entry, const char* role, const char* name = nullptr) {
+  bool ok = buffer.data() != nullptr && buffer.dimensions() == rank;
   int64_t stride = 1;
-  for (int d = 0; ok && d < buffer.dimensions(); ++d) {
-    int64_t extent = shape[shape.size() - 1 - static_cast<size_t>(d)];
+  for (int d = 0; ok && d < rank; ++d) {
+    int64_t extent = shape[rank - 1 - d] == kBatchDim ? batch : shape[rank - 1 - d];
     ok = buffer.dim(d).min() == 0 && buffer.dim(d).extent() == extent && buffer.dim(d).stride() == stride;
     stride *= extent;
   }
   if (ok) return;
   std::vector<int64_t> got;
   for (int d = buffer.dimensions() - 1; d >= 0; --d) got.push_back(buffer.dim(d).extent());
-  throw std::runtime_error(std::string("kernel `") + entry + "` called with " + what + " of shape " +
-                           shapeString(got) + (buffer.data() ? "" : " (unallocated)") + ", expected a dense " +
-                           shapeString(shape));
+  throw std::runtime_error(std::string("kernel `") + entry + "` called with " + role +
+                           (name ? std::string(" `") + name + "`" : "") + " of shape " + shapeString(got) +
+                           (buffer.data() ? "" : " (unallocated)") + ", expected a dense " +
+                           shapeString(concreteShape(rank, shape, batch)));
 }
 
-void checkParams(const ModelSpec& model, const std::vector<Tensor>& params, const char* entry, const char* role) {
-  if (params.size() != static_cast<size_t>(model.num_params))
-    throw std::runtime_error(std::string("kernel `") + entry + "` called with " + std::to_string(params.size()) +
-                             " " + role + " tensors, expected " + std::to_string(model.num_params));
+void checkCount(size_t given, int64_t expected, const char* entry, const char* what) {
+  if (given != static_cast<size_t>(expected))
+    throw std::runtime_error(std::string("kernel `") + entry + "` called with " + std::to_string(given) + " " +
+                             what + ", expected " + std::to_string(expected));
+}
+
+void checkParams(const ModelSpec& model, const std::vector<Tensor>& params, const char* entry) {
+  checkCount(params.size(), model.num_params, entry, "parameter tensors");
   for (int i = 0; i < model.num_params; ++i)
-    checkArgument(params[i], concreteShape(model.params[i].rank, model.params[i].shape, 1), entry,
-                  std::string(role) + " `" + model.params[i].name + "`");
+    checkArgument(params[i], model.params[i].rank, model.params[i].shape, 1, entry, "parameter", model.params[i].name);
 }
 
 void checkStates(const ModelSpec& model, const std::vector<Tensor>& states, const char* entry) {
-  if (states.size() != static_cast<size_t>(model.num_states))
-    throw std::runtime_error(std::string("kernel `") + entry + "` called with " + std::to_string(states.size()) +
-                             " optimizer states, expected " + std::to_string(model.num_states));
+  checkCount(states.size(), model.num_states, entry, "optimizer states");
   for (int i = 0; i < model.num_states; ++i) {
     const ParamSpec& param = model.params[model.states[i].param];
-    checkArgument(states[i], concreteShape(param.rank, param.shape, 1), entry,
-                  std::string("optimizer state `") + model.states[i].name + "`");
+    checkArgument(states[i], param.rank, param.shape, 1, entry, "optimizer state", model.states[i].name);
   }
+}
+
+// Checks the features and (when given) the labels of a batch; returns its row count.
+int64_t checkBatch(const ModelSpec& model, const Tensor& input, const LabelTensor* labels, const char* entry) {
+  int64_t batch = input.dimensions() > 0 ? input.dim(input.dimensions() - 1).extent() : 0;
+  checkArgument(input, model.inputs[0].rank, model.inputs[0].shape, batch, entry, "features");
+  if (labels) checkArgument(*labels, model.inputs[1].rank, model.inputs[1].shape, batch, entry, "labels");
+  return batch;
 }
 
 // The features as the model's input: the runtime holds them as [rows, features]; a model whose input has more
 // dimensions ([B, 1, 28, 28]) gets a view of the same row-major memory in its own shape.
 Tensor asModelInput(const ModelSpec& model, const Tensor& x) {
   if (model.inputs[0].rank == x.dimensions()) return x;
-  std::vector<int64_t> shape = concreteShape(model.inputs[0].rank, model.inputs[0].shape, x.dim(1).extent());
-  std::vector<int> sizes(shape.rbegin(), shape.rend());  // Halide order: innermost first
-  return Tensor(const_cast<float*>(x.data()), sizes);
+  int64_t features = 1;
+  for (int d = 1; d < model.inputs[0].rank; ++d) features *= model.inputs[0].shape[d];
+  if (x.dimensions() != 2 || x.dim(0).extent() != features || x.dim(0).stride() != 1)
+    throw std::runtime_error("kernel called with features that are not a dense [B, " + std::to_string(features) +
+                             "] tensor");
+  // Built on the stack: this runs every step, and a view of up to 4 dimensions keeps its shape inline.
+  const InputSpec& spec = model.inputs[0];
+  halide_dimension_t dims[kMaxRank];
+  int32_t stride = 1;
+  for (int d = 0; d < spec.rank; ++d) {  // Halide order: innermost first
+    int64_t extent = spec.shape[spec.rank - 1 - d];
+    dims[d] = halide_dimension_t(0, static_cast<int32_t>(extent == kBatchDim ? x.dim(1).extent() : extent), stride);
+    stride *= dims[d].extent;
+  }
+  return Tensor(const_cast<float*>(x.data()), spec.rank, dims);
 }
 
 }  // namespace
@@ -119,8 +139,8 @@ void initKernels(int threads) {
   if (threads > 0) halide_set_num_threads(threads);
 }
 
-std::vector<ScalarArg> stepScalars(const ModelSpec& model, double lr, int64_t step, uint64_t seed) {
-  std::vector<ScalarArg> values;
+void stepScalars(const ModelSpec& model, double lr, int64_t step, uint64_t seed, std::vector<ScalarArg>& values) {
+  values.clear();
   auto t = static_cast<double>(step + 1);
   auto real = [](double value) {
     ScalarArg arg;
@@ -128,45 +148,43 @@ std::vector<ScalarArg> stepScalars(const ModelSpec& model, double lr, int64_t st
     return arg;
   };
   for (int i = 0; i < model.num_scalars; ++i) {
-    std::string name = model.scalars[i];
-    if (name == "lr") {
+    const char* name = model.scalars[i];
+    if (std::strcmp(name, "lr") == 0) {
       values.push_back(real(lr));
-    } else if (name == "bias_correction1") {
+    } else if (std::strcmp(name, "bias_correction1") == 0) {
       values.push_back(real(1 - std::pow(model.train.beta1, t)));
-    } else if (name == "bias_correction2") {
+    } else if (std::strcmp(name, "bias_correction2") == 0) {
       values.push_back(real(1 - std::pow(model.train.beta2, t)));
-    } else if (name == "dropout_seed") {  // a fresh mask every step, the same for the same (seed, step)
+    } else if (std::strcmp(name, "dropout_seed") == 0) {  // a fresh mask every step, the same for the same (seed, step)
       SplitMix64 mix{seed ^ (static_cast<uint64_t>(step) * 0xd1b54a32d192ed03ULL)};
       ScalarArg arg;
       arg.i = static_cast<int32_t>(mix.next() >> 33);
       values.push_back(arg);
     } else {
-      throw std::runtime_error("trainer and model disagree: unknown train_step scalar `" + name + "`");
+      throw std::runtime_error(std::string("trainer and model disagree: unknown train_step scalar `") + name + "`");
     }
   }
-  return values;
 }
 
 float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
-                std::vector<ScalarArg> scalars) {
-  Tensor loss = Tensor::make_scalar();
+                const std::vector<ScalarArg>& scalars) {
   Tensor input = asModelInput(model, x);
-  int64_t batch = x.dimensions() > 0 ? x.dim(x.dimensions() - 1).extent() : 0;
-  checkArgument(input, concreteShape(model.inputs[0].rank, model.inputs[0].shape, batch), "train_step", "features");
-  checkArgument(y, concreteShape(model.inputs[1].rank, model.inputs[1].shape, batch), "train_step", "labels");
-  for (const std::vector<Tensor>* params : {&state.params, &state.next_params})
-    checkParams(model, *params, "train_step", "parameter");
+  checkBatch(model, input, &y, "train_step");
+  for (const std::vector<Tensor>* params : {&state.params, &state.next_params}) checkParams(model, *params, "train_step");
   for (const std::vector<Tensor>* states : {&state.states, &state.next_states}) checkStates(model, *states, "train_step");
-  std::vector<void*> args = {raw(input), raw(y)};
+  std::vector<void*>& args = state.args;
+  args.clear();
+  args.push_back(raw(input));
+  args.push_back(raw(y));
   for (Tensor& p : state.params) args.push_back(raw(p));
   for (Tensor& s : state.states) args.push_back(raw(s));
-  for (ScalarArg& scalar : scalars) args.push_back(&scalar);
-  args.push_back(raw(loss));
+  for (const ScalarArg& scalar : scalars) args.push_back(const_cast<ScalarArg*>(&scalar));  // read, never written
+  args.push_back(raw(state.loss));
   for (Tensor& p : state.next_params) args.push_back(raw(p));
   for (Tensor& s : state.next_states) args.push_back(raw(s));
   call(model.train_step, "train_step", args);
   state.swap();
-  return loss();
+  return state.loss();
 }
 
 std::vector<Tensor> allocateGrads(const ModelSpec& model) {
@@ -180,22 +198,20 @@ float computeGrads(const ModelSpec& model, const Tensor& x, const LabelTensor& y
                    std::vector<Tensor>& grads, int32_t dropout_seed) {
   Tensor loss = Tensor::make_scalar();
   Tensor input = asModelInput(model, x);
-  int64_t batch = x.dimensions() > 0 ? x.dim(x.dimensions() - 1).extent() : 0;
-  checkArgument(input, concreteShape(model.inputs[0].rank, model.inputs[0].shape, batch), "grads", "features");
-  checkArgument(y, concreteShape(model.inputs[1].rank, model.inputs[1].shape, batch), "grads", "labels");
-  checkParams(model, params, "grads", "parameter");
+  checkBatch(model, input, &y, "grads");
+  checkParams(model, params, "grads");
+  int64_t trainable = 0;
+  for (int i = 0; i < model.num_params; ++i) trainable += model.params[i].trainable;
+  checkCount(grads.size(), trainable, "grads", "gradient tensors");
   std::vector<void*> args = {raw(input), raw(y)};
   for (const Tensor& p : params) args.push_back(raw(p));
   bool has_dropout = false;
-  for (int i = 0; i < model.num_scalars; ++i) has_dropout |= std::string(model.scalars[i]) == "dropout_seed";
+  for (int i = 0; i < model.num_scalars; ++i) has_dropout |= std::strcmp(model.scalars[i], "dropout_seed") == 0;
   if (has_dropout) args.push_back(&dropout_seed);
   args.push_back(raw(loss));
-  size_t g = 0;
-  for (int i = 0; i < model.num_params; ++i) {
+  for (int i = 0, g = 0; i < model.num_params; ++i) {
     if (!model.params[i].trainable) continue;
-    if (g == grads.size()) throw std::runtime_error("kernel `grads` called with too few gradient tensors");
-    checkArgument(grads[g], concreteShape(model.params[i].rank, model.params[i].shape, 1), "grads",
-                  std::string("gradient of `") + model.params[i].name + "`");
+    checkArgument(grads[g], model.params[i].rank, model.params[i].shape, 1, "grads", "gradient of", model.params[i].name);
     args.push_back(raw(grads[g++]));
   }
   call(model.grads, "grads", args);
@@ -204,10 +220,9 @@ float computeGrads(const ModelSpec& model, const Tensor& x, const LabelTensor& y
 
 void predict(const ModelSpec& model, const Tensor& x, const std::vector<Tensor>& params, Tensor& out) {
   Tensor input = asModelInput(model, x);
-  int64_t batch = x.dimensions() > 0 ? x.dim(x.dimensions() - 1).extent() : 0;
-  checkArgument(input, concreteShape(model.inputs[0].rank, model.inputs[0].shape, batch), "predict", "features");
-  checkParams(model, params, "predict", "parameter");
-  checkArgument(out, concreteShape(model.output_rank, model.output_shape, batch), "predict", "output");
+  int64_t batch = checkBatch(model, input, nullptr, "predict");
+  checkParams(model, params, "predict");
+  checkArgument(out, static_cast<int>(model.output_rank), model.output_shape, batch, "predict", "output");
   std::vector<void*> args = {raw(input)};
   for (const Tensor& p : params) args.push_back(raw(p));
   args.push_back(raw(out));

@@ -13,6 +13,9 @@ namespace nnc::rt {
 struct TrainState {
   std::vector<Tensor> params, states;
   std::vector<Tensor> next_params, next_states;
+  // Reused by every step, so the training loop allocates nothing: the loss and the argument array.
+  Tensor loss = Tensor::make_scalar();
+  std::vector<void*> args;
   void swap();
 };
 
@@ -27,13 +30,13 @@ union ScalarArg {
   int32_t i;
 };
 
-// The values of train_step's scalar arguments (ModelSpec::scalars) for optimizer step `step` (0-based) of a run
-// seeded with `seed`.
-std::vector<ScalarArg> stepScalars(const ModelSpec& model, double lr, int64_t step, uint64_t seed);
+// Sets `values` to train_step's scalar arguments (ModelSpec::scalars) for optimizer step `step` (0-based) of a
+// run seeded with `seed` (reusing its storage).
+void stepScalars(const ModelSpec& model, double lr, int64_t step, uint64_t seed, std::vector<ScalarArg>& values);
 
 // One optimizer step on a batch; returns the batch's mean loss. Throws std::runtime_error on a kernel error.
 float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
-                std::vector<ScalarArg> scalars);
+                const std::vector<ScalarArg>& scalars);
 
 // The gradients of the batch's mean loss with respect to the trainable parameters (one tensor each, in spec
 // order, in `grads`); returns the loss. `dropout_seed` picks the masks of models with dropout.

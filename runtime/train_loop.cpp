@@ -316,6 +316,7 @@ int train(const ModelSpec& model, const TrainOptions& options) {
     saveResumeState(model, options.save, params, states, now);
     saveCheckpoint(model, options.save, params, completed_epochs, step, checkpoint_metadata);
   };
+  std::vector<ScalarArg> scalars;  // train_step's scalar arguments, refilled each step
   for (int64_t epoch = completed_epochs + 1; epoch <= options.epochs && !stop; ++epoch) {
     auto start = std::chrono::steady_clock::now();
     std::vector<int64_t> order =
@@ -333,7 +334,8 @@ int train(const ModelSpec& model, const TrainOptions& options) {
       if (s + 1 < end_step) prefetcher.request(static_cast<int>((s + 1) % 2), order, (s + 1) * batch, rowsAt(s + 1), epoch);
       int rows = static_cast<int>(rowsAt(s));
       lr = scheduledLr(options.schedule, options.lr, step, epoch, total_steps);
-      float loss = trainStep(model, x, y, state, stepScalars(model, lr, step, options.seed));
+      stepScalars(model, lr, step, options.seed, scalars);
+      float loss = trainStep(model, x, y, state, scalars);
       if (!std::isfinite(loss)) {
         prefetcher.drain();
         // trainStep swapped the buffers: next_params hold the parameters before this step, the last good ones.

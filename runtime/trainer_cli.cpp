@@ -2,7 +2,6 @@
 //
 // Exit codes: 0 success, 1 user error (bad flag, missing or malformed data or checkpoint), 2 internal error.
 // Command-line values override the model's train block.
-#include <chrono>
 #include <cmath>
 #include <algorithm>
 #include <cstdio>
@@ -308,7 +307,8 @@ int benchCommand(const ModelSpec& model, int argc, char** argv) {
   TrainState state = allocateTrainState(model);
   initializeParams(model, 1, state.params);
   std::vector<Tensor> grads = allocateGrads(model);
-  std::vector<ScalarArg> scalars = stepScalars(model, 1e-3, 10, 1);
+  std::vector<ScalarArg> scalars;
+  stepScalars(model, 1e-3, 10, 1, scalars);
   int64_t features = featuresPerExample(model), classes = outputClasses(model);
   struct Batch {
     Tensor x, out;

@@ -15,13 +15,6 @@ size_t elementCount(const Shape& shape, int batch) {
   return count;
 }
 
-namespace {
-std::vector<int> halideExtents(const Shape& shape, int batch) {
-  std::vector<int> row_major = concrete(shape, batch);
-  return {row_major.rbegin(), row_major.rend()};
-}
-}  // namespace
-
 JitEntry::JitEntry(const Graph& graph, const EntryPoint& entry, int batch, const ScheduleOptions& schedule)
     : graph_(graph), entry_(entry), batch_(batch), lowered_(lowerEntry(graph, entry, Halide::Float(64), schedule)),
       pipeline_(lowered_.pipeline()) {

@@ -22,12 +22,7 @@ inline NodeId leaf(Graph& g, Op op, Shape shape, DType dtype, const std::string&
   node.shape = std::move(shape);
   node.dtype = dtype;
   node.name = name;
-  node.attrs.index = op == Op::Param ? static_cast<int64_t>(g.params.size()) : static_cast<int64_t>(g.inputs.size());
-  g.nodes.push_back(node);
-  NodeId id = static_cast<NodeId>(g.nodes.size() - 1);
-  if (op == Op::Param) g.params.push_back({name, id, {}});
-  else g.inputs.push_back({name, id});
-  return id;
+  return g.addLeaf(std::move(node));
 }
 
 // Evaluates `node` of `g` with the given leaf values (row-major) at batch size `batch`.

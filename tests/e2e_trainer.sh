@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # End to end: nnc builds a trainer from examples/mlp.nn, which trains a few steps on Fashion-MNIST, writes
 # metrics and a checkpoint that round-trips through --init and eval, and rejects broken checkpoints clearly.
-# Usage: e2e_trainer.sh NNC SOURCE_DIR WORK_DIR SLOW_RENAME_SHIM
+# Usage: e2e_trainer.sh NNC SOURCE_DIR WORK_DIR SLOW_RENAME_SHIM MALLOC_COUNT_SHIM
 set -euo pipefail
-nnc=$1 src=$2 work=$3 shim=$4
+nnc=$1 src=$2 work=$3 shim=$4 malloc_shim=$5
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -13,8 +13,11 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 grep -q "kernels from the cache" build.log || fail "unchanged model not cached: $(cat build.log)"
 "$nnc" build --no-cache "$src/examples/mlp.nn" -o mlp 2> build.log
 grep -q "kernels from the cache" build.log && fail "--no-cache used the cache"
+# A changed model misses a cache that holds the original's kernels (a fresh one: the shared cache may hold the
+# changed model's kernels from an earlier run of this test).
 sed 's/linear(pixels, 256)/linear(pixels, 255)/' "$src/examples/mlp.nn" > mlp255.nn
-"$nnc" build mlp255.nn -o mlp255 2> build.log
+NNC_CACHE_DIR=$PWD/fresh-cache "$nnc" build "$src/examples/mlp.nn" -o mlp 2> /dev/null
+NNC_CACHE_DIR=$PWD/fresh-cache "$nnc" build mlp255.nn -o mlp255 2> build.log
 grep -q "kernels from the cache" build.log && fail "a changed model got cached kernels"
 ./mlp info | grep -q "param fc1.weight: f32\[256, 784\]" || fail "info lacks fc1.weight"
 
@@ -42,6 +45,12 @@ awk -v a="$trained" 'BEGIN { exit !(a > 0.5) }' || fail "40 steps reached only a
 ./mlp train --max-steps 20 --threads 2 --save a2.safetensors > /dev/null
 ./mlp train --max-steps 20 --threads 1 --save a1.safetensors > /dev/null
 cmp a1.safetensors a2.safetensors || fail "1 and 2 threads give different parameters"
+
+# No allocation in the training hot loop: 20 and 60 steps make the same number of malloc calls.
+for steps in 20 60; do
+  NNC_TEST_MALLOC_COUNT=mallocs$steps LD_PRELOAD=$malloc_shim ./mlp train --max-steps $steps > /dev/null
+done
+[ "$(cat mallocs20)" = "$(cat mallocs60)" ] || fail "steps allocate: $(cat mallocs20) mallocs in 20 steps, $(cat mallocs60) in 60"
 
 # Round trip: eval of the saved checkpoint reports the accuracy that training printed.
 evaluated=$(./mlp eval --weights a.safetensors | grep -o 'test_accuracy [0-9.]*' | awk '{print $2}')
