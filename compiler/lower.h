@@ -76,6 +76,17 @@ struct ScheduleOptions {
 LoweredEntry lowerEntry(const Graph& graph, const EntryPoint& entry, Halide::Type float_type,
                         const ScheduleOptions& schedule = {});
 
+// The host's vector unit as schedules see it (compiler/schedule.cpp): `lanes` values of the entry's float type
+// per native vector (16 f32 with AVX-512, 8 with AVX2), narrower vectors down to 256 bits for loops too short
+// for a native one, and the vector registers a register tile may fill.
+struct VectorUnit {
+  int lanes, min_lanes, registers;
+  // The widest vector, halving from `lanes` down to `min_lanes`, that a loop of `extent` iterations fills; 0 when
+  // none does.
+  int lanesFor(int64_t extent) const;
+};
+VectorUnit hostVectorUnit(Halide::Type float_type);
+
 // Applies nnc's CPU schedule to a lowered entry point (compiler/schedule.cpp).
 void scheduleEntry(const Graph& graph, LoweredEntry& lowered);
 // Applies the naive schedule or an autoscheduler's (compiler/autoschedule.cpp).

@@ -40,10 +40,11 @@ int fixed(const Dim& dim) { return static_cast<int>(dim.extent); }
 // with fewer it sums over dy's rows instead. The lowering and the schedule both ask this.
 bool gradWeightByChannel(const Node& node) { return node.op == Op::Conv2dGradWeight && node.shape[0].extent >= 4; }
 
-// Whether the last helper of `node` is its sums Func `acc`, scheduled with its consumer (not at root).
-bool hasSumsHelper(const Node& node) {
-  return node.op == Op::Conv2d || node.op == Op::Conv2dGradInput || gradWeightByChannel(node);
-}
+bool isWindowSums(const Node& node) { return node.op == Op::Conv2d || node.op == Op::Conv2dGradInput; }
+
+// How many of `node`'s last helpers its own schedule places (not at root): the window sums' `weights` and `acc`,
+// the by-channel weight gradient's `acc`.
+size_t ownScheduledHelpers(const Node& node) { return isWindowSums(node) ? 2 : gradWeightByChannel(node) ? 1 : 0; }
 
 // f(w, h, c, b) of an NCHW tensor of spatial size (height, width), `value` outside it: a zero-bordered (or
 // -inf-bordered) copy that the schedule materializes and adds to `helpers`. Windows without padding never read
@@ -72,6 +73,16 @@ Source windowSource(Expr x, Expr k, int stride, int padding, int dilation, int s
   return {Halide::clamp(index, 0, size - 1), valid};
 }
 
+// The weights of conv2d and conv2d_grad_input (input 1) as a helper of their own, so that a schedule vectorizing
+// over channels can store a copy with the channels innermost; otherwise it is inlined.
+Func weightsHelper(const LoweringContext& ctx, const Node& node, LoweredNode& lowered) {
+  Func weights = ctx.helper("weights");
+  std::vector<Var> qpco(dimVars().begin(), dimVars().begin() + 4);
+  weights(qpco) = ctx.func(node.inputs[1])(qpco);
+  lowered.helpers.push_back(weights);
+  return weights;
+}
+
 void lowerConv2d(const LoweringContext& ctx, const Node& node, LoweredNode& lowered) {
   Var j = dimVars()[0], i = dimVars()[1], o = dimVars()[2], b = dimVars()[3];
   const Shape& xs = ctx.graph().node(node.inputs[0]).shape;
@@ -79,7 +90,7 @@ void lowerConv2d(const LoweringContext& ctx, const Node& node, LoweredNode& lowe
   Window k = windowOf(node.attrs, fixed(ws[2]), fixed(ws[3]));
   Func x = padded(ctx.func(node.inputs[0]), fixed(xs[2]), fixed(xs[3]), ctx.constant(0), hasPadding(node.attrs),
                   lowered.helpers);
-  Func w = ctx.func(node.inputs[1]);
+  Func w = weightsHelper(ctx, node, lowered);
   RDom r(Halide::Region{{0, k.kw}, {0, k.kh}, {0, fixed(xs[1])}}, "r");  // q, p, c
   Func acc = ctx.helper("acc");  // the sums, so the schedule can keep a tile of them in registers
   acc(j, i, o, b) = ctx.constant(0);
@@ -97,7 +108,7 @@ void lowerConv2dGradInput(const LoweringContext& ctx, const Node& node, LoweredN
   Window k = windowOf(node.attrs, fixed(ws[2]), fixed(ws[3]));
   // dy is read through a zero border, so only a stride > 1 needs a test (of divisibility) per tap.
   Func dy = padded(ctx.func(node.inputs[0]), fixed(dys[2]), fixed(dys[3]), ctx.constant(0), true, lowered.helpers);
-  Func w = ctx.func(node.inputs[1]);
+  Func w = weightsHelper(ctx, node, lowered);
   RDom r(Halide::Region{{0, k.kw}, {0, k.kh}, {0, fixed(ws[0])}}, "r");  // q, p, o
   Expr nj = xw + k.pw - r.x * k.dw, ni = xh + k.ph - r.y * k.dh;
   Expr tap = dy(nj / k.sw, ni / k.sh, r.z, b);  // Halide's integer division rounds down
@@ -308,51 +319,114 @@ void scheduleGradWeightByChannel(const Node& node, LoweredNode& lowered, int vec
 // read their producer directly: skipping the copy alone was slower (52-67 ms against 46-50 ms), because the
 // copy also materialized the producer (relu of conv + bias), which the windows then recomputed at every tap;
 // scheduleEntry now computes such producers at root, and without the copies the step went 5.9 -> 5.25 ms.
+
+// The largest divisor of `extent` up to `limit` when it is at least half of it (no tile overlaps another), else
+// min(extent, limit) (ShiftInwards recomputes the overlap).
+int tileOf(int64_t extent, int limit) {
+  for (int t = limit; 2 * t >= limit; --t)
+    if (t <= extent && extent % t == 0) return t;
+  return static_cast<int>(std::min<int64_t>(extent, limit));
+}
+
+// How a window-sum result y(j, i, o, b) (conv2d, conv2d_grad_input) is vectorized: along the output width j or
+// along the channels o, whichever computes fewer wasted lanes (the width when equal).
+struct SumsLayout {
+  bool by_channel;
+  int lanes;
+  bool round_up;  // the width is one rounded-up vector: the input is read through a border and y is internal
+};
+
+SumsLayout sumsLayout(const Node& node, const VectorUnit& unit) {
+  int64_t width = node.shape[3].extent, channels = node.shape[1].extent;
+  // conv2d_grad_input always reads dy through a zero border, and conv2d does when padded; then a vector past the
+  // width reads border zeros, not past a pipeline argument.
+  bool bordered = node.op == Op::Conv2dGradInput || hasPadding(node.attrs);
+  auto useful = [&](int64_t extent, int lanes) {  // the share of full-width lanes that compute a result
+    if (lanes == 0) return 0.0;
+    return static_cast<double>(extent) / static_cast<double>((extent + lanes - 1) / lanes * unit.lanes);
+  };
+  int width_lanes = unit.lanesFor(width);
+  bool round_up = bordered && width < unit.lanes && useful(width, unit.lanes) > useful(width, width_lanes);
+  if (round_up) width_lanes = unit.lanes;
+  int channel_lanes = unit.lanesFor(channels);
+  if (useful(channels, channel_lanes) > useful(width, width_lanes)) return {true, channel_lanes, false};
+  return {false, width_lanes, round_up};
+}
+
 // conv2d and conv2d_grad_input: y(j, i, o, b) = acc(...), the sums of a window over (q, p, channels). Each task
-// (a batch entry) walks tiles of one output-width vector x kRows rows x kChannels channels whose 8 sums stay in
-// registers while the window loop runs outside them: every input vector loaded serves kChannels sums, every
-// weight broadcast kRows. Measured on LeNet-5 (batch 64, 1 thread, same run): the sums in memory, one vector of
-// one channel at a time: conv2 forward 2.2 ms, its input gradient 4.4 ms; tiled: see bench/README.md.
-void scheduleWindowSums(const Node& node, LoweredNode& lowered, int vector) {
-  constexpr int kRows = 2, kChannels = 4;
-  Func y = lowered.func, acc = lowered.helpers.back();
+// (a batch entry) walks register tiles of sums, the window loop outside them, so every vector loaded serves
+// several sums and every broadcast several vectors:
+// - along the width: one vector of j x `rows` rows x `channels` channels; each tap loads `rows` input vectors and
+//   broadcasts `channels` weights (conv1 of LeNet-5: 28 = 2 vectors, 6 channels x 4 rows on AVX-512);
+// - along the channels (when the width would waste more lanes: LeNet-5's conv2, 10 wide, 16 channels): the sums
+//   stored channels innermost, a tile of `positions` x `rows` output points; each tap loads one vector of
+//   weights (a copy with channels innermost) and broadcasts one input value per point.
+// Measured on LeNet-5 (batch 64, 1 thread, profile): the sums in memory, one vector of one channel at a time:
+// conv2 forward 2.2 ms, its input gradient 4.4 ms; 8-wide tiles along the width of 2 rows x 4 channels: 0.50 and
+// 0.96 ms; this schedule: see bench/README.md.
+void scheduleWindowSums(const Node& node, LoweredNode& lowered, const VectorUnit& unit) {
+  Func y = lowered.func, weights = lowered.helpers[lowered.helpers.size() - 2], acc = lowered.helpers.back();
   Halide::RDom r = lowered.reductions[0];
   Var j = dimVars()[0], i = dimVars()[1], o = dimVars()[2], b = dimVars()[3];
   Var jo("jo"), ji("ji"), io("io"), ii("ii"), oo("oo"), oi("oi");
   const Shape& s = node.shape;
-  int width = s[3].extent >= vector ? vector : 1;
-  int rows = s[2].extent >= kRows ? kRows : 1;
-  int channels = s[1].extent >= kChannels ? kChannels : 1;
+  int64_t width = s[3].extent, height = s[2].extent, channels = s[1].extent;
+  int budget = unit.registers - 4;  // accumulators; the rest hold loads and broadcasts
+  SumsLayout layout = sumsLayout(node, unit);
+  int tile_j, tile_i, tile_o;
+  if (layout.by_channel) {
+    tile_o = channels >= 2 * layout.lanes && budget >= 8 ? 2 * layout.lanes : layout.lanes;
+    int vectors = tile_o / layout.lanes;
+    tile_j = tileOf(width, std::min(12, budget / vectors));
+    tile_i = tileOf(height, std::max(1, budget / (vectors * tile_j)));
+    // The copy of the weights with the vectorized channel dimension (o for conv2d, c for its input gradient)
+    // innermost: weights(q, p, c, o).
+    Var vectorized = node.op == Op::Conv2d ? dimVars()[3] : dimVars()[2];
+    Var other = node.op == Op::Conv2d ? dimVars()[2] : dimVars()[3];
+    weights.compute_root().reorder_storage(vectorized, dimVars()[0], dimVars()[1], other);
+  } else {
+    tile_j = layout.lanes ? layout.lanes : 1;
+    tile_o = channels <= 8 ? static_cast<int>(channels) : tileOf(channels, 8);
+    tile_i = tileOf(height, std::max(1, std::min(4, budget / tile_o)));
+  }
+  Halide::TailStrategy tail = layout.round_up ? Halide::TailStrategy::RoundUp : Halide::TailStrategy::ShiftInwards;
   y.compute_root()
-      .split(j, jo, ji, width, Halide::TailStrategy::ShiftInwards)
-      .split(i, io, ii, rows, Halide::TailStrategy::ShiftInwards)
-      .split(o, oo, oi, channels, Halide::TailStrategy::ShiftInwards)
+      .split(j, jo, ji, tile_j, tail)
+      .split(i, io, ii, tile_i, Halide::TailStrategy::ShiftInwards)
+      .split(o, oo, oi, tile_o, Halide::TailStrategy::ShiftInwards)
       .reorder(ji, ii, oi, jo, io, oo, b)
       .parallel(b);
-  if (width > 1) y.vectorize(ji);
-  acc.compute_at(y, jo).unroll(i).unroll(o);
-  acc.update().reorder(j, i, o, r.x, r.y, r.z).unroll(i).unroll(o);
-  if (width > 1) {
-    acc.vectorize(j, width);
-    acc.update().vectorize(j, width);
+  acc.compute_at(y, jo).unroll(j).unroll(i).unroll(o);
+  acc.update().unroll(j).unroll(i).unroll(o);
+  if (layout.by_channel) {
+    acc.reorder_storage(o, j, i, b).reorder(o, j, i, b).vectorize(o, layout.lanes);
+    acc.update().reorder(o, j, i, r.x, r.y, r.z).vectorize(o, layout.lanes);
+  } else {
+    acc.update().reorder(j, i, o, r.x, r.y, r.z);
+    if (layout.lanes) {
+      y.vectorize(ji);
+      acc.vectorize(j, layout.lanes);
+      acc.update().vectorize(j, layout.lanes);
+    }
   }
 }
 
-void scheduleConvFamily(const Node& node, LoweredNode& lowered, int vector) {
-  size_t at_root = lowered.helpers.size() - (hasSumsHelper(node) ? 1 : 0);  // `acc` goes inside its consumer
+void scheduleConvFamily(const Node& node, LoweredNode& lowered, const VectorUnit& unit) {
+  size_t at_root = lowered.helpers.size() - ownScheduledHelpers(node);
   for (size_t h = 0; h < at_root; ++h) {
     Func helper = lowered.helpers[h];
     helper.compute_root();
     if (helper.dimensions() == 4) helper.parallel(dimVars()[3]);
   }
-  if (node.op == Op::Conv2d || node.op == Op::Conv2dGradInput) return scheduleWindowSums(node, lowered, vector);
+  if (isWindowSums(node)) return scheduleWindowSums(node, lowered, unit);
   Func f = lowered.func;
   f.compute_root();
   if (node.op == Op::Conv2dGradWeight)
-    return gradWeightByChannel(node) ? scheduleGradWeightByChannel(node, lowered, vector)
-                                     : scheduleGradWeight(lowered, vector);
+    return gradWeightByChannel(node) ? scheduleGradWeightByChannel(node, lowered, unit.lanes)
+                                     : scheduleGradWeight(lowered, unit.lanes);
   Var inner = dimVars()[0], outer = dimVars()[node.shape.size() - 1];
-  bool wide = !node.shape.back().isSymbolic() && node.shape.back().extent >= vector;
+  int vector = node.shape.back().isSymbolic() ? 0 : unit.lanesFor(node.shape.back().extent);
+  bool wide = vector > 0;
   if (wide) f.vectorize(inner, vector, Halide::TailStrategy::ShiftInwards);
   if (node.shape.size() >= 2) f.parallel(outer);
   if (!f.has_update_definition()) return;

@@ -26,7 +26,6 @@ namespace {
 using Halide::Func;
 using Halide::Var;
 
-int vectorWidth(const LoweredEntry& lowered) { return 32 / lowered.float_type.bytes(); }  // 256-bit AVX2
 
 // The constant extent of Halide dimension 0 of `shape`, or 0 when it is symbolic or absent.
 int64_t innerExtent(const Shape& shape) {
@@ -43,9 +42,9 @@ bool worthParallel(const Shape& shape, int64_t per_element = 1) {
 }
 
 // Vectorizes dimension 0 and, when worth it, parallelizes the outermost dimension of a root Func of `shape`.
-void scheduleRootElementwise(Func f, const Shape& shape, int vector) {
+void scheduleRootElementwise(Func f, const Shape& shape, const VectorUnit& unit) {
   f.compute_root();
-  if (innerExtent(shape) >= vector) f.vectorize(dimVars()[0], vector, Halide::TailStrategy::ShiftInwards);
+  if (int lanes = unit.lanesFor(innerExtent(shape))) f.vectorize(dimVars()[0], lanes, Halide::TailStrategy::ShiftInwards);
   if (shape.size() >= 2 && worthParallel(shape)) f.parallel(dimVars()[shape.size() - 1]);
 }
 
@@ -63,7 +62,7 @@ Halide::Expr extentOf(const Dim& dim, const LoweredEntry& entry) {
 // element: train_step 1.83 ms, predict at batch 256 7.4 ms; this schedule: see bench/README.md.
 constexpr int kTileRows = 6;
 
-void scheduleMatMul(const Node& node, LoweredNode& lowered, const LoweredEntry& entry, int vector) {
+void scheduleMatMul(const Node& node, LoweredNode& lowered, const LoweredEntry& entry, const VectorUnit& unit) {
   Var n = dimVars()[0], m = dimVars()[1];
   Var no("no"), ni("ni"), mo("mo"), mi("mi");
   Func out = lowered.func, acc = lowered.helpers[0], packed = lowered.helpers[1];
@@ -71,14 +70,15 @@ void scheduleMatMul(const Node& node, LoweredNode& lowered, const LoweredEntry& 
   const int64_t* depth = Halide::Internal::as_const_int(lowered.reductions[0].x.extent());
   bool parallel = worthParallel(node.shape, depth ? *depth : 64);
   out.compute_root();
+  int64_t columns = innerExtent(node.shape);
+  int vector = unit.lanesFor(columns);
   if (node.attrs.transpose_b) {
     packed.compute_root();  // packed(n, k), k in the Var m
     Var ko("ko"), ki("ki");
-    if (innerExtent(node.shape) >= vector && depth && *depth >= vector)
+    if (vector && depth && *depth >= vector)
       packed.tile(n, m, no, ko, ni, ki, vector, vector, Halide::TailStrategy::ShiftInwards).vectorize(ni).unroll(ki);
   }
-  int64_t columns = innerExtent(node.shape);
-  int tile = columns >= 2 * vector ? 2 * vector : columns >= vector ? vector : 0;
+  int tile = columns >= 2 * vector ? 2 * vector : vector;
   if (tile == 0) {  // fewer columns than one vector: plain loops
     if (parallel) out.parallel(m);
     acc.compute_at(out, m);
@@ -103,24 +103,24 @@ void scheduleMatMul(const Node& node, LoweredNode& lowered, const LoweredEntry& 
 }
 
 // Batched products: one batch entry per task; each row's accumulator vectorized over the columns.
-void scheduleBatchMatMul(const Node& node, LoweredNode& lowered, int vector) {
+void scheduleBatchMatMul(const Node& node, LoweredNode& lowered, const VectorUnit& unit) {
   Var n = dimVars()[0], m = dimVars()[1], e = dimVars()[2];
   Func out = lowered.func, acc = lowered.helpers[0];
   Halide::RVar k(lowered.reductions[0]);
   out.compute_root().parallel(e);
   acc.compute_at(out, m);
-  if (innerExtent(node.shape) >= vector) {  // the default RoundUp would read operands past their last column
+  if (int vector = unit.lanesFor(innerExtent(node.shape))) {  // not RoundUp: it would read operands past their end
     out.vectorize(n, vector, Halide::TailStrategy::ShiftInwards);
     acc.vectorize(n, vector, Halide::TailStrategy::ShiftInwards);
     acc.update().reorder(n, k).vectorize(n, vector, Halide::TailStrategy::GuardWithIf);
   }
 }
 
-void scheduleReduction(const Node& node, LoweredNode& lowered, int vector) {
+void scheduleReduction(const Node& node, LoweredNode& lowered, const VectorUnit& unit) {
   for (Func helper : lowered.helpers) helper.compute_root();
   Func f = lowered.func;
   f.compute_root();
-  if (innerExtent(node.shape) >= vector) {
+  if (int vector = unit.lanesFor(innerExtent(node.shape))) {
     f.vectorize(dimVars()[0], vector, Halide::TailStrategy::ShiftInwards);
     if (f.has_update_definition())  // not RoundUp, an update's default: it would read past an input's last column
       f.update().vectorize(dimVars()[0], vector, Halide::TailStrategy::GuardWithIf);
@@ -146,8 +146,23 @@ Uses countUses(const Graph& graph, const LoweredEntry& lowered) {
 
 }  // namespace
 
+// AVX-512 doubles AVX2's vectors and registers. A 16-wide fused multiply-add loop ran at 220 GFLOP/s on one
+// core of the reference machine, the 8-wide one at 110; the MLP's train step went 0.80 -> 0.49 ms (profile).
+VectorUnit hostVectorUnit(Halide::Type float_type) {
+  Halide::Target host = Halide::get_host_target();
+  bool avx512 = host.has_feature(Halide::Target::AVX512);
+  int min_lanes = 32 / float_type.bytes();
+  return {std::max(min_lanes, host.natural_vector_size(float_type)), min_lanes, avx512 ? 32 : 16};
+}
+
+int VectorUnit::lanesFor(int64_t extent) const {
+  for (int v = lanes; v >= min_lanes; v /= 2)
+    if (extent >= v) return v;
+  return 0;
+}
+
 void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
-  int vector = vectorWidth(lowered);
+  VectorUnit unit = hostVectorUnit(lowered.float_type);
   Uses uses = countUses(graph, lowered);
   for (auto& [id, node_funcs] : lowered.nodes) {
     const Node& node = graph.node(id);
@@ -155,23 +170,27 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
       case OpFamily::Leaf: break;
       case OpFamily::Elementwise:
         if (uses.count[id] > 1 || uses.by_matmul[id] || uses.by_window[id])
-          scheduleRootElementwise(node_funcs.func, node.shape, vector);
+          scheduleRootElementwise(node_funcs.func, node.shape, unit);
         break;
       case OpFamily::MatMul:
-        if (node.op == Op::BatchMatMul) scheduleBatchMatMul(node, node_funcs, vector);
-        else scheduleMatMul(node, node_funcs, lowered, vector);
+        if (node.op == Op::BatchMatMul) scheduleBatchMatMul(node, node_funcs, unit);
+        else scheduleMatMul(node, node_funcs, lowered, unit);
         break;
-      case OpFamily::Layout: break;  // index arithmetic, inlined into its consumer
-      case OpFamily::Conv: scheduleConvFamily(node, node_funcs, vector); break;
+      case OpFamily::Layout:  // index arithmetic, inlined into its consumer; but a product's vector loads of a
+        // reshaped operand would become gathers (div and mod per lane): LeNet-5's fc1 weight gradient read
+        // flatten(pool2) so at 13 GFLOP/s (0.47 ms per step, 1 thread).
+        if (uses.by_matmul[id]) scheduleRootElementwise(node_funcs.func, node.shape, unit);
+        break;
+      case OpFamily::Conv: scheduleConvFamily(node, node_funcs, unit); break;
       case OpFamily::Reduce:
       case OpFamily::Loss:
         if (node.op == Op::SumTo && node_funcs.reductions.empty()) break;  // sum_to over nothing is a copy
         if (node.op == Op::CrossEntropyGrad || node.op == Op::BinaryCrossEntropyWithLogitsGrad) {
           for (Func helper : node_funcs.helpers) helper.compute_root();
-          scheduleRootElementwise(node_funcs.func, node.shape, vector);
+          scheduleRootElementwise(node_funcs.func, node.shape, unit);
           break;
         }
-        scheduleReduction(node, node_funcs, vector);
+        scheduleReduction(node, node_funcs, unit);
         break;
     }
   }
@@ -180,7 +199,7 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
   for (size_t i = 0; i < lowered.outputs.size(); ++i) {
     Func out = lowered.outputs[i];
     const Shape& shape = graph.node(lowered.output_nodes[i]).shape;
-    if (innerExtent(shape) >= vector) out.vectorize(dimVars()[0], vector);
+    if (int lanes = unit.lanesFor(innerExtent(shape))) out.vectorize(dimVars()[0], lanes);
     if (shape.size() >= 2 && worthParallel(shape)) out.parallel(dimVars()[shape.size() - 1]);
   }
 }

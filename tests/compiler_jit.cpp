@@ -15,16 +15,33 @@ size_t elementCount(const Shape& shape, int batch) {
   return count;
 }
 
-JitEntry::JitEntry(const Graph& graph, const EntryPoint& entry, int batch, const ScheduleOptions& schedule)
-    : graph_(graph), entry_(entry), batch_(batch), lowered_(lowerEntry(graph, entry, Halide::Float(64), schedule)),
+JitEntry::JitEntry(const Graph& graph, const EntryPoint& entry, int batch, const ScheduleOptions& schedule,
+                   Halide::Type float_type)
+    : graph_(graph), entry_(entry), batch_(batch), lowered_(lowerEntry(graph, entry, float_type, schedule)),
       pipeline_(lowered_.pipeline()) {
   pipeline_.compile_jit();
 }
 
+namespace {
+
+// Copies between row-major doubles and a float buffer of either precision.
+template <typename T>
+void copyIn(const std::vector<double>& values, Halide::Buffer<> buffer) {
+  std::copy(values.begin(), values.end(), Halide::Buffer<T>(buffer).data());
+}
+template <typename T>
+std::vector<double> copyOut(Halide::Buffer<> buffer) {
+  Halide::Buffer<T> typed(buffer);
+  return {typed.data(), typed.data() + typed.number_of_elements()};
+}
+
+}  // namespace
+
 void JitEntry::set(NodeId leaf, const std::vector<double>& values) {
-  Halide::Buffer<double> buffer(halideExtents(graph_.node(leaf).shape, batch_));
+  Halide::Buffer<> buffer(lowered_.float_type, halideExtents(graph_.node(leaf).shape, batch_));
   if (values.size() != buffer.number_of_elements()) throw std::logic_error("test data has the wrong size");
-  std::copy(values.begin(), values.end(), buffer.data());
+  if (lowered_.float_type.bits() == 64) copyIn<double>(values, buffer);
+  else copyIn<float>(values, buffer);
   floats_[leaf] = buffer;
   lowered_.images.at(leaf).set(buffer);
 }
@@ -42,14 +59,13 @@ void JitEntry::setIntScalar(NodeId leaf, int32_t value) { lowered_.scalars.at(le
 
 std::vector<std::vector<double>> JitEntry::run() {
   std::vector<Halide::Buffer<>> buffers;
-  for (NodeId id : entry_.outputs) buffers.push_back(Halide::Buffer<double>(halideExtents(graph_.node(id).shape, batch_)));
+  for (NodeId id : entry_.outputs)
+    buffers.emplace_back(lowered_.float_type, halideExtents(graph_.node(id).shape, batch_));
   Halide::Realization realization(buffers);
   pipeline_.realize(realization);
   std::vector<std::vector<double>> out;
-  for (Halide::Buffer<> buffer : buffers) {
-    Halide::Buffer<double> typed(buffer);
-    out.emplace_back(typed.data(), typed.data() + typed.number_of_elements());
-  }
+  for (const Halide::Buffer<>& buffer : buffers)
+    out.push_back(lowered_.float_type.bits() == 64 ? copyOut<double>(buffer) : copyOut<float>(buffer));
   return out;
 }
 

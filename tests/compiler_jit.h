@@ -16,7 +16,9 @@ size_t elementCount(const Shape& shape, int batch);
 
 class JitEntry {
  public:
-  JitEntry(const Graph& graph, const EntryPoint& entry, int batch, const ScheduleOptions& schedule = {});
+  // Floats are computed in `float_type` (float64 for gradient checks, float32 as trainers run).
+  JitEntry(const Graph& graph, const EntryPoint& entry, int batch, const ScheduleOptions& schedule = {},
+           Halide::Type float_type = Halide::Float(64));
   // Sets a float leaf argument (Input, Param or State) from row-major data.
   void set(NodeId leaf, const std::vector<double>& values);
   // Sets an integer Input (labels).
@@ -32,7 +34,7 @@ class JitEntry {
   int batch_;
   LoweredEntry lowered_;
   Halide::Pipeline pipeline_;
-  std::map<NodeId, Halide::Buffer<double>> floats_;
+  std::map<NodeId, Halide::Buffer<>> floats_;
   std::map<NodeId, Halide::Buffer<int32_t>> labels_;
 };
 
