@@ -9,6 +9,6 @@ namespace nnc {
 void lowerConvFamily(const LoweringContext& ctx, const Node& node, LoweredNode& lowered);
 
 // THE SCHEDULE of a lowered Conv-family node.
-void scheduleConvFamily(const Node& node, LoweredNode& lowered, const VectorUnit& unit);
+void scheduleConvFamily(const Graph& graph, const Node& node, LoweredNode& lowered, const VectorUnit& unit);
 
 }  // namespace nnc

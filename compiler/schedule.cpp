@@ -14,6 +14,7 @@
 // Every split of a feature dimension uses ShiftInwards and is only made when the extent is at least the split
 // factor; the batch dimension is never split, so every batch size (1, the last partial batch) works.
 // Entry outputs are vectorized and parallel over their outermost dimension.
+#include <algorithm>
 #include <stdexcept>
 
 #include "compiler/lower.h"
@@ -116,7 +117,22 @@ void scheduleBatchMatMul(const Node& node, LoweredNode& lowered, const VectorUni
   }
 }
 
-void scheduleReduction(const Node& node, LoweredNode& lowered, const VectorUnit& unit) {
+// Whether a sum or maximum reduces its operand's innermost (contiguous) dimension, which is then the first
+// dimension of its RDom.
+bool reducesInnermost(const Graph& graph, const Node& node) {
+  const Shape& from = graph.node(node.inputs[0]).shape;
+  if (from.empty() || from.back() == Dim{}) return false;
+  if (node.op == Op::SumTo) return node.shape.empty() || node.shape.back() == Dim{};
+  if (node.op != Op::Sum && node.op != Op::Max) return false;
+  const std::vector<int64_t>& axes = node.attrs.axes;
+  return std::find(axes.begin(), axes.end(), static_cast<int64_t>(from.size()) - 1) != axes.end();
+}
+
+// Reductions at root, vectorized over the innermost kept dimension. When it is too short (a convolution's bias
+// gradient sums [B, C, H, W] into [C]) and the innermost reduced dimension is contiguous, the reduction over it is
+// split by the vector width and factored out (rfactor) into vector partial sums, summed in a fixed order:
+// LeNet-5's conv1 bias gradient, 301,056 sums into 6, took 0.09 ms per step in scalar loops.
+void scheduleReduction(const Graph& graph, const Node& node, LoweredNode& lowered, const VectorUnit& unit) {
   for (Func helper : lowered.helpers) helper.compute_root();
   Func f = lowered.func;
   f.compute_root();
@@ -124,7 +140,30 @@ void scheduleReduction(const Node& node, LoweredNode& lowered, const VectorUnit&
     f.vectorize(dimVars()[0], vector, Halide::TailStrategy::ShiftInwards);
     if (f.has_update_definition())  // not RoundUp, an update's default: it would read past an input's last column
       f.update().vectorize(dimVars()[0], vector, Halide::TailStrategy::GuardWithIf);
+    return;
   }
+  if (!lowered.helpers.empty() || lowered.reductions.size() != 1 || !reducesInnermost(graph, node)) return;
+  Halide::RDom r = lowered.reductions[0];
+  const int64_t* extent = Halide::Internal::as_const_int(r.x.extent());
+  int lanes = extent ? unit.lanesFor(*extent) : 0;
+  if (lanes == 0) return;
+  Halide::RVar outer("ro"), inner("ri");
+  Var lane("lane");
+  Func partial = f.update().split(r.x, outer, inner, lanes, Halide::TailStrategy::GuardWithIf).rfactor(inner, lane);
+  std::vector<Var> lane_first = {lane};  // rfactor stores the new dimension outermost
+  for (const Var& v : partial.args())
+    if (v.name() != lane.name()) lane_first.push_back(v);
+  partial.vectorize(lane);
+  partial.update().vectorize(lane);
+  if (f.dimensions() == 0) {
+    partial.compute_root();
+    return;
+  }
+  partial.reorder_storage(lane_first);
+  // One output's partial sums at a time, on the stack, so they stay in registers across the reduction.
+  Var task = dimVars()[f.dimensions() - 1];
+  partial.compute_at(f, task);
+  if (worthParallel(graph.node(node.inputs[0]).shape)) f.update().parallel(task);
 }
 
 // How many lowered nodes and outputs read each node, and whether a matmul or a window (conv, pooling) reads it.
@@ -181,7 +220,7 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
         // flatten(pool2) so at 13 GFLOP/s (0.47 ms per step, 1 thread).
         if (uses.by_matmul[id]) scheduleRootElementwise(node_funcs.func, node.shape, unit);
         break;
-      case OpFamily::Conv: scheduleConvFamily(node, node_funcs, unit); break;
+      case OpFamily::Conv: scheduleConvFamily(graph, node, node_funcs, unit); break;
       case OpFamily::Reduce:
       case OpFamily::Loss:
         if (node.op == Op::SumTo && node_funcs.reductions.empty()) break;  // sum_to over nothing is a copy
@@ -190,7 +229,7 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
           scheduleRootElementwise(node_funcs.func, node.shape, unit);
           break;
         }
-        scheduleReduction(node, node_funcs, unit);
+        scheduleReduction(graph, node, node_funcs, unit);
         break;
     }
   }
