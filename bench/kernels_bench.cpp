@@ -11,8 +11,8 @@
 // Kernels are JIT-compiled with the same lowering and schedule `nnc build` uses (float32, host target), on
 // first use, so `--benchmark_filter` also limits the compile time. Counters: FLOP/s (the op table's FLOP
 // counts: a multiply-add is 2) and bytes/s (the arguments and results each call must read and write once).
-// The batch is each model's training batch (predict: 256). `--threads N` (default 1) sets Halide's and
-// OpenBLAS's thread counts; every other flag is Google Benchmark's.
+// The batch is each model's training batch (predict: 256). `--threads N` (default 1) sizes the trainers' thread pool
+// (runtime/thread_pool.h) and OpenBLAS's; every other flag is Google Benchmark's.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
@@ -26,6 +26,7 @@
 #include "compiler/compilation.h"
 #include "compiler/lower.h"
 #include "runtime/block_cache.h"
+#include "runtime/thread_pool.h"
 
 extern "C" void openblas_set_num_threads(int threads);
 
@@ -58,6 +59,12 @@ class JitKernel {
       return rt::cachedMalloc(nullptr, size);
     };
     pipeline_.jit_handlers().custom_free = [](Halide::JITUserContext*, void* p) { rt::cachedFree(nullptr, p); };
+    // And the trainer's thread pool (runtime/thread_pool.h); the JIT context stands in for the user context.
+    pipeline_.jit_handlers().custom_do_par_for = [](Halide::JITUserContext* context,
+                                                    int (*task)(Halide::JITUserContext*, int, uint8_t*), int min,
+                                                    int size, uint8_t* closure) {
+      return rt::parallelFor(context, reinterpret_cast<rt::ParallelTask>(task), min, size, closure);
+    };
     pipeline_.compile_jit(Halide::get_host_target());
     std::mt19937 rng(7);
     for (auto& [id, image] : lowered_.images) {
@@ -245,7 +252,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s: --threads takes a positive count\n", argv[0]);
     return 1;
   }
-  setenv("HL_NUM_THREADS", std::to_string(threads).c_str(), 1);  // read by Halide's JIT runtime at first use
+  nnc::rt::setKernelThreads(threads);
   openblas_set_num_threads(threads);
   std::set<std::string> seen;
   for (const char* model : {"mlp", "lenet5", "cnn_bn", "mlp_bn_dropout", "softmax_regression"})

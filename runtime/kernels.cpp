@@ -3,6 +3,7 @@
 
 #include "runtime/block_cache.h"
 #include "runtime/random.h"
+#include "runtime/thread_pool.h"
 
 #include <HalideRuntime.h>
 
@@ -136,7 +137,8 @@ void initKernels(int threads) {
   halide_set_error_handler(recordKernelError);
   halide_set_custom_malloc(cachedMalloc);
   halide_set_custom_free(cachedFree);
-  if (threads > 0) halide_set_num_threads(threads);
+  setKernelThreads(threads);
+  halide_set_custom_do_par_for(parallelFor);
 }
 
 void stepScalars(const ModelSpec& model, double lr, int64_t step, uint64_t seed, std::vector<ScalarArg>& values) {

@@ -21,7 +21,8 @@ struct TrainState {
 
 TrainState allocateTrainState(const ModelSpec& model);
 
-// Sets the Halide runtime's error handler and thread count; call once before any kernel.
+// Sets the Halide runtime's error handler, allocator and thread pool (thread_pool.h; 0 threads: one per core);
+// call once before any kernel.
 void initKernels(int threads);
 
 // A scalar argument of train_step: a float, or the int32 dropout seed.
