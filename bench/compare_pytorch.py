@@ -3,15 +3,21 @@
 
   /usr/bin/python3 bench/compare_pytorch.py [--models mlp lenet5] [--threads 1 2] [--repeats 7] [--steps 50]
                                             [--record bench/baseline.json] [--baseline bench/baseline.json]
+                                            [--accuracy-epochs 1]
 
-Honest by construction: one fixed batch of Fashion-MNIST images for both; the same model, optimizer, batch and
-thread count; 10 warm-up steps; the median of --repeats timings of --steps steps each. PyTorch runs in a
+Honest by construction: Fashion-MNIST images for both; the same model, optimizer, batch and thread count; 10
+warm-up steps; the median of --repeats timings of --steps steps each. PyTorch runs in a
 subprocess per thread count with OPENBLAS_NUM_THREADS=1 (Debian's libopenblas0-pthread keeps its own pool,
 which fights torch's on two cores) and must find an optimized BLAS (the reference BLAS is 15x slower: the
 script refuses it). The nnc side builds build/nnc's trainer from examples/MODEL.nn and runs
 `TRAINER bench --repeats R --steps S --threads T`, which times the same loop over its compiled kernels.
+PyTorch's steps cycle through 16 batches: trained on one batch over and over, its loss collapses and LeNet-5's
+1-thread step fell, mid-run, from 5-8 ms into a 27-31 ms regime (small gradients in a slow path), inflating
+every ratio; nnc's kernels take the same time whatever the values.
 --record writes the figures as JSON; --baseline adds a column with nnc's time relative to a recorded run
-(above 1: slower than then), so a schedule change that costs time is visible.
+(above 1: slower than then), so a schedule change that costs time is visible. Last, each model trains
+--accuracy-epochs epochs (default 1) on each side, as its train block says (PyTorch's own initialization and
+shuffling), and both test accuracies are printed.
 """
 import argparse
 import json
@@ -25,9 +31,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def torch_side(model_name, threads, repeats, steps, batch, eval_batch):
-    """Runs in a subprocess: prints JSON {train_ms, eval_ms} for PyTorch."""
-    import numpy as np
+DATA = "/usr/share/datasets/fashion-mnist"
+
+
+def torch_setup(model_name, threads):
+    """In a PyTorch subprocess: checks the BLAS, returns (net, optimizer, lr) as examples/MODEL.nn declares them."""
     import torch
     from torch import nn
 
@@ -41,13 +49,6 @@ def torch_side(model_name, threads, repeats, steps, batch, eval_batch):
     if gflops < 10:
         raise SystemExit(f"PyTorch's sgemm runs at {gflops:.1f} GFLOP/s: the reference BLAS; "
                          "install libopenblas0-pthread")
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    from torch_mlp import read_idx
-    images = read_idx("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte")[:eval_batch]
-    labels = read_idx("/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte")[:eval_batch]
-    x_all = torch.from_numpy(images.astype(np.float32) / 255)
-    y_all = torch.from_numpy(labels.astype(np.int64))
-
     if model_name == "mlp":  # examples/mlp.nn
         class Net(nn.Module):
             def __init__(self):
@@ -58,32 +59,56 @@ def torch_side(model_name, threads, repeats, steps, batch, eval_batch):
                 x = (x.reshape(-1, 784) - 0.2860) / 0.3530
                 return self.logits(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
         net = Net()
-        opt = torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9)
-    else:  # examples/lenet5.nn
-        class Net(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.conv1, self.conv2 = nn.Conv2d(1, 6, 5, padding=2), nn.Conv2d(6, 16, 5)
-                self.fc1, self.fc2, self.logits = nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, 10)
+        return net, torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9), 0.02
 
-            def forward(self, x):
-                x = (x.reshape(-1, 1, 28, 28) - 0.2860) / 0.3530
-                x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
-                x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
-                return self.logits(torch.relu(self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))))
-        net = Net()
-        opt = torch.optim.Adam(net.parameters(), lr=0.002)
+    class Net(nn.Module):  # examples/lenet5.nn
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2 = nn.Conv2d(1, 6, 5, padding=2), nn.Conv2d(6, 16, 5)
+            self.fc1, self.fc2, self.logits = nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, 10)
+
+        def forward(self, x):
+            x = (x.reshape(-1, 1, 28, 28) - 0.2860) / 0.3530
+            x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
+            x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
+            return self.logits(torch.relu(self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))))
+    net = Net()
+    return net, torch.optim.Adam(net.parameters(), lr=0.002), 0.002
+
+
+def fashion_mnist(split, count=None):
+    """Images as floats in [0, 1] and labels, as tensors; split is "train" or "t10k"."""
+    import numpy as np
+    import torch
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from torch_mlp import read_idx
+    images = read_idx(f"{DATA}/{split}-images-idx3-ubyte")[:count]
+    labels = read_idx(f"{DATA}/{split}-labels-idx1-ubyte")[:count]
+    return torch.from_numpy(images.astype(np.float32) / 255), torch.from_numpy(labels.astype(np.int64))
+
+
+def torch_side(model_name, threads, repeats, steps, batch, eval_batch):
+    """Runs in a subprocess: prints JSON {train_ms, eval_ms} for PyTorch."""
+    import torch
+    from torch import nn
+
+    net, opt, _ = torch_setup(model_name, threads)
+    train_batches = 16
+    x_all, y_all = fashion_mnist("train", max(eval_batch, train_batches * batch))
     loss_fn = nn.CrossEntropyLoss()
-    x, y = x_all[:batch], y_all[:batch]
+    batches = [(x_all[i * batch:(i + 1) * batch], y_all[i * batch:(i + 1) * batch]) for i in range(train_batches)]
+    step = [0]
 
     def train_step():
+        x, y = batches[step[0] % train_batches]
+        step[0] += 1
         opt.zero_grad()
         loss_fn(net(x), y).backward()
         opt.step()
 
     def eval_step():
         with torch.no_grad():
-            net(x_all)
+            net(x_all[:eval_batch])
 
     def median_ms(fn):
         for _ in range(10):
@@ -97,6 +122,45 @@ def torch_side(model_name, threads, repeats, steps, batch, eval_batch):
         return statistics.median(times)
 
     print(json.dumps({"train_ms": median_ms(train_step), "eval_ms": median_ms(eval_step)}))
+
+
+def torch_accuracy(model_name, threads, epochs, batch):
+    """Runs in a subprocess: trains `epochs` epochs as the example's train block says (shuffled batches, its
+    optimizer, a cosine learning rate per step) and prints JSON {test_accuracy}."""
+    import math
+    import torch
+    from torch import nn
+
+    net, opt, lr = torch_setup(model_name, threads)
+    x, y = fashion_mnist("train")
+    steps_per_epoch = (len(x) + batch - 1) // batch
+    total = epochs * steps_per_epoch
+    generator = torch.Generator().manual_seed(1)
+    loss_fn = nn.CrossEntropyLoss()
+    step = 0
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=generator)
+        for first in range(0, len(x), batch):
+            rows = order[first:first + batch]
+            for group in opt.param_groups:
+                group["lr"] = lr * (1 + math.cos(math.pi * step / total)) / 2
+            opt.zero_grad()
+            loss_fn(net(x[rows]), y[rows]).backward()
+            opt.step()
+            step += 1
+    test_x, test_y = fashion_mnist("t10k")
+    with torch.no_grad():
+        correct = (net(test_x).argmax(1) == test_y).sum().item()
+    print(json.dumps({"test_accuracy": correct / len(test_x)}))
+
+
+def nnc_accuracy(trainer, threads, epochs, work):
+    """Trains `epochs` epochs with the nnc trainer; returns the last epoch's test accuracy from its metrics."""
+    metrics = os.path.join(work, os.path.basename(trainer) + "-metrics.jsonl")
+    subprocess.run([trainer, "train", "--epochs", str(epochs), "--threads", str(threads), "--metrics", metrics],
+                   check=True, capture_output=True, cwd=work)
+    with open(metrics) as f:
+        return [json.loads(line) for line in f if line.strip()][-1]["test_accuracy"]
 
 
 def nnc_ms(trainer, entry, threads, repeats, steps, batch):
@@ -117,11 +181,16 @@ def main():
     p.add_argument("--nnc", default=os.path.join(ROOT, "build", "nnc"))
     p.add_argument("--record", help="write the figures to this JSON file")
     p.add_argument("--baseline", help="a JSON file written by --record to compare nnc's times against")
+    p.add_argument("--accuracy-epochs", type=int, default=1,
+                   help="then train each model this many epochs on each side and print both test accuracies (0: skip)")
     p.add_argument("--torch-side", nargs=2, help=argparse.SUPPRESS)
+    p.add_argument("--torch-accuracy", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.torch_side:
         return torch_side(args.torch_side[0], int(args.torch_side[1]), args.repeats, args.steps, args.batch,
                           args.eval_batch)
+    if args.torch_accuracy:
+        return torch_accuracy(args.torch_accuracy[0], int(args.torch_accuracy[1]), args.accuracy_epochs, args.batch)
     work = tempfile.mkdtemp(prefix="nnc-compare-")
     baseline = {}
     if args.baseline:
@@ -148,12 +217,26 @@ def main():
                       f"{torch_ms[key] / ours:>7.2f}x" + (f" {ours / before:>11.2f}x" if before else ""), flush=True)
                 results.append({"model": model, "threads": threads, "entry": entry, "batch": batch,
                                 "pytorch_ms": round(torch_ms[key], 4), "nnc_ms": round(ours, 4)})
+    accuracies = []
+    if args.accuracy_epochs > 0:
+        threads = max(args.threads)
+        print(f"\n{'model':8} {'epochs':>7} {'pytorch test accuracy':>22} {'nnc test accuracy':>18}")
+        for model in args.models:
+            env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS=str(threads))
+            out = subprocess.run([sys.executable, __file__, "--torch-accuracy", model, str(threads),
+                                  "--accuracy-epochs", str(args.accuracy_epochs), "--batch", str(args.batch)],
+                                 check=True, capture_output=True, text=True, env=env)
+            theirs = json.loads(out.stdout.strip().splitlines()[-1])["test_accuracy"]
+            ours = nnc_accuracy(os.path.join(work, model), threads, args.accuracy_epochs, work)
+            print(f"{model:8} {args.accuracy_epochs:>7} {theirs:>22.4f} {ours:>18.4f}", flush=True)
+            accuracies.append({"model": model, "epochs": args.accuracy_epochs, "pytorch_test_accuracy": theirs,
+                               "nnc_test_accuracy": ours})
     if args.record:
         with open(args.record, "w") as f:
             json.dump({"command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d"),
                        "commit": subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                                                 capture_output=True, text=True).stdout.strip(),
-                       "results": results}, f, indent=1)
+                       "results": results, "accuracies": accuracies}, f, indent=1)
             f.write("\n")
 
 
