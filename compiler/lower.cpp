@@ -17,6 +17,12 @@ const std::vector<Halide::Var>& dimVars() {
   return kVars;
 }
 
+bool narrowProduct(const Node& node) {
+  if (node.op != Op::MatMul || node.shape.empty() || node.shape.back().isSymbolic()) return false;
+  int64_t columns = node.shape.back().extent;
+  return columns < 32 && columns % 8 != 0;
+}
+
 std::vector<int> halideExtents(const Shape& shape, int batch) {
   std::vector<int> extents;
   for (auto dim = shape.rbegin(); dim != shape.rend(); ++dim)
@@ -209,8 +215,10 @@ class Lowerer : public LoweringContext {
     Dim k_dim = node.attrs.transpose_a ? a.shape[0] : a.shape[1];
     RDom k(0, extent(k_dim), "k");
     Func b_nk = helper("packed_b");
-    if (node.attrs.transpose_b) b_nk(n, m) = fb(m, n);  // stored [N, K]: Halide (k, n) -> (n, k)
-    else b_nk(n, m) = fb(n, m);
+    bool narrow = narrowProduct(node);
+    Expr column = narrow ? Halide::clamp(n, 0, extent(node.shape.back()) - 1) : Expr(n);
+    Expr b = node.attrs.transpose_b ? fb(m, column) : fb(column, m);  // stored [N, K]: Halide (k, n) -> (n, k)
+    b_nk(n, m) = narrow ? Halide::select(n < extent(node.shape.back()), b, constant(0)) : b;
     Expr a_km = node.attrs.transpose_a ? fa(m, k) : fa(k, m);
     Func acc = helper("acc");
     acc(n, m) = constant(0);

@@ -36,6 +36,10 @@ struct LoweredEntry {
   Halide::Pipeline pipeline() const { return Halide::Pipeline(outputs); }
 };
 
+// A matrix product with few output columns, fewer than 32 and not a multiple of 8 (the logits: 10). Its packed
+// B reads the columns past the last as zeros, so the schedule can compute one whole vector of columns.
+bool narrowProduct(const Node& node);
+
 // A row-major shape's extents in Halide order (innermost first), symbolic dimensions replaced by `batch`.
 std::vector<int> halideExtents(const Shape& shape, int batch);
 
