@@ -407,7 +407,14 @@ void scheduleWindowSums(const Node& node, LoweredNode& lowered, const VectorUnit
   }
 }
 
-void scheduleConvFamily(const Graph& graph, const Node& node, LoweredNode& lowered, const VectorUnit& unit) {
+bool windowTilesInput(const Node& node) {
+  if (node.op != Op::MaxPool2d && node.op != Op::AvgPool2d && node.op != Op::MaxPool2dGrad) return false;
+  Window k = windowOf(node.attrs, static_cast<int>(node.attrs.kernel[0]), static_cast<int>(node.attrs.kernel[1]));
+  return k.sw == k.kw && k.sh == k.kh && k.dw == 1 && k.dh == 1 && k.pw == 0 && k.ph == 0;
+}
+
+void scheduleConvFamily(const Graph& graph, const Node& node, LoweredNode& lowered, const VectorUnit& unit,
+                        bool inline_if_pure) {
   size_t at_root = lowered.helpers.size() - ownScheduledHelpers(node);
   // Borders and arg-maxima, pure and at least as wide as the narrowest feature map among the node's operands and
   // result (not the weights), are vectorized; conv2d_grad_weight's channel-major dy_t is a transpose.
@@ -423,6 +430,8 @@ void scheduleConvFamily(const Graph& graph, const Node& node, LoweredNode& lower
   }
   if (isWindowSums(node)) return scheduleWindowSums(node, lowered, unit);
   Func f = lowered.func;
+  bool pool_gradient = node.op == Op::MaxPool2dGrad || node.op == Op::AvgPool2dGrad;
+  if (inline_if_pure && pool_gradient && !f.has_update_definition()) return;  // LeNet-5's pool1: 1.2 MB not stored
   f.compute_root();
   if (node.op == Op::Conv2dGradWeight)
     return gradWeightByChannel(node) ? scheduleGradWeightByChannel(node, lowered, unit)

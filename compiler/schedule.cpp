@@ -176,20 +176,31 @@ void scheduleReduction(const Graph& graph, const Node& node, LoweredNode& lowere
 }
 
 // How many lowered nodes and outputs read each node, and whether a matmul or a window (conv, pooling) reads it.
+// How many lowered nodes and outputs read each node; whether a matmul or a window that reads an element more than
+// once (a convolution, overlapping pools) reads it; how many reads are by pools whose windows tile their input.
 struct Uses {
-  std::map<NodeId, int> count;
+  std::map<NodeId, int> count, by_tiling_pool;
   std::map<NodeId, bool> by_matmul, by_window;
 };
 
 Uses countUses(const Graph& graph, const LoweredEntry& lowered) {
   Uses uses;
-  for (const auto& [id, _] : lowered.nodes)
-    for (NodeId in : graph.node(id).inputs) {
+  for (const auto& [id, _] : lowered.nodes) {
+    const Node& user = graph.node(id);
+    for (size_t k = 0; k < user.inputs.size(); ++k) {
+      NodeId in = user.inputs[k];
       uses.count[in]++;
-      if (opInfo(graph.node(id).op).family == OpFamily::MatMul) uses.by_matmul[in] = true;
-      if (opInfo(graph.node(id).op).family == OpFamily::Conv) uses.by_window[in] = true;
+      if (opInfo(user.op).family == OpFamily::MatMul) uses.by_matmul[in] = true;
+      if (opInfo(user.op).family != OpFamily::Conv) continue;
+      if (k == 0 && windowTilesInput(user)) uses.by_tiling_pool[in]++;
+      else uses.by_window[in] = true;
     }
+  }
   return uses;
+}
+
+bool isOutput(const LoweredEntry& lowered, NodeId id) {
+  return std::find(lowered.output_nodes.begin(), lowered.output_nodes.end(), id) != lowered.output_nodes.end();
 }
 
 }  // namespace
@@ -216,10 +227,14 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
     const Node& node = graph.node(id);
     switch (opInfo(node.op).family) {
       case OpFamily::Leaf: break;
-      case OpFamily::Elementwise:
-        if (uses.count[id] > 1 || uses.by_matmul[id] || uses.by_window[id])
+      case OpFamily::Elementwise: {
+        // Inlined into pools whose windows tile it (each element read once: LeNet-5's relu before max pooling
+        // and its arg-max), where materializing cost a pass over 1.2 MB (more than Zen 5's 1 MB L2).
+        bool only_tiling_pools = uses.by_tiling_pool[id] == uses.count[id];
+        if ((uses.count[id] > 1 && !only_tiling_pools) || uses.by_matmul[id] || uses.by_window[id])
           scheduleRootElementwise(node_funcs.func, node.shape, unit);
         break;
+      }
       case OpFamily::MatMul:
         if (node.op == Op::BatchMatMul) scheduleBatchMatMul(node, node_funcs, unit);
         else scheduleMatMul(node, node_funcs, lowered, unit);
@@ -229,7 +244,13 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
         // flatten(pool2) so at 13 GFLOP/s (0.47 ms per step, 1 thread).
         if (uses.by_matmul[id]) scheduleRootElementwise(node_funcs.func, node.shape, unit);
         break;
-      case OpFamily::Conv: scheduleConvFamily(graph, node, node_funcs, unit); break;
+      case OpFamily::Conv: {
+        // A pure pooling gradient read once by an elementwise or reducing consumer is inlined into it.
+        bool single_plain_use = uses.count[id] == 1 && !uses.by_matmul[id] && !uses.by_window[id] &&
+                                uses.by_tiling_pool[id] == 0 && !isOutput(lowered, id);
+        scheduleConvFamily(graph, node, node_funcs, unit, single_plain_use);
+        break;
+      }
       case OpFamily::Reduce:
       case OpFamily::Loss:
         if (node.op == Op::SumTo && node_funcs.reductions.empty()) break;  // sum_to over nothing is a copy
