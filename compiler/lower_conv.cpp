@@ -38,6 +38,13 @@ int fixed(const Dim& dim) { return static_cast<int>(dim.extent); }
 
 bool isWindowSums(const Node& node) { return node.op == Op::Conv2d || node.op == Op::Conv2dGradInput; }
 
+// conv2d_grad_input at row stride 1 bounds its loop over kernel rows per pair of output rows
+// (lowerConv2dGradInput), and its schedule tiles rows in pairs.
+constexpr int kRowPair = 2;
+bool boundedRows(const Node& node) {
+  return node.op == Op::Conv2dGradInput && node.attrs.stride[0] == 1 && node.shape[2].extent >= kRowPair;
+}
+
 // How many of `node`'s last helpers its own schedule places (not at root): an operand's copy (`weights`, `dy`)
 // and the sums `acc` of convolutions and their gradients.
 size_t ownScheduledHelpers(const Node& node) {
@@ -109,6 +116,12 @@ void lowerConv2dGradInput(const LoweringContext& ctx, const Node& node, LoweredN
   Func w = operandHelper(ctx, node, "weights", lowered);
   RDom r(Halide::Region{{0, k.kw}, {0, k.kh}, {0, fixed(ws[0])}}, "r");  // q, p, o
   Expr nj = xw + k.pw - r.x * k.dw, ni = xh + k.ph - r.y * k.dh;
+  if (boundedRows(node)) {
+    // Kernel rows that meet only dy's zero border add nothing. They are skipped per pair of output rows (the
+    // schedule's row tile, kRowPair), a test the same for both rows, so the loop over p is bounded per tile.
+    Expr first = xh / kRowPair * kRowPair + k.ph - r.y * k.dh;  // dy row read by the pair's first row
+    r.where(first + kRowPair - 1 >= 0 && first < fixed(dys[2]));
+  }
   Expr tap = dy(nj / k.sw, ni / k.sh, r.z, b);  // Halide's integer division rounds down
   if (k.sw > 1 || k.sh > 1) tap = Halide::select(nj % k.sw == 0 && ni % k.sh == 0, tap, ctx.constant(0));
   Func acc = ctx.helper("acc");
@@ -383,7 +396,7 @@ void scheduleWindowSums(const Node& node, LoweredNode& lowered, const VectorUnit
   } else {
     tile_j = layout.lanes ? layout.lanes : 1;
     tile_o = channels <= 8 ? static_cast<int>(channels) : tileOf(channels, 8);
-    tile_i = tileOf(height, std::max(1, std::min(4, budget / tile_o)));
+    tile_i = boundedRows(node) ? kRowPair : tileOf(height, std::max(1, std::min(4, budget / tile_o)));
   }
   Halide::TailStrategy tail = layout.round_up ? Halide::TailStrategy::RoundUp : Halide::TailStrategy::ShiftInwards;
   y.compute_root()
