@@ -3,7 +3,7 @@
 
   /usr/bin/python3 bench/compare_pytorch.py [--models mlp lenet5] [--threads 1 2] [--repeats 7] [--steps 50]
                                             [--record bench/baseline.json] [--baseline bench/baseline.json]
-                                            [--accuracy-epochs 1]
+                                            [--torch-runs 3] [--accuracy-epochs 1]
 
 Honest by construction: Fashion-MNIST images for both; the same model, optimizer, batch and thread count; 10
 warm-up steps; the median of --repeats timings of --steps steps each. PyTorch runs in a
@@ -11,9 +11,10 @@ subprocess per thread count with OPENBLAS_NUM_THREADS=1 (Debian's libopenblas0-p
 which fights torch's on two cores) and must find an optimized BLAS (the reference BLAS is 15x slower: the
 script refuses it). The nnc side builds build/nnc's trainer from examples/MODEL.nn and runs
 `TRAINER bench --repeats R --steps S --threads T`, which times the same loop over its compiled kernels.
-PyTorch's steps cycle through 16 batches: trained on one batch over and over, its loss collapses and LeNet-5's
-1-thread step fell, mid-run, from 5-8 ms into a 27-31 ms regime (small gradients in a slow path), inflating
-every ratio; nnc's kernels take the same time whatever the values.
+PyTorch is generous to PyTorch: its steps cycle through 16 batches (trained on one batch over and over, its
+loss collapsed and LeNet-5's 1-thread step fell, mid-run, from 5-8 ms into a 27-31 ms regime), and each figure
+is the fastest of --torch-runs processes (default 3), because some PyTorch processes run LeNet-5 in a slow
+regime from their first step (2 threads: 16-19 ms against 3.5-5 ms; without oneDNN, always 10-24 ms).
 --record writes the figures as JSON; --baseline adds a column with nnc's time relative to a recorded run
 (above 1: slower than then), so a schedule change that costs time is visible. Last, each model trains
 --accuracy-epochs epochs (default 1) on each side, as its train block says (PyTorch's own initialization and
@@ -181,6 +182,8 @@ def main():
     p.add_argument("--nnc", default=os.path.join(ROOT, "build", "nnc"))
     p.add_argument("--record", help="write the figures to this JSON file")
     p.add_argument("--baseline", help="a JSON file written by --record to compare nnc's times against")
+    p.add_argument("--torch-runs", type=int, default=3,
+                   help="PyTorch processes per model and thread count; the fastest median of each entry counts")
     p.add_argument("--accuracy-epochs", type=int, default=1,
                    help="then train each model this many epochs on each side and print both test accuracies (0: skip)")
     p.add_argument("--torch-side", nargs=2, help=argparse.SUPPRESS)
@@ -205,11 +208,14 @@ def main():
                        capture_output=True)
         for threads in args.threads:
             env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS=str(threads))
-            out = subprocess.run([sys.executable, __file__, "--torch-side", model, str(threads), "--repeats",
-                                  str(args.repeats), "--steps", str(args.steps), "--batch", str(args.batch),
-                                  "--eval-batch", str(args.eval_batch)], check=True, capture_output=True, text=True,
-                                 env=env)
-            torch_ms = json.loads(out.stdout.strip().splitlines()[-1])
+            torch_ms = {}
+            for _ in range(args.torch_runs):  # PyTorch's best process: some run whole in a slow regime
+                out = subprocess.run([sys.executable, __file__, "--torch-side", model, str(threads), "--repeats",
+                                      str(args.repeats), "--steps", str(args.steps), "--batch", str(args.batch),
+                                      "--eval-batch", str(args.eval_batch)], check=True, capture_output=True,
+                                     text=True, env=env)
+                for key, ms in json.loads(out.stdout.strip().splitlines()[-1]).items():
+                    torch_ms[key] = min(ms, torch_ms.get(key, ms))
             for entry, key, batch in (("train_step", "train_ms", args.batch), ("predict", "eval_ms", args.eval_batch)):
                 ours = nnc_ms(trainer, entry, threads, args.repeats, args.steps, batch)
                 before = baseline.get((model, threads, entry))
