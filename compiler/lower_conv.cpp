@@ -296,12 +296,14 @@ void scheduleGradWeightByWidth(const Graph& graph, const Node& node, LoweredNode
   partial.update().reorder(u, q, jo, r.y, r.z, p, c, o).vectorize(u).unroll(q);
 }
 
-// Along o: acc(q, p, c, o) stored channels innermost, in register tiles of up to two vectors of channels x one
-// kernel row of taps (10 sums of 8), the reduction over (j, i, b) outside them, dy copied channels innermost;
-// per point, the dy vectors and KW broadcasts of x make 2 KW fused multiply-adds (the width-vectorized sums
-// waste 6 of 16 lanes at LeNet-5's output width 10 and kept their sums in memory). Tasks: one per (kernel row,
-// input channel). LeNet-5's step, batch 64, 1 thread, same run: conv2's weight gradient 2.8 -> 0.34 ms
-// (profile), the step 9.9 -> 7.2 ms.
+// Along o: acc(q, p, c, o) stored channels innermost, in register tiles of up to two vectors of channels x all
+// kernel taps when they fit the register file (else x one kernel row of taps), the reduction over (j, i, b)
+// outside them, dy copied channels innermost; per point, the dy vectors and one broadcast of x per tap make
+// the tile's fused multiply-adds (the width-vectorized sums waste 6 of 16 lanes at LeNet-5's output width 10
+// and kept their sums in memory). Tasks: one per input channel and tile (and kernel row). LeNet-5, batch 64,
+// 1 thread: one row per tile took conv2's weight gradient 2.8 -> 0.34 ms (profile); all 25 taps per tile,
+// dy read once instead of once per row (nnc_kernels_bench, two alternating runs): conv2 248-257 -> 161-175 us,
+// conv1 371-392 -> 254-273 us (on 2 threads, as one task: 301 -> 273 us), the step 1.91-1.99 -> 1.55-1.69 ms.
 void scheduleGradWeightByChannel(const Node& node, LoweredNode& lowered, const VectorUnit& unit) {
   Func dw = lowered.func, dy = lowered.helpers[lowered.helpers.size() - 2], acc = lowered.helpers.back();
   Halide::RDom r = lowered.reductions[0];
@@ -316,11 +318,19 @@ void scheduleGradWeightByChannel(const Node& node, LoweredNode& lowered, const V
       .reorder(dimVars()[2], dimVars()[0], dimVars()[1], dimVars()[3])
       .vectorize(dimVars()[2], lanes, Halide::TailStrategy::ShiftInwards)
       .parallel(dimVars()[3]);
-  // dw walks tiles of `tile` channels x one kernel row; each tile's sums are computed inside it (constant
-  // extents, unrolled: registers), the reduction outside the sums.
-  dw.split(o, oo, oi, tile, Halide::TailStrategy::ShiftInwards).reorder(oi, q, oo, p, c).fuse(p, c, pc).parallel(pc);
+  // Each tile's sums are computed inside it (constant extents, unrolled: registers), the reduction outside them.
+  int64_t taps = node.shape[2].extent * node.shape[3].extent;
+  bool all_taps = tile / lanes * taps <= unit.registers - 4;  // the rest hold the dy vectors and broadcasts
+  dw.split(o, oo, oi, tile, Halide::TailStrategy::ShiftInwards);
   acc.compute_at(dw, oo).reorder_storage(o, q, p, c).reorder(o, q, p, c).vectorize(o, lanes).unroll(o).unroll(q);
-  acc.update().reorder(o, q, r.x, r.y, r.z).vectorize(o, lanes).unroll(o).unroll(q);
+  if (all_taps) {
+    dw.reorder(oi, q, p, oo, c).parallel(c);
+    acc.unroll(p);
+    acc.update().reorder(o, q, p, r.x, r.y, r.z).vectorize(o, lanes).unroll(o).unroll(q).unroll(p);
+  } else {
+    dw.reorder(oi, q, oo, p, c).fuse(p, c, pc).parallel(pc);
+    acc.update().reorder(o, q, r.x, r.y, r.z).vectorize(o, lanes).unroll(o).unroll(q);
+  }
 }
 
 // THE SCHEDULE: every Conv-family result at root, its pure and update definitions vectorized over dimension 0
