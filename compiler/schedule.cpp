@@ -1,19 +1,23 @@
-// THE SCHEDULE: CPU schedules for lowered entry points (host target, AVX2+FMA on the reference machine).
+// THE SCHEDULE: CPU schedules for lowered entry points (host target: vectors of 16 floats and 32 registers with
+// AVX-512, as on the reference machine, 8 and 16 with AVX2; hostVectorUnit).
 //
 // Policy, per node family:
 //   leaf         inlined (a leaf Func only renames a pipeline argument)
-//   elementwise  inlined into its single consumer (fusion); computed at root when it has several consumers or
-//                feeds a matmul or a window (conv, pooling), so those inner loops read memory instead of
-//                recomputing
-//   matmul       root; tiles of one row x NB columns with NB/8 vector accumulators, the reduction loop outside
-//                the tile (register blocking), rows in parallel; batch_matmul: batch entries in parallel, each
-//                row's accumulator vectorized over the columns
+//   elementwise  inlined into its consumers (fusion) when it has one, or when all of them are pools whose
+//                windows tile it; computed at root when it has several other consumers or feeds a matmul or a
+//                window that rereads it (conv), so those inner loops read memory instead of recomputing
+//   matmul       root; register tiles of 6 rows x 2 vectors of columns, the reduction loop outside the tile,
+//                row tiles in parallel; narrow products (the logits) in one rounded-up vector of columns;
+//                batch_matmul: batch entries in parallel, each row's accumulator vectorized over the columns
+//   conv         compiler/lower_conv.cpp (window sums, weight gradients, pools)
 //   reduce/loss  root with their helpers (slice maxima and sums, arg-max), vectorized over the innermost kept
-//                dimension; the elementwise backward losses (cross_entropy_grad, ..._with_logits_grad) likewise
-//   layout       inlined into the consumer (index arithmetic only)
-// Every split of a feature dimension uses ShiftInwards and is only made when the extent is at least the split
-// factor; the batch dimension is never split, so every batch size (1, the last partial batch) works.
-// Entry outputs are vectorized and parallel over their outermost dimension.
+//                dimension, or over vector partial sums of the innermost reduced one when the kept one is short;
+//                the elementwise backward losses (cross_entropy_grad, ..._with_logits_grad) likewise
+//   layout       inlined into the consumer (index arithmetic only), materialized when a matmul reads it
+// Every split of a feature dimension uses ShiftInwards (RoundUp only where the reads past the end meet a zero
+// border) and is only made when the extent is at least the split factor; the batch dimension is never split,
+// so every batch size (1, the last partial batch) works. Entry outputs are vectorized and parallel over their
+// outermost dimension. Parallel loops run on the trainer's thread pool (runtime/thread_pool.h).
 #include <algorithm>
 #include <stdexcept>
 
@@ -55,7 +59,7 @@ Halide::Expr extentOf(const Dim& dim, const LoweredEntry& entry) {
 }
 
 // C(n, m) = sum_k A(k, m) B(n, k): register tiles of kTileRows rows x two vectors of columns (12 accumulators, 2 B
-// loads and 6 broadcasts of A per k: within AVX2's 16 registers), the reduction loop outside the tile, row
+// loads and 6 broadcasts of A per k: within AVX2's 16 registers too), the reduction loop outside the tile, row
 // tiles in parallel. Rows are the batch (symbolic) in forward and input-gradient products, so the tiled loop
 // nest is specialized to calls with at least kTileRows rows; smaller batches take one-row tiles. A transposed
 // B ([N, K] in memory) is first packed into (n, k) order in 8x8 blocks (vector loads and stores, not a strided
