@@ -36,8 +36,6 @@ Window windowOf(const Attrs& a, int kh, int kw) {
 
 int fixed(const Dim& dim) { return static_cast<int>(dim.extent); }
 
-bool isWindowSums(const Node& node) { return node.op == Op::Conv2d || node.op == Op::Conv2dGradInput; }
-
 // conv2d_grad_input at row stride 1 bounds its loop over kernel rows per pair of output rows
 // (lowerConv2dGradInput), and its schedule tiles rows in pairs.
 constexpr int kRowPair = 2;
@@ -244,6 +242,8 @@ void lowerGlobalAvgPoolGrad(const LoweringContext& ctx, const Node& node, Lowere
 
 }  // namespace
 
+bool isWindowSums(const Node& node) { return node.op == Op::Conv2d || node.op == Op::Conv2dGradInput; }
+
 void lowerConvFamily(const LoweringContext& ctx, const Node& node, LoweredNode& lowered) {
   switch (node.op) {
     case Op::Conv2d: return lowerConv2d(ctx, node, lowered);
@@ -359,11 +359,11 @@ struct SumsLayout {
   bool round_up;  // the width is one rounded-up vector: the input is read through a border and y is internal
 };
 
-SumsLayout sumsLayout(const Node& node, const VectorUnit& unit) {
+SumsLayout sumsLayout(const Node& node, const VectorUnit& unit, bool epilogue) {
   int64_t width = node.shape[3].extent, channels = node.shape[1].extent;
   // conv2d_grad_input always reads dy through a zero border, and conv2d does when padded; then a vector past the
-  // width reads border zeros, not past a pipeline argument.
-  bool bordered = node.op == Op::Conv2dGradInput || hasPadding(node.attrs);
+  // width reads border zeros, not past a pipeline argument. An epilogue may read other operands past their end.
+  bool bordered = (node.op == Op::Conv2dGradInput || hasPadding(node.attrs)) && !epilogue;
   int width_lanes = unit.lanesFor(width);
   bool round_up = bordered && width < unit.lanes &&
                   usefulLanes(width, unit.lanes, unit) > usefulLanes(width, width_lanes, unit);
@@ -385,15 +385,17 @@ SumsLayout sumsLayout(const Node& node, const VectorUnit& unit) {
 // Measured on LeNet-5 (batch 64, 1 thread, profile): the sums in memory, one vector of one channel at a time:
 // conv2 forward 2.2 ms, its input gradient 4.4 ms; 8-wide tiles along the width of 2 rows x 4 channels: 0.50 and
 // 0.96 ms; this schedule: see bench/README.md.
-void scheduleWindowSums(const Node& node, LoweredNode& lowered, const VectorUnit& unit) {
-  Func y = lowered.func, weights = lowered.helpers[lowered.helpers.size() - 2], acc = lowered.helpers.back();
+void scheduleWindowSums(const Node& node, LoweredNode& lowered, const VectorUnit& unit,
+                        std::optional<Func> epilogue) {
+  Func y = epilogue.value_or(lowered.func), weights = lowered.helpers[lowered.helpers.size() - 2];
+  Func acc = lowered.helpers.back();
   Halide::RDom r = lowered.reductions[0];
   Var j = dimVars()[0], i = dimVars()[1], o = dimVars()[2], b = dimVars()[3];
   Var jo("jo"), ji("ji"), io("io"), ii("ii"), oo("oo"), oi("oi");
   const Shape& s = node.shape;
   int64_t width = s[3].extent, height = s[2].extent, channels = s[1].extent;
   int budget = unit.sumRegisters();
-  SumsLayout layout = sumsLayout(node, unit);
+  SumsLayout layout = sumsLayout(node, unit, epilogue.has_value());
   int tile_j, tile_i, tile_o;
   if (layout.by_channel) {
     tile_o = channels >= 2 * layout.lanes ? 2 * layout.lanes : layout.lanes;
@@ -439,7 +441,7 @@ bool windowTilesInput(const Node& node) {
 }
 
 void scheduleConvFamily(const Graph& graph, const Node& node, LoweredNode& lowered, const VectorUnit& unit,
-                        bool inline_if_pure) {
+                        bool inline_if_pure, std::optional<Func> epilogue) {
   size_t at_root = lowered.helpers.size() - ownScheduledHelpers(node);
   // Borders and arg-maxima, pure and at least as wide as the narrowest feature map among the node's operands and
   // result (not the weights), are vectorized; conv2d_grad_weight's result is weight-shaped, and its border stays
@@ -457,7 +459,7 @@ void scheduleConvFamily(const Graph& graph, const Node& node, LoweredNode& lower
     if (int lanes = unit.lanesFor(narrowest))
       helper.vectorize(dimVars()[0], lanes, Halide::TailStrategy::ShiftInwards);
   }
-  if (isWindowSums(node)) return scheduleWindowSums(node, lowered, unit);
+  if (isWindowSums(node)) return scheduleWindowSums(node, lowered, unit, epilogue);
   Func f = lowered.func;
   bool pool_gradient = node.op == Op::MaxPool2dGrad || node.op == Op::AvgPool2dGrad;
   if (inline_if_pure && pool_gradient && !f.has_update_definition()) return;  // LeNet-5's pool1: 1.2 MB not stored

@@ -5,7 +5,8 @@
 //   leaf         inlined (a leaf Func only renames a pipeline argument)
 //   elementwise  inlined into its consumers (fusion) when it has one, or when all of them are pools whose
 //                windows tile it; computed at root when it has several other consumers or feeds a matmul or a
-//                window that rereads it (conv), so those inner loops read memory instead of recomputing
+//                window that rereads it (conv), so those inner loops read memory instead of recomputing; a
+//                root one that alone reads a convolution stores the convolution's register tiles (epilogue)
 //   matmul       root; register tiles of 6 rows x 2 vectors of columns, the reduction loop outside the tile,
 //                row tiles in parallel; narrow products (the logits) in one rounded-up vector of columns;
 //                batch_matmul: batch entries in parallel, each row's accumulator vectorized over the columns
@@ -19,6 +20,8 @@
 // so every batch size (1, the last partial batch) works. Entry outputs are vectorized and parallel over their
 // outermost dimension. Parallel loops run on the trainer's thread pool (runtime/thread_pool.h).
 #include <algorithm>
+#include <optional>
+#include <set>
 #include <stdexcept>
 
 #include "compiler/lower.h"
@@ -185,6 +188,7 @@ void scheduleReduction(const Graph& graph, const Node& node, LoweredNode& lowere
 struct Uses {
   std::map<NodeId, int> count, by_tiling_pool;
   std::map<NodeId, bool> by_matmul, by_window;
+  std::map<NodeId, NodeId> last_user;  // the sole user of a node read once
 };
 
 Uses countUses(const Graph& graph, const LoweredEntry& lowered) {
@@ -194,6 +198,7 @@ Uses countUses(const Graph& graph, const LoweredEntry& lowered) {
     for (size_t k = 0; k < user.inputs.size(); ++k) {
       NodeId in = user.inputs[k];
       uses.count[in]++;
+      uses.last_user[in] = id;
       if (opInfo(user.op).family == OpFamily::MatMul) uses.by_matmul[in] = true;
       if (opInfo(user.op).family != OpFamily::Conv) continue;
       if (k == 0 && windowTilesInput(user)) uses.by_tiling_pool[in]++;
@@ -205,6 +210,36 @@ Uses countUses(const Graph& graph, const LoweredEntry& lowered) {
 
 bool isOutput(const LoweredEntry& lowered, NodeId id) {
   return std::find(lowered.output_nodes.begin(), lowered.output_nodes.end(), id) != lowered.output_nodes.end();
+}
+
+// Whether an elementwise node is computed at root: when it has several consumers (other than pools whose windows
+// tile it, which read each element once: LeNet-5's relu before max pooling and its arg-max, where materializing
+// cost a pass over 1.2 MB, more than Zen 5's 1 MB L2), or feeds a matmul or a window that rereads it.
+bool elementwiseAtRoot(const Uses& uses, NodeId id) {
+  auto count = [](const std::map<NodeId, int>& m, NodeId id) { return m.count(id) ? m.at(id) : 0; };
+  auto flag = [](const std::map<NodeId, bool>& m, NodeId id) { return m.count(id) && m.at(id); };
+  bool only_tiling_pools = count(uses.by_tiling_pool, id) == count(uses.count, id);
+  return (count(uses.count, id) > 1 && !only_tiling_pools) || flag(uses.by_matmul, id) || flag(uses.by_window, id);
+}
+
+// The epilogues of window sums: a convolution (or its input gradient) read only by an elementwise node of its own
+// shape that is computed at root (conv + bias, read by the pool and by relu's derivative) has its register tiles
+// stored into that node directly; the sums themselves are not stored. Maps the convolution to its epilogue.
+// LeNet-5's train step (batch 64, alternating runs): 1.74-1.78 -> 1.64 ms on 1 thread, 1.40-1.50 -> 1.34-1.43 ms
+// on 2 (each add of a bias was a pass over 1.2 MB or 0.4 MB).
+std::map<NodeId, NodeId> windowSumEpilogues(const Graph& graph, const LoweredEntry& lowered, const Uses& uses) {
+  std::map<NodeId, NodeId> epilogues;
+  for (const auto& [id, _] : lowered.nodes) {
+    const Node& node = graph.node(id);
+    if (!isWindowSums(node) || uses.count.count(id) == 0 || uses.count.at(id) != 1 || isOutput(lowered, id))
+      continue;
+    NodeId user = uses.last_user.at(id);
+    const Node& epilogue = graph.node(user);
+    if (opInfo(epilogue.op).family == OpFamily::Elementwise && epilogue.shape == node.shape &&
+        elementwiseAtRoot(uses, user))
+      epilogues[id] = user;
+  }
+  return epilogues;
 }
 
 }  // namespace
@@ -227,18 +262,17 @@ int VectorUnit::lanesFor(int64_t extent) const {
 void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
   VectorUnit unit = hostVectorUnit(lowered.float_type);
   Uses uses = countUses(graph, lowered);
+  std::map<NodeId, NodeId> epilogues = windowSumEpilogues(graph, lowered, uses);
+  std::set<NodeId> epilogue_nodes;
+  for (const auto& [conv, epilogue] : epilogues) epilogue_nodes.insert(epilogue);
   for (auto& [id, node_funcs] : lowered.nodes) {
     const Node& node = graph.node(id);
     switch (opInfo(node.op).family) {
       case OpFamily::Leaf: break;
-      case OpFamily::Elementwise: {
-        // Inlined into pools whose windows tile it (each element read once: LeNet-5's relu before max pooling
-        // and its arg-max), where materializing cost a pass over 1.2 MB (more than Zen 5's 1 MB L2).
-        bool only_tiling_pools = uses.by_tiling_pool[id] == uses.count[id];
-        if ((uses.count[id] > 1 && !only_tiling_pools) || uses.by_matmul[id] || uses.by_window[id])
+      case OpFamily::Elementwise:
+        if (elementwiseAtRoot(uses, id) && !epilogue_nodes.count(id))
           scheduleRootElementwise(node_funcs.func, node.shape, unit);
         break;
-      }
       case OpFamily::MatMul:
         if (node.op == Op::BatchMatMul) scheduleBatchMatMul(node, node_funcs, unit);
         else scheduleMatMul(node, node_funcs, lowered, unit);
@@ -252,7 +286,9 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
         // A pure pooling gradient read once by an elementwise or reducing consumer is inlined into it.
         bool single_plain_use = uses.count[id] == 1 && !uses.by_matmul[id] && !uses.by_window[id] &&
                                 uses.by_tiling_pool[id] == 0 && !isOutput(lowered, id);
-        scheduleConvFamily(graph, node, node_funcs, unit, single_plain_use);
+        std::optional<Func> epilogue;
+        if (epilogues.count(id)) epilogue = lowered.nodes.at(epilogues.at(id)).func;
+        scheduleConvFamily(graph, node, node_funcs, unit, single_plain_use, epilogue);
         break;
       }
       case OpFamily::Reduce:
