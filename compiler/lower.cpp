@@ -51,8 +51,14 @@ class Lowerer : public LoweringContext {
     for (NodeId id = static_cast<NodeId>(g_.nodes.size()) - 1; id >= 0; --id)
       if (needed[id])
         for (NodeId in : g_.node(id).inputs) needed[in] = true;
-    for (NodeId id = 0; id < static_cast<NodeId>(g_.nodes.size()); ++id)
-      if (needed[id]) out_.nodes[id] = lowerNode(id);
+    out_.bias_in_grad_weight = biasGradientsInWeightGradients(g_, needed, hostVectorUnit(out_.float_type));
+    for (NodeId id = 0; id < static_cast<NodeId>(g_.nodes.size()); ++id) {
+      if (!needed[id] || out_.nodes.count(id)) continue;
+      auto bias = out_.bias_in_grad_weight.find(id);
+      if (bias != out_.bias_in_grad_weight.end() && !out_.nodes.count(bias->second))  // lowered ahead
+        out_.nodes[bias->second] = lowerNode(bias->second);
+      out_.nodes[id] = lowerNode(id);
+    }
     for (size_t i = 0; i < entry.outputs.size(); ++i) {
       NodeId id = entry.outputs[i];
       std::vector<Halide::Var> vars = varsFor(g_.node(id).shape.size());
@@ -147,7 +153,7 @@ class Lowerer : public LoweringContext {
         return lowered;
       }
       case OpRules::Reduce: lowerReduceFamily(*this, node, lowered); return lowered;
-      case OpRules::Conv: lowerConvFamily(*this, node, lowered); return lowered;
+      case OpRules::Conv: lowerConvFamily(*this, node, lowered, sumsBias(id)); return lowered;
       case OpRules::Core: break;
     }
     switch (node.op) {
@@ -167,7 +173,12 @@ class Lowerer : public LoweringContext {
       case Op::DropoutMask: f(vars) = dropoutMask(node, vars); break;
       case Op::MatMul: lowerMatMul(node, lowered); break;
       case Op::BatchMatMul: lowerBatchMatMul(node, lowered); break;
-      case Op::SumTo: lowerSumTo(node, lowered); break;
+      case Op::SumTo:
+        if (auto bias = out_.bias_in_grad_weight.find(id); bias != out_.bias_in_grad_weight.end())
+          lowerBiasGradient(*this, node, bias->second, lowered);
+        else
+          lowerSumTo(node, lowered);
+        break;
       case Op::CrossEntropy: lowerCrossEntropy(node, lowered, false); break;
       case Op::CrossEntropyGrad: lowerCrossEntropy(node, lowered, true); break;
       default: throw std::logic_error(std::string("internal error: no core lowering for op ") + opInfo(node.op).name);
@@ -197,6 +208,12 @@ class Lowerer : public LoweringContext {
     auto threshold = static_cast<uint32_t>(std::ceil(node.attrs.alpha * 16777216.0));
     Expr keep = (mix(index ^ mix(seed)) >> 8) >= number(threshold);
     return Halide::select(keep, constant(1 / (1 - node.attrs.alpha)), constant(0));
+  }
+
+  bool sumsBias(NodeId grad_weight) const {
+    for (const auto& [sum, by] : out_.bias_in_grad_weight)
+      if (by == grad_weight) return true;
+    return false;
   }
 
   // Halide Func names must be unique in a pipeline: the op name, the node id and the helper's role.

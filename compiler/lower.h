@@ -32,6 +32,7 @@ struct LoweredEntry {
   std::vector<Halide::Func> outputs;                // one wrapper Func per entry output
   std::vector<NodeId> output_nodes;                 // the node each output wraps
   std::map<std::string, Halide::Expr> symbols;      // each symbolic dimension's extent in this call (B)
+  std::map<NodeId, NodeId> bias_in_grad_weight;     // sum_to -> the conv2d_grad_weight that computes it (lower_conv.h)
   Halide::Type float_type;
   Halide::Pipeline pipeline() const { return Halide::Pipeline(outputs); }
 };

@@ -130,8 +130,10 @@ void lowerConv2dGradInput(const LoweringContext& ctx, const Node& node, LoweredN
   lowered.reductions = {r};
 }
 
-// dw[o,c,p,q] = sum_{b,i,j} dy[b,o,i,j] x[b,c,iS+pD-P, jS+qD-P]
-void lowerConv2dGradWeight(const LoweringContext& ctx, const Node& node, LoweredNode& lowered) {
+// dw[o,c,p,q] = sum_{b,i,j} dy[b,o,i,j] x[b,c,iS+pD-P, jS+qD-P]. With `sums_bias` (biasGradientsInWeightGradients)
+// dw also has a column q = KW whose row p = 0 is the bias gradient sum_{b,i,j} dy[b,o,i,j] (a tap of ones) and
+// whose other rows are 0.
+void lowerConv2dGradWeight(const LoweringContext& ctx, const Node& node, LoweredNode& lowered, bool sums_bias) {
   Var q = dimVars()[0], p = dimVars()[1], c = dimVars()[2], o = dimVars()[3];
   const Shape& xs = ctx.graph().node(node.inputs[0]).shape;
   const Shape& dys = ctx.graph().node(node.inputs[1]).shape;
@@ -140,7 +142,10 @@ void lowerConv2dGradWeight(const LoweringContext& ctx, const Node& node, Lowered
                   lowered.helpers);
   Func dy = operandHelper(ctx, node, "dy", lowered);
   RDom r(Halide::Region{{0, fixed(dys[3])}, {0, fixed(dys[2])}, {0, ctx.extent(dys[0])}}, "r");  // j, i, b
-  Expr tap = x(r.x * k.sw + q * k.dw - k.pw, r.y * k.sh + p * k.dh - k.ph, c, r.z);
+  Expr column = sums_bias ? Halide::min(q, k.kw - 1) : Expr(q);  // the bias column reads no new input
+  Expr tap = x(r.x * k.sw + column * k.dw - k.pw, r.y * k.sh + p * k.dh - k.ph, c, r.z);
+  // Unrolled over (q, p), the bias column's zero rows simplify away.
+  if (sums_bias) tap = Halide::select(q == k.kw, Halide::select(p == 0, ctx.constant(1), ctx.constant(0)), tap);
   Func acc = ctx.helper("acc");
   acc(q, p, c, o) = ctx.constant(0);
   acc(q, p, c, o) += dy(r.x, r.y, o, r.z) * tap;
@@ -237,18 +242,60 @@ void lowerGlobalAvgPoolGrad(const LoweringContext& ctx, const Node& node, Lowere
   lowered.func(w, h, c, b) = ctx.func(node.inputs[0])(c, b) * scale;
 }
 
-// Row-major renumbering with dimension 0 (the batch) kept: the per-example flat index of the result position,
-// split again into the source's coordinates.
+// conv2d_grad_weight dw(q, p, c, o) = acc(...), the sums over dy's (j, i, b), is vectorized along the output
+// channels o when there are at least 4, else along dy's width j. LeNet-5's conv1 (6 channels, 28 wide, batch 64,
+// 1 thread, profile): 0.28 ms along 6 of 16 lanes of o, 0.66 ms along j in vectors of 16 (its last 12 columns
+// in predicated vectors, whose masked sums LLVM keeps in memory).
+bool gradWeightByChannel(const Node& node) { return node.shape[0].extent >= 4; }
+
+// Whether a conv2d_grad_weight's register tiles (scheduleGradWeightByChannel) hold the sums of all its taps and
+// `extra` more.
+bool gradWeightTileHoldsAllTaps(const Node& node, const VectorUnit& unit, int extra) {
+  int64_t channels = node.shape[0].extent;
+  int lanes = unit.lanesFor(channels);
+  int vectors = lanes > 0 && channels >= 2 * lanes ? 2 : 1;
+  return vectors * (node.shape[2].extent * node.shape[3].extent + extra) <= unit.sumRegisters();
+}
 
 }  // namespace
 
 bool isWindowSums(const Node& node) { return node.op == Op::Conv2d || node.op == Op::Conv2dGradInput; }
 
-void lowerConvFamily(const LoweringContext& ctx, const Node& node, LoweredNode& lowered) {
+void lowerBiasGradient(const LoweringContext& ctx, const Node& sum_to, NodeId grad_weight, LoweredNode& lowered) {
+  std::vector<Var> vars(dimVars().begin(), dimVars().begin() + static_cast<long>(sum_to.shape.size()));
+  int kernel_width = fixed(ctx.graph().node(grad_weight).shape[3]);
+  lowered.func(vars) = ctx.func(grad_weight)(kernel_width, 0, 0, dimVars()[2]);  // [.., O, 1, 1]: Halide d2 is O
+}
+
+std::map<NodeId, NodeId> biasGradientsInWeightGradients(const Graph& graph, const std::vector<bool>& needed,
+                                                        const VectorUnit& unit) {
+  std::map<NodeId, NodeId> pairs;
+  for (NodeId g = 0; g < static_cast<NodeId>(graph.nodes.size()); ++g) {
+    const Node& grad_weight = graph.node(g);
+    if (!needed[g] || grad_weight.op != Op::Conv2dGradWeight || !gradWeightByChannel(grad_weight) ||
+        !gradWeightTileHoldsAllTaps(grad_weight, unit, 1))
+      continue;
+    NodeId dy = grad_weight.inputs[1];
+    for (NodeId s = dy + 1; s < g; ++s) {  // before g, so g's inputs (x precedes dy) are lowered before s
+      const Node& sum = graph.node(s);
+      if (!needed[s] || sum.op != Op::SumTo || sum.inputs[0] != dy || pairs.count(s)) continue;
+      const Shape& to = sum.shape;
+      bool per_channel = to.size() >= 3 && to.size() <= 4 && elementCount(to, 1) == grad_weight.shape[0].extent &&
+                         to[to.size() - 3] == grad_weight.shape[0];
+      if (per_channel && graph.node(grad_weight.inputs[0]).shape.size() == 4 && grad_weight.inputs[0] < s) {
+        pairs[s] = g;
+        break;
+      }
+    }
+  }
+  return pairs;
+}
+
+void lowerConvFamily(const LoweringContext& ctx, const Node& node, LoweredNode& lowered, bool sums_bias) {
   switch (node.op) {
     case Op::Conv2d: return lowerConv2d(ctx, node, lowered);
     case Op::Conv2dGradInput: return lowerConv2dGradInput(ctx, node, lowered);
-    case Op::Conv2dGradWeight: return lowerConv2dGradWeight(ctx, node, lowered);
+    case Op::Conv2dGradWeight: return lowerConv2dGradWeight(ctx, node, lowered, sums_bias);
     case Op::MaxPool2d:
     case Op::AvgPool2d: return lowerPool(ctx, node, lowered);
     case Op::MaxPool2dGrad:
@@ -267,11 +314,6 @@ double usefulLanes(int64_t extent, int lanes, const VectorUnit& unit) {
   return static_cast<double>(extent) / static_cast<double>((extent + lanes - 1) / lanes * unit.lanes);
 }
 
-// conv2d_grad_weight dw(q, p, c, o) = acc(...), the sums over dy's (j, i, b), is vectorized along the output
-// channels o when there are at least 4, else along dy's width j. LeNet-5's conv1 (6 channels, 28 wide, batch 64,
-// 1 thread, profile): 0.28 ms along 6 of 16 lanes of o, 0.66 ms along j in vectors of 16 (its last 12 columns
-// in predicated vectors, whose masked sums LLVM keeps in memory).
-bool gradWeightByChannel(const Node& node) { return node.shape[0].extent >= 4; }
 
 // Along j: the taps are too few to vectorize, so the reduction over j is split by the vector width and the inner
 // part factored out (rfactor) into partial sums partial(u, q, p, c, o) vectorized over u, contiguous in dy and
@@ -319,8 +361,7 @@ void scheduleGradWeightByChannel(const Node& node, LoweredNode& lowered, const V
       .vectorize(dimVars()[2], lanes, Halide::TailStrategy::ShiftInwards)
       .parallel(dimVars()[3]);
   // Each tile's sums are computed inside it (constant extents, unrolled: registers), the reduction outside them.
-  int64_t taps = node.shape[2].extent * node.shape[3].extent;
-  bool all_taps = tile / lanes * taps <= unit.sumRegisters();
+  bool all_taps = gradWeightTileHoldsAllTaps(node, unit, 0);
   dw.split(o, oo, oi, tile, Halide::TailStrategy::ShiftInwards);
   acc.compute_at(dw, oo).reorder_storage(o, q, p, c).reorder(o, q, p, c).vectorize(o, lanes).unroll(o).unroll(q);
   if (all_taps) {

@@ -1,14 +1,26 @@
 // Lowering and CPU schedule of the convolution and pooling ops (compiler/lower_conv.cpp).
 #pragma once
 
+#include <map>
 #include <optional>
+#include <vector>
 
 #include "compiler/lower.h"
 
 namespace nnc {
 
-// THE ALGORITHM of a Conv-family node, into `lowered` (whose func is already named).
-void lowerConvFamily(const LoweringContext& ctx, const Node& node, LoweredNode& lowered);
+// THE ALGORITHM of a Conv-family node, into `lowered` (whose func is already named). `sums_bias`:
+// conv2d_grad_weight only, it also computes a bias gradient (biasGradientsInWeightGradients).
+void lowerConvFamily(const LoweringContext& ctx, const Node& node, LoweredNode& lowered, bool sums_bias = false);
+
+// Bias gradients computed by weight gradients: the sum_to of a conv2d_grad_weight's dy to [O, 1, 1] (the
+// gradient of a bias added to the convolution) is one more tap of the weight gradient's register tiles, a
+// column of ones beside the kernel's, so dy is read once for both. Maps each such sum_to among the `needed` nodes
+// to its conv2d_grad_weight, when that one is needed too and its tiles have a register for the extra sums.
+std::map<NodeId, NodeId> biasGradientsInWeightGradients(const Graph& graph, const std::vector<bool>& needed,
+                                                        const VectorUnit& unit);
+// THE ALGORITHM of a sum_to so mapped: the bias column of `grad_weight`, lowered with `sums_bias`.
+void lowerBiasGradient(const LoweringContext& ctx, const Node& sum_to, NodeId grad_weight, LoweredNode& lowered);
 
 // Whether `node` is a pool (or max-pool gradient) whose windows tile input 0: each element read at most once.
 bool windowTilesInput(const Node& node);

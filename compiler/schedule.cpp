@@ -195,8 +195,11 @@ Uses countUses(const Graph& graph, const LoweredEntry& lowered) {
   Uses uses;
   for (const auto& [id, _] : lowered.nodes) {
     const Node& user = graph.node(id);
-    for (size_t k = 0; k < user.inputs.size(); ++k) {
-      NodeId in = user.inputs[k];
+    std::vector<NodeId> inputs = user.inputs;
+    if (auto bias = lowered.bias_in_grad_weight.find(id); bias != lowered.bias_in_grad_weight.end())
+      inputs = {bias->second};  // a bias gradient read from its weight gradient's sums
+    for (size_t k = 0; k < inputs.size(); ++k) {
+      NodeId in = inputs[k];
       uses.count[in]++;
       uses.last_user[in] = id;
       if (opInfo(user.op).family == OpFamily::MatMul) uses.by_matmul[in] = true;
