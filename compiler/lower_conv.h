@@ -25,6 +25,11 @@ void lowerBiasGradient(const LoweringContext& ctx, const Node& sum_to, NodeId gr
 // Whether `node` is a pool (or max-pool gradient) whose windows tile input 0: each element read at most once.
 bool windowTilesInput(const Node& node);
 
+// Whether `node` reads its input `k` only through a copy that its schedule computes at root, each element once
+// (a zero-bordered input, conv2d_grad_weight's dy stored channels innermost), so that an elementwise producer
+// read by nothing else can be inlined into the copy.
+bool readsThroughCopy(const Node& node, size_t k);
+
 // Whether `node` sums windows into each result point (conv2d, conv2d_grad_input), in register tiles.
 bool isWindowSums(const Node& node);
 

@@ -205,7 +205,7 @@ Uses countUses(const Graph& graph, const LoweredEntry& lowered) {
       if (opInfo(user.op).family == OpFamily::MatMul) uses.by_matmul[in] = true;
       if (opInfo(user.op).family != OpFamily::Conv) continue;
       if (k == 0 && windowTilesInput(user)) uses.by_tiling_pool[in]++;
-      else uses.by_window[in] = true;
+      else if (!readsThroughCopy(user, k)) uses.by_window[in] = true;
     }
   }
   return uses;
