@@ -3,7 +3,7 @@
 
   /usr/bin/python3 bench/compare_pytorch.py [--models mlp lenet5] [--threads 1 2] [--repeats 7] [--steps 50]
                                             [--record bench/baseline.json] [--baseline bench/baseline.json]
-                                            [--torch-runs 3] [--accuracy-epochs 1]
+                                            [--torch-runs 3] [--nnc-runs 3] [--accuracy-epochs 1]
 
 Honest by construction: Fashion-MNIST images for both; the same model, optimizer, batch and thread count; 10
 warm-up steps; the median of --repeats timings of --steps steps each. PyTorch runs in a
@@ -14,7 +14,8 @@ script refuses it). The nnc side builds build/nnc's trainer from examples/MODEL.
 PyTorch is generous to PyTorch: its steps cycle through 16 batches (trained on one batch over and over, its
 loss collapsed and LeNet-5's 1-thread step fell, mid-run, from 5-8 ms into a 27-31 ms regime), and each figure
 is the fastest of --torch-runs processes (default 3), because some PyTorch processes run LeNet-5 in a slow
-regime from their first step (2 threads: 16-19 ms against 3.5-5 ms; without oneDNN, always 10-24 ms).
+regime from their first step (2 threads: 16-19 ms against 3.5-5 ms; without oneDNN, always 10-24 ms). nnc's
+figure is likewise the fastest of --nnc-runs processes (default 3), run in turn with PyTorch's.
 --record writes the figures as JSON; --baseline adds a column with nnc's time relative to a recorded run
 (above 1: slower than then), so a schedule change that costs time is visible. Last, each model trains
 --accuracy-epochs epochs (default 1) on each side, as its train block says (PyTorch's own initialization and
@@ -184,6 +185,8 @@ def main():
     p.add_argument("--baseline", help="a JSON file written by --record to compare nnc's times against")
     p.add_argument("--torch-runs", type=int, default=3,
                    help="PyTorch processes per model and thread count; the fastest median of each entry counts")
+    p.add_argument("--nnc-runs", type=int, default=3,
+                   help="trainer processes per entry, model and thread count; the fastest median counts")
     p.add_argument("--accuracy-epochs", type=int, default=1,
                    help="then train each model this many epochs on each side and print both test accuracies (0: skip)")
     p.add_argument("--torch-side", nargs=2, help=argparse.SUPPRESS)
@@ -208,16 +211,24 @@ def main():
                        capture_output=True)
         for threads in args.threads:
             env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS=str(threads))
-            torch_ms = {}
-            for _ in range(args.torch_runs):  # PyTorch's best process: some run whole in a slow regime
-                out = subprocess.run([sys.executable, __file__, "--torch-side", model, str(threads), "--repeats",
-                                      str(args.repeats), "--steps", str(args.steps), "--batch", str(args.batch),
-                                      "--eval-batch", str(args.eval_batch)], check=True, capture_output=True,
-                                     text=True, env=env)
-                for key, ms in json.loads(out.stdout.strip().splitlines()[-1]).items():
-                    torch_ms[key] = min(ms, torch_ms.get(key, ms))
-            for entry, key, batch in (("train_step", "train_ms", args.batch), ("predict", "eval_ms", args.eval_batch)):
-                ours = nnc_ms(trainer, entry, threads, args.repeats, args.steps, batch)
+            entries = (("train_step", "train_ms", args.batch), ("predict", "eval_ms", args.eval_batch))
+            torch_ms, nnc_best = {}, {}
+            # Each side's figure is its fastest process, the processes of the two sides taking turns, so that both
+            # meet the machine's slow and fast spells alike (and PyTorch's slow regime is not counted).
+            for run in range(max(args.torch_runs, args.nnc_runs)):
+                if run < args.torch_runs:
+                    out = subprocess.run([sys.executable, __file__, "--torch-side", model, str(threads), "--repeats",
+                                          str(args.repeats), "--steps", str(args.steps), "--batch", str(args.batch),
+                                          "--eval-batch", str(args.eval_batch)], check=True, capture_output=True,
+                                         text=True, env=env)
+                    for key, ms in json.loads(out.stdout.strip().splitlines()[-1]).items():
+                        torch_ms[key] = min(ms, torch_ms.get(key, ms))
+                if run < args.nnc_runs:
+                    for entry, _, batch in entries:
+                        ms = nnc_ms(trainer, entry, threads, args.repeats, args.steps, batch)
+                        nnc_best[entry] = min(ms, nnc_best.get(entry, ms))
+            for entry, key, batch in entries:
+                ours = nnc_best[entry]
                 before = baseline.get((model, threads, entry))
                 print(f"{model:8} {threads:>7} {entry:>10} {torch_ms[key]:>11.3f} {ours:>8.3f} "
                       f"{torch_ms[key] / ours:>7.2f}x" + (f" {ours / before:>11.2f}x" if before else ""), flush=True)
