@@ -93,6 +93,9 @@ struct VectorUnit {
   int sumRegisters() const { return registers - 4; }
 };
 VectorUnit hostVectorUnit(Halide::Type float_type);
+// The vector width for a pure loop over rows of `extent`: unit.lanesFor(extent), or one vector of the whole row
+// when it is shorter than any but at least 4 (LLVM widens it).
+int rowLanes(int64_t extent, const VectorUnit& unit);
 
 // Applies nnc's CPU schedule to a lowered entry point (compiler/schedule.cpp).
 void scheduleEntry(const Graph& graph, LoweredEntry& lowered);

@@ -513,15 +513,6 @@ bool readsThroughCopy(const Node& node, size_t k) {
   return k == 0 && (node.op == Op::Conv2dGradInput || (node.op == Op::Conv2d && hasPadding(node.attrs)));
 }
 
-// The vector width for a pure loop over rows of `extent`: lanesFor, or one vector of the whole row when it is
-// shorter than any (LeNet-5's pool2, 5 wide: its stride-2 taps become dense loads and shuffles, not scalar loads;
-// nnc_kernels_bench: pool2 19 -> 9.4 us, its gradient with the arg-max 39 -> 32 us; the step 1.45-1.54 ->
-// 1.34-1.42 ms, four alternating runs).
-int rowLanes(int64_t extent, const VectorUnit& unit) {
-  int lanes = unit.lanesFor(extent);
-  return lanes == 0 && extent >= 4 ? static_cast<int>(extent) : lanes;
-}
-
 void scheduleConvFamily(const Graph& graph, const Node& node, LoweredNode& lowered, const VectorUnit& unit,
                         bool inline_if_pure, std::optional<Func> epilogue) {
   size_t at_root = lowered.helpers.size() - ownScheduledHelpers(node);
@@ -542,8 +533,10 @@ void scheduleConvFamily(const Graph& graph, const Node& node, LoweredNode& lower
   }
   if (isWindowSums(node)) return scheduleWindowSums(node, lowered, unit, epilogue);
   Func f = lowered.func;
-  bool pool_gradient = node.op == Op::MaxPool2dGrad || node.op == Op::AvgPool2dGrad;
-  if (inline_if_pure && pool_gradient && !f.has_update_definition()) return;  // LeNet-5's pool1: 1.2 MB not stored
+  // LeNet-5's pool1 gradient: 1.2 MB not stored; pool2, flattened for fc1: read once, by the flattening copy.
+  bool pool = node.op == Op::MaxPool2dGrad || node.op == Op::AvgPool2dGrad || node.op == Op::MaxPool2d ||
+              node.op == Op::AvgPool2d;
+  if (inline_if_pure && pool && !f.has_update_definition()) return;
   f.compute_root();
   if (node.op == Op::Conv2dGradWeight)
     return gradWeightByChannel(node)

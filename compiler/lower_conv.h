@@ -33,8 +33,9 @@ bool readsThroughCopy(const Node& node, size_t k);
 // Whether `node` sums windows into each result point (conv2d, conv2d_grad_input), in register tiles.
 bool isWindowSums(const Node& node);
 
-// THE SCHEDULE of a lowered Conv-family node. `inline_if_pure`: the node has one elementwise or reducing consumer,
-// so a pooling gradient with a pure definition (tiling windows) is left to be inlined into it. `epilogue`: window
+// THE SCHEDULE of a lowered Conv-family node. `inline_if_pure`: the node has one consumer that reads each element
+// once (elementwise, reducing, a materialized reshape), so a pool or a pooling gradient with a pure definition
+// (tiling windows) is left to be inlined into it. `epilogue`: window
 // sums only: the Func of the elementwise consumer, of the same shape, that stores the register tiles instead of
 // the node's own func (which is then inlined into it).
 void scheduleConvFamily(const Graph& graph, const Node& node, LoweredNode& lowered, const VectorUnit& unit,
