@@ -314,7 +314,6 @@ double usefulLanes(int64_t extent, int lanes, const VectorUnit& unit) {
   return static_cast<double>(extent) / static_cast<double>((extent + lanes - 1) / lanes * unit.lanes);
 }
 
-
 // Along j: the taps are too few to vectorize, so the reduction over j is split by the vector width and the inner
 // part factored out (rfactor) into partial sums partial(u, q, p, c, o) vectorized over u, contiguous in dy and
 // (at stride 1) in x, then summed. Partial sums run in a fixed order, so results stay deterministic. Inside the
@@ -338,6 +337,11 @@ void scheduleGradWeightByWidth(const Graph& graph, const Node& node, LoweredNode
   partial.update().reorder(u, q, jo, r.y, r.z, p, c, o).vectorize(u).unroll(q);
 }
 
+// A weight gradient with fewer tasks than this (input channels x tiles of output channels) is also cut along the
+// batch, in chunks of kBatchChunk examples.
+constexpr int64_t kMinGradWeightTasks = 4;
+constexpr int kBatchChunk = 8;
+
 // Along o: acc(q, p, c, o) stored channels innermost, in register tiles of up to two vectors of channels x all
 // kernel taps when they fit the register file (else x one kernel row of taps), the reduction over (j, i, b)
 // outside them, dy copied channels innermost; per point, the dy vectors and one broadcast of x per tap make
@@ -350,9 +354,6 @@ void scheduleGradWeightByWidth(const Graph& graph, const Node& node, LoweredNode
 // stores) instead of gathering vectors of channels (profile, conv1's dy: 0.055 -> 0.03 ms; conv2's 0.021 ->
 // 0.013 ms); dy's elementwise producer is inlined into it (readsThroughCopy): LeNet-5's relu derivative times
 // the pooling gradient, 0.05 ms per step.
-constexpr int64_t kMinGradWeightTasks = 4;
-constexpr int kBatchChunk = 8;
-
 void scheduleGradWeightByChannel(const Node& node, LoweredNode& lowered, const VectorUnit& unit, int64_t dy_width) {
   Func dw = lowered.func, dy = lowered.helpers[lowered.helpers.size() - 2], acc = lowered.helpers.back();
   Halide::RDom r = lowered.reductions[0];
@@ -529,7 +530,8 @@ void scheduleConvFamily(const Graph& graph, const Node& node, LoweredNode& lower
     helper.compute_root();
     if (helper.dimensions() != 4) continue;
     helper.parallel(dimVars()[3]);
-    if (int lanes = rowLanes(narrowest, unit)) helper.vectorize(dimVars()[0], lanes, Halide::TailStrategy::ShiftInwards);
+    if (int lanes = rowLanes(narrowest, unit))
+      helper.vectorize(dimVars()[0], lanes, Halide::TailStrategy::ShiftInwards);
   }
   if (isWindowSums(node)) return scheduleWindowSums(node, lowered, unit, epilogue);
   Func f = lowered.func;

@@ -202,7 +202,7 @@ void scheduleReduction(const Graph& graph, const Node& node, LoweredNode& lowere
 struct Uses {
   std::map<NodeId, int> count, by_tiling_pool;
   std::map<NodeId, bool> by_matmul, by_window;
-  std::map<NodeId, NodeId> last_user;  // the sole user of a node read once
+  std::map<NodeId, NodeId> last_user;  // the last node read by each (its only user when count is 1)
 };
 
 Uses countUses(const Graph& graph, const LoweredEntry& lowered) {
@@ -231,7 +231,8 @@ bool isOutput(const LoweredEntry& lowered, NodeId id) {
 
 // Whether an elementwise node is computed at root: when it has several consumers (other than pools whose windows
 // tile it, which read each element once: LeNet-5's relu before max pooling and its arg-max, where materializing
-// cost a pass over 1.2 MB, more than Zen 5's 1 MB L2), or feeds a matmul or a window that rereads it.
+// cost a pass over 1.2 MB, more than Zen 5's 1 MB L2), or feeds a matmul or a window that rereads it (not one
+// that reads it through a copy, readsThroughCopy).
 bool elementwiseAtRoot(const Uses& uses, NodeId id) {
   auto count = [](const std::map<NodeId, int>& m, NodeId id) { return m.count(id) ? m.at(id) : 0; };
   auto flag = [](const std::map<NodeId, bool>& m, NodeId id) { return m.count(id) && m.at(id); };
