@@ -168,6 +168,25 @@ INSTANTIATE_TEST_SUITE_P(Examples, EntryPoints,
                                            "mlp_bn_dropout", "lenet5", "cnn_bn"),
                          [](const auto& info) { return info.param; });
 
+// LeNet-5's two convolution bias gradients (sum_to of each conv's dy) are summed by the weight gradients' register
+// tiles as one more tap, in train_step and grads, where the tiles have a register to spare (AVX-512's 32); the
+// ScheduleMatchesNaive and WholeModel tests check the values.
+TEST(Lowering, ConvBiasGradientsSummedByWeightGradients) {
+  if (hostVectorUnit(Halide::Float(32)).sumRegisters() < 26) GTEST_SKIP() << "a 5x5 kernel's 26 sums do not fit";
+  Program program = testing::compileExample("lenet5");
+  const Graph& g = program.graph;
+  for (const EntryPoint* entry : {&program.train_step, &program.grads_entry}) {
+    LoweredEntry lowered = lowerEntry(g, *entry, Halide::Float(32));
+    ASSERT_EQ(lowered.bias_in_grad_weight.size(), 2u) << entry->name;
+    for (auto [sum, grad_weight] : lowered.bias_in_grad_weight) {
+      EXPECT_EQ(g.node(sum).op, Op::SumTo);
+      EXPECT_EQ(g.node(grad_weight).op, Op::Conv2dGradWeight);
+      EXPECT_EQ(g.node(sum).inputs[0], g.node(grad_weight).inputs[1]);
+    }
+  }
+  EXPECT_TRUE(lowerEntry(g, program.predict, Halide::Float(32)).bias_in_grad_weight.empty());
+}
+
 // The schedule policy changes how an entry point runs, never what it computes: the loss and every gradient of
 // each example's grads entry (the forward and backward kernels train_step runs before its elementwise update)
 // under nnc's schedule equal the naive schedule's (every node at root, scalar loops) up to reassociation, at a
