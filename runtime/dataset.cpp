@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <stdexcept>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -222,6 +223,18 @@ void checkLabelDims(const IdxArray& labels, int64_t image_count, const std::stri
 
 }  // namespace
 
+std::vector<float> hugePageFloats(size_t count) {
+  constexpr uintptr_t kHugePage = uintptr_t{2} << 20;
+  std::vector<float> values;
+  values.reserve(count);  // allocated, not yet touched
+  auto begin = reinterpret_cast<uintptr_t>(values.data());
+  uintptr_t first = (begin + kHugePage - 1) / kHugePage * kHugePage;
+  uintptr_t last = (begin + count * sizeof(float)) / kHugePage * kHugePage;
+  if (first < last) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+  values.resize(count);
+  return values;
+}
+
 Dataset loadMnistSplit(const std::string& dir, const std::string& split) {
   if (split != "train" && split != "t10k")
     throw std::invalid_argument("MNIST split must be `train` or `t10k`, got `" + split + "`");
@@ -235,7 +248,7 @@ Dataset loadMnistSplit(const std::string& dir, const std::string& split) {
   Dataset ds;
   ds.count = images.dims[0];
   ds.features = images.dims[1] * images.dims[2];
-  ds.images.resize(images.data.size());
+  ds.images = hugePageFloats(images.data.size());
   for (size_t i = 0; i < images.data.size(); ++i) ds.images[i] = images.data[i] / 255.0f;
   ds.labels.assign(labels.data.begin(), labels.data.end());
   ds.num_classes = *std::max_element(ds.labels.begin(), ds.labels.end()) + 1;

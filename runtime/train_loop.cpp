@@ -212,11 +212,13 @@ Dataset splitValidation(Dataset& all, double fraction, uint64_t seed) {
   if (held == 0) return val;
   std::vector<int64_t> order = epochPermutation(all.count, seed, 0);  // epoch 0: the split, not a training epoch
   Dataset kept{all.count - held, all.features, all.num_classes, {}, {}};
+  kept.images = hugePageFloats(static_cast<size_t>(kept.count * all.features));
+  val.images = hugePageFloats(static_cast<size_t>(held * all.features));
   for (int64_t i = 0; i < all.count; ++i) {
     Dataset& to = i < kept.count ? kept : val;
-    int64_t example = order[i];
-    to.images.insert(to.images.end(), all.images.begin() + example * all.features,
-                     all.images.begin() + (example + 1) * all.features);
+    int64_t example = order[i], row = i < kept.count ? i : i - kept.count;
+    std::copy(all.images.begin() + example * all.features, all.images.begin() + (example + 1) * all.features,
+              to.images.begin() + row * all.features);
     to.labels.push_back(all.labels[example]);
   }
   all = std::move(kept);

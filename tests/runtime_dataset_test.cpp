@@ -269,6 +269,17 @@ TEST(Mnist, RealFashionMnistTestSplit) {
 
 // ---- epochPermutation ----------------------------------------------------------------------
 
+// The huge-page request changes where the values live, not what they are: zeros, as many as asked, writable
+// (sizes below, at and above one 2 MB page).
+TEST(HugePageFloats, AreZerosOfTheRequestedCount) {
+  for (size_t count : {size_t{0}, size_t{3}, size_t{1} << 19, (size_t{5} << 19) + 7}) {
+    std::vector<float> values = hugePageFloats(count);
+    ASSERT_EQ(values.size(), count);
+    EXPECT_TRUE(std::all_of(values.begin(), values.end(), [](float v) { return v == 0; })) << count;
+    if (count) values.back() = 1;
+  }
+}
+
 TEST(Permutation, IsAPermutation) {
   for (int64_t n : {0, 1, 2, 7, 1000}) {
     std::vector<int64_t> p = epochPermutation(n, 42, 3);
