@@ -291,7 +291,7 @@ std::string npyHeader(const std::vector<int64_t>& shape, int major) {
 NpyArray readNpy(const std::string& path) {
   const std::vector<uint8_t> bytes = readFileMaybeGzip(path);
   const Parsed p = parseNpy(bytes, path);
-  NpyArray out{p.shape, std::vector<float>(p.count)};
+  NpyArray out{p.shape, hugePageFloats(p.count)};  // data sets are gathered row by row (hugePageFloats)
   const uint8_t* data = bytes.data() + p.data_offset;
   if (p.dtype->dtype == Dtype::F4 && p.count > 0) {
     std::memcpy(out.data.data(), data, p.count * 4);
