@@ -279,9 +279,10 @@ std::map<NodeId, NodeId> biasGradientsInWeightGradients(const Graph& graph, cons
     for (NodeId s = dy + 1; s < g; ++s) {  // before g, so g's inputs (x precedes dy) are lowered before s
       const Node& sum = graph.node(s);
       if (!needed[s] || sum.op != Op::SumTo || sum.inputs[0] != dy || pairs.count(s)) continue;
-      const Shape& to = sum.shape;
-      bool per_channel = to.size() >= 3 && to.size() <= 4 && elementCount(to, 1) == grad_weight.shape[0].extent &&
-                         to[to.size() - 3] == grad_weight.shape[0];
+      const Shape& to = sum.shape;  // [O, 1, 1] or [1, O, 1, 1]; not [B, O, 1, 1] (a bias per example)
+      bool per_channel = to.size() >= 3 && to.size() <= 4 && to[to.size() - 3] == grad_weight.shape[0];
+      for (size_t d = 0; d < to.size(); ++d)
+        if (d != to.size() - 3 && !(to[d] == Dim{})) per_channel = false;
       if (per_channel && graph.node(grad_weight.inputs[0]).shape.size() == 4 && grad_weight.inputs[0] < s) {
         pairs[s] = g;
         break;

@@ -61,12 +61,13 @@ void scheduleRootElementwise(Func f, const Shape& shape, const VectorUnit& unit)
 // arithmetic simplified away) instead of a gather with a division and a modulo per lane.
 void scheduleMaterializedLayout(const Graph& graph, const Node& node, Func f, const VectorUnit& unit) {
   int64_t source_row = innerExtent(graph.node(node.inputs[0]).shape), row = innerExtent(node.shape);
-  if (node.op != Op::Reshape || source_row == 0 || row <= source_row || row % source_row != 0)
+  int lanes = rowLanes(source_row, unit);
+  if (node.op != Op::Reshape || lanes == 0 || row <= source_row || row % source_row != 0)
     return scheduleRootElementwise(f, node.shape, unit);
   f.compute_root();
   Var outer("outer"), inner("inner");
   f.split(dimVars()[0], outer, inner, static_cast<int>(source_row));
-  if (int lanes = rowLanes(source_row, unit)) f.vectorize(inner, lanes, Halide::TailStrategy::ShiftInwards);
+  f.vectorize(inner, lanes, Halide::TailStrategy::ShiftInwards);
   if (node.shape.size() >= 2 && worthParallel(node.shape)) f.parallel(dimVars()[node.shape.size() - 1]);
 }
 
@@ -202,7 +203,7 @@ void scheduleReduction(const Graph& graph, const Node& node, LoweredNode& lowere
 struct Uses {
   std::map<NodeId, int> count, by_tiling_pool;
   std::map<NodeId, bool> by_matmul, by_window;
-  std::map<NodeId, NodeId> last_user;  // the last node read by each (its only user when count is 1)
+  std::map<NodeId, NodeId> last_user;  // the last node that reads each (its only reader when count is 1)
 };
 
 Uses countUses(const Graph& graph, const LoweredEntry& lowered) {
@@ -223,6 +224,21 @@ Uses countUses(const Graph& graph, const LoweredEntry& lowered) {
     }
   }
   return uses;
+}
+
+// Whether `reader`, the only reader of a node of `shape`, reads each of its elements once: an elementwise node of
+// that shape (not one that broadcasts it), a sum, mean or maximum, or a layout op materialized for a product.
+bool readsEachElementOnce(const Graph& graph, const Uses& uses, NodeId reader, const Shape& shape) {
+  const Node& node = graph.node(reader);
+  switch (node.op) {
+    case Op::SumTo:
+    case Op::Sum:
+    case Op::Mean:
+    case Op::Max: return true;
+    default: break;
+  }
+  if (opInfo(node.op).family == OpFamily::Elementwise) return node.shape == shape;
+  return opInfo(node.op).family == OpFamily::Layout && uses.by_matmul.count(reader) && uses.by_matmul.at(reader);
 }
 
 bool isOutput(const LoweredEntry& lowered, NodeId id) {
@@ -247,6 +263,7 @@ bool elementwiseAtRoot(const Uses& uses, NodeId id) {
 // on 2 (each add of a bias was a pass over 1.2 MB or 0.4 MB).
 std::map<NodeId, NodeId> windowSumEpilogues(const Graph& graph, const LoweredEntry& lowered, const Uses& uses) {
   std::map<NodeId, NodeId> epilogues;
+  std::set<NodeId> claimed;
   for (const auto& [id, _] : lowered.nodes) {
     const Node& node = graph.node(id);
     if (!isWindowSums(node) || uses.count.count(id) == 0 || uses.count.at(id) != 1 || isOutput(lowered, id))
@@ -254,8 +271,10 @@ std::map<NodeId, NodeId> windowSumEpilogues(const Graph& graph, const LoweredEnt
     NodeId user = uses.last_user.at(id);
     const Node& epilogue = graph.node(user);
     if (opInfo(epilogue.op).family == OpFamily::Elementwise && epilogue.shape == node.shape &&
-        elementwiseAtRoot(uses, user))
+        elementwiseAtRoot(uses, user) && !claimed.count(user)) {  // one convolution per epilogue (conv_a + conv_b)
       epilogues[id] = user;
+      claimed.insert(user);
+    }
   }
   return epilogues;
 }
@@ -312,7 +331,8 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
         // A pure pool or pooling gradient read once by an elementwise, reducing or layout consumer is inlined
         // into it (LeNet-5's pool2 into the flattening copy for fc1: the step 1.31-1.33 -> 1.28 ms).
         bool single_plain_use = uses.count[id] == 1 && !uses.by_matmul[id] && !uses.by_window[id] &&
-                                uses.by_tiling_pool[id] == 0 && !isOutput(lowered, id);
+                                uses.by_tiling_pool[id] == 0 && !isOutput(lowered, id) &&
+                                readsEachElementOnce(graph, uses, uses.last_user[id], node.shape);
         std::optional<Func> epilogue;
         if (epilogues.count(id)) epilogue = lowered.nodes.at(epilogues.at(id)).func;
         scheduleConvFamily(graph, node, node_funcs, unit, single_plain_use, epilogue);

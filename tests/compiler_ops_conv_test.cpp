@@ -287,6 +287,29 @@ const ConvCase kGradCases[] = {
        column.shape = {D(3), D(1), D(1)};
        return g.add(Op::Add, {conv2d(g, p, window(2)), g.add(Op::Reshape, {p[2]}, column)});
      }},
+    // Enough output channels that the bias gradient is summed in the weight gradient's register tiles (one input
+    // channel: the weight gradient is also cut in batch chunks).
+    {"conv2d_bias_in_weight_gradient", {{B(), D(2), D(4), D(4)}, {D(6), D(2), D(2), D(2)}, {D(6)}},
+     [](Graph& g, auto& p) {
+       Attrs column;
+       column.shape = {D(6), D(1), D(1)};
+       return g.add(Op::Add, {conv2d(g, p, window(2, 1, 1)), g.add(Op::Reshape, {p[2]}, column)});
+     }},
+    {"conv2d_bias_in_batch_chunks", {{B(), D(1), D(5), D(5)}, {D(6), D(1), D(3), D(3)}, {D(6)}},
+     [](Graph& g, auto& p) {
+       Attrs column;
+       column.shape = {D(6), D(1), D(1)};
+       return g.add(Op::Add, {conv2d(g, p, window(3, 1, 1)), g.add(Op::Reshape, {p[2]}, column)});
+     }},
+    // A bias per example ([B, O, 1, 1]): its gradient is not the weight gradient's sum over the batch.
+    {"conv2d_per_example_bias", {{B(), D(2), D(4), D(4)}, {D(6), D(2), D(2), D(2)}, {B(), D(6), D(1), D(1)}},
+     [](Graph& g, auto& p) { return g.add(Op::Add, {conv2d(g, p, window(2)), p[2]}); }},
+    // Two convolutions summed by one node computed at root (read twice): one epilogue, two window sums.
+    {"two_conv2d_one_sum", {{B(), D(2), D(4), D(4)}, {D(3), D(2), D(2), D(2)}, {D(3), D(2), D(2), D(2)}},
+     [](Graph& g, auto& p) {
+       NodeId sum = g.add(Op::Add, {conv2d(g, p, window(2)), g.add(Op::Conv2d, {p[0], p[2]}, window(2))});
+       return g.add(Op::Mul, {sum, sum});
+     }},
     {"max_pool2d", {{B(), D(2), D(4), D(4)}}, [](Graph& g, auto& p) { return g.add(Op::MaxPool2d, {p[0]}, window(2, 2)); }},
     {"max_pool2d_overlapping_padded", {{B(), D(2), D(5), D(5)}},
      [](Graph& g, auto& p) { return g.add(Op::MaxPool2d, {p[0]}, window(3, 2, 1)); }},
