@@ -34,9 +34,10 @@ bool readsThroughCopy(const Node& node, size_t k);
 bool isWindowSums(const Node& node);
 
 // THE SCHEDULE of a lowered Conv-family node. `inline_if_pure`: the node has one consumer that reads each element
-// once (elementwise of the same shape, a sum or maximum, a layout op materialized for a product), so a pool or a pooling
-// gradient with a pure definition (tiling windows) is left to be inlined into it. `epilogue` (window sums only): the Func of the elementwise
-// consumer, of the same shape, that stores the register tiles instead of the node's own func (then inlined).
+// once (elementwise of the same shape, a sum or maximum, a layout op materialized for a product), so a pool or a
+// pooling gradient with a pure definition (tiling windows) is left to be inlined into it. `epilogue` (window sums
+// only): the Func of the elementwise consumer, of the same shape, that stores the register tiles instead of the
+// node's own func (then inlined).
 void scheduleConvFamily(const Graph& graph, const Node& node, LoweredNode& lowered, const VectorUnit& unit,
                         bool inline_if_pure, std::optional<Halide::Func> epilogue = std::nullopt);
 
