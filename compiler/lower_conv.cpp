@@ -248,13 +248,22 @@ void lowerGlobalAvgPoolGrad(const LoweringContext& ctx, const Node& node, Lowere
 // in predicated vectors, whose masked sums LLVM keeps in memory).
 bool gradWeightByChannel(const Node& node) { return node.shape[0].extent >= 4; }
 
-// Whether a conv2d_grad_weight's register tiles (scheduleGradWeightByChannel) hold the sums of all its taps and
-// `extra` more.
-bool gradWeightTileHoldsAllTaps(const Node& node, const VectorUnit& unit, int extra) {
+// The output channels of a conv2d_grad_weight register tile (scheduleGradWeightByChannel): `tile` channels in
+// vectors of `lanes`, up to two vectors; fewer channels than a vector make one vector of them all.
+struct ChannelTile {
+  int lanes, tile;
+};
+ChannelTile gradWeightChannelTile(const Node& node, const VectorUnit& unit) {
   int64_t channels = node.shape[0].extent;
   int lanes = unit.lanesFor(channels);
-  int vectors = lanes > 0 && channels >= 2 * lanes ? 2 : 1;
-  return vectors * (node.shape[2].extent * node.shape[3].extent + extra) <= unit.sumRegisters();
+  if (lanes == 0) return {static_cast<int>(channels), static_cast<int>(channels)};
+  return {lanes, channels >= 2 * lanes ? 2 * lanes : lanes};
+}
+
+// Whether a conv2d_grad_weight's register tiles hold the sums of all its taps and `extra` more.
+bool gradWeightTileHoldsAllTaps(const Node& node, const VectorUnit& unit, int extra) {
+  ChannelTile t = gradWeightChannelTile(node, unit);
+  return t.tile / t.lanes * (node.shape[2].extent * node.shape[3].extent + extra) <= unit.sumRegisters();
 }
 
 }  // namespace
@@ -361,9 +370,7 @@ void scheduleGradWeightByChannel(const Node& node, LoweredNode& lowered, const V
   Var q = dimVars()[0], p = dimVars()[1], c = dimVars()[2], o = dimVars()[3];
   Var oo("oo"), oi("oi"), pc("pc");
   int64_t channels = node.shape[0].extent;
-  int lanes = unit.lanesFor(channels);
-  int tile = channels >= 2 * lanes ? 2 * lanes : lanes;
-  if (lanes == 0) lanes = tile = static_cast<int>(channels);  // fewer channels than a vector: one vector of them all
+  auto [lanes, tile] = gradWeightChannelTile(node, unit);
   dy.compute_root()
       .reorder_storage(dimVars()[2], dimVars()[0], dimVars()[1], dimVars()[3])
       .reorder(dimVars()[2], dimVars()[0], dimVars()[1], dimVars()[3])
@@ -403,15 +410,16 @@ void scheduleGradWeightByChannel(const Node& node, LoweredNode& lowered, const V
   }
 }
 
-// THE SCHEDULE: every Conv-family result at root, its pure and update definitions vectorized over dimension 0
-// (the output width, or channels for global_avg_pool) when it spans a vector, and parallel over the outermost
-// pure dimension (the batch; output channels for conv2d_grad_weight). Reduction loops stay serial and in
-// order, so results are deterministic. Helpers (zero-bordered copies of inputs, the max-pool arg-max) are at
-// root too. LeNet-5's train step (batch 64, shared 2-core AVX2 box, load ~8, same run back to back): 104-125 ms
-// with the borders evaluated as selects in every tap, 87-89 ms with them materialized. Windows without padding
-// read their producer directly: skipping the copy alone was slower (52-67 ms against 46-50 ms), because the
-// copy also materialized the producer (relu of conv + bias), which the windows then recomputed at every tap;
-// scheduleEntry now computes such producers at root, and without the copies the step went 5.9 -> 5.25 ms.
+// THE SCHEDULE: every Conv-family result at root (but pure pools read once, inlined into their reader, and window sums
+// stored by their epilogue), its pure and update definitions vectorized over dimension 0 (the output width, or channels
+// for global_avg_pool) when it spans a vector (a pure row shorter than one: one vector of the row), and parallel over
+// the outermost pure dimension (the batch; output channels for conv2d_grad_weight). Reduction loops stay serial and in
+// order, so results are deterministic. Helpers (zero-bordered copies of inputs, the max-pool arg-max) are at root too.
+// LeNet-5's train step (batch 64, shared 2-core AVX2 box, load ~8, same run back to back): 104-125 ms with the borders
+// evaluated as selects in every tap, 87-89 ms with them materialized. Windows without padding read their producer
+// directly: skipping the copy alone was slower (52-67 ms against 46-50 ms), because the copy also materialized the
+// producer (relu of conv + bias), which the windows then recomputed at every tap; scheduleEntry now computes such
+// producers at root, and without the copies the step went 5.9 -> 5.25 ms.
 
 // The largest divisor of `extent` up to `limit` when it is at least half of it (no tile overlaps another), else
 // min(extent, limit) (ShiftInwards recomputes the overlap).
@@ -546,8 +554,8 @@ void scheduleConvFamily(const Graph& graph, const Node& node, LoweredNode& lower
                ? scheduleGradWeightByChannel(node, lowered, unit, graph.node(node.inputs[1]).shape[3].extent)
                : scheduleGradWeightByWidth(graph, node, lowered, unit);
   Var inner = dimVars()[0], outer = dimVars()[node.shape.size() - 1];
-  int vector = node.shape.back().isSymbolic() ? 0 : unit.lanesFor(node.shape.back().extent);
-  if (!f.has_update_definition() && !node.shape.back().isSymbolic()) vector = rowLanes(node.shape.back().extent, unit);
+  int64_t width = node.shape.back().isSymbolic() ? 0 : node.shape.back().extent;
+  int vector = f.has_update_definition() ? unit.lanesFor(width) : rowLanes(width, unit);
   if (vector) f.vectorize(inner, vector, Halide::TailStrategy::ShiftInwards);
   if (node.shape.size() >= 2) f.parallel(outer);
   if (!f.has_update_definition()) return;

@@ -328,10 +328,9 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
         if (uses.by_matmul[id]) scheduleMaterializedLayout(graph, node, node_funcs.func, unit);
         break;
       case OpFamily::Conv: {
-        // A pure pool or pooling gradient read once by an elementwise, reducing or layout consumer is inlined
-        // into it (LeNet-5's pool2 into the flattening copy for fc1: the step 1.31-1.33 -> 1.28 ms).
-        bool single_plain_use = uses.count[id] == 1 && !uses.by_matmul[id] && !uses.by_window[id] &&
-                                uses.by_tiling_pool[id] == 0 && !isOutput(lowered, id) &&
+        // A pure pool or pooling gradient whose only reader reads each element once is inlined into it
+        // (LeNet-5's pool2 into the flattening copy for fc1: the step 1.31-1.33 -> 1.28 ms).
+        bool single_plain_use = uses.count[id] == 1 && !isOutput(lowered, id) &&
                                 readsEachElementOnce(graph, uses, uses.last_user[id], node.shape);
         std::optional<Func> epilogue;
         if (epilogues.count(id)) epilogue = lowered.nodes.at(epilogues.at(id)).func;

@@ -34,8 +34,9 @@ IdxArray readIdx(const std::string& path);
 // `count` zeros in memory that the kernel is asked, before the first touch, to back with 2 MB pages (madvise
 // MADV_HUGEPAGE; without transparent huge pages, plain pages). A mini-batch gathers rows from all over a data
 // set, and with 4 KB pages each row took a TLB miss that cost this project's virtual machines far more than the
-// copy: gathering a Fashion-MNIST batch of 64 took 0.41-0.55 ms, on 2 MB pages 0.07-0.08 ms, and LeNet-5's epoch
-// on 2 threads went 1.20-1.26 -> 0.88-0.89 s (the gathering thread had taken a core from the kernels).
+// copy: gathering a Fashion-MNIST batch of 64 took 0.41-0.55 ms, on 2 MB pages 0.07-0.08 ms (pages collapsed
+// after loading), and LeNet-5's epoch on 2 threads went 38-56K -> 59-60K images/s (the gathering thread had
+// taken a core from the kernels).
 std::vector<float> hugePageFloats(size_t count);
 
 // One split of an MNIST-layout data set.
