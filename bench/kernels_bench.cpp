@@ -52,7 +52,7 @@ int64_t bytesOf(const Node& node, int batch) { return elementCount(node.shape, b
 class JitKernel {
  public:
   JitKernel(const Graph& graph, const EntryPoint& entry, SchedulePolicy policy, int batch) {
-    lowered_ = lowerEntry(graph, entry, Halide::Float(32), {policy, batch});
+    lowered_ = lowerEntry(graph, entry, Halide::Float(32), hostTarget(), {policy, batch});
     pipeline_ = lowered_.pipeline();
     // The trainer's allocator, so a call does not page-fault fresh buffers (runtime/block_cache.h).
     pipeline_.jit_handlers().custom_malloc = [](Halide::JITUserContext*, size_t size) {
@@ -65,7 +65,7 @@ class JitKernel {
                                                     int size, uint8_t* closure) {
       return rt::parallelFor(context, reinterpret_cast<rt::ParallelTask>(task), min, size, closure);
     };
-    pipeline_.compile_jit(Halide::get_host_target());
+    pipeline_.compile_jit(lowered_.target);
     std::mt19937 rng(7);
     for (auto& [id, image] : lowered_.images) {
       Halide::Buffer<> buffer = randomBuffer(graph.node(id), batch, rng);

@@ -1,4 +1,4 @@
-// AOT emission of the entry points with Halide (float32 kernels for the host CPU).
+// AOT emission of the entry points with Halide (float32 kernels for the chosen target's CPU).
 #include "compiler/aot.h"
 
 #include <cerrno>
@@ -24,9 +24,9 @@ namespace {
 // and it checks every buffer against the model's shapes before a call (runtime/kernels.cpp). Halide's checks
 // (943 asserts in LeNet-5's train_step: type, dimensions, extents, strides and constraints of 63 buffers) made
 // up 48% of its compile time: 9.7 s -> 5.0 s.
-Halide::Target kernelTarget(bool profile = false) {
-  Halide::Target target = Halide::get_host_target();
-  if (profile) target = target.with_feature(Halide::Target::Profile);
+Halide::Target kernelTarget(const KernelOptions& options) {
+  Halide::Target target(options.target.halide);
+  if (options.profile) target = target.with_feature(Halide::Target::Profile);
   for (auto feature : {Halide::Target::NoRuntime, Halide::Target::NoAsserts, Halide::Target::NoBoundsQuery})
     target = target.with_feature(feature);
   return target;
@@ -43,12 +43,6 @@ std::string readWholeFile(const std::string& path) {
   text << in.rdbuf();
   return text.str();
 }
-
-}  // namespace
-
-std::string hostTargetString() { return Halide::get_host_target().to_string(); }
-
-namespace {
 
 // Runs `jobs` in child processes, at most one per CPU at a time, largest first as listed: Halide compiles one
 // pipeline on one thread, and LeNet-5's three entry points took 10.9 + 5.1 + 1.3 s in a row (with Halide's
@@ -96,19 +90,19 @@ std::vector<std::string> compileKernels(const Program& program, const std::strin
                                         const KernelOptions& options) {
   std::vector<std::string> files;
   std::vector<std::function<void()>> jobs;
-  Halide::Target target = kernelTarget(options.profile);
+  Halide::Target target = kernelTarget(options);
   for (const EntryPoint* entry : {&program.train_step, &program.grads_entry, &program.predict}) {
     std::string prefix = dir + "/" + entry->name;
     ScheduleOptions schedule = scheduleFor(program, *entry, options.schedule);
-    jobs.push_back([&program, entry, prefix, target, schedule] {
-      LoweredEntry lowered = lowerEntry(program.graph, *entry, Halide::Float(32), schedule);
+    jobs.push_back([&program, &options, entry, prefix, target, schedule] {
+      LoweredEntry lowered = lowerEntry(program.graph, *entry, Halide::Float(32), options.target, schedule);
       lowered.pipeline().compile_to_static_library(prefix, lowered.arguments, entry->name, target);
     });
     files.push_back(prefix + ".a");
   }
   // One copy of the Halide runtime for all pipelines (embedding it per pipeline costs ~1.2 s each).
   std::string runtime = dir + "/halide_runtime.o";
-  Halide::Target runtime_target = Halide::get_host_target();
+  Halide::Target runtime_target(options.target.halide);
   if (options.profile) runtime_target = runtime_target.with_feature(Halide::Target::Profile);
   jobs.push_back([runtime, runtime_target] { Halide::compile_standalone_runtime(runtime, runtime_target); });
   files.push_back(runtime);
@@ -117,11 +111,13 @@ std::vector<std::string> compileKernels(const Program& program, const std::strin
 }
 
 std::string emitEntryText(const Program& program, const EntryPoint& entry, const std::string& stage,
-                          SchedulePolicy policy) {
-  LoweredEntry lowered = lowerEntry(program.graph, entry, Halide::Float(32), scheduleFor(program, entry, policy));
+                          const KernelOptions& options) {
+  LoweredEntry lowered = lowerEntry(program.graph, entry, Halide::Float(32), options.target,
+                                    scheduleFor(program, entry, options.schedule));
   std::string path = std::filesystem::temp_directory_path() / ("nnc_emit_" + std::to_string(getpid()));
-  if (stage == "stmt") lowered.pipeline().compile_to_lowered_stmt(path, lowered.arguments, Halide::Text, kernelTarget());
-  else lowered.pipeline().compile_to_assembly(path, lowered.arguments, entry.name, kernelTarget());
+  Halide::Target target = kernelTarget(options);
+  if (stage == "stmt") lowered.pipeline().compile_to_lowered_stmt(path, lowered.arguments, Halide::Text, target);
+  else lowered.pipeline().compile_to_assembly(path, lowered.arguments, entry.name, target);
   std::string text = readWholeFile(path);
   std::remove(path.c_str());
   return text;

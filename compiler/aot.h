@@ -6,15 +6,14 @@
 
 #include "compiler/program.h"
 #include "compiler/schedule_policy.h"
+#include "compiler/target.h"
 
 namespace nnc {
-
-// The Halide target string for this machine's CPU (e.g. "x86-64-linux-avx2-fma-sse41").
-std::string hostTargetString();
 
 // What else than the program decides the compiled kernels. With `profile`, the kernels carry Halide's
 // profiler: the trainer prints each Func's share of the time at exit.
 struct KernelOptions {
+  Target target;
   bool profile = false;
   SchedulePolicy schedule = SchedulePolicy::Manual;
 };
@@ -25,10 +24,10 @@ std::vector<std::string> compileKernels(const Program& program, const std::strin
 
 // Writes Halide's lowered statement form (`stmt`) or the assembly (`assembly`) of an entry point to a string.
 std::string emitEntryText(const Program& program, const EntryPoint& entry, const std::string& stage,
-                          SchedulePolicy policy = SchedulePolicy::Manual);
+                          const KernelOptions& options);
 
 // The C++ source that defines nnc::rt::kModel for the runtime (see runtime/model_spec.h).
-std::string emitModelSource(const Program& program, const std::string& target);
+std::string emitModelSource(const Program& program, const Target& target);
 
 // Compiles `model_source_path` and links it with `objects` and the runtime library into `output`.
 // Throws std::runtime_error with the compiler's command line when linking fails.

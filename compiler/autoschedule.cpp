@@ -50,7 +50,7 @@ void autoschedule(const Graph& graph, LoweredEntry& lowered, const ScheduleOptio
   Halide::load_plugin(std::string(NNC_AUTOSCHEDULER_DIR) + "/" + chosen.plugin);
   // The machine: its hardware threads, a 16 MB last-level cache, and Halide's default compute/memory balance.
   Halide::MachineParams machine(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())), 16 << 20, 40);
-  lowered.pipeline().auto_schedule(chosen.name, Halide::get_host_target(), machine);
+  lowered.pipeline().auto_schedule(chosen.name, lowered.target, machine);
 }
 
 }  // namespace

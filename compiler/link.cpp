@@ -50,7 +50,7 @@ std::string shellQuote(const std::string& text) {
 
 }  // namespace
 
-std::string emitModelSource(const Program& program, const std::string& target) {
+std::string emitModelSource(const Program& program, const Target& target) {
   const Graph& g = program.graph;
   std::string params, states, inputs;
   for (const ParamInfo& p : g.params)
@@ -83,9 +83,10 @@ std::string emitModelSource(const Program& program, const std::string& target) {
       t.validation_split, t.early_stopping.patience, cString(t.early_stopping.monitor), cString(t.label_column),
       cString(t.normalize), t.augment_flip, t.augment_shift);
   out += fmt::format(
-      "extern const ModelSpec kModel = {{\n    {}, {},\n    kParams, {}, {}, {},\n    kInputs, {},\n    {},\n"
+      "extern const ModelSpec kModel = {{\n    {}, {}, {}, {},\n    kParams, {}, {}, {},\n    kInputs, {},\n    {},\n"
       "    {},\n    kScalars, {},\n    train_step_argv, grads_argv, predict_argv,\n}};\n\n",
-      cString(g.model_name), cString(target), g.params.size(), states.empty() ? "nullptr" : "kStates",
+      cString(g.model_name), cString(target.halide), cString(target.name),
+      cString(fmt::format("{}", fmt::join(target.cpu_features, ","))), g.params.size(), states.empty() ? "nullptr" : "kStates",
       program.states.size(), g.inputs.size(), rankAndShape(g.node(g.output).shape), defaults,
       program.step_scalars.size() + 1);
   out += "}  // namespace nnc::rt\n\n";

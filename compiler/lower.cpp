@@ -51,7 +51,7 @@ class Lowerer : public LoweringContext {
     for (NodeId id = static_cast<NodeId>(g_.nodes.size()) - 1; id >= 0; --id)
       if (needed[id])
         for (NodeId in : g_.node(id).inputs) needed[in] = true;
-    out_.bias_in_grad_weight = biasGradientsInWeightGradients(g_, needed, hostVectorUnit(out_.float_type));
+    out_.bias_in_grad_weight = biasGradientsInWeightGradients(g_, needed, vectorUnitFor(out_.target, out_.float_type));
     for (NodeId id = 0; id < static_cast<NodeId>(g_.nodes.size()); ++id) {
       if (!needed[id] || out_.nodes.count(id)) continue;
       auto bias = out_.bias_in_grad_weight.find(id);
@@ -342,10 +342,11 @@ class Lowerer : public LoweringContext {
 
 }  // namespace
 
-LoweredEntry lowerEntry(const Graph& graph, const EntryPoint& entry, Halide::Type float_type,
+LoweredEntry lowerEntry(const Graph& graph, const EntryPoint& entry, Halide::Type float_type, const Target& target,
                         const ScheduleOptions& schedule) {
   LoweredEntry lowered;
   lowered.float_type = float_type;
+  lowered.target = Halide::Target(target.halide);
   Lowerer(graph, lowered).run(entry);
   scheduleEntryWith(graph, lowered, schedule);
   return lowered;

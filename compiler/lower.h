@@ -13,6 +13,7 @@
 #include "compiler/graph.h"
 #include "compiler/program.h"
 #include "compiler/schedule_policy.h"
+#include "compiler/target.h"
 
 namespace nnc {
 
@@ -34,6 +35,7 @@ struct LoweredEntry {
   std::map<std::string, Halide::Expr> symbols;      // each symbolic dimension's extent in this call (B)
   std::map<NodeId, NodeId> bias_in_grad_weight;     // sum_to -> the conv2d_grad_weight that computes it (lower_conv.h)
   Halide::Type float_type;
+  Halide::Target target;                            // the CPU the schedule is for (no runtime flags)
   Halide::Pipeline pipeline() const { return Halide::Pipeline(outputs); }
 };
 
@@ -77,13 +79,14 @@ struct ScheduleOptions {
 };
 
 // Lowers the nodes that `entry`'s outputs need, computing floats in `float_type` (Float(32) for trainers,
-// Float(64) for gradient checks), and schedules them for the host CPU.
-LoweredEntry lowerEntry(const Graph& graph, const EntryPoint& entry, Halide::Type float_type,
+// Float(64) for gradient checks), and schedules them for `target`'s CPU.
+LoweredEntry lowerEntry(const Graph& graph, const EntryPoint& entry, Halide::Type float_type, const Target& target,
                         const ScheduleOptions& schedule = {});
 
-// The host's vector unit as schedules see it (compiler/schedule.cpp): `lanes` values of the entry's float type
-// per native vector (16 f32 with AVX-512, 8 with AVX2), narrower vectors down to 256 bits for loops too short
-// for a native one, and the vector registers a register tile may fill.
+// A target's vector unit as schedules see it (compiler/schedule.cpp): `lanes` values of the entry's float type
+// per native vector (16 f32 with AVX-512, 8 with AVX2, 4 with SSE), narrower vectors down to 256 bits (or the
+// native width, when narrower) for loops too short for a native one, and the vector registers a register tile
+// may fill.
 struct VectorUnit {
   int lanes, min_lanes, registers;
   // The widest vector, halving from `lanes` down to `min_lanes`, that a loop of `extent` iterations fills; 0 when
@@ -92,7 +95,7 @@ struct VectorUnit {
   // The registers a register tile's sums may fill; the rest hold its loads and broadcasts.
   int sumRegisters() const { return registers - 4; }
 };
-VectorUnit hostVectorUnit(Halide::Type float_type);
+VectorUnit vectorUnitFor(const Halide::Target& target, Halide::Type float_type);
 // The vector width for a pure loop over rows of `extent`: unit.lanesFor(extent), or one vector of the whole row
 // when it is shorter than any but at least 4 (LLVM widens it).
 int rowLanes(int64_t extent, const VectorUnit& unit);

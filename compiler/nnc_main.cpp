@@ -2,8 +2,8 @@
 //
 //   source -> tokens -> AST -> checked AST -> forward graph -> + backward graph and update -> Halide -> trainer
 //
-//   nnc build FILE.nn -o OUT      compile a trainer executable (kernels cached by content; --no-cache)
-//   nnc check FILE.nn [--json]    diagnostics, then a model summary (parameters, FLOPs, activation memory)
+//   nnc build FILE.nn -o OUT [--target=TARGET]   compile a trainer executable (kernels cached by content)
+//   nnc check FILE.nn [--json]    diagnostics, then a model summary (parameters, FLOPs, activation memory, target)
 //   nnc graph FILE.nn [--backward] [--dot]
 //   nnc emit --stage=tokens|ast|graph|backward|stmt|assembly [--entry=train_step|grads|predict] FILE.nn
 //
@@ -26,6 +26,7 @@
 #include "compiler/graph_printer.h"
 #include "compiler/kernel_cache.h"
 #include "compiler/summary.h"
+#include "compiler/target.h"
 #include "dsl/ast_printer.h"
 #include "dsl/lexer.h"
 
@@ -39,12 +40,14 @@ struct UserError : std::runtime_error {
 };
 
 const char* kUsage =
-    "usage: nnc build FILE.nn -o OUT [--keep-temps] [--profile] [--no-cache] [--schedule=POLICY]\n"
-    "       nnc check FILE.nn [--json]\n"
+    "usage: nnc build FILE.nn -o OUT [--target=TARGET] [--keep-temps] [--profile] [--no-cache] [--schedule=POLICY]\n"
+    "       nnc check FILE.nn [--json] [--target=TARGET]\n"
     "       nnc graph FILE.nn [--backward] [--dot]\n"
     "       nnc emit --stage=tokens|ast|graph|backward|stmt|assembly [--entry=train_step|grads|predict]\n"
-    "                [--schedule=POLICY] FILE.nn\n"
-    "POLICY: manual (nnc's, the default), naive, li2018, adams2019 or mullapudi2016 (Halide's autoschedulers)\n";
+    "                [--schedule=POLICY] [--target=TARGET] FILE.nn\n"
+    "POLICY: manual (nnc's, the default), naive, li2018, adams2019 or mullapudi2016 (Halide's autoschedulers)\n"
+    "TARGET: host (this machine's CPU, the default), x86-64, x86-64-v2, x86-64-v3 (AVX2), x86-64-v4 (AVX-512)\n"
+    "        or a Halide target string (x86-64-linux-avx-avx2-f16c-fma-sse41, host-profile, ...)\n";
 
 struct Options {
   std::string command, input, output, stage, entry = "train_step";
@@ -56,6 +59,7 @@ Options parseOptions(int argc, char** argv) {
   if (argc < 2) throw UserError(kUsage);
   Options options;
   options.command = argv[1];
+  std::string target = "host";
   for (int i = 2; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "-o" && i + 1 < argc) options.output = argv[++i];
@@ -67,6 +71,8 @@ Options parseOptions(int argc, char** argv) {
     else if (arg == "--json") options.json = true;
     else if (arg.rfind("--stage=", 0) == 0) options.stage = arg.substr(8);
     else if (arg.rfind("--entry=", 0) == 0) options.entry = arg.substr(8);
+    else if (arg.rfind("--target=", 0) == 0) target = arg.substr(9);
+    else if (arg == "--target" && i + 1 < argc) target = argv[++i];
     else if (arg.rfind("--schedule=", 0) == 0) {
       std::optional<nnc::SchedulePolicy> policy = nnc::parseSchedulePolicy(arg.substr(11));
       if (!policy) throw UserError(fmt::format("nnc: unknown schedule policy `{}`\n{}", arg.substr(11), kUsage));
@@ -76,6 +82,11 @@ Options parseOptions(int argc, char** argv) {
     else throw UserError(fmt::format("nnc: unknown argument `{}`\n{}", arg, kUsage));
   }
   if (options.input.empty()) throw UserError(fmt::format("nnc: no model file given\n{}", kUsage));
+  try {
+    options.kernels.target = nnc::parseTarget(target);
+  } catch (const nnc::TargetError& e) {
+    throw UserError(fmt::format("nnc: error: {}", e.what()));
+  }
   return options;
 }
 
@@ -114,7 +125,7 @@ int emit(const Options& options) {
   nnc::Program program = nnc::buildProgram(std::move(*c->graph), c->checked->train);
   if (options.stage == "backward") std::cout << nnc::printBackwardGraph(program);
   else if (options.stage == "stmt" || options.stage == "assembly")
-    std::cout << nnc::emitEntryText(program, selectEntry(program, options.entry), options.stage, options.kernels.schedule);
+    std::cout << nnc::emitEntryText(program, selectEntry(program, options.entry), options.stage, options.kernels);
   else throw UserError(fmt::format("nnc: unknown stage `{}`\n{}", options.stage, kUsage));
   return 0;
 }
@@ -135,9 +146,9 @@ int build(const Options& options) {
     if (options.keep_temps) std::cerr << fmt::format("nnc: kept intermediate files in {}\n", dir.string());
     else std::filesystem::remove_all(dir);
   });
-  std::string target = nnc::hostTargetString();
+  const nnc::Target& target = options.kernels.target;
   std::optional<std::string> cache = options.no_cache ? std::nullopt : nnc::kernelCacheDir();
-  std::string key = nnc::kernelCacheKey(program, target, options.kernels);
+  std::string key = nnc::kernelCacheKey(program, target.halide, options.kernels);
   std::optional<std::vector<std::string>> objects = cache ? nnc::lookupKernels(*cache, key) : std::nullopt;
   bool cached = objects.has_value();
   if (!objects) {
@@ -166,9 +177,9 @@ int build(const Options& options) {
     ++tensors;
     parameters += nnc::elementCount(program.graph.node(param.node).shape, 1);
   }
-  std::cerr << fmt::format("nnc: built {} ({} parameters in {} tensors{}) in {:.1f} s{}\n", options.output, parameters,
-                           tensors, buffers ? fmt::format(", {} buffers", buffers) : "", seconds,
-                           cached ? ", kernels from the cache" : "");
+  std::cerr << fmt::format("nnc: built {} ({} parameters in {} tensors{}) for {} in {:.1f} s{}\n", options.output,
+                           parameters, tensors, buffers ? fmt::format(", {} buffers", buffers) : "", target.describe(),
+                           seconds, cached ? ", kernels from the cache" : "");
   return 0;
 }
 
@@ -176,6 +187,8 @@ int check(const Options& options) {
   auto c = runFrontEnd(options.input);
   nnc::Program program = nnc::buildProgram(std::move(*c->graph), c->checked->train);
   nnc::ModelSummary summary = nnc::summarize(program, *c->checked);
+  summary.target = options.kernels.target.describe();
+  summary.target_cpu_features = options.kernels.target.cpu_features;
   std::cout << (options.json ? nnc::renderSummaryJson(summary) : nnc::renderSummaryTable(summary));
   return 0;
 }

@@ -1,5 +1,6 @@
-// THE SCHEDULE: CPU schedules for lowered entry points (host target: vectors of 16 floats and 32 registers with
-// AVX-512, as on the reference machine, 8 and 16 with AVX2; hostVectorUnit).
+// THE SCHEDULE: CPU schedules for lowered entry points, for the entry's target (compiler/target.h): vectors of 16
+// floats and 32 registers with AVX-512, as on the reference machine, 8 and 16 with AVX2, 4 and 16 with SSE
+// (vectorUnitFor).
 //
 // Policy, per node family:
 //   leaf         inlined (a leaf Func only renames a pipeline argument)
@@ -283,11 +284,11 @@ std::map<NodeId, NodeId> windowSumEpilogues(const Graph& graph, const LoweredEnt
 
 // AVX-512 doubles AVX2's vectors and registers. A 16-wide fused multiply-add loop ran at 220 GFLOP/s on one
 // core of the reference machine, the 8-wide one at 110; the MLP's train step went 0.80 -> 0.49 ms (profile).
-VectorUnit hostVectorUnit(Halide::Type float_type) {
-  Halide::Target host = Halide::get_host_target();
-  bool avx512 = host.has_feature(Halide::Target::AVX512);
-  int min_lanes = 32 / float_type.bytes();
-  return {std::max(min_lanes, host.natural_vector_size(float_type)), min_lanes, avx512 ? 32 : 16};
+VectorUnit vectorUnitFor(const Halide::Target& target, Halide::Type float_type) {
+  int lanes = target.natural_vector_size(float_type);
+  bool avx512 = target.features_any_of({Halide::Target::AVX512, Halide::Target::AVX512_KNL,
+                                        Halide::Target::AVX512_Skylake, Halide::Target::AVX512_Cannonlake});
+  return {lanes, std::min(lanes, 32 / float_type.bytes()), avx512 ? 32 : 16};
 }
 
 int VectorUnit::lanesFor(int64_t extent) const {
@@ -305,7 +306,7 @@ int rowLanes(int64_t extent, const VectorUnit& unit) {
 }
 
 void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
-  VectorUnit unit = hostVectorUnit(lowered.float_type);
+  VectorUnit unit = vectorUnitFor(lowered.target, lowered.float_type);
   Uses uses = countUses(graph, lowered);
   std::map<NodeId, NodeId> epilogues = windowSumEpilogues(graph, lowered, uses);
   std::set<NodeId> epilogue_nodes;

@@ -194,6 +194,8 @@ std::string renderSummaryTable(const ModelSummary& s) {
   out += fmt::format("backward FLOPs per example: {}\n", flopsText(s.backward_flops_per_example));
   out += fmt::format("activation memory at batch {}: {} ({} bytes)\n", s.batch, bytesText(s.activation_bytes),
                      withCommas(s.activation_bytes));
+  if (!s.target.empty())
+    out += fmt::format("target: {}\n  needs CPU features: {}\n", s.target, fmt::join(s.target_cpu_features, ", "));
   out += "\nnotes: a multiply-add is 2 FLOPs, an elementwise op 1 per element (exp and log included); FLOPs are\n"
          "       counted at the train block's batch size and divided by it.\n"
          "       backward FLOPs count the nodes autodiff appended that the gradients need, not the optimizer update.\n"
@@ -219,6 +221,10 @@ std::string renderSummaryJson(const ModelSummary& s) {
   j["backward_flops_per_example"] = number(s.backward_flops_per_example);
   j["activation_bytes"] = s.activation_bytes;
   j["batch"] = s.batch;
+  if (!s.target.empty()) {
+    j["target"] = s.target;
+    j["target_cpu_features"] = s.target_cpu_features;
+  }
   return j.dump(2) + "\n";
 }
 

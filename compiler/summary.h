@@ -42,6 +42,9 @@ struct ModelSummary {
   double backward_flops_per_example = 0;
   // The forward values the backward pass reads (inputs and parameters excluded), 4 bytes per element, at `batch`.
   int64_t activation_bytes = 0;
+  // What the kernels would be compiled for (compiler/target.h), with the CPU features they need; empty: not shown.
+  std::string target;
+  std::vector<std::string> target_cpu_features;
 };
 
 ModelSummary summarize(const Program& program, const dsl::CheckedModule& module);

@@ -79,7 +79,9 @@ struct TrainDefaults {
 
 struct ModelSpec {
   const char* name;
-  const char* target;  // Halide target string the kernels were compiled for
+  const char* target;        // Halide target string the kernels were compiled for
+  const char* target_name;   // as `nnc build --target` named it: "host", "x86-64-v3", or the Halide string
+  const char* cpu_features;  // what a CPU needs to run the kernels, comma-separated (runtime/cpu_features.h)
   const ParamSpec* params;
   int num_params;
   const StateSpec* states;

@@ -15,6 +15,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "runtime/cpu_features.h"
 #include "runtime/data_source.h"
 #include "runtime/errors.h"
 #include "runtime/npy.h"
@@ -26,6 +27,11 @@ namespace nnc::rt {
 namespace {
 
 struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// This CPU lacks an instruction set the kernels were compiled for: running them would die with SIGILL.
+struct CpuError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
@@ -360,8 +366,42 @@ int benchCommand(const ModelSpec& model, int argc, char** argv) {
   return 0;
 }
 
+std::vector<std::string> requiredCpuFeatures(const ModelSpec& model) {
+  std::vector<std::string> features;
+  std::string list = model.cpu_features;
+  for (size_t start = 0, end; start < list.size(); start = end + 1) {
+    end = std::min(list.find(',', start), list.size());
+    features.push_back(list.substr(start, end - start));
+  }
+  return features;
+}
+
+// "x86-64-v4", or for a trainer built for its build machine, "the CPU it was built on, HALIDE TARGET".
+std::string compiledFor(const ModelSpec& model) {
+  if (std::string(model.target_name) == "host") return std::string("the CPU it was built on, ") + model.target;
+  return model.target_name;
+}
+
+// Throws CpuError, naming what is missing and a target this CPU runs, unless this CPU has every feature the
+// kernels were compiled for.
+void checkCpu(const ModelSpec& model) {
+  std::vector<std::string> required = requiredCpuFeatures(model);
+  std::vector<std::string> missing = cpu::missingFeatures(required);
+  if (missing.empty()) return;
+  const cpu::IsaLevel* level = cpu::newestLevelOfThisCpu();
+  throw CpuError("this trainer was compiled for " + compiledFor(model) + " (" + cpu::joinFeatures(required) +
+                 "); this CPU lacks " + cpu::joinFeatures(missing) + "; rebuild with " +
+                 (level ? std::string("--target=") + level->name + " or " : std::string()) + "on this machine");
+}
+
 int infoCommand(const ModelSpec& model) {
-  std::printf("model %s\ntarget %s\nentry points: train_step, grads, predict\n", model.name, model.target);
+  std::vector<std::string> required = requiredCpuFeatures(model);
+  std::vector<std::string> missing = cpu::missingFeatures(required);
+  std::printf("model %s\ntarget %s\n", model.name, model.target);
+  if (std::string(model.target_name) != model.target) std::printf("target name %s\n", model.target_name);
+  std::printf("needs CPU features: %s\nthis CPU: %s\n", cpu::joinFeatures(required).c_str(),
+              missing.empty() ? "runs it" : ("lacks " + cpu::joinFeatures(missing)).c_str());
+  std::printf("entry points: train_step, grads, predict\n");
   for (int i = 0; i < model.num_inputs; ++i)
     std::printf("input %s: %s%s\n", model.inputs[i].name, model.inputs[i].is_integer ? "i32" : "f32",
                 shapeString(concreteShape(model.inputs[i].rank, model.inputs[i].shape, kBatchDim)).c_str());
@@ -386,17 +426,21 @@ int runTrainer(const ModelSpec& model, int argc, char** argv) {
   const char* self = argc > 0 ? argv[0] : "trainer";
   try {
     std::string command = argc > 1 ? argv[1] : "";
+    if (command == "info") return infoCommand(model);
+    checkCpu(model);
     if (command == "train") return trainCommand(model, argc, argv);
     if (command == "eval") return evalCommand(model, argc, argv);
     if (command == "predict") return predictCommand(model, argc, argv);
     if (command == "bench") return benchCommand(model, argc, argv);
-    if (command == "info") return infoCommand(model);
     throw UsageError(command.empty() ? "no command given" : "unknown command `" + command + "`");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "%s: error: %s\n", self, e.what());
     std::fprintf(stderr, kUsage, self, self, self, self, self);
     return 1;
   } catch (const DataError& e) {
+    std::fprintf(stderr, "%s: error: %s\n", self, e.what());
+    return 1;
+  } catch (const CpuError& e) {
     std::fprintf(stderr, "%s: error: %s\n", self, e.what());
     return 1;
   } catch (const std::exception& e) {

@@ -17,9 +17,9 @@ size_t elementCount(const Shape& shape, int batch) {
 
 JitEntry::JitEntry(const Graph& graph, const EntryPoint& entry, int batch, const ScheduleOptions& schedule,
                    Halide::Type float_type)
-    : graph_(graph), entry_(entry), batch_(batch), lowered_(lowerEntry(graph, entry, float_type, schedule)),
+    : graph_(graph), entry_(entry), batch_(batch), lowered_(lowerEntry(graph, entry, float_type, hostTarget(), schedule)),
       pipeline_(lowered_.pipeline()) {
-  pipeline_.compile_jit();
+  pipeline_.compile_jit(lowered_.target);
 }
 
 namespace {

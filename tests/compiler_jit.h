@@ -1,4 +1,5 @@
-// Test support: runs an entry point of a graph with Halide's JIT, in float64, on row-major host data.
+// Test support: runs an entry point of a graph with Halide's JIT, in float64, on row-major host data, scheduled
+// and compiled for nnc's host target (compiler/target.h; NNC_HIDE_CPU_FEATURES stands for an older CPU).
 #pragma once
 
 #include <Halide.h>

@@ -142,14 +142,14 @@ TEST(ElementwiseForward, Float32AgreesWithFloat64) {
                                  g.add(Op::Elu, {a}, alphaBeta(1)), g.add(Op::Pow, {g.add(Op::Abs, {a})}, alphaBeta(1.5))};
   EntryPoint entry{"f32", {a}, outputs, {}};
   for (size_t i = 0; i < outputs.size(); ++i) entry.output_names.push_back("out" + std::to_string(i));
-  LoweredEntry lowered = lowerEntry(g, entry, Halide::Float(32));
+  LoweredEntry lowered = lowerEntry(g, entry, Halide::Float(32), hostTarget());
   Halide::Buffer<float> input(static_cast<int>(x.size()));
   for (size_t i = 0; i < x.size(); ++i) input(static_cast<int>(i)) = static_cast<float>(x[i]);
   lowered.images.at(a).set(input);
   std::vector<Halide::Buffer<>> buffers;
   for (size_t i = 0; i < outputs.size(); ++i) buffers.push_back(Halide::Buffer<float>(static_cast<int>(x.size())));
   Halide::Realization realization(buffers);
-  lowered.pipeline().realize(realization);
+  lowered.pipeline().realize(realization, lowered.target);
   for (size_t o = 0; o < outputs.size(); ++o) {
     std::vector<double> want = evaluate(g, outputs[o], {{a, x}});
     Halide::Buffer<float> got(buffers[o]);

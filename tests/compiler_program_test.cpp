@@ -157,8 +157,8 @@ class EntryPoints : public ::testing::TestWithParam<std::string> {};
 TEST_P(EntryPoints, LowerAndScheduleForTheTrainer) {
   Program program = testing::compileExample(GetParam());
   for (const EntryPoint* entry : {&program.train_step, &program.grads_entry, &program.predict}) {
-    LoweredEntry lowered = lowerEntry(program.graph, *entry, Halide::Float(32));
-    Halide::Target target = Halide::get_host_target().with_feature(Halide::Target::NoRuntime);
+    LoweredEntry lowered = lowerEntry(program.graph, *entry, Halide::Float(32), hostTarget());
+    Halide::Target target = lowered.target.with_feature(Halide::Target::NoRuntime);
     EXPECT_NO_THROW(lowered.pipeline().compile_to_module(lowered.arguments, entry->name, target)) << entry->name;
   }
 }
@@ -172,11 +172,11 @@ INSTANTIATE_TEST_SUITE_P(Examples, EntryPoints,
 // tiles as one more tap, in train_step and grads, where the tiles have a register to spare (AVX-512's 32); the
 // ScheduleMatchesNaive and WholeModel tests check the values.
 TEST(Lowering, ConvBiasGradientsSummedByWeightGradients) {
-  if (hostVectorUnit(Halide::Float(32)).sumRegisters() < 26) GTEST_SKIP() << "a 5x5 kernel's 26 sums do not fit";
+  if (vectorUnitFor(Halide::Target(hostTarget().halide), Halide::Float(32)).sumRegisters() < 26) GTEST_SKIP() << "a 5x5 kernel's 26 sums do not fit";
   Program program = testing::compileExample("lenet5");
   const Graph& g = program.graph;
   for (const EntryPoint* entry : {&program.train_step, &program.grads_entry}) {
-    LoweredEntry lowered = lowerEntry(g, *entry, Halide::Float(32));
+    LoweredEntry lowered = lowerEntry(g, *entry, Halide::Float(32), hostTarget());
     ASSERT_EQ(lowered.bias_in_grad_weight.size(), 2u) << entry->name;
     for (auto [sum, grad_weight] : lowered.bias_in_grad_weight) {
       EXPECT_EQ(g.node(sum).op, Op::SumTo);
@@ -184,7 +184,7 @@ TEST(Lowering, ConvBiasGradientsSummedByWeightGradients) {
       EXPECT_EQ(g.node(sum).inputs[0], g.node(grad_weight).inputs[1]);
     }
   }
-  EXPECT_TRUE(lowerEntry(g, program.predict, Halide::Float(32)).bias_in_grad_weight.empty());
+  EXPECT_TRUE(lowerEntry(g, program.predict, Halide::Float(32), hostTarget()).bias_in_grad_weight.empty());
 }
 
 // The schedule policy changes how an entry point runs, never what it computes: the loss and every gradient of

@@ -20,11 +20,11 @@ flock -n 9 || { echo "run_fuzzer: another run is using $work; pass another WORKD
 # --- 1. Build. Each source compiles to its own object, in parallel; the lead's dsl/ files are globbed. ---
 flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined -I"$repo")
-# Every compiler file except those that see Halide (lowering, schedules, AOT), the link step and the driver.
+# Every compiler file except those that see Halide (lowering, schedules, AOT, targets), the link step and the driver.
 sources=("$repo"/dsl/*.cpp "$repo"/tests/fuzz/frontend_fuzzer.cpp)
 for f in "$repo"/compiler/*.cpp; do
   case "$(basename "$f")" in
-    lower*.cpp | schedule.cpp | autoschedule.cpp | aot.cpp | link.cpp | nnc_main.cpp) ;;
+    lower*.cpp | schedule.cpp | autoschedule.cpp | aot.cpp | target.cpp | link.cpp | nnc_main.cpp) ;;
     *) sources+=("$f") ;;
   esac
 done
