@@ -43,6 +43,14 @@ for target in x86-64-v2 x86-64-v3; do
     fail "nnc emit for $target: $(head -5 scan.txt)"
 done
 
+# Schedules follow the target, not the build machine: x86-64-v3 kernels are the same built here or on a CPU
+# with AVX but not AVX2, and differ from x86-64-v4's.
+"$nnc" emit --stage=stmt --target=x86-64-v3 "$src/examples/mlp.nn" > v3-here.stmt
+NNC_HIDE_CPU_FEATURES=avx2,avx512f "$nnc" emit --stage=stmt --target=x86-64-v3 "$src/examples/mlp.nn" > v3-avx.stmt
+cmp -s v3-here.stmt v3-avx.stmt || fail "x86-64-v3 kernels depend on the build machine"
+"$nnc" emit --stage=stmt --target=x86-64-v4 "$src/examples/mlp.nn" > v4-here.stmt
+cmp -s v3-here.stmt v4-here.stmt && fail "x86-64-v3 and x86-64-v4 kernels are the same"
+
 # A CPU without AVX512BW: the x86-64-v4 trainer refuses to start, names what is missing and what to build,
 # and writes nothing; `info` still describes it.
 if NNC_HIDE_CPU_FEATURES=avx512bw ./mlp-x86-64-v4 train --save refused.safetensors > out.txt 2> err.txt; then
