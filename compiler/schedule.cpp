@@ -287,7 +287,8 @@ std::map<NodeId, NodeId> windowSumEpilogues(const Graph& graph, const LoweredEnt
 VectorUnit vectorUnitFor(const Halide::Target& target, Halide::Type float_type) {
   int lanes = target.natural_vector_size(float_type);
   bool avx512 = target.features_any_of({Halide::Target::AVX512, Halide::Target::AVX512_KNL,
-                                        Halide::Target::AVX512_Skylake, Halide::Target::AVX512_Cannonlake});
+                                        Halide::Target::AVX512_Skylake, Halide::Target::AVX512_Cannonlake,
+                                        Halide::Target::AVX512_SapphireRapids});
   return {lanes, std::min(lanes, 32 / float_type.bytes()), avx512 ? 32 : 16};
 }
 

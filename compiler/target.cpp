@@ -23,7 +23,7 @@ void append(Features& to, const Features& more) {
 // The features of each -mcpu Halide 14 picks (CodeGen_X86::mcpu), as `clang-14 -march=CPU -dM -E` lists them,
 // without the intrinsic-only ones (target.h). Each CPU's list extends the one before it.
 const Features kK8 = {"sse2"};
-const Features kPenryn = {"ssse3", "sse4_1"};
+const Features kPenryn = {"pni", "ssse3", "sse4_1"};
 const Features kCorei7Avx = {"sse4_2", "popcnt", "avx"};
 const Features kHaswell = {"avx2", "bmi1", "bmi2", "abm", "movbe", "fma", "f16c"};
 const Features kKnl = {"avx512f", "avx512cd", "avx512pf", "avx512er", "adx", "3dnowprefetch"};
@@ -65,9 +65,45 @@ Features mattrFeatures(const Halide::Target& t) {
   return out;
 }
 
+// What LLVM turns on with each feature (X86.td's `Implies`): +avx512f alone brings AVX2, FMA and F16C.
+const std::vector<std::pair<std::string, Features>> kImplied = {
+    {"avx512_fp16", {"avx512bw", "avx512dq", "avx512vl"}},
+    {"avx512_bf16", {"avx512bw"}},
+    {"avx512vbmi", {"avx512bw"}},
+    {"avx512_vbmi2", {"avx512bw"}},
+    {"avx512_bitalg", {"avx512bw"}},
+    {"avx512ifma", {"avx512f"}},
+    {"avx512_vnni", {"avx512f"}},
+    {"avx512_vpopcntdq", {"avx512f"}},
+    {"avx512_vp2intersect", {"avx512f"}},
+    {"avx512pf", {"avx512f"}},
+    {"avx512er", {"avx512f"}},
+    {"avx512cd", {"avx512f"}},
+    {"avx512bw", {"avx512f"}},
+    {"avx512dq", {"avx512f"}},
+    {"avx512vl", {"avx512f"}},
+    {"avx512f", {"avx2", "fma", "f16c"}},
+    {"avx_vnni", {"avx2"}},
+    {"amx_int8", {"amx_tile"}},
+    {"amx_bf16", {"amx_tile"}},
+    {"avx2", {"avx"}},
+    {"fma", {"avx"}},
+    {"fma4", {"avx"}},
+    {"f16c", {"avx"}},
+    {"avx", {"sse4_2"}},
+    {"sse4_2", {"sse4_1"}},
+    {"sse4_1", {"ssse3"}},
+    {"ssse3", {"pni"}},
+    {"pni", {"sse2"}},
+};
+
+// The features of the -mcpu and -mattrs, closed under LLVM's implications (kImplied lists an implying feature
+// before the ones it implies, so one pass in order suffices).
 Features featuresOf(const Halide::Target& t) {
   Features out = mcpuFeatures(t);
   append(out, mattrFeatures(t));
+  for (const auto& [feature, implied] : kImplied)
+    if (std::find(out.begin(), out.end(), feature) != out.end()) append(out, implied);
   return out;
 }
 

@@ -86,6 +86,10 @@ uint64_t osRegisterState() {
 bool readFeature(const FeatureBit& feature, uint64_t os_state) {
   unsigned regs[4] = {0, 0, 0, 0};
   if (__get_cpuid_max(feature.leaf & 0x80000000u, nullptr) < feature.leaf) return false;
+  if (feature.subleaf > 0) {  // sub-leaf 0's EAX is the highest sub-leaf (leaf 7)
+    __cpuid_count(feature.leaf, 0, regs[EAX], regs[EBX], regs[ECX], regs[EDX]);
+    if (regs[EAX] < feature.subleaf) return false;
+  }
   __cpuid_count(feature.leaf, feature.subleaf, regs[EAX], regs[EBX], regs[ECX], regs[EDX]);
   return (regs[feature.reg] >> feature.bit & 1u) && (os_state & feature.os_state) == feature.os_state;
 }
@@ -140,7 +144,7 @@ std::vector<std::string> thisCpuFeatures() {
 const std::vector<IsaLevel>& isaLevels() {
   static const std::vector<IsaLevel> levels = [] {
     std::vector<std::string> v1 = {"sse2"};
-    std::vector<std::string> v2 = {"sse2", "ssse3", "sse4_1"};
+    std::vector<std::string> v2 = {"sse2", "pni", "ssse3", "sse4_1"};
     std::vector<std::string> v3 = v2;
     v3.insert(v3.end(), {"sse4_2", "popcnt", "avx", "avx2", "bmi1", "bmi2", "abm", "movbe", "fma", "f16c"});
     std::vector<std::string> v4 = v3;

@@ -371,7 +371,7 @@ std::vector<std::string> requiredCpuFeatures(const ModelSpec& model) {
   std::string list = model.cpu_features;
   for (size_t start = 0, end; start < list.size(); start = end + 1) {
     end = std::min(list.find(',', start), list.size());
-    features.push_back(list.substr(start, end - start));
+    if (end > start) features.push_back(list.substr(start, end - start));
   }
   return features;
 }
@@ -427,7 +427,7 @@ int runTrainer(const ModelSpec& model, int argc, char** argv) {
   try {
     std::string command = argc > 1 ? argv[1] : "";
     if (command == "info") return infoCommand(model);
-    checkCpu(model);
+    if (command == "train" || command == "eval" || command == "predict" || command == "bench") checkCpu(model);
     if (command == "train") return trainCommand(model, argc, argv);
     if (command == "eval") return evalCommand(model, argc, argv);
     if (command == "predict") return predictCommand(model, argc, argv);

@@ -70,6 +70,13 @@ TEST(Target, EachCpuGetsTheWidestTargetItRuns) {
     EXPECT_FALSE(hasHalideFeature(targetForCpu(lacking), "avx512_sapphirerapids")) << "without " << missing;
   }
   EXPECT_EQ(targetForCpu({"sse2"}).halide, "x86-64-linux");
+  // AVX-512 without AVX2 is no AVX-512 target: LLVM's +avx512f turns AVX2 on.
+  Features without_avx2 = zen4();
+  without_avx2.erase(std::find(without_avx2.begin(), without_avx2.end(), "avx2"));
+  EXPECT_EQ(targetForCpu(without_avx2).halide, "x86-64-linux-avx-f16c-fma-sse41");
+  Features avx512_alone = cpuFeaturesFor("x86-64-linux-avx512");
+  for (const char* implied : {"avx2", "fma", "f16c", "avx", "sse4_2", "sse2"})
+    EXPECT_NE(std::find(avx512_alone.begin(), avx512_alone.end(), implied), avx512_alone.end()) << implied;
 }
 
 TEST(Target, HostRunsOnThisCpu) {
@@ -102,6 +109,43 @@ TEST(Target, SchedulesFollowTheTargetsVectorUnit) {
     EXPECT_EQ(unit.lanes, e.lanes) << e.level;
     EXPECT_EQ(unit.min_lanes, e.min_lanes) << e.level;
     EXPECT_EQ(unit.registers, e.registers) << e.level;
+  }
+}
+
+// The scanner itself, on lines as LLVM and objdump print them: the feature each needs, or "" for none.
+TEST(IsaScan, NamesTheFeatureEachInstructionNeeds) {
+  Features v2 = parseTarget("x86-64-v2").cpu_features, v3 = parseTarget("x86-64-v3").cpu_features;
+  Features avx = cpuFeaturesFor("x86-64-linux-avx-sse41");
+  struct Case {
+    const char* line;
+    Features allowed;
+    const char* feature;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"\tvfmadd231ps\t%ymm0, %ymm1, %ymm2", v2, "fma"},
+           {"\tvfmadd231ps\t%ymm0, %ymm1, %ymm2", v3, ""},
+           {"\tvaddps\t%zmm0, %zmm1, %zmm2", v3, "avx512f"},
+           {"\tvpternlogd\t$150, %ymm1, %ymm2, %ymm3", v3, "avx512f"},
+           {"  4011d6:\tvpmovqd %ymm1,%xmm2", v3, "avx512f"},
+           {"\tvpermw\t%ymm1, %ymm2, %ymm3", v3, "avx512bw"},
+           {"\tvmovaps\t%ymm17, %ymm2", v3, "avx512vl"},
+           {"\t{vex}\tvpdpwssd\t%ymm8, %ymm13, %ymm15", zen4(), "avx_vnni"},
+           {"\tvpdpwssd\t%zmm8, %zmm13, %zmm15", zen4(), ""},
+           {"  4011d6:\tshlx   %rax,%rbx,%rcx", v2, "bmi2"},
+           {"\tshlxq\t%rax, %rbx, %rcx", v3, ""},
+           {"\tpopcntq\t%rax, %rcx", {"sse2"}, "popcnt"},
+           {"\tpshufb\t%xmm0, %xmm1", {"sse2"}, "ssse3"},
+           {"\tpmulld\t%xmm0, %xmm1", {"sse2", "pni", "ssse3"}, "sse4_1"},
+           {"\tvpaddd\t%ymm0, %ymm1, %ymm2", avx, "avx2"},
+           {"\tvaddps\t%ymm0, %ymm1, %ymm2", avx, ""},
+           {"\tvaddps\t%xmm0, %xmm1, %xmm2", v2, "avx"},
+           {"\tkmovw\t%k1, %eax", v3, "avx512f"},
+           {"vfoo_loop:", v2, ""},
+           {"\t# ymm0 = ymm1[0,1]", v2, ""},
+           {"\t.section\t.text.vmovaps", v2, ""},
+           {"\tcall\tvfprintf@PLT", v2, ""}}) {
+    std::vector<testing::IsaViolation> found = testing::instructionsOutside(c.line, c.allowed);
+    EXPECT_EQ(found.empty() ? "" : found[0].feature, c.feature) << c.line;
   }
 }
 

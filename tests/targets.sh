@@ -9,13 +9,13 @@ set -euo pipefail
 nnc=$1 src=$2 work=$3 isa_scan=$4
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
 fail() { echo "FAIL: $*" >&2; exit 1; }
-needs() { "$1" info | sed -n 's/^needs CPU features: //p' | tr -d ' '; }
+needs() { local info; info=$("$1" info) && sed -n 's/^needs CPU features: //p' <<< "$info" | tr -d ' '; }
 # The levels as the x86-64 psABI defines them, independently of nnc's tables.
 v2=sse2,pni,ssse3,sse4_1,sse4_2,popcnt,cx16
 v3=$v2,avx,avx2,bmi1,bmi2,abm,movbe,fma,f16c
 v4=$v3,avx512f,avx512bw,avx512cd,avx512dq,avx512vl
 allowed() { case $1 in x86-64-v2) echo $v2 ;; x86-64-v3) echo $v3 ;; x86-64-v4) echo $v4 ;; *) needs "./mlp-$1" ;; esac; }
-runs_here() { "$1" info | grep -q "^this CPU: runs it$"; }
+runs_here() { local info; info=$("$1" info) && grep -q "^this CPU: runs it$" <<< "$info"; }
 accuracy() { sed -n 's/.*"test_accuracy":\([0-9.]*\).*/\1/p' "$1" | tail -1; }
 
 for target in host x86-64-v2 x86-64-v3 x86-64-v4; do
@@ -32,12 +32,12 @@ done
 if "$isa_scan" "$v3" < mlp-x86-64-v4.s > scan.txt; then fail "no AVX-512 found in x86-64-v4"; fi
 grep -q "^avx512f: .*zmm" scan.txt || fail "the scan of x86-64-v4 found: $(head -3 scan.txt)"
 
-# Same model, seed and data: the targets differ only in how floating-point sums are grouped.
+# Same model, seed and data: the targets differ only in how floating-point sums are grouped (with or without FMA,
+# 4, 8 or 16 lanes); measured here, 0.8566-0.8567 for all four.
 host_accuracy=$(accuracy host.jsonl)
 for target in x86-64-v2 x86-64-v3 x86-64-v4; do
   [ -e "$target.jsonl" ] || { echo "targets: $target does not run on this CPU: not trained"; continue; }
-  python3 -c "import sys; a, b = map(float, sys.argv[1:]); sys.exit(abs(a - b) > 0.005)" \
-    "$(accuracy "$target.jsonl")" "$host_accuracy" ||
+  awk -v a="$(accuracy "$target.jsonl")" -v b="$host_accuracy" 'BEGIN { exit !(a != "" && a - b < 0.01 && b - a < 0.01) }' ||
     fail "$target reached $(accuracy "$target.jsonl"), host $host_accuracy"
 done
 
@@ -68,7 +68,8 @@ expect_refusal() {  # TARGET MISSING SUGGESTED
   grep -q "error: this trainer was compiled for $1 (.*$2.*); this CPU lacks $2; rebuild with --target=$3 or on this machine" err.txt ||
     fail "refusal: $(cat err.txt)"
   [ ! -e refused.safetensors ] || fail "the refused trainer wrote a checkpoint"
-  NNC_HIDE_CPU_FEATURES=$2 ./"mlp-$1" info | grep -q "^this CPU: lacks $2$" || fail "info: $(./"mlp-$1" info)"
+  info=$(NNC_HIDE_CPU_FEATURES=$2 ./"mlp-$1" info)
+  grep -q "^this CPU: lacks $2$" <<< "$info" || fail "info: $info"
 }
 expect_refusal x86-64-v3 avx2 x86-64-v2
 if runs_here ./mlp-x86-64-v4; then expect_refusal x86-64-v4 avx512bw x86-64-v3; fi
@@ -78,6 +79,7 @@ grep -q "compiled for the CPU it was built on, .*this CPU lacks avx2; rebuild wi
 
 # Built on a machine without AVX-512 (AVX2 and FMA): the host target is AVX2's, and its trainer trains.
 NNC_HIDE_CPU_FEATURES=avx512f "$nnc" build "$src/examples/mlp.nn" -o mlp-avx2-host 2> build.log
-./mlp-avx2-host info | grep -q "^target x86-64-linux-avx-avx2-f16c-fma-sse41$" || fail "$(./mlp-avx2-host info)"
+info=$(./mlp-avx2-host info)
+grep -q "^target x86-64-linux-avx-avx2-f16c-fma-sse41$" <<< "$info" || fail "$info"
 NNC_HIDE_CPU_FEATURES=avx512f ./mlp-avx2-host train --max-steps 20 --threads 1 --save avx2.safetensors > /dev/null
 echo "targets: ok (host $host_accuracy)"
