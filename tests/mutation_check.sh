@@ -24,7 +24,7 @@ mutants=(
   "BatchNorm running variance biased|compiler/build_graph.cpp|average(running_var, node(Op::Mul, {var, bessel}, e));|average(running_var, var);|TrainerParity|BatchNorm"
   "gradient clipping without its epsilon|compiler/optimizer.cpp|add(norm, number(1e-6))|add(norm, number(1e-2))|^Optimizers/TrainStep|TrainerParity"
   "last partial batch dropped|runtime/train_loop.cpp|int64_t steps_per_epoch = (train_set.count + batch - 1) / batch;|int64_t steps_per_epoch = train_set.count / batch;|TrainerParity|e2e_trainer"
-  "the same dropout mask every step|runtime/kernels.cpp|seed ^ (static_cast<uint64_t>(step) * 0xd1b54a32d192ed03ULL)|seed ^ 0xd1b54a32d192ed03ULL|Dropout|e2e_trainer|examples_train"
+  "the same dropout mask every step|runtime/kernels.cpp|seed ^ (static_cast<uint64_t>(step) * 0xd1b54a32d192ed03ULL)|seed ^ 0xd1b54a32d192ed03ULL|TrainerDropout|^Dropout"
   "convolution kernel read flipped|compiler/lower_conv.cpp|* w(r.x, r.y, r.z, o);|* w(k.kw - 1 - r.x, r.y, r.z, o);|ConvReference|ConvGradient"
   "strided window source not checked for divisibility|compiler/lower_conv.cpp|if (stride > 1) valid = valid && num % stride == 0;|if (stride > 2) valid = valid && num % stride == 0;|ConvReference|ConvGradient"
   "matmul columns rounded up past the end|compiler/schedule.cpp|round_up ? Halide::TailStrategy::RoundUp : Halide::TailStrategy::ShiftInwards|Halide::TailStrategy::RoundUp|ScheduleMatchesNaive|MatMul"

@@ -15,11 +15,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/npy.h"
 #include "runtime/safetensors.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+
+// Runs `command`; false (with the command in the failure) when it fails.
+::testing::AssertionResult runs(const std::string& command) {
+  if (std::system(command.c_str()) == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << command;
+}
 
 // float32 training against float64: rounding, not a formula, stays within these.
 constexpr double kAbsoluteTolerance = 2e-6;
@@ -38,11 +45,11 @@ TEST_P(TrainerParity, CheckpointMatchesPyTorchAfterTheRun) {
   fs::create_directories(work);
   std::string build = std::string(NNC_EXE) + " build " + quoted(cases / (name + ".nn")) + " -o " +
                       quoted(work / "trainer") + " 2> " + quoted(work / "build.log");
-  ASSERT_EQ(std::system(build.c_str()), 0) << build;
+  ASSERT_TRUE(runs(build));
   std::string train = quoted(work / "trainer") + " train --data " + quoted(data) + " --init " +
                       quoted(data / "init.safetensors") + " --no-shuffle --threads 2 --save " +
                       quoted(work / "out.safetensors") + " > " + quoted(work / "train.log") + " 2>&1";
-  ASSERT_EQ(std::system(train.c_str()), 0) << train;
+  ASSERT_TRUE(runs(train));
 
   nlohmann::json expected = nlohmann::json::parse(std::ifstream(data / "expected.json"));
   std::vector<nnc::rt::NamedTensor> saved = nnc::rt::readSafetensors(work / "out.safetensors");
@@ -56,6 +63,37 @@ TEST_P(TrainerParity, CheckpointMatchesPyTorchAfterTheRun) {
     for (size_t i = 0; i < values.size(); ++i)
       EXPECT_NEAR(tensor.data[i], values[i], kAbsoluteTolerance + kRelativeTolerance * std::abs(values[i]))
           << tensor.name << "[" << i << "]";
+  }
+}
+
+// Dropout draws a fresh mask every step (the runtime hashes the run's seed with the step): one example of 64 ones
+// through dropout(p = 0.5) and a zero-initialized linear layer, 8 steps of SGD. A weight column stays 0 only when
+// its feature was dropped at all 8 steps, about 1 in 256; with one mask for every step, about half would.
+TEST(TrainerDropout, FreshMaskEveryStep) {
+  fs::path work = fs::path(PARITY_WORK_DIR) / "dropout";
+  fs::remove_all(work);
+  fs::create_directories(work);
+  std::ofstream(work / "model.nn") << "model dropout_steps(x: f32[B, 64], y: i32[B]) {\n"
+                                      "    logits = linear(dropout(x, p = 0.5), 2)\n"
+                                      "    loss = cross_entropy(logits, y)\n    return logits\n}\n"
+                                      "train {\n    batch = 1\n    epochs = 8\n    optimizer = sgd(lr = 0.1)\n}\n";
+  std::vector<float> ones(64, 1), label = {1};
+  for (const char* split : {"train", "test"}) {
+    nnc::rt::writeNpy((work / (std::string(split) + "_x.npy")).string(), {1, 64}, ones.data());
+    nnc::rt::writeNpy((work / (std::string(split) + "_y.npy")).string(), {1}, label.data());
+  }
+  nnc::rt::writeSafetensors((work / "init.safetensors").string(),
+                            {{"logits.weight", {2, 64}, std::vector<float>(128, 0)}, {"logits.bias", {2}, {0, 0}}});
+  ASSERT_TRUE(runs(std::string(NNC_EXE) + " build " + quoted(work / "model.nn") + " -o " + quoted(work / "trainer") +
+                   " 2> " + quoted(work / "build.log")));
+  ASSERT_TRUE(runs(quoted(work / "trainer") + " train --data " + quoted(work) + " --init " +
+                   quoted(work / "init.safetensors") + " --save " + quoted(work / "out.safetensors") + " > " +
+                   quoted(work / "train.log") + " 2>&1"));
+  for (const nnc::rt::NamedTensor& tensor : nnc::rt::readSafetensors(work / "out.safetensors")) {
+    if (tensor.name != "logits.weight") continue;
+    int never_kept = 0;
+    for (int j = 0; j < 64; ++j) never_kept += tensor.data[j] == 0 && tensor.data[64 + j] == 0;
+    EXPECT_LE(never_kept, 4) << "of 64 features never kept in 8 steps";
   }
 }
 
