@@ -14,7 +14,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "compiler/kernel_cache.h"
 #include "compiler/lower.h"
+#include "compiler/plan.h"
 
 namespace nnc {
 
@@ -34,7 +36,14 @@ Halide::Target kernelTarget(const KernelOptions& options) {
 
 // Autoschedulers tune train_step and grads for the training batch, predict for evaluation's 256 rows.
 ScheduleOptions scheduleFor(const Program& program, const EntryPoint& entry, SchedulePolicy policy) {
-  return {policy, &entry == &program.predict ? 256 : static_cast<int>(program.train.batch)};
+  return {policy, batchEstimate(program, entry)};
+}
+
+// One copy of the Halide runtime for all pipelines (embedding it per pipeline costs ~1.2 s each).
+std::function<void()> runtimeJob(const std::string& path, const KernelOptions& options) {
+  Halide::Target target(options.target.halide);
+  if (options.profile) target = target.with_feature(Halide::Target::Profile);
+  return [path, target] { Halide::compile_standalone_runtime(path, target); };
 }
 
 std::string readWholeFile(const std::string& path) {
@@ -100,14 +109,56 @@ std::vector<std::string> compileKernels(const Program& program, const std::strin
     });
     files.push_back(prefix + ".a");
   }
-  // One copy of the Halide runtime for all pipelines (embedding it per pipeline costs ~1.2 s each).
-  std::string runtime = dir + "/halide_runtime.o";
-  Halide::Target runtime_target(options.target.halide);
-  if (options.profile) runtime_target = runtime_target.with_feature(Halide::Target::Profile);
-  jobs.push_back([runtime, runtime_target] { Halide::compile_standalone_runtime(runtime, runtime_target); });
-  files.push_back(runtime);
+  files.push_back(dir + "/halide_runtime.o");
+  jobs.push_back(runtimeJob(files.back(), options));
   runInChildren(jobs, dir);
   return files;
+}
+
+std::vector<std::string> compilePlanKernels(const Program& program, const ProgramPlan& plan,
+                                            const std::vector<size_t>& which, bool runtime, const std::string& dir,
+                                            const KernelOptions& options) {
+  std::vector<std::string> files;
+  std::vector<std::function<void()>> jobs;
+  Halide::Target target = kernelTarget(options);
+  for (size_t k : which) {
+    const PlanKernel* kernel = &plan.kernels[k];
+    files.push_back(dir + "/" + kernel->name + ".o");
+    jobs.push_back([&program, &options, kernel, path = files.back(), target] {
+      LoweredEntry lowered = lowerEntry(program.graph, kernel->entry, Halide::Float(32), options.target,
+                                        {options.schedule, kernel->batch_estimate});
+      lowered.pipeline().compile_to_object(path, lowered.arguments, kernel->name, target);
+    });
+  }
+  if (runtime) {
+    files.push_back(dir + "/halide_runtime.o");
+    jobs.push_back(runtimeJob(files.back(), options));
+  }
+  runInChildren(jobs, dir);
+  return files;
+}
+
+std::vector<std::string> planObjects(const Program& program, const ProgramPlan& plan, const std::string& dir,
+                                     const KernelOptions& options, const std::optional<std::string>& cache,
+                                     size_t& compiled) {
+  std::string suffix = "\ntarget=" + options.target.halide + (options.profile ? "+profile" : "");
+  std::vector<std::string> keys, objects;
+  for (const PlanKernel& kernel : plan.kernels) keys.push_back(contentCacheKey(kernel.key + suffix));
+  keys.push_back(contentCacheKey("halide runtime" + suffix));
+  std::vector<size_t> missing;
+  for (size_t k = 0; k < keys.size(); ++k) {
+    std::optional<std::vector<std::string>> hit = cache ? lookupKernels(*cache, keys[k]) : std::nullopt;
+    objects.push_back(hit ? hit->front() : "");
+    if (!hit) missing.push_back(k);
+  }
+  bool runtime = !missing.empty() && missing.back() == plan.kernels.size();
+  if (runtime) missing.pop_back();
+  std::vector<std::string> built = compilePlanKernels(program, plan, missing, runtime, dir, options);
+  if (runtime) missing.push_back(plan.kernels.size());
+  for (size_t i = 0; i < missing.size(); ++i)
+    objects[missing[i]] = cache ? storeKernels(*cache, keys[missing[i]], {built[i]}).front() : built[i];
+  compiled = missing.size();
+  return objects;
 }
 
 std::string emitEntryText(const Program& program, const EntryPoint& entry, const std::string& stage,

@@ -37,8 +37,11 @@ const char* const kObjectsList = "objects";  // in each entry: the object file n
 }  // namespace
 
 std::string kernelCacheKey(const Program& program, const std::string& target, const KernelOptions& options) {
-  std::string text = printForwardGraph(program.graph) + printBackwardGraph(program) + target +
-                     (options.profile ? "+profile" : "") + "+schedule=" + schedulePolicyName(options.schedule);
+  return contentCacheKey(printForwardGraph(program.graph) + printBackwardGraph(program) + target +
+                         (options.profile ? "+profile" : "") + "+schedule=" + schedulePolicyName(options.schedule));
+}
+
+std::string contentCacheKey(const std::string& text) {
   // Two differently seeded hashes of the text make a 128-bit key; collisions are not a practical concern.
   return fmt::format("{:016x}{:016x}{:016x}", compilerHash(), fnv1a(text), fnv1a(text, 0x84222325cbf29ce4ULL));
 }

@@ -18,6 +18,10 @@ namespace nnc {
 
 std::string kernelCacheKey(const Program& program, const std::string& target, const KernelOptions& options);
 
+// The key of anything else the compiler's output depends on through `text` (a plan's kernel: its group's text,
+// the target, the profiling switch), and on the nnc executable.
+std::string contentCacheKey(const std::string& text);
+
 // The cache directory, or nullopt when none can be determined (no HOME).
 std::optional<std::string> kernelCacheDir();
 

@@ -44,14 +44,19 @@ class Lowerer : public LoweringContext {
  public:
   Lowerer(const Graph& graph, LoweredEntry& out) : g_(graph), out_(out) {}
 
+  // Arguments are read from the pipeline's arguments, whatever computes them elsewhere (a kernel of a plan reads
+  // other kernels' results): the nodes that feed only them are not lowered.
   void run(const EntryPoint& entry) {
-    for (NodeId id : entry.arguments) declareArgument(id);
-    std::vector<bool> needed(g_.nodes.size(), false);
+    for (size_t i = 0; i < entry.arguments.size(); ++i)
+      declareArgument(entry.arguments[i], entry.argument_names.empty() ? "" : entry.argument_names[i]);
+    std::vector<bool> needed(g_.nodes.size(), false), computed(g_.nodes.size(), false);
     for (NodeId id : entry.outputs) needed[id] = true;
-    for (NodeId id = static_cast<NodeId>(g_.nodes.size()) - 1; id >= 0; --id)
-      if (needed[id])
-        for (NodeId in : g_.node(id).inputs) needed[in] = true;
-    out_.bias_in_grad_weight = biasGradientsInWeightGradients(g_, needed, vectorUnitFor(out_.target, out_.float_type));
+    for (NodeId id = static_cast<NodeId>(g_.nodes.size()) - 1; id >= 0; --id) {
+      if (!needed[id] || isArgument(out_, id)) continue;
+      computed[id] = true;
+      for (NodeId in : g_.node(id).inputs) needed[in] = true;
+    }
+    out_.bias_in_grad_weight = biasGradientsInWeightGradients(g_, computed, vectorUnitFor(out_.target, out_.float_type));
     for (NodeId id = 0; id < static_cast<NodeId>(g_.nodes.size()); ++id) {
       if (!needed[id] || out_.nodes.count(id)) continue;
       auto bias = out_.bias_in_grad_weight.find(id);
@@ -62,12 +67,37 @@ class Lowerer : public LoweringContext {
     for (size_t i = 0; i < entry.outputs.size(); ++i) {
       NodeId id = entry.outputs[i];
       std::vector<Halide::Var> vars = varsFor(g_.node(id).shape.size());
-      Func wrapper(cIdentifier(entry.output_names[i]));
-      wrapper(vars) = out_.nodes.at(id).func(vars);
-      constrainOutput(wrapper, g_.node(id).shape);
-      out_.outputs.push_back(wrapper);
+      bool direct = entry.plan_kernel && computed[id] && !readByComputed(id, computed) && storesOnlyItsShape(id) &&
+                    std::find(entry.outputs.begin(), entry.outputs.begin() + i, id) == entry.outputs.begin() + i;
+      Func result = direct ? out_.nodes.at(id).func : Func(cIdentifier(entry.output_names[i]));
+      if (!direct) result(vars) = out_.nodes.at(id).func(vars);
+      constrainOutput(result, g_.node(id).shape);
+      out_.outputs.push_back(result);
       out_.output_nodes.push_back(id);
     }
+  }
+
+  // Whether every schedule of the node writes only its own extent, so that it can be a pipeline's result: not a
+  // narrow product or window sums (their tiles round up past the end, over Halide's own larger allocation, which a
+  // caller's buffer is not) nor a convolution's epilogue, nor a reduction (GuardWithIf on an output's update
+  // stored wrongly in Halide 14; compiler/schedule.cpp).
+  bool storesOnlyItsShape(NodeId id) const {
+    const Node& node = g_.node(id);
+    switch (opInfo(node.op).family) {
+      case OpFamily::Elementwise:
+        return std::none_of(node.inputs.begin(), node.inputs.end(),
+                            [&](NodeId in) { return isWindowSums(g_.node(in)); });
+      case OpFamily::Layout: return true;
+      case OpFamily::MatMul: return node.op == Op::MatMul && !narrowProduct(node);
+      default: return false;
+    }
+  }
+
+  bool readByComputed(NodeId id, const std::vector<bool>& computed) const {
+    for (NodeId user = id + 1; user < static_cast<NodeId>(g_.nodes.size()); ++user)
+      if (computed[user] && std::count(g_.node(user).inputs.begin(), g_.node(user).inputs.end(), id)) return true;
+    return out_.bias_in_grad_weight.size() > 0 && std::any_of(out_.bias_in_grad_weight.begin(), out_.bias_in_grad_weight.end(),
+                                                              [&](const auto& pair) { return pair.second == id; });
   }
 
  private:
@@ -78,16 +108,17 @@ class Lowerer : public LoweringContext {
 
   Halide::Type typeOf(const Node& node) const { return node.dtype == DType::I32 ? Halide::Int(32) : out_.float_type; }
 
-  // Creates the pipeline argument of a leaf and records symbolic extents it defines (the batch size).
-  void declareArgument(NodeId id) {
+  // Creates the pipeline argument of a node (named `name`, else after the node) and records symbolic extents it
+  // defines (the batch size).
+  void declareArgument(NodeId id, const std::string& name) {
     const Node& node = g_.node(id);
     if (node.op == Op::Scalar) {
-      Halide::Param<> scalar(typeOf(node), node.name);
+      Halide::Param<> scalar(typeOf(node), name.empty() ? node.name : name);
       out_.scalars.emplace(id, scalar);
       out_.arguments.push_back(scalar);
       return;
     }
-    Halide::ImageParam image(typeOf(node), static_cast<int>(node.shape.size()), cIdentifier(node.name));
+    Halide::ImageParam image(typeOf(node), static_cast<int>(node.shape.size()), cIdentifier(name.empty() ? node.name : name));
     size_t rank = node.shape.size();
     for (size_t i = 0; i < rank; ++i) {
       const Dim& dim = node.shape[rank - 1 - i];
@@ -144,6 +175,10 @@ class Lowerer : public LoweringContext {
     Func& f = lowered.func;
     f = Func(funcName(id, ""));
     current_ = id;
+    if (out_.images.count(id)) {  // an argument: a leaf, or a node another kernel computes
+      f(vars) = out_.images.at(id)(vars);
+      return lowered;
+    }
     auto operand = [&](int i) { return read(node.inputs[i], coords, node.shape); };
     switch (opInfo(node.op).rules) {
       case OpRules::Math: {
@@ -157,9 +192,6 @@ class Lowerer : public LoweringContext {
       case OpRules::Core: break;
     }
     switch (node.op) {
-      case Op::Input:
-      case Op::Param:
-      case Op::State: f(vars) = out_.images.at(id)(vars); break;
       case Op::Scalar: f() = out_.scalars.at(id); break;
       case Op::Fill: f(vars) = constant(node.attrs.value); break;
       case Op::Add: f(vars) = operand(0) + operand(1); break;
@@ -347,6 +379,7 @@ LoweredEntry lowerEntry(const Graph& graph, const EntryPoint& entry, Halide::Typ
   LoweredEntry lowered;
   lowered.float_type = float_type;
   lowered.target = Halide::Target(target.halide);
+  lowered.plan_kernel = entry.plan_kernel;
   Lowerer(graph, lowered).run(entry);
   scheduleEntryWith(graph, lowered, schedule);
   return lowered;

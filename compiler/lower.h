@@ -36,8 +36,14 @@ struct LoweredEntry {
   std::map<NodeId, NodeId> bias_in_grad_weight;     // sum_to -> the conv2d_grad_weight that computes it (lower_conv.h)
   Halide::Type float_type;
   Halide::Target target;                            // the CPU the schedule is for (no runtime flags)
+  bool plan_kernel = false;                         // see EntryPoint::plan_kernel
   Halide::Pipeline pipeline() const { return Halide::Pipeline(outputs); }
 };
+
+// Whether node `id` is a pipeline argument of `lowered` (read, not computed).
+inline bool isArgument(const LoweredEntry& lowered, NodeId id) {
+  return lowered.images.count(id) > 0 || lowered.scalars.count(id) > 0;
+}
 
 // A matrix product with few output columns, fewer than 32 and not a multiple of 8 (the logits: 10). Its packed
 // B reads the columns past the last as zeros, so the schedule can compute one whole vector of columns.

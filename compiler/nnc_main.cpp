@@ -2,10 +2,10 @@
 //
 //   source -> tokens -> AST -> checked AST -> forward graph -> + backward graph and update -> Halide -> trainer
 //
-//   nnc build FILE.nn -o OUT [--target=TARGET]   compile a trainer executable (kernels cached by content)
+//   nnc build FILE.nn -o OUT [--target=TARGET] [--plan]   compile a trainer executable (kernels cached by content)
 //   nnc check FILE.nn [--json]    diagnostics, then a model summary (parameters, FLOPs, activation memory, target)
 //   nnc graph FILE.nn [--backward] [--dot]
-//   nnc emit --stage=tokens|ast|graph|backward|stmt|assembly [--entry=train_step|grads|predict] FILE.nn
+//   nnc emit --stage=tokens|ast|graph|backward|plan|stmt|assembly [--entry=train_step|grads|predict] FILE.nn
 //
 // Exit codes: 0 success, 1 user error (diagnostics printed), 2 internal error (a bug in nnc).
 #include <fmt/format.h>
@@ -25,6 +25,7 @@
 #include "compiler/compilation.h"
 #include "compiler/graph_printer.h"
 #include "compiler/kernel_cache.h"
+#include "compiler/plan.h"
 #include "compiler/summary.h"
 #include "compiler/target.h"
 #include "dsl/ast_printer.h"
@@ -40,10 +41,11 @@ struct UserError : std::runtime_error {
 };
 
 const char* kUsage =
-    "usage: nnc build FILE.nn -o OUT [--target=TARGET] [--keep-temps] [--profile] [--no-cache] [--schedule=POLICY]\n"
+    "usage: nnc build FILE.nn -o OUT [--target=TARGET] [--plan] [--keep-temps] [--profile] [--no-cache]\n"
+    "                [--schedule=POLICY]\n"
     "       nnc check FILE.nn [--json] [--target=TARGET]\n"
     "       nnc graph FILE.nn [--backward] [--dot]\n"
-    "       nnc emit --stage=tokens|ast|graph|backward|stmt|assembly [--entry=train_step|grads|predict]\n"
+    "       nnc emit --stage=tokens|ast|graph|backward|plan|stmt|assembly [--entry=train_step|grads|predict]\n"
     "                [--schedule=POLICY] [--target=TARGET] FILE.nn\n"
     "POLICY: manual (nnc's, the default), naive, li2018, adams2019 or mullapudi2016 (Halide's autoschedulers)\n"
     "TARGET: host (this machine's CPU, the default), x86-64, x86-64-v2, x86-64-v3 (AVX2), x86-64-v4 (AVX-512)\n"
@@ -51,7 +53,7 @@ const char* kUsage =
 
 struct Options {
   std::string command, input, output, stage, entry = "train_step";
-  bool backward = false, dot = false, keep_temps = false, json = false, no_cache = false;
+  bool backward = false, dot = false, keep_temps = false, json = false, no_cache = false, plan = false;
   nnc::KernelOptions kernels;
 };
 
@@ -68,6 +70,7 @@ Options parseOptions(int argc, char** argv) {
     else if (arg == "--keep-temps") options.keep_temps = true;
     else if (arg == "--profile") options.kernels.profile = true;
     else if (arg == "--no-cache") options.no_cache = true;
+    else if (arg == "--plan") options.plan = true;
     else if (arg == "--json") options.json = true;
     else if (arg.rfind("--stage=", 0) == 0) options.stage = arg.substr(8);
     else if (arg.rfind("--entry=", 0) == 0) options.entry = arg.substr(8);
@@ -124,6 +127,8 @@ int emit(const Options& options) {
   }
   nnc::Program program = nnc::buildProgram(std::move(*c->graph), c->checked->train);
   if (options.stage == "backward") std::cout << nnc::printBackwardGraph(program);
+  else if (options.stage == "plan")
+    std::cout << nnc::printPlan(program, nnc::planProgram(program, options.kernels.target, options.kernels.schedule));
   else if (options.stage == "stmt" || options.stage == "assembly")
     std::cout << nnc::emitEntryText(program, selectEntry(program, options.entry), options.stage, options.kernels);
   else throw UserError(fmt::format("nnc: unknown stage `{}`\n{}", options.stage, kUsage));
@@ -149,8 +154,13 @@ int build(const Options& options) {
   const nnc::Target& target = options.kernels.target;
   std::optional<std::string> cache = options.no_cache ? std::nullopt : nnc::kernelCacheDir();
   std::string key = nnc::kernelCacheKey(program, target.halide, options.kernels);
-  std::optional<std::vector<std::string>> objects = cache ? nnc::lookupKernels(*cache, key) : std::nullopt;
-  bool cached = objects.has_value();
+  std::optional<nnc::ProgramPlan> plan;
+  size_t compiled = 0;
+  if (options.plan) plan = nnc::planProgram(program, target, options.kernels.schedule);
+  std::optional<std::vector<std::string>> objects =
+      plan ? nnc::planObjects(program, *plan, dir, options.kernels, cache, compiled)
+           : cache ? nnc::lookupKernels(*cache, key) : std::nullopt;
+  bool cached = plan ? compiled == 0 : objects.has_value();
   if (!objects) {
     try {
       objects = nnc::compileKernels(program, dir, options.kernels);
@@ -165,7 +175,7 @@ int build(const Options& options) {
     if (cache) objects = nnc::storeKernels(*cache, key, *objects);
   }
   std::string model_source = dir / "model.cpp";
-  std::ofstream(model_source) << nnc::emitModelSource(program, target);
+  std::ofstream(model_source) << nnc::emitModelSource(program, target, plan ? &*plan : nullptr);
   nnc::linkTrainer(model_source, *objects, options.output);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   int64_t parameters = 0, tensors = 0, buffers = 0;
@@ -179,7 +189,9 @@ int build(const Options& options) {
   }
   std::cerr << fmt::format("nnc: built {} ({} parameters in {} tensors{}) for {} in {:.1f} s{}\n", options.output,
                            parameters, tensors, buffers ? fmt::format(", {} buffers", buffers) : "", target.describe(),
-                           seconds, cached ? ", kernels from the cache" : "");
+                           seconds, cached ? ", kernels from the cache"
+                                           : plan ? fmt::format(", {} of {} kernels compiled", compiled, plan->kernels.size() + 1)
+                                                  : "");
   return 0;
 }
 

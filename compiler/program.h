@@ -17,9 +17,13 @@ namespace nnc {
 
 struct EntryPoint {
   std::string name;
-  std::vector<NodeId> arguments;  // leaf nodes, in ABI order
+  std::vector<NodeId> arguments;  // in ABI order: leaf nodes, or for a kernel of a plan (compiler/plan.h) any node
   std::vector<NodeId> outputs;
   std::vector<std::string> output_names;
+  std::vector<std::string> argument_names;  // the pipeline's argument names; empty: the nodes' names
+  // A kernel of a plan: other kernels read its results, so the schedule materializes them as the whole entry
+  // point's did, and a result no node of the kernel reads is its node's own Func (not a copy of it).
+  bool plan_kernel = false;
 };
 
 struct StateInfo {

@@ -204,12 +204,14 @@ void scheduleReduction(const Graph& graph, const Node& node, LoweredNode& lowere
 struct Uses {
   std::map<NodeId, int> count, by_tiling_pool;
   std::map<NodeId, bool> by_matmul, by_window;
+  std::set<NodeId> by_kernels;  // a plan kernel's results: other kernels read them
   std::map<NodeId, NodeId> last_user;  // the last node that reads each (its only reader when count is 1)
 };
 
 Uses countUses(const Graph& graph, const LoweredEntry& lowered) {
   Uses uses;
   for (const auto& [id, _] : lowered.nodes) {
+    if (isArgument(lowered, id)) continue;
     const Node& user = graph.node(id);
     std::vector<NodeId> inputs = user.inputs;
     if (auto bias = lowered.bias_in_grad_weight.find(id); bias != lowered.bias_in_grad_weight.end())
@@ -224,6 +226,7 @@ Uses countUses(const Graph& graph, const LoweredEntry& lowered) {
       else if (!readsThroughCopy(user, k)) uses.by_window[in] = true;
     }
   }
+  if (lowered.plan_kernel) uses.by_kernels.insert(lowered.output_nodes.begin(), lowered.output_nodes.end());
   return uses;
 }
 
@@ -254,7 +257,8 @@ bool elementwiseAtRoot(const Uses& uses, NodeId id) {
   auto count = [](const std::map<NodeId, int>& m, NodeId id) { return m.count(id) ? m.at(id) : 0; };
   auto flag = [](const std::map<NodeId, bool>& m, NodeId id) { return m.count(id) && m.at(id); };
   bool only_tiling_pools = count(uses.by_tiling_pool, id) == count(uses.count, id);
-  return (count(uses.count, id) > 1 && !only_tiling_pools) || flag(uses.by_matmul, id) || flag(uses.by_window, id);
+  return (count(uses.count, id) > 1 && !only_tiling_pools) || flag(uses.by_matmul, id) || flag(uses.by_window, id) ||
+         uses.by_kernels.count(id);
 }
 
 // The epilogues of window sums: a convolution (or its input gradient) read only by an elementwise node of its own
@@ -312,22 +316,30 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
   std::map<NodeId, NodeId> epilogues = windowSumEpilogues(graph, lowered, uses);
   std::set<NodeId> epilogue_nodes;
   for (const auto& [conv, epilogue] : epilogues) epilogue_nodes.insert(epilogue);
+  std::set<NodeId> rooted;  // nodes whose own Func their family's schedule computes at root
   for (auto& [id, node_funcs] : lowered.nodes) {
     const Node& node = graph.node(id);
+    if (isArgument(lowered, id)) continue;
     switch (opInfo(node.op).family) {
       case OpFamily::Leaf: break;
       case OpFamily::Elementwise:
-        if (elementwiseAtRoot(uses, id) && !epilogue_nodes.count(id))
+        if (elementwiseAtRoot(uses, id) && !epilogue_nodes.count(id)) {
           scheduleRootElementwise(node_funcs.func, node.shape, unit);
+          rooted.insert(id);
+        }
         break;
       case OpFamily::MatMul:
         if (node.op == Op::BatchMatMul) scheduleBatchMatMul(node, node_funcs, unit);
         else scheduleMatMul(node, node_funcs, lowered, unit);
+        rooted.insert(id);
         break;
       case OpFamily::Layout:  // index arithmetic, inlined into its consumer; but a product's vector loads of a
         // reshaped operand would become gathers (div and mod per lane): LeNet-5's fc1 weight gradient read
         // flatten(pool2) so at 13 GFLOP/s (0.47 ms per step, 1 thread).
-        if (uses.by_matmul[id]) scheduleMaterializedLayout(graph, node, node_funcs.func, unit);
+        if (uses.by_matmul[id] || uses.by_kernels.count(id)) {
+          scheduleMaterializedLayout(graph, node, node_funcs.func, unit);
+          rooted.insert(id);
+        }
         break;
       case OpFamily::Conv: {
         // A pure pool or pooling gradient whose only reader reads each element once is inlined into it
@@ -337,11 +349,13 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
         std::optional<Func> epilogue;
         if (epilogues.count(id)) epilogue = lowered.nodes.at(epilogues.at(id)).func;
         scheduleConvFamily(graph, node, node_funcs, unit, single_plain_use, epilogue);
+        if (!single_plain_use && !epilogue) rooted.insert(id);
         break;
       }
       case OpFamily::Reduce:
       case OpFamily::Loss:
         if (node.op == Op::SumTo && node_funcs.reductions.empty()) break;  // sum_to over nothing is a copy
+        rooted.insert(id);
         if (node.op == Op::CrossEntropyGrad || node.op == Op::BinaryCrossEntropyWithLogitsGrad) {
           for (Func helper : node_funcs.helpers) helper.compute_root();
           scheduleRootElementwise(node_funcs.func, node.shape, unit);
@@ -355,7 +369,9 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
   // in Halide 14 (the tail vector was written over the first one).
   for (size_t i = 0; i < lowered.outputs.size(); ++i) {
     Func out = lowered.outputs[i];
-    const Shape& shape = graph.node(lowered.output_nodes[i]).shape;
+    NodeId id = lowered.output_nodes[i];
+    if (rooted.count(id) && out.name() == lowered.nodes.at(id).func.name()) continue;  // a plan kernel's own result
+    const Shape& shape = graph.node(id).shape;
     if (int lanes = unit.lanesFor(innerExtent(shape))) out.vectorize(dimVars()[0], lanes);
     if (shape.size() >= 2 && worthParallel(shape)) out.parallel(dimVars()[shape.size() - 1]);
   }

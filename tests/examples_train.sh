@@ -7,9 +7,10 @@
 # Thresholds: measured at 300 steps on the AVX-512 development machine, less a margin of about 0.02 for other
 # targets' rounding. With Adam's two bias corrections swapped in the runtime (beta1 <-> beta2,
 # runtime/kernels.cpp), lenet5 and cnn_bn fell to 0.10 and mlp_bn_dropout to 0.65.
-# Usage: examples_train.sh NNC SOURCE_DIR WORK_DIR
+# Usage: examples_train.sh NNC SOURCE_DIR WORK_DIR [BUILD_FLAG...]   (--plan: each a plan of kernels)
 set -euo pipefail
 nnc=$1 src=$2 work=$3
+build_flags=("${@:4}")
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -22,7 +23,7 @@ examples=(  "logreg             0.7972    0.77"
             "cnn_bn             0.8583    0.83" )
 for row in "${examples[@]}"; do
   read -r model measured threshold <<< "$row"
-  "$nnc" build "$src/examples/$model.nn" -o "$model" 2> /dev/null
+  "$nnc" build "${build_flags[@]}" "$src/examples/$model.nn" -o "$model" 2> /dev/null
   ./"$model" train --max-steps 300 --threads 2 --save "$model.safetensors" --metrics "$model.jsonl" > /dev/null
   accuracy=$(sed -n 's/.*"test_accuracy":\([0-9.]*\).*/\1/p' "$model.jsonl" | tail -1)
   awk -v a="$accuracy" -v t="$threshold" 'BEGIN { exit !(a != "" && a >= t) }' ||

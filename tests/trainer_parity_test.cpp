@@ -3,8 +3,9 @@
 // checkpoint against PyTorch's float64 run of the same steps (tests/parity/make_reference.py records it in
 // CASE/expected.json). Between them: the compiled step, the runtime's per-step scalars (the learning rate of
 // each schedule, Adam's bias corrections), batching with a partial last batch, BatchNorm's running statistics,
-// loading and saving. Measured: at most 1.4e-7 apart on the AVX-512 development machine; a swap of Adam's two
-// bias corrections in the runtime moves adam_bn_mlp's and adamw_cnn's parameters by 1e-3 and more.
+// loading and saving. Measured: at most 1.4e-7 apart on the AVX-512 development machine (2.5e-7 as a plan of
+// kernels); a swap of Adam's two bias corrections in the runtime moves adam_bn_mlp's and adamw_cnn's parameters
+// by 1e-3 and more.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -34,16 +35,17 @@ constexpr double kRelativeTolerance = 1e-4;
 
 std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
 
-class TrainerParity : public ::testing::TestWithParam<std::string> {};
+// Each case built as one pipeline per entry point and as a plan of kernels (`nnc build --plan`).
+class TrainerParity : public ::testing::TestWithParam<std::tuple<std::string, bool>> {};
 
 TEST_P(TrainerParity, CheckpointMatchesPyTorchAfterTheRun) {
-  const std::string name = GetParam();
+  const auto& [name, plan] = GetParam();
   fs::path cases = fs::path(NNC_SOURCE_DIR) / "tests" / "parity";
   fs::path data = cases / name;
-  fs::path work = fs::path(PARITY_WORK_DIR) / name;
+  fs::path work = fs::path(PARITY_WORK_DIR) / (name + (plan ? "_plan" : ""));
   fs::remove_all(work);
   fs::create_directories(work);
-  std::string build = std::string(NNC_EXE) + " build " + quoted(cases / (name + ".nn")) + " -o " +
+  std::string build = std::string(NNC_EXE) + " build " + (plan ? "--plan " : "") + quoted(cases / (name + ".nn")) + " -o " +
                       quoted(work / "trainer") + " 2> " + quoted(work / "build.log");
   ASSERT_TRUE(runs(build));
   std::string train = quoted(work / "trainer") + " train --data " + quoted(data) + " --init " +
@@ -98,7 +100,11 @@ TEST(TrainerDropout, FreshMaskEveryStep) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, TrainerParity,
-                         ::testing::Values("adam_bn_mlp", "adamw_cnn", "sgd_nesterov", "rmsprop_softmax"),
-                         [](const auto& info) { return info.param; });
+                         ::testing::Combine(::testing::Values("adam_bn_mlp", "adamw_cnn", "sgd_nesterov",
+                                                              "rmsprop_softmax"),
+                                            ::testing::Bool()),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + (std::get<1>(info.param) ? "_plan" : "");
+                         });
 
 }  // namespace

@@ -24,7 +24,7 @@ flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undef
 sources=("$repo"/dsl/*.cpp "$repo"/tests/fuzz/frontend_fuzzer.cpp)
 for f in "$repo"/compiler/*.cpp; do
   case "$(basename "$f")" in
-    lower*.cpp | schedule.cpp | autoschedule.cpp | aot.cpp | target.cpp | link.cpp | nnc_main.cpp) ;;
+    lower*.cpp | schedule.cpp | autoschedule.cpp | aot.cpp | plan.cpp | target.cpp | link.cpp | nnc_main.cpp) ;;
     *) sources+=("$f") ;;
   esac
 done

@@ -1,0 +1,273 @@
+// Plans of kernels; see plan.h.
+//
+// For each entry point:
+//   1. lower and schedule it whole (no Halide compilation: cheap) and read which nodes' Funcs are computed at root;
+//   2. those nodes and the entry's results anchor groups; a group takes the nodes its anchors need that no other
+//      anchor materializes (inlined nodes are recomputed in each group that reads them, as in the whole pipeline);
+//      a bias gradient summed in its weight gradient's tiles joins that group (it reads the tiles' extra column);
+//   3. a group's arguments are the leaves and other groups' anchors it reads, numbered in the order its nodes
+//      (ascending ids) first read them; its canonical text (every node's op, attributes, type, shape and operands
+//      by position) names its kernel;
+//   4. calls run in the order of their anchors' ids; a result that is an argument or repeats another result is a
+//      copy kernel.
+#include "compiler/plan.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "compiler/graph_printer.h"
+#include "compiler/lower.h"
+
+namespace nnc {
+
+int batchEstimate(const Program& program, const EntryPoint& entry) {
+  return &entry == &program.predict ? 256 : static_cast<int>(program.train.batch);
+}
+
+namespace {
+
+uint64_t fnv1a(const std::string& bytes) {
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  for (unsigned char c : bytes) hash = (hash ^ c) * 0x100000001b3ULL;
+  return hash;
+}
+
+bool isLeaf(const Node& node) { return opInfo(node.op).family == OpFamily::Leaf && node.op != Op::Fill; }
+
+// Every attribute, so that two nodes with one text lower to the same Funcs.
+std::string allAttrs(const Attrs& a) {
+  return fmt::format("index={} value={} transpose={}{} shape={} axes=[{}] keepdims={} alpha={} beta={} approx={} "
+                     "kernel={}x{} stride={}x{} padding={}x{} dilation={}x{}",
+                     a.index, a.value, a.transpose_a, a.transpose_b, shapeToString(a.shape), fmt::join(a.axes, ","),
+                     a.keepdims, a.alpha, a.beta, a.approximate, a.kernel[0], a.kernel[1], a.stride[0], a.stride[1],
+                     a.padding[0], a.padding[1], a.dilation[0], a.dilation[1]);
+}
+
+std::string typeText(const Node& node) { return fmt::format("{}{}", dtypeName(node.dtype), shapeToString(node.shape)); }
+
+// One fusion group: its anchors (the values it materializes), every node it computes (ascending), and the nodes
+// it reads that it does not compute (leaves and other groups' anchors), in the order its members first read them.
+struct Group {
+  std::vector<NodeId> anchors, members, arguments;
+  NodeId order = kNoNode;  // its last anchor: among the groups ready to run, the one with the lowest runs first
+};
+
+class EntryPlanner {
+ public:
+  EntryPlanner(const Program& program, const EntryPoint& entry, const Target& target, SchedulePolicy policy,
+               ProgramPlan& plan)
+      : program_(program), g_(program.graph), entry_(entry), target_(target), policy_(policy), plan_(plan) {}
+
+  EntryPlan run() {
+    findAnchors();
+    std::vector<Group> groups = formGroups();
+    for (Group& group : groups) {
+      std::set<NodeId> members(group.members.begin(), group.members.end());
+      for (NodeId id : group.members)
+        for (NodeId in : g_.node(id).inputs)
+          if (!members.count(in) && std::find(group.arguments.begin(), group.arguments.end(), in) == group.arguments.end())
+            group.arguments.push_back(in);
+      // A group that computes over the batch but reads nothing batched (BatchNorm's count of values per channel)
+      // takes a batched argument of the entry for its extent.
+      auto batched = [&](NodeId id) {
+        const Shape& shape = g_.node(id).shape;
+        return std::any_of(shape.begin(), shape.end(), [](const Dim& d) { return d.isSymbolic(); });
+      };
+      if (std::any_of(group.members.begin(), group.members.end(), batched) &&
+          std::none_of(group.arguments.begin(), group.arguments.end(), batched)) {
+        auto carrier = std::find_if(entry_.arguments.begin(), entry_.arguments.end(), batched);
+        if (carrier != entry_.arguments.end()) group.arguments.push_back(*carrier);
+      }
+      read_across_.insert(group.arguments.begin(), group.arguments.end());
+    }
+    EntryPlan out;
+    out.entry = &entry_;
+    for (size_t i = 0; i < entry_.arguments.size(); ++i)
+      value(out, {PlanValue::Kind::Argument, i, entry_.arguments[i]});
+    // Each call once its arguments exist; among those ready, the group of the lowest last anchor.
+    std::vector<bool> done(groups.size(), false);
+    for (size_t called = 0; called < groups.size(); ++called) {
+      size_t next = groups.size();
+      for (size_t i = 0; i < groups.size(); ++i) {
+        bool ready = !done[i] && std::all_of(groups[i].arguments.begin(), groups[i].arguments.end(),
+                                             [&](NodeId in) { return current_.count(in) > 0; });
+        if (ready && (next == groups.size() || groups[i].order < groups[next].order)) next = i;
+      }
+      if (next == groups.size()) throw std::logic_error("internal error: the plan of " + entry_.name + " has a cycle");
+      done[next] = true;
+      addCall(out, groups[next]);
+    }
+    // Results no group produced: an argument passed through, or a node that is a result twice.
+    for (size_t i = 0; i < entry_.outputs.size(); ++i)
+      if (!result_written_.count(i)) addCopy(out, i);
+    return out;
+  }
+
+ private:
+  // 1. The anchors: non-leaf nodes whose Func the whole entry's schedule computes at root, and the results.
+  void findAnchors() {
+    ScheduleOptions options{policy_, batchEstimate(program_, entry_)};
+    LoweredEntry whole = lowerEntry(g_, entry_, Halide::Float(32), target_, options);
+    for (const auto& [id, lowered] : whole.nodes) {
+      Halide::LoopLevel level = lowered.func.function().schedule().compute_level();
+      level.lock();  // read-only from here: this lowering is only inspected
+      if (!isLeaf(g_.node(id)) && level.is_root()) anchors_.insert(id);
+    }
+    for (NodeId id : entry_.outputs)
+      if (!isLeaf(g_.node(id))) anchors_.insert(id);
+    bias_of_ = whole.bias_in_grad_weight;
+  }
+
+  // 2. One group per anchor, with the non-anchor nodes it needs; a bias gradient joins its weight gradient's.
+  std::vector<Group> formGroups() {
+    std::map<NodeId, NodeId> joined;  // anchor -> the anchor whose group it joins
+    for (const auto& [sum, grad_weight] : bias_of_)
+      if (anchors_.count(sum) && anchors_.count(grad_weight)) joined[sum] = grad_weight;
+    std::map<NodeId, Group> by_anchor;
+    for (NodeId anchor : anchors_) {
+      NodeId owner = joined.count(anchor) ? joined.at(anchor) : anchor;
+      Group& group = by_anchor[owner];
+      group.anchors.push_back(anchor);
+      group.order = std::max(group.order == kNoNode ? anchor : group.order, anchor);
+      std::vector<NodeId> stack = {anchor};
+      std::set<NodeId> members(group.members.begin(), group.members.end());
+      while (!stack.empty()) {
+        NodeId id = stack.back();
+        stack.pop_back();
+        if (!members.insert(id).second) continue;
+        for (NodeId in : g_.node(id).inputs)
+          if (!isLeaf(g_.node(in)) && !anchors_.count(in)) stack.push_back(in);
+      }
+      group.members.assign(members.begin(), members.end());
+    }
+    std::vector<Group> groups;
+    for (auto& [owner, group] : by_anchor) groups.push_back(std::move(group));
+    return groups;
+  }
+
+  size_t value(EntryPlan& out, PlanValue value) {
+    out.values.push_back(value);
+    return current_[value.node] = out.values.size() - 1;
+  }
+
+  // 3. The group as a kernel (a new one, or the one an identical group made), and its call.
+  void addCall(EntryPlan& out, const Group& group) {
+    std::map<NodeId, std::string> local;  // node -> "a3" (argument) or "n5" (member)
+    std::string key;
+    for (size_t i = 0; i < group.arguments.size(); ++i) {
+      const Node& argument = g_.node(group.arguments[i]);
+      local[group.arguments[i]] = fmt::format("a{}", i);
+      key += fmt::format("a{}: {} {}\n", i, argument.op == Op::Scalar ? "scalar" : "buffer", typeText(argument));
+    }
+    for (NodeId id : group.members) {
+      std::vector<std::string> operands;
+      for (NodeId in : g_.node(id).inputs) operands.push_back(local.at(in));
+      local[id] = fmt::format("n{}", local.size() - group.arguments.size());
+      key += fmt::format("{} = {}({}) {{{}}} : {}\n", local[id], opInfo(g_.node(id).op).name,
+                         fmt::join(operands, ", "), allAttrs(g_.node(id).attrs), typeText(g_.node(id)));
+    }
+    std::vector<NodeId> results;
+    for (NodeId anchor : group.anchors)
+      if (read_across_.count(anchor) || isResult(anchor)) results.push_back(anchor);
+    for (NodeId id : results) key += "result " + local.at(id) + "\n";
+    PlanCall call{kernelFor(key, group.arguments, results), {}};
+    for (NodeId id : group.arguments) call.values.push_back(current_.at(id));
+    for (NodeId id : results) call.values.push_back(resultValue(out, id));
+    out.calls.push_back(std::move(call));
+  }
+
+  // A copy of a value into result `i` (an argument passed through, or a node that is a result twice).
+  void addCopy(EntryPlan& out, size_t i) {
+    NodeId id = entry_.outputs[i];
+    std::string key = fmt::format("a0: buffer {}\nresult a0\n", typeText(g_.node(id)));
+    PlanCall call{kernelFor(key, {id}, {id}), {current_.at(id)}};
+    result_written_.insert(i);
+    call.values.push_back(value(out, {PlanValue::Kind::Result, i, id}));
+    out.calls.push_back(std::move(call));
+  }
+
+  bool isResult(NodeId id) const {
+    return std::find(entry_.outputs.begin(), entry_.outputs.end(), id) != entry_.outputs.end();
+  }
+
+  // The value a result of a call is written to: the entry's result (its first position), else an intermediate.
+  size_t resultValue(EntryPlan& out, NodeId id) {
+    for (size_t i = 0; i < entry_.outputs.size(); ++i)
+      if (entry_.outputs[i] == id && !result_written_.count(i)) {
+        result_written_.insert(i);
+        return value(out, {PlanValue::Kind::Result, i, id});
+      }
+    return value(out, {PlanValue::Kind::Intermediate, 0, id});
+  }
+
+  size_t kernelFor(const std::string& group_key, const std::vector<NodeId>& arguments,
+                   const std::vector<NodeId>& results) {
+    bool autoscheduled = policy_ != SchedulePolicy::Manual && policy_ != SchedulePolicy::Naive;
+    int batch = batchEstimate(program_, entry_);
+    std::string key = group_key + "schedule=" + schedulePolicyName(policy_) +
+                      (autoscheduled ? fmt::format(" batch={}", batch) : "") + "\n";
+    for (size_t k = 0; k < plan_.kernels.size(); ++k)
+      if (plan_.kernels[k].key == key) return k;
+    PlanKernel kernel{fmt::format("k{:016x}", fnv1a(key + target_.halide)), key, {}, batch};
+    kernel.entry = {kernel.name, arguments, results, {}, {}, true};
+    for (size_t i = 0; i < arguments.size(); ++i) kernel.entry.argument_names.push_back(fmt::format("in{}", i));
+    for (size_t i = 0; i < results.size(); ++i) kernel.entry.output_names.push_back(fmt::format("out{}", i));
+    plan_.kernels.push_back(std::move(kernel));
+    return plan_.kernels.size() - 1;
+  }
+
+  const Program& program_;
+  const Graph& g_;
+  const EntryPoint& entry_;
+  const Target& target_;
+  SchedulePolicy policy_;
+  ProgramPlan& plan_;
+  std::set<NodeId> anchors_;
+  std::map<NodeId, NodeId> bias_of_;
+  std::set<NodeId> read_across_;      // anchors some group reads as an argument
+  std::map<NodeId, size_t> current_;  // node -> the value that holds it now
+  std::set<size_t> result_written_;
+};
+
+}  // namespace
+
+ProgramPlan planProgram(const Program& program, const Target& target, SchedulePolicy policy) {
+  ProgramPlan plan;
+  for (const EntryPoint* entry : {&program.train_step, &program.grads_entry, &program.predict})
+    plan.entries.push_back(EntryPlanner(program, *entry, target, policy, plan).run());
+  return plan;
+}
+
+std::string printPlan(const Program& program, const ProgramPlan& plan) {
+  const Graph& g = program.graph;
+  std::vector<size_t> calls(plan.kernels.size(), 0);
+  std::string out;
+  for (const EntryPlan& entry : plan.entries) {
+    out += fmt::format("entry {}: {} calls\n", entry.entry->name, entry.calls.size());
+    auto name = [&](size_t v) {
+      const PlanValue& value = entry.values[v];
+      const char* kind = value.kind == PlanValue::Kind::Argument ? "arg"
+                         : value.kind == PlanValue::Kind::Result ? "result"
+                                                                 : "tmp";
+      return fmt::format("{}{}(%{} {})", kind, value.kind == PlanValue::Kind::Intermediate ? v : value.index,
+                         value.node, typeText(g.node(value.node)));
+    };
+    for (const PlanCall& call : entry.calls) {
+      ++calls[call.kernel];
+      const PlanKernel& kernel = plan.kernels[call.kernel];
+      std::vector<std::string> args, results;
+      for (size_t i = 0; i < call.values.size(); ++i)
+        (i < kernel.entry.arguments.size() ? args : results).push_back(name(call.values[i]));
+      out += fmt::format("  {}({}) -> {}\n", kernel.name, fmt::join(args, ", "), fmt::join(results, ", "));
+    }
+  }
+  out += fmt::format("kernels: {}\n", plan.kernels.size());
+  for (size_t k = 0; k < plan.kernels.size(); ++k)
+    out += fmt::format("kernel {} ({} calls):\n{}", plan.kernels[k].name, calls[k], plan.kernels[k].key);
+  return out;
+}
+
+}  // namespace nnc

@@ -1,0 +1,63 @@
+// Entry points as plans of kernels: an entry point's scheduled graph is cut into fusion groups at the values the
+// schedule materializes (Funcs computed at root, and the entry's results), each group one Halide pipeline (a
+// kernel) with its own arguments and results. Every fusion inside a group is the schedule's (inlining into
+// consumers, convolution epilogues, bias gradients summed with weight gradients). Groups with the same content
+// (nodes, attributes, shapes, schedule policy, target) share one kernel: the ten 128x128 layers of an MLP compile
+// once. Halide's lowering grows much faster than a pipeline, so many small pipelines compile far faster than one
+// large one (../shared/HALIDE_NOTES.md, "Compile time").
+//
+// The runtime runs a plan (runtime/plan.h): the entry point's calls in order, over its arguments, its results and
+// intermediate buffers.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "compiler/program.h"
+#include "compiler/schedule_policy.h"
+#include "compiler/target.h"
+
+namespace nnc {
+
+struct PlanKernel {
+  std::string name;  // the Halide function: "k" and 16 hex digits of the hash of `key`
+  std::string key;   // the canonical text of its group, what makes two groups one kernel
+  EntryPoint entry;  // its first group as a pipeline: arguments in0, in1, ..., results out0, out1, ...
+  int batch_estimate = 64;  // the batch an autoscheduler tunes it for
+};
+
+// A buffer or scalar a plan passes to its kernels.
+struct PlanValue {
+  enum class Kind { Argument, Result, Intermediate };
+  Kind kind;
+  size_t index;  // Argument, Result: the position in the entry point's arguments or results
+  NodeId node;
+};
+
+struct PlanCall {
+  size_t kernel;               // into ProgramPlan::kernels
+  std::vector<size_t> values;  // into EntryPlan::values: the kernel's arguments, then its results
+};
+
+struct EntryPlan {
+  const EntryPoint* entry = nullptr;
+  std::vector<PlanValue> values;
+  std::vector<PlanCall> calls;  // in execution order
+};
+
+struct ProgramPlan {
+  std::vector<PlanKernel> kernels;  // distinct
+  std::vector<EntryPlan> entries;   // train_step, grads, predict
+};
+
+// The batch size an autoscheduler tunes `entry` for: evaluation's 256 rows for predict, else the train batch.
+int batchEstimate(const Program& program, const EntryPoint& entry);
+
+// Plans every entry point of `program` as nnc's schedules (`policy`) for `target` materialize its values.
+ProgramPlan planProgram(const Program& program, const Target& target, SchedulePolicy policy);
+
+// `nnc emit --stage=plan`: each entry point's calls with their buffers, then each kernel with its nodes and the
+// number of calls it serves.
+std::string printPlan(const Program& program, const ProgramPlan& plan);
+
+}  // namespace nnc

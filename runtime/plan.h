@@ -1,0 +1,43 @@
+// The executor of a plan of kernels (compiler/plan.h): an entry point run as its kernels' calls in order, each
+// over the entry point's own arguments and results and intermediate buffers. The generated model.cpp defines an
+// entry point's `_argv` function as runPlan of its plan, so the rest of the runtime calls it as one kernel.
+// Target-neutral: a call is a kernel's `_argv` function and a list of values.
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/model_spec.h"
+
+namespace nnc::rt {
+
+// An intermediate buffer: its element type and row-major shape (kBatchDim for the batch).
+struct PlanBufferSpec {
+  bool is_integer;
+  int rank;
+  int64_t shape[kMaxRank];
+};
+
+// A call: `args` are value ids; id < the entry's argument count is that argv entry (a buffer, or a pointer to a
+// scalar), the others intermediate buffer id - that count.
+struct PlanCallSpec {
+  EntryFn kernel;
+  const char* name;
+  int num_args;
+  const int* args;
+};
+
+struct PlanSpec {
+  int num_entry_args;  // the entry point's arguments and results, as in its argv
+  int num_buffers;
+  const PlanBufferSpec* buffers;
+  int num_calls;
+  const PlanCallSpec* calls;
+  int batch_arg;  // the argv buffer whose dimension `batch_dim` (Halide order) is the batch; -1: none
+  int batch_dim;
+};
+
+// Runs `plan` on an entry point's argv; returns 0 or the failing kernel's Halide error code. Intermediate
+// buffers come from the block cache (runtime/block_cache.h), so after the first call a step allocates nothing.
+int runPlan(const PlanSpec& plan, void** args);
+
+}  // namespace nnc::rt
