@@ -20,6 +20,7 @@
 
 #include "compiler/graph_printer.h"
 #include "compiler/lower.h"
+#include "compiler/lower_conv.h"
 
 namespace nnc {
 
@@ -119,16 +120,18 @@ class EntryPlanner {
     for (NodeId id : entry_.outputs)
       if (!isLeaf(g_.node(id))) anchors_.insert(id);
     bias_of_ = whole.bias_in_grad_weight;
+    // A bias gradient read from its weight gradient's tiles is a copy of their extra column there; anywhere else
+    // it would be summed again from dy, by every group that reads it.
+    for (const auto& [sum, grad_weight] : bias_of_) anchors_.insert(sum);
   }
 
   // 2. One group per anchor, with the non-anchor nodes it needs; a bias gradient joins its weight gradient's.
   std::vector<Group> formGroups() {
-    std::map<NodeId, NodeId> joined;  // anchor -> the anchor whose group it joins
-    for (const auto& [sum, grad_weight] : bias_of_)
-      if (anchors_.count(sum) && anchors_.count(grad_weight)) joined[sum] = grad_weight;
+    std::map<NodeId, NodeId> joined = joinedAnchors();  // anchor -> the anchor whose group it joins
     std::map<NodeId, Group> by_anchor;
     for (NodeId anchor : anchors_) {
-      NodeId owner = joined.count(anchor) ? joined.at(anchor) : anchor;
+      NodeId owner = anchor;
+      while (joined.count(owner)) owner = joined.at(owner);
       Group& group = by_anchor[owner];
       group.anchors.push_back(anchor);
       group.order = std::max(group.order == kNoNode ? anchor : group.order, anchor);
@@ -146,6 +149,50 @@ class EntryPlanner {
     std::vector<Group> groups;
     for (auto& [owner, group] : by_anchor) groups.push_back(std::move(group));
     return groups;
+  }
+
+  // The nodes a group anchored at `anchor` alone would compute: the anchor and the non-anchors it needs.
+  std::vector<NodeId> computedFor(NodeId anchor) const {
+    std::set<NodeId> members;
+    std::vector<NodeId> stack = {anchor};
+    while (!stack.empty()) {
+      NodeId id = stack.back();
+      stack.pop_back();
+      if (!members.insert(id).second) continue;
+      for (NodeId in : g_.node(id).inputs)
+        if (!isLeaf(g_.node(in)) && !anchors_.count(in)) stack.push_back(in);
+    }
+    return {members.begin(), members.end()};
+  }
+
+  // Anchors that join another anchor's group: a bias gradient its weight gradient's (it reads the tiles' extra
+  // column); window sums and pools that one other group alone reads join that group (as a result, their sums
+  // would be copied out of Halide's tiled layout: LeNet-5's convolutions). Not in chains: a group that joins
+  // another takes none in.
+  std::map<NodeId, NodeId> joinedAnchors() const {
+    std::map<NodeId, NodeId> joined;
+    for (const auto& [sum, grad_weight] : bias_of_)
+      if (anchors_.count(sum) && anchors_.count(grad_weight)) joined[sum] = grad_weight;
+    std::map<NodeId, std::set<NodeId>> readers;  // anchor -> the anchors whose groups read it
+    for (NodeId reader : anchors_)
+      for (NodeId id : computedFor(reader))
+        for (NodeId in : g_.node(id).inputs)
+          if (anchors_.count(in) && in != reader) readers[in].insert(reader);
+    std::set<NodeId> targets;
+    for (const auto& [sum, grad_weight] : joined) targets.insert(grad_weight);
+    // Window sums first (their copies cost most), then pools and weight gradients.
+    for (bool window_sums : {true, false})
+      for (NodeId anchor : anchors_) {
+        const Node& node = g_.node(anchor);
+        if (opInfo(node.op).family != OpFamily::Conv || isWindowSums(node) != window_sums || isResult(anchor) ||
+            readers[anchor].size() != 1 || joined.count(anchor) || targets.count(anchor))
+          continue;
+        NodeId reader = *readers[anchor].begin();
+        if (joined.count(reader)) continue;
+        joined[anchor] = reader;
+        targets.insert(reader);
+      }
+    return joined;
   }
 
   size_t value(EntryPlan& out, PlanValue value) {
