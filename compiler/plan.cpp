@@ -135,15 +135,8 @@ class EntryPlanner {
       Group& group = by_anchor[owner];
       group.anchors.push_back(anchor);
       group.order = std::max(group.order == kNoNode ? anchor : group.order, anchor);
-      std::vector<NodeId> stack = {anchor};
       std::set<NodeId> members(group.members.begin(), group.members.end());
-      while (!stack.empty()) {
-        NodeId id = stack.back();
-        stack.pop_back();
-        if (!members.insert(id).second) continue;
-        for (NodeId in : g_.node(id).inputs)
-          if (!isLeaf(g_.node(in)) && !anchors_.count(in)) stack.push_back(in);
-      }
+      for (NodeId id : computedFor(anchor)) members.insert(id);
       group.members.assign(members.begin(), members.end());
     }
     std::vector<Group> groups;

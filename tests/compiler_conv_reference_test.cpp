@@ -43,47 +43,44 @@ struct Window {
   int tap(int o, int k) const { return o * stride - padding + k * dilation; }
 };
 
-// y[n, o, i, j] = sum_{c, p, q} x[n, c, tap(i, p), tap(j, q)] w[o, c, p, q], zero outside x.
+// Calls visit(n, o, i, j, c, y, x, p, q) for every output point (n, o, i, j) of a convolution of `input` (`c`
+// channels, `height` x `width`) with `kernel` at `win` and every tap (c, p, q) of it that reads x[n, c, y, x]
+// inside the input (the taps reading zero padding contribute nothing).
+template <typename Visit>
+void forEachTap(const Image& input, const Image& kernel, const Image& output, Window win, Visit visit) {
+  for (int n = 0; n < output.n; ++n)
+    for (int o = 0; o < output.c; ++o)
+      for (int i = 0; i < output.h; ++i)
+        for (int j = 0; j < output.w; ++j)
+          for (int c = 0; c < input.c; ++c)
+            for (int p = 0; p < kernel.h; ++p)
+              for (int q = 0; q < kernel.w; ++q)
+                if (input.inside(win.tap(i, p), win.tap(j, q))) visit(n, o, i, j, c, win.tap(i, p), win.tap(j, q), p, q);
+}
+
+// y[n, o, i, j] = sum_{c, p, q} x[n, c, tap(i, p), tap(j, q)] w[o, c, p, q], zero outside x; and its transposes,
+// dy scattered back to x's taps and to the weights.
 Image convForward(const Image& x, const Image& w, Window win) {
   Image y(x.n, w.n, win.out(x.h), win.out(x.w));
-  for (int n = 0; n < y.n; ++n)
-    for (int o = 0; o < y.c; ++o)
-      for (int i = 0; i < y.h; ++i)
-        for (int j = 0; j < y.w; ++j)
-          for (int c = 0; c < x.c; ++c)
-            for (int p = 0; p < w.h; ++p)
-              for (int q = 0; q < w.w; ++q)
-                if (x.inside(win.tap(i, p), win.tap(j, q)))
-                  y.at(n, o, i, j) += x.at(n, c, win.tap(i, p), win.tap(j, q)) * w.at(o, c, p, q);
+  forEachTap(x, w, y, win, [&](int n, int o, int i, int j, int c, int r, int s, int p, int q) {
+    y.at(n, o, i, j) += x.at(n, c, r, s) * w.at(o, c, p, q);
+  });
   return y;
 }
 
-// The transposes of convForward: dy scattered back to x's taps, and to the weights.
 Image convGradInput(const Image& dy, const Image& w, const Image& x_shape, Window win) {
   Image dx(x_shape.n, x_shape.c, x_shape.h, x_shape.w);
-  for (int n = 0; n < dy.n; ++n)
-    for (int o = 0; o < dy.c; ++o)
-      for (int i = 0; i < dy.h; ++i)
-        for (int j = 0; j < dy.w; ++j)
-          for (int c = 0; c < dx.c; ++c)
-            for (int p = 0; p < w.h; ++p)
-              for (int q = 0; q < w.w; ++q)
-                if (dx.inside(win.tap(i, p), win.tap(j, q)))
-                  dx.at(n, c, win.tap(i, p), win.tap(j, q)) += dy.at(n, o, i, j) * w.at(o, c, p, q);
+  forEachTap(dx, w, dy, win, [&](int n, int o, int i, int j, int c, int r, int s, int p, int q) {
+    dx.at(n, c, r, s) += dy.at(n, o, i, j) * w.at(o, c, p, q);
+  });
   return dx;
 }
 
 Image convGradWeight(const Image& x, const Image& dy, const Image& w_shape, Window win) {
   Image dw(w_shape.n, w_shape.c, w_shape.h, w_shape.w);
-  for (int n = 0; n < dy.n; ++n)
-    for (int o = 0; o < dy.c; ++o)
-      for (int i = 0; i < dy.h; ++i)
-        for (int j = 0; j < dy.w; ++j)
-          for (int c = 0; c < x.c; ++c)
-            for (int p = 0; p < dw.h; ++p)
-              for (int q = 0; q < dw.w; ++q)
-                if (x.inside(win.tap(i, p), win.tap(j, q)))
-                  dw.at(o, c, p, q) += x.at(n, c, win.tap(i, p), win.tap(j, q)) * dy.at(n, o, i, j);
+  forEachTap(x, dw, dy, win, [&](int n, int o, int i, int j, int c, int r, int s, int p, int q) {
+    dw.at(o, c, p, q) += x.at(n, c, r, s) * dy.at(n, o, i, j);
+  });
   return dw;
 }
 
