@@ -156,24 +156,25 @@ int build(const Options& options) {
   std::string key = nnc::kernelCacheKey(program, target.halide, options.kernels);
   std::optional<nnc::ProgramPlan> plan;
   size_t compiled = 0;
-  if (options.plan) plan = nnc::planProgram(program, target, options.kernels.schedule);
-  std::optional<std::vector<std::string>> objects =
-      plan ? nnc::planObjects(program, *plan, dir, options.kernels, cache, compiled)
-           : cache ? nnc::lookupKernels(*cache, key) : std::nullopt;
-  bool cached = plan ? compiled == 0 : objects.has_value();
-  if (!objects) {
-    try {
+  std::optional<std::vector<std::string>> objects;
+  try {
+    if (options.plan) {
+      plan = nnc::planProgram(program, target, options.kernels.schedule);
+      objects = nnc::planObjects(program, *plan, dir, options.kernels, cache, compiled);
+    } else if (!(objects = cache ? nnc::lookupKernels(*cache, key) : std::nullopt)) {
       objects = nnc::compileKernels(program, dir, options.kernels);
-    } catch (const std::runtime_error& e) {
-      if (options.kernels.schedule == nnc::SchedulePolicy::Manual || options.kernels.schedule == nnc::SchedulePolicy::Naive)
-        throw;
-      // Halide's autoschedulers are not ours to fix: say which one failed, and what works.
-      throw UserError(fmt::format("nnc: error: the kernels Halide's {} autoscheduler scheduled do not compile with "
-                                  "Halide 14: {}\nnnc: --schedule=manual (the default) builds this model",
-                                  nnc::schedulePolicyName(options.kernels.schedule), e.what()));
+      compiled = 1;
+      if (cache) objects = nnc::storeKernels(*cache, key, *objects);
     }
-    if (cache) objects = nnc::storeKernels(*cache, key, *objects);
+  } catch (const std::runtime_error& e) {
+    if (options.kernels.schedule == nnc::SchedulePolicy::Manual || options.kernels.schedule == nnc::SchedulePolicy::Naive)
+      throw;
+    // Halide's autoschedulers are not ours to fix: say which one failed, and what works.
+    throw UserError(fmt::format("nnc: error: the kernels Halide's {} autoscheduler scheduled do not compile with "
+                                "Halide 14: {}\nnnc: --schedule=manual (the default) builds this model",
+                                nnc::schedulePolicyName(options.kernels.schedule), e.what()));
   }
+  bool cached = compiled == 0;
   std::string model_source = dir / "model.cpp";
   std::ofstream(model_source) << nnc::emitModelSource(program, target, plan ? &*plan : nullptr);
   nnc::linkTrainer(model_source, *objects, options.output);
