@@ -62,8 +62,8 @@ std::string planSource(const Program& program, const ProgramPlan& plan, const En
     else if (value.kind == PlanValue::Kind::Result) value_ids.push_back(static_cast<int>(entry.entry->arguments.size() + value.index));
     else {
       value_ids.push_back(static_cast<int>(entry_args) + intermediates++);
-      buffers += fmt::format("    {{{}, {}}},\n", g.node(value.node).dtype == DType::I32 ? "true" : "false",
-                             rankAndShape(g.node(value.node).shape));
+      buffers += fmt::format("    {{{}, {}, {}, {}}},\n", g.node(value.node).dtype == DType::I32 ? "true" : "false",
+                             rankAndShape(g.node(value.node).shape), value.batched, value.offset);
     }
   }
   for (size_t c = 0; c < entry.calls.size(); ++c) {
@@ -84,9 +84,9 @@ std::string planSource(const Program& program, const ProgramPlan& plan, const En
   }
   if (intermediates) out += fmt::format("const PlanBufferSpec k{}Buffers[] = {{\n{}}};\n", id, buffers);
   out += fmt::format("const PlanCallSpec k{}Calls[] = {{\n{}}};\n", id, calls);
-  out += fmt::format("const PlanSpec k{}Plan = {{{}, {}, {}, {}, k{}Calls, {}, {}}};\n", id, entry_args, intermediates,
-                     intermediates ? fmt::format("k{}Buffers", id) : "nullptr", entry.calls.size(), id, batch_arg,
-                     batch_dim);
+  out += fmt::format("const PlanSpec k{}Plan = {{{}, {}, {}, {}, k{}Calls, {}, {}, {}, {}}};\n", id, entry_args,
+                     intermediates, intermediates ? fmt::format("k{}Buffers", id) : "nullptr", entry.calls.size(), id,
+                     batch_arg, batch_dim, entry.arena.batched, entry.arena.fixed);
   return out;
 }
 

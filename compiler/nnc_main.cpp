@@ -202,6 +202,9 @@ int check(const Options& options) {
   nnc::ModelSummary summary = nnc::summarize(program, *c->checked);
   summary.target = options.kernels.target.describe();
   summary.target_cpu_features = options.kernels.target.cpu_features;
+  nnc::ProgramPlan plan = nnc::planProgram(program, options.kernels.target, options.kernels.schedule);
+  summary.plan_arena_bytes = 4 * plan.entries[0].arena.elements(summary.batch);
+  summary.plan_intermediate_bytes = 4 * plan.entries[0].all_intermediates.elements(summary.batch);
   std::cout << (options.json ? nnc::renderSummaryJson(summary) : nnc::renderSummaryTable(summary));
   return 0;
 }

@@ -104,7 +104,55 @@ class EntryPlanner {
     // Results no group produced: an argument passed through, or a node that is a result twice.
     for (size_t i = 0; i < entry_.outputs.size(); ++i)
       if (!result_written_.count(i)) addCopy(out, i);
+    planArena(out);
     return out;
+  }
+
+  // 5. Offsets in the arena: each intermediate, largest first, at the lowest offset clear of every placed one
+  // whose lifetime overlaps its own (lifetimes include both ends: a call never reads and writes one buffer).
+  // Batched and fixed values are placed apart, so one plan holds for every batch size. Sizes are rounded up to
+  // 16 elements, so every buffer starts 64-byte aligned.
+  void planArena(EntryPlan& out) const {
+    struct Slot {
+      size_t value;
+      int64_t size, first = -1, last = -1;
+    };
+    std::vector<Slot> slots[2];  // fixed, batched
+    for (size_t v = 0; v < out.values.size(); ++v) {
+      PlanValue& value = out.values[v];
+      if (value.kind != PlanValue::Kind::Intermediate) continue;
+      int64_t size = 1;
+      for (const Dim& dim : g_.node(value.node).shape)
+        if (dim.isSymbolic()) value.batched = true;
+        else size *= dim.extent;
+      slots[value.batched].push_back({v, (size + 15) / 16 * 16});
+    }
+    for (auto& group : slots)
+      for (Slot& slot : group)
+        for (size_t c = 0; c < out.calls.size(); ++c)
+          if (std::count(out.calls[c].values.begin(), out.calls[c].values.end(), slot.value)) {
+            if (slot.first < 0) slot.first = static_cast<int64_t>(c);
+            slot.last = static_cast<int64_t>(c);
+          }
+    for (int batched = 0; batched < 2; ++batched) {
+      std::vector<Slot>& group = slots[batched];
+      std::stable_sort(group.begin(), group.end(), [](const Slot& a, const Slot& b) { return a.size > b.size; });
+      int64_t& end = batched ? out.arena.batched : out.arena.fixed;
+      for (size_t i = 0; i < group.size(); ++i) {
+        std::vector<std::pair<int64_t, int64_t>> taken;  // [offset, offset + size) of overlapping placed slots
+        for (size_t j = 0; j < i; ++j)
+          if (group[j].first <= group[i].last && group[i].first <= group[j].last)
+            taken.emplace_back(out.values[group[j].value].offset, out.values[group[j].value].offset + group[j].size);
+        std::sort(taken.begin(), taken.end());
+        int64_t offset = 0;
+        for (const auto& [begin, stop] : taken)
+          if (offset + group[i].size <= begin) break;
+          else offset = std::max(offset, stop);
+        out.values[group[i].value].offset = offset;
+        end = std::max(end, offset + group[i].size);
+        (batched ? out.all_intermediates.batched : out.all_intermediates.fixed) += group[i].size;
+      }
+    }
   }
 
  private:
@@ -286,14 +334,18 @@ std::string printPlan(const Program& program, const ProgramPlan& plan) {
   std::vector<size_t> calls(plan.kernels.size(), 0);
   std::string out;
   for (const EntryPlan& entry : plan.entries) {
-    out += fmt::format("entry {}: {} calls\n", entry.entry->name, entry.calls.size());
+    out += fmt::format("entry {}: {} calls, arena {} * B + {} floats (without sharing {} * B + {})\n",
+                       entry.entry->name, entry.calls.size(), entry.arena.batched, entry.arena.fixed,
+                       entry.all_intermediates.batched, entry.all_intermediates.fixed);
     auto name = [&](size_t v) {
       const PlanValue& value = entry.values[v];
       const char* kind = value.kind == PlanValue::Kind::Argument ? "arg"
                          : value.kind == PlanValue::Kind::Result ? "result"
                                                                  : "tmp";
-      return fmt::format("{}{}(%{} {})", kind, value.kind == PlanValue::Kind::Intermediate ? v : value.index,
-                         value.node, typeText(g.node(value.node)));
+      std::string at = value.kind != PlanValue::Kind::Intermediate ? ""
+                       : fmt::format(" @{}{}", value.offset, value.batched ? "*B" : "");
+      return fmt::format("{}{}(%{} {}{})", kind, value.kind == PlanValue::Kind::Intermediate ? v : value.index,
+                         value.node, typeText(g.node(value.node)), at);
     };
     for (const PlanCall& call : entry.calls) {
       ++calls[call.kernel];

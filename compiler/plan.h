@@ -32,6 +32,10 @@ struct PlanValue {
   Kind kind;
   size_t index;  // Argument, Result: the position in the entry point's arguments or results
   NodeId node;
+  // Intermediate: where it lives in the entry point's arena, in 4-byte elements. A batched value (of a shape with
+  // the batch B) is at offset * B in the arena's batched part, the others at offset after it.
+  bool batched = false;
+  int64_t offset = 0;
 };
 
 struct PlanCall {
@@ -39,10 +43,19 @@ struct PlanCall {
   std::vector<size_t> values;  // into EntryPlan::values: the kernel's arguments, then its results
 };
 
+// An entry point's arena holds batched * B + fixed elements. Intermediates whose lifetimes (from the call that
+// writes them to the last that reads them) do not overlap share memory; `all_*` count every intermediate's own
+// elements, what the arena would hold without sharing.
+struct ArenaSize {
+  int64_t batched = 0, fixed = 0;
+  int64_t elements(int64_t batch) const { return batched * batch + fixed; }
+};
+
 struct EntryPlan {
   const EntryPoint* entry = nullptr;
   std::vector<PlanValue> values;
   std::vector<PlanCall> calls;  // in execution order
+  ArenaSize arena, all_intermediates;
 };
 
 struct ProgramPlan {

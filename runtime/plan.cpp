@@ -26,6 +26,8 @@ int runPlan(const PlanSpec& plan, void** args) {
   if (plan.batch_arg >= 0) batch = static_cast<halide_buffer_t*>(args[plan.batch_arg])->dim[plan.batch_dim].extent;
   scratch.buffers.assign(plan.num_buffers, halide_buffer_t{});
   scratch.dims.resize(static_cast<size_t>(plan.num_buffers) * kMaxRank);
+  int64_t batched_elements = plan.arena_batched * batch;
+  auto* arena = static_cast<float*>(cachedMalloc(nullptr, static_cast<size_t>(batched_elements + plan.arena_fixed) * 4));
   for (int b = 0; b < plan.num_buffers; ++b) {
     const PlanBufferSpec& spec = plan.buffers[b];
     halide_buffer_t& buffer = scratch.buffers[b];
@@ -38,7 +40,8 @@ int runPlan(const PlanSpec& plan, void** args) {
       buffer.dim[d] = halide_dimension_t(0, static_cast<int32_t>(extent), static_cast<int32_t>(elements));
       elements *= extent;
     }
-    buffer.host = static_cast<uint8_t*>(cachedMalloc(nullptr, static_cast<size_t>(elements) * 4));
+    float* start = spec.batched ? arena + spec.offset * batch : arena + batched_elements + spec.offset;
+    buffer.host = reinterpret_cast<uint8_t*>(start);
   }
   int result = 0;
   for (int c = 0; c < plan.num_calls && result == 0; ++c) {
@@ -50,7 +53,7 @@ int runPlan(const PlanSpec& plan, void** args) {
     }
     result = call.kernel(scratch.argv.data());
   }
-  for (halide_buffer_t& buffer : scratch.buffers) cachedFree(nullptr, buffer.host);
+  cachedFree(nullptr, arena);
   return result;
 }
 

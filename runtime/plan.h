@@ -10,11 +10,14 @@
 
 namespace nnc::rt {
 
-// An intermediate buffer: its element type and row-major shape (kBatchDim for the batch).
+// An intermediate buffer: its element type, row-major shape (kBatchDim for the batch) and place in the arena:
+// a batched buffer at element offset * B, the others at arena_batched * B + offset.
 struct PlanBufferSpec {
   bool is_integer;
   int rank;
   int64_t shape[kMaxRank];
+  bool batched;
+  int64_t offset;
 };
 
 // A call: `args` are value ids; id < the entry's argument count is that argv entry (a buffer, or a pointer to a
@@ -34,10 +37,12 @@ struct PlanSpec {
   const PlanCallSpec* calls;
   int batch_arg;  // the argv buffer whose dimension `batch_dim` (Halide order) is the batch; -1: none
   int batch_dim;
+  int64_t arena_batched, arena_fixed;  // the arena's 4-byte elements: arena_batched * B + arena_fixed
 };
 
-// Runs `plan` on an entry point's argv; returns 0 or the failing kernel's Halide error code. Intermediate
-// buffers come from the block cache (runtime/block_cache.h), so after the first call a step allocates nothing.
+// Runs `plan` on an entry point's argv; returns 0 or the failing kernel's Halide error code. The intermediate
+// buffers share one arena planned at compile time (compiler/plan.h), from the block cache
+// (runtime/block_cache.h), so after the first call a step allocates nothing.
 int runPlan(const PlanSpec& plan, void** args);
 
 }  // namespace nnc::rt

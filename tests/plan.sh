@@ -20,13 +20,20 @@ mlp 8 > mlp8.nn
 mlp 40 > mlp40.nn
 
 kernels() { sed -n 's/^kernels: //p' "$1"; }
-calls() { sed -n "s/^entry $2: \([0-9]*\) calls$/\1/p" "$1"; }
+calls() { sed -n "s/^entry $2: \([0-9]*\) calls, .*/\1/p" "$1"; }
 "$nnc" emit --stage=plan mlp8.nn > plan8.txt
 "$nnc" emit --stage=plan mlp40.nn > plan40.txt
 [ "$(kernels plan8.txt)" = "$(kernels plan40.txt)" ] ||
   fail "distinct kernels grow with depth: $(kernels plan8.txt) at 8 layers, $(kernels plan40.txt) at 40"
 [ "$(calls plan40.txt train_step)" -gt "$(calls plan8.txt train_step)" ] || fail "calls do not grow with depth"
 grep -q "^kernel k[0-9a-f]\{16\} ([0-9]* calls):$" plan8.txt || fail "no kernel listed: $(head plan8.txt)"
+# The arena: intermediates whose lifetimes do not overlap share memory, so it holds less than all of them and
+# at least the largest of each kind (a [B, 128] activation, a [128, 128] weight gradient).
+read -r arena_b arena_f all_b all_f < <(sed -n 's/^entry train_step: .* arena \([0-9]*\) \* B + \([0-9]*\) floats (without sharing \([0-9]*\) \* B + \([0-9]*\))$/\1 \2 \3 \4/p' plan40.txt)
+[ "$arena_b" -lt "$all_b" ] && [ "$arena_f" -le "$all_f" ] && [ "$arena_b" -ge 128 ] && [ "$arena_f" -ge 16384 ] ||
+  fail "arena $arena_b * B + $arena_f against $all_b * B + $all_f unshared"
+"$nnc" check mlp40.nn | grep -q "^train_step's intermediates as a plan (--plan) at batch 64: .* in a planned arena, .* unshared$" ||
+  fail "nnc check: $("$nnc" check mlp40.nn | tail -3)"
 
 "$nnc" build --plan mlp8.nn -o mlp8 2> build.log
 grep -q "kernels compiled" build.log || fail "build line: $(cat build.log)"
