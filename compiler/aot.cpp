@@ -26,9 +26,13 @@ namespace {
 // and it checks every buffer against the model's shapes before a call (runtime/kernels.cpp). Halide's checks
 // (943 asserts in LeNet-5's train_step: type, dimensions, extents, strides and constraints of 63 buffers) made
 // up 48% of its compile time: 9.7 s -> 5.0 s.
-Halide::Target kernelTarget(const KernelOptions& options) {
+Halide::Target profiledTarget(const KernelOptions& options) {
   Halide::Target target(options.target.halide);
-  if (options.profile) target = target.with_feature(Halide::Target::Profile);
+  return options.profile ? target.with_feature(Halide::Target::Profile) : target;
+}
+
+Halide::Target kernelTarget(const KernelOptions& options) {
+  Halide::Target target = profiledTarget(options);
   for (auto feature : {Halide::Target::NoRuntime, Halide::Target::NoAsserts, Halide::Target::NoBoundsQuery})
     target = target.with_feature(feature);
   return target;
@@ -41,9 +45,7 @@ ScheduleOptions scheduleFor(const Program& program, const EntryPoint& entry, Sch
 
 // One copy of the Halide runtime for all pipelines (embedding it per pipeline costs ~1.2 s each).
 std::function<void()> runtimeJob(const std::string& path, const KernelOptions& options) {
-  Halide::Target target(options.target.halide);
-  if (options.profile) target = target.with_feature(Halide::Target::Profile);
-  return [path, target] { Halide::compile_standalone_runtime(path, target); };
+  return [path, target = profiledTarget(options)] { Halide::compile_standalone_runtime(path, target); };
 }
 
 std::string readWholeFile(const std::string& path) {

@@ -6,14 +6,12 @@
 #include <vector>
 
 #include "compiler/program.h"
-
-namespace nnc {
-struct ProgramPlan;  // compiler/plan.h
-}
 #include "compiler/schedule_policy.h"
 #include "compiler/target.h"
 
 namespace nnc {
+
+struct ProgramPlan;  // compiler/plan.h
 
 // What else than the program decides the compiled kernels. With `profile`, the kernels carry Halide's
 // profiler: the trainer prints each Func's share of the time at exit.

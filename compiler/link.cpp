@@ -121,6 +121,9 @@ std::string emitModelSource(const Program& program, const Target& target, const 
   std::vector<std::string> scalars = {cString(g.node(program.learning_rate).name)};
   for (NodeId id : program.step_scalars) scalars.push_back(cString(g.node(id).name));
   out += fmt::format("const char* const kScalars[] = {{{}}};\n", fmt::join(scalars, ", "));
+  std::vector<std::string> features;
+  for (const std::string& feature : target.cpu_features) features.push_back(cString(feature));
+  out += fmt::format("const char* const kCpuFeatures[] = {{{}}};\n", fmt::join(features, ", "));
   out += "}  // namespace\n\n";
   const dsl::LrScheduleConfig& lr = t.lr_schedule;
   std::string defaults = fmt::format(
@@ -132,10 +135,9 @@ std::string emitModelSource(const Program& program, const Target& target, const 
       t.validation_split, t.early_stopping.patience, cString(t.early_stopping.monitor), cString(t.label_column),
       cString(t.normalize), t.augment_flip, t.augment_shift);
   out += fmt::format(
-      "extern const ModelSpec kModel = {{\n    {}, {}, {}, {},\n    kParams, {}, {}, {},\n    kInputs, {},\n    {},\n"
+      "extern const ModelSpec kModel = {{\n    {}, {}, {}, kCpuFeatures, {},\n    kParams, {}, {}, {},\n    kInputs, {},\n    {},\n"
       "    {},\n    kScalars, {},\n    train_step_argv, grads_argv, predict_argv,\n}};\n\n",
-      cString(g.model_name), cString(target.halide), cString(target.name),
-      cString(fmt::format("{}", fmt::join(target.cpu_features, ","))), g.params.size(), states.empty() ? "nullptr" : "kStates",
+      cString(g.model_name), cString(target.halide), cString(target.name), target.cpu_features.size(), g.params.size(), states.empty() ? "nullptr" : "kStates",
       program.states.size(), g.inputs.size(), rankAndShape(g.node(g.output).shape), defaults,
       program.step_scalars.size() + 1);
   out += "}  // namespace nnc::rt\n\n";

@@ -77,6 +77,7 @@ class Lowerer : public LoweringContext {
     }
   }
 
+ private:
   // Whether every schedule of the node writes only its own extent, so that it can be a pipeline's result: not a
   // narrow product or window sums (their tiles round up past the end, over Halide's own larger allocation, which a
   // caller's buffer is not) nor a convolution's epilogue, nor a reduction (GuardWithIf on an output's update
@@ -96,11 +97,10 @@ class Lowerer : public LoweringContext {
   bool readByComputed(NodeId id, const std::vector<bool>& computed) const {
     for (NodeId user = id + 1; user < static_cast<NodeId>(g_.nodes.size()); ++user)
       if (computed[user] && std::count(g_.node(user).inputs.begin(), g_.node(user).inputs.end(), id)) return true;
-    return out_.bias_in_grad_weight.size() > 0 && std::any_of(out_.bias_in_grad_weight.begin(), out_.bias_in_grad_weight.end(),
-                                                              [&](const auto& pair) { return pair.second == id; });
+    return std::any_of(out_.bias_in_grad_weight.begin(), out_.bias_in_grad_weight.end(),
+                       [&](const auto& pair) { return pair.second == id; });  // its bias gradient reads its tiles
   }
 
- private:
   // LoweringContext.
   const Graph& graph() const override { return g_; }
   Func func(NodeId id) const override { return out_.nodes.at(id).func; }

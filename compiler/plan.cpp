@@ -47,6 +47,10 @@ std::string allAttrs(const Attrs& a) {
                      a.padding[0], a.padding[1], a.dilation[0], a.dilation[1]);
 }
 
+bool batched(const Shape& shape) {
+  return std::any_of(shape.begin(), shape.end(), [](const Dim& d) { return d.isSymbolic(); });
+}
+
 std::string typeText(const Node& node) { return fmt::format("{}{}", dtypeName(node.dtype), shapeToString(node.shape)); }
 
 // One fusion group: its anchors (the values it materializes), every node it computes (ascending), and the nodes
@@ -73,13 +77,10 @@ class EntryPlanner {
             group.arguments.push_back(in);
       // A group that computes over the batch but reads nothing batched (BatchNorm's count of values per channel)
       // takes a batched argument of the entry for its extent.
-      auto batched = [&](NodeId id) {
-        const Shape& shape = g_.node(id).shape;
-        return std::any_of(shape.begin(), shape.end(), [](const Dim& d) { return d.isSymbolic(); });
-      };
-      if (std::any_of(group.members.begin(), group.members.end(), batched) &&
-          std::none_of(group.arguments.begin(), group.arguments.end(), batched)) {
-        auto carrier = std::find_if(entry_.arguments.begin(), entry_.arguments.end(), batched);
+      auto reads_batch = [&](NodeId id) { return batched(g_.node(id).shape); };
+      if (std::any_of(group.members.begin(), group.members.end(), reads_batch) &&
+          std::none_of(group.arguments.begin(), group.arguments.end(), reads_batch)) {
+        auto carrier = std::find_if(entry_.arguments.begin(), entry_.arguments.end(), reads_batch);
         if (carrier != entry_.arguments.end()) group.arguments.push_back(*carrier);
       }
       read_across_.insert(group.arguments.begin(), group.arguments.end());
@@ -121,11 +122,8 @@ class EntryPlanner {
     for (size_t v = 0; v < out.values.size(); ++v) {
       PlanValue& value = out.values[v];
       if (value.kind != PlanValue::Kind::Intermediate) continue;
-      int64_t size = 1;
-      for (const Dim& dim : g_.node(value.node).shape)
-        if (dim.isSymbolic()) value.batched = true;
-        else size *= dim.extent;
-      slots[value.batched].push_back({v, (size + 15) / 16 * 16});
+      value.batched = batched(g_.node(value.node).shape);
+      slots[value.batched].push_back({v, (elementCount(g_.node(value.node).shape, 1) + 15) / 16 * 16});
     }
     for (auto& group : slots)
       for (Slot& slot : group)

@@ -125,21 +125,7 @@ std::vector<std::string> missingFeatures(const std::vector<std::string>& require
   return missing;
 }
 
-const std::vector<std::string>& knownFeatures() {
-  static const std::vector<std::string> names = [] {
-    std::vector<std::string> out;
-    for (const FeatureBit& feature : kFeatureBits) out.push_back(feature.name);
-    return out;
-  }();
-  return names;
-}
-
-std::vector<std::string> thisCpuFeatures() {
-  std::vector<std::string> present;
-  for (const std::string& feature : knownFeatures())
-    if (hasFeature(feature)) present.push_back(feature);
-  return present;
-}
+std::vector<std::string> thisCpuFeatures() { return {presentFeatures().begin(), presentFeatures().end()}; }
 
 const std::vector<IsaLevel>& isaLevels() {
   static const std::vector<IsaLevel> levels = [] {

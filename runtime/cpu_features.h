@@ -19,10 +19,7 @@ bool hasFeature(const std::string& feature);
 // The features of `required` this CPU lacks, in the order given.
 std::vector<std::string> missingFeatures(const std::vector<std::string>& required);
 
-// Every feature name hasFeature knows.
-const std::vector<std::string>& knownFeatures();
-
-// The known features this CPU has (less NNC_HIDE_CPU_FEATURES).
+// The features hasFeature knows that this CPU has (less NNC_HIDE_CPU_FEATURES).
 std::vector<std::string> thisCpuFeatures();
 
 // A named instruction-set level: `halide_features` is what follows "x86-64-linux-" in its Halide target string,

@@ -81,7 +81,8 @@ struct ModelSpec {
   const char* name;
   const char* target;        // Halide target string the kernels were compiled for
   const char* target_name;   // as `nnc build --target` named it: "host", "x86-64-v3", or the Halide string
-  const char* cpu_features;  // what a CPU needs to run the kernels, comma-separated (runtime/cpu_features.h)
+  const char* const* cpu_features;  // what a CPU needs to run the kernels (runtime/cpu_features.h names)
+  int num_cpu_features;
   const ParamSpec* params;
   int num_params;
   const StateSpec* states;

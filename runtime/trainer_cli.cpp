@@ -367,13 +367,7 @@ int benchCommand(const ModelSpec& model, int argc, char** argv) {
 }
 
 std::vector<std::string> requiredCpuFeatures(const ModelSpec& model) {
-  std::vector<std::string> features;
-  std::string list = model.cpu_features;
-  for (size_t start = 0, end; start < list.size(); start = end + 1) {
-    end = std::min(list.find(',', start), list.size());
-    if (end > start) features.push_back(list.substr(start, end - start));
-  }
-  return features;
+  return {model.cpu_features, model.cpu_features + model.num_cpu_features};
 }
 
 // "x86-64-v4", or for a trainer built for its build machine, "the CPU it was built on, HALIDE TARGET".
