@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cold `nnc build` time against depth: MLPs of N relu(linear(h, 128)) layers and CNNs of N conv + BatchNorm +
-# ReLU blocks with residual additions (16 channels, 14x14), each built as one pipeline per entry point and as a
-# plan of kernels (--plan), no kernel cache (--no-cache), and the plan again with a warm cache. A build that
+# ReLU blocks with residual additions (16 channels, 14x14), each built as one pipeline per entry point
+# (--single-pipeline) and as a plan of kernels (the default), no kernel cache (--no-cache), and the plan again
+# with a warm cache. A build that
 # takes more than TIMEOUT seconds is reported as such.
 # Usage: bench/compile_scaling.sh [DEPTH...]   (default: 5 10 25 50 100; environment: NNC, TIMEOUT (default 120))
 set -euo pipefail
@@ -51,10 +52,10 @@ printf "%-5s %5s %16s %16s %16s %8s\n" model depth one_pipeline plan_cold plan_c
 for model in mlp cnn; do
   for depth in "${depths[@]}"; do
     "$model" "$depth" > "$work/m.nn"
-    one=$(seconds --no-cache "$work/m.nn" -o "$work/t")
-    cold=$(seconds --plan --no-cache "$work/m.nn" -o "$work/t")
-    NNC_CACHE_DIR=$work/cache "$nnc" build --plan "$work/m.nn" -o "$work/t" > /dev/null 2>&1 || true
-    cached=$(NNC_CACHE_DIR=$work/cache seconds --plan "$work/m.nn" -o "$work/t")
+    one=$(seconds --single-pipeline --no-cache "$work/m.nn" -o "$work/t")
+    cold=$(seconds --no-cache "$work/m.nn" -o "$work/t")
+    NNC_CACHE_DIR=$work/cache "$nnc" build "$work/m.nn" -o "$work/t" > /dev/null 2>&1 || true
+    cached=$(NNC_CACHE_DIR=$work/cache seconds "$work/m.nn" -o "$work/t")
     kernels=$("$nnc" emit --stage=plan "$work/m.nn" | sed -n 's/^kernels: //p')
     printf "%-5s %5d %16s %16s %16s %8s\n" "$model" "$depth" "$one" "$cold" "$cached" "$kernels"
   done

@@ -43,8 +43,10 @@ std::string emitEntryText(const Program& program, const EntryPoint& entry, const
                           const KernelOptions& options);
 
 // The C++ source that defines nnc::rt::kModel for the runtime (see runtime/model_spec.h); with a plan, it also
-// defines each entry point's `_argv` function as the plan's calls of its kernels (runtime/plan.h).
-std::string emitModelSource(const Program& program, const Target& target, const ProgramPlan* plan = nullptr);
+// defines each entry point's `_argv` function as the plan's calls of its kernels (runtime/plan.h), each timed when
+// `profiled`.
+std::string emitModelSource(const Program& program, const Target& target, const ProgramPlan* plan = nullptr,
+                            bool profiled = false);
 
 // Compiles `model_source_path` and links it with `objects` and the runtime library into `output`.
 // Throws std::runtime_error with the compiler's command line when linking fails.

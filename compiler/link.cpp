@@ -51,7 +51,8 @@ std::string shellQuote(const std::string& text) {
 
 // The tables of one entry point's plan (runtime/plan.h): intermediate buffers, each call's values, the PlanSpec
 // named `kPLAN`, and the entry point's `_argv` function that runs it.
-std::string planSource(const Program& program, const ProgramPlan& plan, const EntryPlan& entry, const std::string& id) {
+std::string planSource(const Program& program, const ProgramPlan& plan, const EntryPlan& entry, const std::string& id,
+                       bool profiled) {
   const Graph& g = program.graph;
   size_t entry_args = entry.entry->arguments.size() + entry.entry->outputs.size();
   std::vector<int> value_ids;
@@ -71,7 +72,8 @@ std::string planSource(const Program& program, const ProgramPlan& plan, const En
     for (size_t v : entry.calls[c].values) args.push_back(value_ids[v]);
     const std::string& kernel = plan.kernels[entry.calls[c].kernel].name;
     out += fmt::format("const int k{}Call{}[] = {{{}}};\n", id, c, fmt::join(args, ", "));
-    calls += fmt::format("    {{{}_argv, \"{}\", {}, k{}Call{}}},\n", kernel, kernel, args.size(), id, c);
+    calls += fmt::format("    {{{}_argv, \"{}\", {}, {}, k{}Call{}}},\n", kernel, kernel, cString(entry.calls[c].computes),
+                         args.size(), id, c);
   }
   int batch_arg = -1, batch_dim = 0;
   for (size_t i = 0; i < entry.entry->arguments.size() && batch_arg < 0; ++i) {
@@ -84,7 +86,8 @@ std::string planSource(const Program& program, const ProgramPlan& plan, const En
   }
   if (intermediates) out += fmt::format("const PlanBufferSpec k{}Buffers[] = {{\n{}}};\n", id, buffers);
   out += fmt::format("const PlanCallSpec k{}Calls[] = {{\n{}}};\n", id, calls);
-  out += fmt::format("const PlanSpec k{}Plan = {{{}, {}, {}, {}, k{}Calls, {}, {}, {}, {}}};\n", id, entry_args,
+  out += fmt::format("const PlanSpec k{}Plan = {{{}, {}, {}, {}, {}, {}, k{}Calls, {}, {}, {}, {}}};\n", id,
+                     cString(entry.entry->name), profiled, entry_args,
                      intermediates, intermediates ? fmt::format("k{}Buffers", id) : "nullptr", entry.calls.size(), id,
                      batch_arg, batch_dim, entry.arena.batched, entry.arena.fixed);
   return out;
@@ -92,7 +95,7 @@ std::string planSource(const Program& program, const ProgramPlan& plan, const En
 
 }  // namespace
 
-std::string emitModelSource(const Program& program, const Target& target, const ProgramPlan* plan) {
+std::string emitModelSource(const Program& program, const Target& target, const ProgramPlan* plan, bool profiled) {
   const Graph& g = program.graph;
   std::string params, states, inputs;
   for (const ParamInfo& p : g.params)
@@ -114,7 +117,7 @@ std::string emitModelSource(const Program& program, const Target& target, const 
   out += "\nnamespace nnc::rt {\nnamespace {\n";
   const char* const kPlanIds[] = {"TrainStep", "Grads", "Predict"};
   if (plan)
-    for (size_t e = 0; e < plan->entries.size(); ++e) out += planSource(program, *plan, plan->entries[e], kPlanIds[e]);
+    for (size_t e = 0; e < plan->entries.size(); ++e) out += planSource(program, *plan, plan->entries[e], kPlanIds[e], profiled);
   out += fmt::format("const ParamSpec kParams[] = {{\n{}}};\n", params);
   if (!states.empty()) out += fmt::format("const StateSpec kStates[] = {{\n{}}};\n", states);
   out += fmt::format("const InputSpec kInputs[] = {{\n{}}};\n", inputs);

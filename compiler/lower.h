@@ -79,11 +79,6 @@ Halide::Expr lowerElementwise(const LoweringContext& ctx, const Node& node, cons
 // Family lowerings in files of their own: reductions, layout ops and regression losses (lower_reduce.cpp).
 void lowerReduceFamily(const LoweringContext& ctx, const Node& node, LoweredNode& lowered);
 
-struct ScheduleOptions {
-  SchedulePolicy policy = SchedulePolicy::Manual;
-  int batch_estimate = 64;  // the batch size autoschedulers tune for
-};
-
 // Lowers the nodes that `entry`'s outputs need, computing floats in `float_type` (Float(32) for trainers,
 // Float(64) for gradient checks), and schedules them for `target`'s CPU.
 LoweredEntry lowerEntry(const Graph& graph, const EntryPoint& entry, Halide::Type float_type, const Target& target,

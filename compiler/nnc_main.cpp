@@ -2,10 +2,11 @@
 //
 //   source -> tokens -> AST -> checked AST -> forward graph -> + backward graph and update -> Halide -> trainer
 //
-//   nnc build FILE.nn -o OUT [--target=TARGET] [--plan]   compile a trainer executable (kernels cached by content)
+//   nnc build FILE.nn -o OUT [--target=TARGET] [--single-pipeline]   compile a trainer executable (a plan of
+//                                                        kernels, each cached by content)
 //   nnc check FILE.nn [--json]    diagnostics, then a model summary (parameters, FLOPs, activation memory, target)
 //   nnc graph FILE.nn [--backward] [--dot]
-//   nnc emit --stage=tokens|ast|graph|backward|plan|stmt|assembly [--entry=train_step|grads|predict] FILE.nn
+//   nnc emit --stage=tokens|ast|graph|backward|plan|stmt|assembly [--entry=train_step|grads|predict|KERNEL] FILE.nn
 //
 // Exit codes: 0 success, 1 user error (diagnostics printed), 2 internal error (a bug in nnc).
 #include <fmt/format.h>
@@ -41,11 +42,11 @@ struct UserError : std::runtime_error {
 };
 
 const char* kUsage =
-    "usage: nnc build FILE.nn -o OUT [--target=TARGET] [--plan] [--keep-temps] [--profile] [--no-cache]\n"
-    "                [--schedule=POLICY]\n"
+    "usage: nnc build FILE.nn -o OUT [--target=TARGET] [--single-pipeline] [--keep-temps] [--profile]\n"
+    "                [--no-cache] [--schedule=POLICY]\n"
     "       nnc check FILE.nn [--json] [--target=TARGET]\n"
     "       nnc graph FILE.nn [--backward] [--dot]\n"
-    "       nnc emit --stage=tokens|ast|graph|backward|plan|stmt|assembly [--entry=train_step|grads|predict]\n"
+    "       nnc emit --stage=tokens|ast|graph|backward|plan|stmt|assembly [--entry=train_step|grads|predict|KERNEL]\n"
     "                [--schedule=POLICY] [--target=TARGET] FILE.nn\n"
     "POLICY: manual (nnc's, the default), naive, li2018, adams2019 or mullapudi2016 (Halide's autoschedulers)\n"
     "TARGET: host (this machine's CPU, the default), x86-64, x86-64-v2, x86-64-v3 (AVX2), x86-64-v4 (AVX-512)\n"
@@ -53,7 +54,8 @@ const char* kUsage =
 
 struct Options {
   std::string command, input, output, stage, entry = "train_step";
-  bool backward = false, dot = false, keep_temps = false, json = false, no_cache = false, plan = false;
+  bool backward = false, dot = false, keep_temps = false, json = false, no_cache = false;
+  bool plan = true;  // each entry point a plan of kernels; --single-pipeline: one pipeline each
   nnc::KernelOptions kernels;
 };
 
@@ -70,7 +72,8 @@ Options parseOptions(int argc, char** argv) {
     else if (arg == "--keep-temps") options.keep_temps = true;
     else if (arg == "--profile") options.kernels.profile = true;
     else if (arg == "--no-cache") options.no_cache = true;
-    else if (arg == "--plan") options.plan = true;
+    else if (arg == "--plan") options.plan = true;  // the default since plans became as fast
+    else if (arg == "--single-pipeline") options.plan = false;
     else if (arg == "--json") options.json = true;
     else if (arg.rfind("--stage=", 0) == 0) options.stage = arg.substr(8);
     else if (arg.rfind("--entry=", 0) == 0) options.entry = arg.substr(8);
@@ -107,10 +110,16 @@ std::unique_ptr<nnc::Compilation> runFrontEnd(const std::string& path, nnc::Stag
   return c;
 }
 
-const nnc::EntryPoint& selectEntry(const nnc::Program& program, const std::string& name) {
+// An entry point by name, or a kernel of their plans (as `nnc emit --stage=plan` names it).
+nnc::EntryPoint selectEntry(const nnc::Program& program, const Options& options) {
   for (const nnc::EntryPoint* entry : {&program.train_step, &program.grads_entry, &program.predict})
-    if (entry->name == name) return *entry;
-  throw UserError(fmt::format("nnc: unknown entry point `{}`; expected train_step, grads or predict", name));
+    if (entry->name == options.entry) return *entry;
+  for (const nnc::PlanKernel& kernel :
+       nnc::planProgram(program, options.kernels.target, options.kernels.schedule).kernels)
+    if (kernel.name == options.entry) return kernel.entry;
+  throw UserError(fmt::format("nnc: unknown entry point `{}`; expected train_step, grads, predict or a kernel that "
+                              "`nnc emit --stage=plan` lists",
+                              options.entry));
 }
 
 int emit(const Options& options) {
@@ -130,7 +139,7 @@ int emit(const Options& options) {
   else if (options.stage == "plan")
     std::cout << nnc::printPlan(program, nnc::planProgram(program, options.kernels.target, options.kernels.schedule));
   else if (options.stage == "stmt" || options.stage == "assembly")
-    std::cout << nnc::emitEntryText(program, selectEntry(program, options.entry), options.stage, options.kernels);
+    std::cout << nnc::emitEntryText(program, selectEntry(program, options), options.stage, options.kernels);
   else throw UserError(fmt::format("nnc: unknown stage `{}`\n{}", options.stage, kUsage));
   return 0;
 }
@@ -176,7 +185,7 @@ int build(const Options& options) {
   }
   bool cached = compiled == 0;
   std::string model_source = dir / "model.cpp";
-  std::ofstream(model_source) << nnc::emitModelSource(program, target, plan ? &*plan : nullptr);
+  std::ofstream(model_source) << nnc::emitModelSource(program, target, plan ? &*plan : nullptr, options.kernels.profile);
   nnc::linkTrainer(model_source, *objects, options.output);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   int64_t parameters = 0, tensors = 0, buffers = 0;

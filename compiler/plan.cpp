@@ -62,9 +62,9 @@ struct Group {
 
 class EntryPlanner {
  public:
-  EntryPlanner(const Program& program, const EntryPoint& entry, const Target& target, SchedulePolicy policy,
-               ProgramPlan& plan)
-      : program_(program), g_(program.graph), entry_(entry), target_(target), policy_(policy), plan_(plan) {}
+  EntryPlanner(const Graph& graph, const EntryPoint& entry, const Target& target, const ScheduleOptions& schedule,
+               std::vector<PlanKernel>& kernels)
+      : g_(graph), entry_(entry), target_(target), schedule_(schedule), kernels_(kernels) {}
 
   EntryPlan run() {
     findAnchors();
@@ -156,8 +156,7 @@ class EntryPlanner {
  private:
   // 1. The anchors: non-leaf nodes whose Func the whole entry's schedule computes at root, and the results.
   void findAnchors() {
-    ScheduleOptions options{policy_, batchEstimate(program_, entry_)};
-    LoweredEntry whole = lowerEntry(g_, entry_, Halide::Float(32), target_, options);
+    LoweredEntry whole = lowerEntry(g_, entry_, Halide::Float(32), target_, schedule_);
     for (const auto& [id, lowered] : whole.nodes) {
       Halide::LoopLevel level = lowered.func.function().schedule().compute_level();
       level.lock();  // read-only from here: this lowering is only inspected
@@ -187,7 +186,46 @@ class EntryPlanner {
     }
     std::vector<Group> groups;
     for (auto& [owner, group] : by_anchor) groups.push_back(std::move(group));
+    mergeIntoSoleReaders(groups);
     return groups;
+  }
+
+  // A group whose values one other group alone reads joins that group, so a layer's forward (GEMM, bias,
+  // activation), a gradient with the activation's derivative, or a parameter's gradient with its update is one
+  // call: each call costs 1-3 us (../shared/HALIDE_NOTES.md), LeNet-5's step had 60. A merged group holds at most
+  // one GEMM or convolution, so kernels stay a layer's size and identical layers still share one. Groups are
+  // taken in the order of their anchors, so a chain merges the same way in every layer.
+  void mergeIntoSoleReaders(std::vector<Group>& groups) const {
+    auto heavy = [&](const Group& group) {
+      return std::count_if(group.members.begin(), group.members.end(), [&](NodeId id) {
+        const Node& node = g_.node(id);
+        return opInfo(node.op).family == OpFamily::MatMul || isWindowSums(node);
+      });
+    };
+    std::sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) { return a.order < b.order; });
+    for (bool merged = true; merged;) {
+      merged = false;
+      std::map<NodeId, size_t> owner;  // anchor -> its group
+      for (size_t i = 0; i < groups.size(); ++i)
+        for (NodeId anchor : groups[i].anchors) owner[anchor] = i;
+      for (size_t i = 0; i < groups.size() && !merged; ++i) {
+        std::set<size_t> readers;
+        for (size_t j = 0; j < groups.size(); ++j)
+          for (NodeId id : groups[j].members)
+            for (NodeId in : g_.node(id).inputs)
+              if (j != i && owner.count(in) && owner.at(in) == i) readers.insert(j);
+        if (readers.size() != 1 || heavy(groups[i]) + heavy(groups[*readers.begin()]) > 1) continue;
+        Group& reader = groups[*readers.begin()];
+        std::set<NodeId> members(reader.members.begin(), reader.members.end());
+        members.insert(groups[i].members.begin(), groups[i].members.end());
+        reader.members.assign(members.begin(), members.end());
+        reader.anchors.insert(reader.anchors.end(), groups[i].anchors.begin(), groups[i].anchors.end());
+        std::sort(reader.anchors.begin(), reader.anchors.end());
+        reader.order = std::max(reader.order, groups[i].order);
+        groups.erase(groups.begin() + static_cast<long>(i));
+        merged = true;
+      }
+    }
   }
 
   // The nodes a group anchored at `anchor` alone would compute: the anchor and the non-anchors it needs.
@@ -259,7 +297,9 @@ class EntryPlanner {
     for (NodeId anchor : group.anchors)
       if (read_across_.count(anchor) || isResult(anchor)) results.push_back(anchor);
     for (NodeId id : results) key += "result " + local.at(id) + "\n";
-    PlanCall call{kernelFor(key, group.arguments, results), {}};
+    std::vector<std::string> computes;
+    for (NodeId anchor : group.anchors) computes.push_back(fmt::format("{} %{}", opInfo(g_.node(anchor).op).name, anchor));
+    PlanCall call{kernelFor(key, group.arguments, results), {}, fmt::format("{}", fmt::join(computes, ", "))};
     for (NodeId id : group.arguments) call.values.push_back(current_.at(id));
     for (NodeId id : results) call.values.push_back(resultValue(out, id));
     out.calls.push_back(std::move(call));
@@ -269,7 +309,7 @@ class EntryPlanner {
   void addCopy(EntryPlan& out, size_t i) {
     NodeId id = entry_.outputs[i];
     std::string key = fmt::format("a0: buffer {}\nresult a0\n", typeText(g_.node(id)));
-    PlanCall call{kernelFor(key, {id}, {id}), {current_.at(id)}};
+    PlanCall call{kernelFor(key, {id}, {id}), {current_.at(id)}, fmt::format("copy %{}", id)};
     result_written_.insert(i);
     call.values.push_back(value(out, {PlanValue::Kind::Result, i, id}));
     out.calls.push_back(std::move(call));
@@ -291,26 +331,24 @@ class EntryPlanner {
 
   size_t kernelFor(const std::string& group_key, const std::vector<NodeId>& arguments,
                    const std::vector<NodeId>& results) {
-    bool autoscheduled = policy_ != SchedulePolicy::Manual && policy_ != SchedulePolicy::Naive;
-    int batch = batchEstimate(program_, entry_);
-    std::string key = group_key + "schedule=" + schedulePolicyName(policy_) +
-                      (autoscheduled ? fmt::format(" batch={}", batch) : "") + "\n";
-    for (size_t k = 0; k < plan_.kernels.size(); ++k)
-      if (plan_.kernels[k].key == key) return k;
-    PlanKernel kernel{fmt::format("k{:016x}", fnv1a(key + target_.halide)), key, {}, batch};
+    bool autoscheduled = schedule_.policy != SchedulePolicy::Manual && schedule_.policy != SchedulePolicy::Naive;
+    std::string key = group_key + "schedule=" + schedulePolicyName(schedule_.policy) +
+                      (autoscheduled ? fmt::format(" batch={}", schedule_.batch_estimate) : "") + "\n";
+    for (size_t k = 0; k < kernels_.size(); ++k)
+      if (kernels_[k].key == key) return k;
+    PlanKernel kernel{fmt::format("k{:016x}", fnv1a(key + target_.halide)), key, {}, schedule_.batch_estimate};
     kernel.entry = {kernel.name, arguments, results, {}, {}, true};
     for (size_t i = 0; i < arguments.size(); ++i) kernel.entry.argument_names.push_back(fmt::format("in{}", i));
     for (size_t i = 0; i < results.size(); ++i) kernel.entry.output_names.push_back(fmt::format("out{}", i));
-    plan_.kernels.push_back(std::move(kernel));
-    return plan_.kernels.size() - 1;
+    kernels_.push_back(std::move(kernel));
+    return kernels_.size() - 1;
   }
 
-  const Program& program_;
   const Graph& g_;
   const EntryPoint& entry_;
   const Target& target_;
-  SchedulePolicy policy_;
-  ProgramPlan& plan_;
+  ScheduleOptions schedule_;
+  std::vector<PlanKernel>& kernels_;
   std::set<NodeId> anchors_;
   std::map<NodeId, NodeId> bias_of_;
   std::set<NodeId> read_across_;      // anchors some group reads as an argument
@@ -320,10 +358,16 @@ class EntryPlanner {
 
 }  // namespace
 
+EntryPlan planEntry(const Graph& graph, const EntryPoint& entry, const Target& target,
+                    const ScheduleOptions& schedule, std::vector<PlanKernel>& kernels) {
+  return EntryPlanner(graph, entry, target, schedule, kernels).run();
+}
+
 ProgramPlan planProgram(const Program& program, const Target& target, SchedulePolicy policy) {
   ProgramPlan plan;
   for (const EntryPoint* entry : {&program.train_step, &program.grads_entry, &program.predict})
-    plan.entries.push_back(EntryPlanner(program, *entry, target, policy, plan).run());
+    plan.entries.push_back(
+        planEntry(program.graph, *entry, target, {policy, batchEstimate(program, *entry)}, plan.kernels));
   return plan;
 }
 

@@ -41,6 +41,7 @@ struct PlanValue {
 struct PlanCall {
   size_t kernel;               // into ProgramPlan::kernels
   std::vector<size_t> values;  // into EntryPlan::values: the kernel's arguments, then its results
+  std::string computes;        // the values it materializes: "matmul %23, add %24"
 };
 
 // An entry point's arena holds batched * B + fixed elements. Intermediates whose lifetimes (from the call that
@@ -65,6 +66,11 @@ struct ProgramPlan {
 
 // The batch size an autoscheduler tunes `entry` for: evaluation's 256 rows for predict, else the train batch.
 int batchEstimate(const Program& program, const EntryPoint& entry);
+
+// Plans `entry` as `schedule` for `target` materializes its values; its kernels are added to `kernels`, where an
+// identical group's kernel is reused.
+EntryPlan planEntry(const Graph& graph, const EntryPoint& entry, const Target& target,
+                    const ScheduleOptions& schedule, std::vector<PlanKernel>& kernels);
 
 // Plans every entry point of `program` as nnc's schedules (`policy`) for `target` materialize its values.
 ProgramPlan planProgram(const Program& program, const Target& target, SchedulePolicy policy);

@@ -230,8 +230,13 @@ Uses countUses(const Graph& graph, const LoweredEntry& lowered) {
   return uses;
 }
 
+// A layout op is computed at root (a copy) when a product reads it or it is a plan kernel's result.
+bool materializedLayout(const Uses& uses, NodeId id) {
+  return (uses.by_matmul.count(id) && uses.by_matmul.at(id)) || uses.by_kernels.count(id);
+}
+
 // Whether `reader`, the only reader of a node of `shape`, reads each of its elements once: an elementwise node of
-// that shape (not one that broadcasts it), a sum, mean or maximum, or a layout op materialized for a product.
+// that shape (not one that broadcasts it), a sum, mean or maximum, or a materialized layout op.
 bool readsEachElementOnce(const Graph& graph, const Uses& uses, NodeId reader, const Shape& shape) {
   const Node& node = graph.node(reader);
   switch (node.op) {
@@ -242,7 +247,7 @@ bool readsEachElementOnce(const Graph& graph, const Uses& uses, NodeId reader, c
     default: break;
   }
   if (opInfo(node.op).family == OpFamily::Elementwise) return node.shape == shape;
-  return opInfo(node.op).family == OpFamily::Layout && uses.by_matmul.count(reader) && uses.by_matmul.at(reader);
+  return opInfo(node.op).family == OpFamily::Layout && materializedLayout(uses, reader);
 }
 
 bool isOutput(const LoweredEntry& lowered, NodeId id) {
@@ -336,7 +341,7 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
       case OpFamily::Layout:  // index arithmetic, inlined into its consumer; but a product's vector loads of a
         // reshaped operand would become gathers (div and mod per lane): LeNet-5's fc1 weight gradient read
         // flatten(pool2) so at 13 GFLOP/s (0.47 ms per step, 1 thread).
-        if (uses.by_matmul[id] || uses.by_kernels.count(id)) {
+        if (materializedLayout(uses, id)) {
           scheduleMaterializedLayout(graph, node, node_funcs.func, unit);
           rooted.insert(id);
         }
@@ -349,7 +354,8 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
         std::optional<Func> epilogue;
         if (epilogues.count(id)) epilogue = lowered.nodes.at(epilogues.at(id)).func;
         scheduleConvFamily(graph, node, node_funcs, unit, single_plain_use, epilogue);
-        if (!single_plain_use && !epilogue) rooted.insert(id);
+        if (epilogue) rooted.insert(epilogues.at(id));  // the sums' tiles store it
+        else if (!single_plain_use) rooted.insert(id);
         break;
       }
       case OpFamily::Reduce:

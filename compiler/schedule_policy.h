@@ -11,6 +11,11 @@ namespace nnc {
 
 enum class SchedulePolicy { Manual, Naive, Li2018, Adams2019, Mullapudi2016 };
 
+struct ScheduleOptions {
+  SchedulePolicy policy = SchedulePolicy::Manual;
+  int batch_estimate = 64;  // the batch size autoschedulers tune for
+};
+
 const std::vector<std::string>& schedulePolicyNames();  // "manual", "naive", "li2018", ... in enum order
 std::optional<SchedulePolicy> parseSchedulePolicy(const std::string& name);
 const std::string& schedulePolicyName(SchedulePolicy policy);

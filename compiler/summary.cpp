@@ -197,7 +197,7 @@ std::string renderSummaryTable(const ModelSummary& s) {
   if (!s.target.empty())
     out += fmt::format("target: {}\n  needs CPU features: {}\n", s.target, fmt::join(s.target_cpu_features, ", "));
   if (s.plan_arena_bytes)
-    out += fmt::format("train_step's intermediates as a plan (--plan) at batch {}: {} in a planned arena, {} unshared\n",
+    out += fmt::format("train_step's intermediates as a plan at batch {}: {} in a planned arena, {} unshared\n",
                        s.batch, bytesText(s.plan_arena_bytes), bytesText(s.plan_intermediate_bytes));
   out += "\nnotes: a multiply-add is 2 FLOPs, an elementwise op 1 per element (exp and log included); FLOPs are\n"
          "       counted at the train block's batch size and divided by it.\n"

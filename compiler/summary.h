@@ -45,7 +45,7 @@ struct ModelSummary {
   // What the kernels would be compiled for (compiler/target.h), with the CPU features they need; empty: not shown.
   std::string target;
   std::vector<std::string> target_cpu_features;
-  // With `nnc build --plan`: train_step's arena at `batch` (compiler/plan.h), and the bytes of all its
+  // As `nnc build` plans it: train_step's arena at `batch` (compiler/plan.h), and the bytes of all its
   // intermediates without sharing; 0: not shown.
   int64_t plan_arena_bytes = 0, plan_intermediate_bytes = 0;
 };

@@ -3,6 +3,11 @@
 
 #include <HalideRuntime.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
 #include <vector>
 
 #include "runtime/block_cache.h"
@@ -18,7 +23,53 @@ struct Scratch {
   std::vector<void*> argv;
 };
 
+// --profile: the calls and time of each call of each plan, in the order plans first ran.
+struct CallTimes {
+  int64_t calls = 0;
+  double seconds = 0;
+};
+std::vector<std::pair<const PlanSpec*, std::vector<CallTimes>>>& profiles() {
+  static std::vector<std::pair<const PlanSpec*, std::vector<CallTimes>>> all;
+  return all;
+}
+
+std::vector<CallTimes>& profileOf(const PlanSpec& plan) {
+  auto& all = profiles();
+  for (auto& [spec, times] : all)
+    if (spec == &plan) return times;
+  if (all.empty()) std::atexit(printPlanProfile);
+  all.emplace_back(&plan, std::vector<CallTimes>(plan.num_calls));
+  return all.back().second;
+}
+
 }  // namespace
+
+void printPlanProfile() {
+  struct Row {
+    const PlanSpec* plan;
+    int call;
+    CallTimes times;
+  };
+  std::vector<Row> rows;
+  double total = 0;
+  for (const auto& [plan, times] : profiles())
+    for (int c = 0; c < plan->num_calls; ++c)
+      if (times[c].calls) {
+        rows.push_back({plan, c, times[c]});
+        total += times[c].seconds;
+      }
+  if (rows.empty()) return;
+  std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.times.seconds > b.times.seconds; });
+  std::fprintf(stderr, "nnc profile: %zu kernel calls by total time (wall clock; Halide's profile lists each kernel's stages)\n", rows.size());
+  std::fprintf(stderr, "%-11s %4s  %-17s %8s %10s %10s %6s  %s\n", "entry", "call", "kernel", "calls", "ms/call",
+               "total ms", "share", "computes");
+  for (const Row& row : rows) {
+    const PlanCallSpec& call = row.plan->calls[row.call];
+    std::fprintf(stderr, "%-11s %4d  %-17s %8lld %10.4f %10.2f %5.1f%%  %s\n", row.plan->entry, row.call, call.name,
+                 static_cast<long long>(row.times.calls), 1e3 * row.times.seconds / row.times.calls,
+                 1e3 * row.times.seconds, 100 * row.times.seconds / total, call.computes);
+  }
+}
 
 int runPlan(const PlanSpec& plan, void** args) {
   thread_local Scratch scratch;
@@ -51,7 +102,15 @@ int runPlan(const PlanSpec& plan, void** args) {
       int id = call.args[a];
       scratch.argv[a] = id < plan.num_entry_args ? args[id] : &scratch.buffers[id - plan.num_entry_args];
     }
+    if (!plan.profiled) {
+      result = call.kernel(scratch.argv.data());
+      continue;
+    }
+    auto start = std::chrono::steady_clock::now();
     result = call.kernel(scratch.argv.data());
+    CallTimes& times = profileOf(plan)[c];
+    ++times.calls;
+    times.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   cachedFree(nullptr, arena);
   return result;

@@ -25,11 +25,14 @@ struct PlanBufferSpec {
 struct PlanCallSpec {
   EntryFn kernel;
   const char* name;
+  const char* computes;  // the values it materializes, for --profile: "matmul %23, add %24"
   int num_args;
   const int* args;
 };
 
 struct PlanSpec {
+  const char* entry;   // train_step, grads or predict
+  bool profiled;       // built with --profile: time each call (printPlanProfile)
   int num_entry_args;  // the entry point's arguments and results, as in its argv
   int num_buffers;
   const PlanBufferSpec* buffers;
@@ -44,5 +47,8 @@ struct PlanSpec {
 // buffers share one arena planned at compile time (compiler/plan.h), from the block cache
 // (runtime/block_cache.h), so after the first call a step allocates nothing.
 int runPlan(const PlanSpec& plan, void** args);
+
+// With --profile, the time of every call of every plan run so far, slowest kernel first; printed at exit.
+void printPlanProfile();
 
 }  // namespace nnc::rt

@@ -7,7 +7,7 @@
 # Thresholds: measured at 300 steps on the AVX-512 development machine, less a margin of about 0.02 for other
 # targets' rounding. With Adam's two bias corrections swapped in the runtime (beta1 <-> beta2,
 # runtime/kernels.cpp), lenet5 and cnn_bn fell to 0.10 and mlp_bn_dropout to 0.65.
-# Usage: examples_train.sh NNC SOURCE_DIR WORK_DIR [BUILD_FLAG...]   (--plan: each a plan of kernels)
+# Usage: examples_train.sh NNC SOURCE_DIR WORK_DIR [BUILD_FLAG...]   (--single-pipeline: one pipeline per entry point)
 set -euo pipefail
 nnc=$1 src=$2 work=$3
 build_flags=("${@:4}")

@@ -35,17 +35,18 @@ constexpr double kRelativeTolerance = 1e-4;
 
 std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
 
-// Each case built as one pipeline per entry point and as a plan of kernels (`nnc build --plan`).
+// Each case built as a plan of kernels (the default) and as one pipeline per entry point
+// (`nnc build --single-pipeline`).
 class TrainerParity : public ::testing::TestWithParam<std::tuple<std::string, bool>> {};
 
 TEST_P(TrainerParity, CheckpointMatchesPyTorchAfterTheRun) {
   const auto& [name, plan] = GetParam();
   fs::path cases = fs::path(NNC_SOURCE_DIR) / "tests" / "parity";
   fs::path data = cases / name;
-  fs::path work = fs::path(PARITY_WORK_DIR) / (name + (plan ? "_plan" : ""));
+  fs::path work = fs::path(PARITY_WORK_DIR) / (name + (plan ? "" : "_single_pipeline"));
   fs::remove_all(work);
   fs::create_directories(work);
-  std::string build = std::string(NNC_EXE) + " build " + (plan ? "--plan " : "") + quoted(cases / (name + ".nn")) + " -o " +
+  std::string build = std::string(NNC_EXE) + " build " + (plan ? "" : "--single-pipeline ") + quoted(cases / (name + ".nn")) + " -o " +
                       quoted(work / "trainer") + " 2> " + quoted(work / "build.log");
   ASSERT_TRUE(runs(build));
   std::string train = quoted(work / "trainer") + " train --data " + quoted(data) + " --init " +
@@ -104,7 +105,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, TrainerParity,
                                                               "rmsprop_softmax"),
                                             ::testing::Bool()),
                          [](const auto& info) {
-                           return std::get<0>(info.param) + (std::get<1>(info.param) ? "_plan" : "");
+                           return std::get<0>(info.param) + (std::get<1>(info.param) ? "" : "_single_pipeline");
                          });
 
 }  // namespace
