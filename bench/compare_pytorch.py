@@ -4,6 +4,7 @@
   /usr/bin/python3 bench/compare_pytorch.py [--models mlp lenet5] [--threads 1 2] [--repeats 7] [--steps 50]
                                             [--record bench/baseline.json] [--baseline bench/baseline.json]
                                             [--torch-runs 3] [--nnc-runs 3] [--accuracy-epochs 1]
+                                            [--single-pipeline-too]
 
 Honest by construction: Fashion-MNIST images for both; the same model, optimizer, batch and thread count; 10
 warm-up steps; the median of --repeats timings of --steps steps each. PyTorch runs in a
@@ -19,7 +20,8 @@ figure is likewise the fastest of --nnc-runs processes (default 3), run in turn 
 --record writes the figures as JSON; --baseline adds a column with nnc's time relative to a recorded run
 (above 1: slower than then), so a schedule change that costs time is visible. Last, each model trains
 --accuracy-epochs epochs (default 1) on each side, as its train block says (PyTorch's own initialization and
-shuffling), and both test accuracies are printed.
+shuffling), and both test accuracies are printed. --single-pipeline-too also builds each model with
+`nnc build --single-pipeline` and times that trainer in the same turns: what the plan of kernels costs per step.
 """
 import argparse
 import json
@@ -189,6 +191,8 @@ def main():
                    help="trainer processes per entry, model and thread count; the fastest median counts")
     p.add_argument("--accuracy-epochs", type=int, default=1,
                    help="then train each model this many epochs on each side and print both test accuracies (0: skip)")
+    p.add_argument("--single-pipeline-too", action="store_true",
+                   help="also time each model built with --single-pipeline, in the same turns (plan/one column)")
     p.add_argument("--torch-side", nargs=2, help=argparse.SUPPRESS)
     p.add_argument("--torch-accuracy", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -203,16 +207,21 @@ def main():
         with open(args.baseline) as f:
             baseline = {(r["model"], r["threads"], r["entry"]): r["nnc_ms"] for r in json.load(f)["results"]}
     results = []
+    single = args.single_pipeline_too
     print(f"{'model':8} {'threads':>7} {'entry':>10} {'pytorch ms':>11} {'nnc ms':>8} {'speedup':>8}"
-          + (f" {'vs baseline':>12}" if baseline else ""))
+          + (f" {'vs baseline':>12}" if baseline else "")
+          + (f" {'1-pipeline ms':>14} {'plan/1-pipeline':>16}" if single else ""))
     for model in args.models:
         trainer = os.path.join(work, model)
         subprocess.run([args.nnc, "build", os.path.join(ROOT, "examples", model + ".nn"), "-o", trainer], check=True,
                        capture_output=True)
+        if single:
+            subprocess.run([args.nnc, "build", "--single-pipeline", os.path.join(ROOT, "examples", model + ".nn"),
+                            "-o", trainer + "-single-pipeline"], check=True, capture_output=True)
         for threads in args.threads:
             env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS=str(threads))
             entries = (("train_step", "train_ms", args.batch), ("predict", "eval_ms", args.eval_batch))
-            torch_ms, nnc_best = {}, {}
+            torch_ms, nnc_best, single_best = {}, {}, {}
             # Each side's figure is its fastest process, the processes of the two sides taking turns, so that both
             # meet the machine's slow and fast spells alike (and PyTorch's slow regime is not counted).
             for run in range(max(args.torch_runs, args.nnc_runs)):
@@ -227,13 +236,20 @@ def main():
                     for entry, _, batch in entries:
                         ms = nnc_ms(trainer, entry, threads, args.repeats, args.steps, batch)
                         nnc_best[entry] = min(ms, nnc_best.get(entry, ms))
+                        if single:
+                            ms = nnc_ms(trainer + "-single-pipeline", entry, threads, args.repeats, args.steps, batch)
+                            single_best[entry] = min(ms, single_best.get(entry, ms))
             for entry, key, batch in entries:
                 ours = nnc_best[entry]
                 before = baseline.get((model, threads, entry))
                 print(f"{model:8} {threads:>7} {entry:>10} {torch_ms[key]:>11.3f} {ours:>8.3f} "
-                      f"{torch_ms[key] / ours:>7.2f}x" + (f" {ours / before:>11.2f}x" if before else ""), flush=True)
+                      f"{torch_ms[key] / ours:>7.2f}x" + (f" {ours / before:>11.2f}x" if before else "")
+                      + (f" {single_best[entry]:>14.3f} {ours / single_best[entry]:>15.3f}x" if single else ""),
+                      flush=True)
                 results.append({"model": model, "threads": threads, "entry": entry, "batch": batch,
                                 "pytorch_ms": round(torch_ms[key], 4), "nnc_ms": round(ours, 4)})
+                if single:
+                    results[-1]["nnc_single_pipeline_ms"] = round(single_best[entry], 4)
     accuracies = []
     if args.accuracy_epochs > 0:
         threads = max(args.threads)

@@ -213,6 +213,7 @@ int check(const Options& options) {
   summary.target_cpu_features = options.kernels.target.cpu_features;
   nnc::ProgramPlan plan = nnc::planProgram(program, options.kernels.target, options.kernels.schedule);
   summary.plan_arena_bytes = 4 * plan.entries[0].arena.elements(summary.batch);
+  summary.plan_peak_bytes = 4 * plan.entries[0].peakElements(summary.batch);
   summary.plan_intermediate_bytes = 4 * plan.entries[0].all_intermediates.elements(summary.batch);
   std::cout << (options.json ? nnc::renderSummaryJson(summary) : nnc::renderSummaryTable(summary));
   return 0;

@@ -38,25 +38,29 @@ struct PlanValue {
   int64_t offset = 0;
 };
 
-struct PlanCall {
-  size_t kernel;               // into ProgramPlan::kernels
-  std::vector<size_t> values;  // into EntryPlan::values: the kernel's arguments, then its results
-  std::string computes;        // the values it materializes: "matmul %23, add %24"
-};
-
-// An entry point's arena holds batched * B + fixed elements. Intermediates whose lifetimes (from the call that
-// writes them to the last that reads them) do not overlap share memory; `all_*` count every intermediate's own
-// elements, what the arena would hold without sharing.
+// A number of elements: batched * B + fixed.
 struct ArenaSize {
   int64_t batched = 0, fixed = 0;
   int64_t elements(int64_t batch) const { return batched * batch + fixed; }
 };
 
+struct PlanCall {
+  size_t kernel;               // into ProgramPlan::kernels
+  std::vector<size_t> values;  // into EntryPlan::values: the kernel's arguments, then its results
+  std::string computes;        // the values it materializes: "matmul %23, add %24"
+  ArenaSize inside;            // those that are neither results nor in the arena: in Halide's buffers, per call
+};
+
+// An entry point's arena holds the values its calls pass each other. Those whose lifetimes (from the call that
+// writes them to the last that reads them) do not overlap share memory; `all_intermediates` counts every
+// intermediate's own elements, in the arena and inside kernels: what they would take without sharing.
 struct EntryPlan {
   const EntryPoint* entry = nullptr;
   std::vector<PlanValue> values;
   std::vector<PlanCall> calls;  // in execution order
   ArenaSize arena, all_intermediates;
+  // The most elements a call holds at once: the arena and the call's own intermediates.
+  int64_t peakElements(int64_t batch) const;
 };
 
 struct ProgramPlan {

@@ -197,8 +197,10 @@ std::string renderSummaryTable(const ModelSummary& s) {
   if (!s.target.empty())
     out += fmt::format("target: {}\n  needs CPU features: {}\n", s.target, fmt::join(s.target_cpu_features, ", "));
   if (s.plan_arena_bytes)
-    out += fmt::format("train_step's intermediates as a plan at batch {}: {} in a planned arena, {} unshared\n",
-                       s.batch, bytesText(s.plan_arena_bytes), bytesText(s.plan_intermediate_bytes));
+    out += fmt::format("train_step's intermediates as a plan at batch {}: {} in a planned arena, {} at most with "
+                       "one kernel's own, {} unshared\n",
+                       s.batch, bytesText(s.plan_arena_bytes), bytesText(s.plan_peak_bytes),
+                       bytesText(s.plan_intermediate_bytes));
   out += "\nnotes: a multiply-add is 2 FLOPs, an elementwise op 1 per element (exp and log included); FLOPs are\n"
          "       counted at the train block's batch size and divided by it.\n"
          "       backward FLOPs count the nodes autodiff appended that the gradients need, not the optimizer update.\n"
@@ -230,6 +232,7 @@ std::string renderSummaryJson(const ModelSummary& s) {
   }
   if (s.plan_arena_bytes) {
     j["plan_arena_bytes"] = s.plan_arena_bytes;
+    j["plan_peak_bytes"] = s.plan_peak_bytes;
     j["plan_intermediate_bytes"] = s.plan_intermediate_bytes;
   }
   return j.dump(2) + "\n";

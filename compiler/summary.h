@@ -45,9 +45,9 @@ struct ModelSummary {
   // What the kernels would be compiled for (compiler/target.h), with the CPU features they need; empty: not shown.
   std::string target;
   std::vector<std::string> target_cpu_features;
-  // As `nnc build` plans it: train_step's arena at `batch` (compiler/plan.h), and the bytes of all its
-  // intermediates without sharing; 0: not shown.
-  int64_t plan_arena_bytes = 0, plan_intermediate_bytes = 0;
+  // As `nnc build` plans it (compiler/plan.h), at `batch`: train_step's arena, the most its intermediates take at
+  // once (the arena and one kernel's own), and all of them without sharing; 0: not shown.
+  int64_t plan_arena_bytes = 0, plan_peak_bytes = 0, plan_intermediate_bytes = 0;
 };
 
 ModelSummary summarize(const Program& program, const dsl::CheckedModule& module);
