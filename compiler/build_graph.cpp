@@ -758,9 +758,13 @@ class GraphBuilder {
   std::optional<int64_t> positiveInteger(const Expr& e, const char* what) {
     std::optional<Value> value = expr(e);
     if (!value) return std::nullopt;
-    if (!value->number || *value->number < 1 || *value->number != std::floor(*value->number) ||
-        *value->number > 1e9) {
+    if (!value->number || *value->number < 1 || *value->number != std::floor(*value->number)) {
       error(dsl::DiagKind::BadAttribute, e.span, fmt::format("{} must be a positive integer", what));
+      return std::nullopt;
+    }
+    if (*value->number > 1e9) {
+      error(dsl::DiagKind::BadAttribute, e.span,
+            fmt::format("{} is {:.0f}; it must be at most 1000000000", what, *value->number));
       return std::nullopt;
     }
     return static_cast<int64_t>(*value->number);

@@ -24,7 +24,16 @@ struct Compilation {
   std::optional<Graph> graph;
 };
 
-// Runs the stages up to `last`, stopping after the first stage that reports an error (diags says which).
-std::unique_ptr<Compilation> compileFrontEnd(dsl::SourceFile source, Stage last = Stage::Graph);
+// The batch trainers evaluate and predict in (runtime/train_loop.cpp).
+constexpr int64_t kEvalBatch = 256;
+
+// Reports every binding whose tensors would exceed 2^31 - 1 elements at the train batch or kEvalBatch: Halide
+// indexes buffers with 32 bits, and such a model failed deep inside Halide instead.
+void checkTensorSizes(const Graph& graph, int64_t train_batch, dsl::DiagnosticEngine& diags);
+
+// Runs the stages up to `last`, stopping after the first stage that reports an error (diags says which, keeping
+// the first `error_limit` errors; 0: all).
+std::unique_ptr<Compilation> compileFrontEnd(dsl::SourceFile source, Stage last = Stage::Graph,
+                                             size_t error_limit = 0);
 
 }  // namespace nnc

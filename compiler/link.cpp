@@ -1,6 +1,8 @@
 // The link step: generate model.cpp (the ModelSpec the runtime reads) and link the trainer executable.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <cstdlib>
 #include <stdexcept>
 
@@ -93,6 +95,15 @@ std::string planSource(const Program& program, const ProgramPlan& plan, const En
   return out;
 }
 
+// The most elements per example of any tensor with the batch dimension (forward, backward and update).
+int64_t maxElementsPerExample(const Graph& g) {
+  int64_t most = 0;
+  for (const Node& node : g.nodes)
+    if (std::any_of(node.shape.begin(), node.shape.end(), [](const Dim& d) { return d.isSymbolic(); }))
+      most = std::max(most, elementCount(node.shape, 1));
+  return most;
+}
+
 }  // namespace
 
 std::string emitModelSource(const Program& program, const Target& target, const ProgramPlan* plan, bool profiled) {
@@ -139,10 +150,10 @@ std::string emitModelSource(const Program& program, const Target& target, const 
       cString(t.normalize), t.augment_flip, t.augment_shift);
   out += fmt::format(
       "extern const ModelSpec kModel = {{\n    {}, {}, {}, kCpuFeatures, {},\n    kParams, {}, {}, {},\n    kInputs, {},\n    {},\n"
-      "    {},\n    kScalars, {},\n    train_step_argv, grads_argv, predict_argv,\n}};\n\n",
+      "    {},\n    kScalars, {},\n    train_step_argv, grads_argv, predict_argv,\n    {},\n}};\n\n",
       cString(g.model_name), cString(target.halide), cString(target.name), target.cpu_features.size(), g.params.size(), states.empty() ? "nullptr" : "kStates",
       program.states.size(), g.inputs.size(), rankAndShape(g.node(g.output).shape), defaults,
-      program.step_scalars.size() + 1);
+      program.step_scalars.size() + 1, maxElementsPerExample(g));
   out += "}  // namespace nnc::rt\n\n";
   if (plan)
     for (size_t e = 0; e < plan->entries.size(); ++e)

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <map>
 #include <optional>
 
 #include <unistd.h>
@@ -31,6 +32,8 @@
 #include "compiler/target.h"
 #include "dsl/ast_printer.h"
 #include "dsl/lexer.h"
+#include "runtime/errors.h"
+#include "runtime/output_path.h"
 
 namespace {
 
@@ -41,31 +44,71 @@ struct UserError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-const char* kUsage =
-    "usage: nnc build FILE.nn -o OUT [--target=TARGET] [--single-pipeline] [--keep-temps] [--profile]\n"
-    "                [--no-cache] [--schedule=POLICY]\n"
-    "       nnc check FILE.nn [--json] [--target=TARGET]\n"
-    "       nnc graph FILE.nn [--backward] [--dot]\n"
-    "       nnc emit --stage=tokens|ast|graph|backward|plan|stmt|assembly [--entry=train_step|grads|predict|KERNEL]\n"
-    "                [--schedule=POLICY] [--target=TARGET] FILE.nn\n"
+// Each command's usage, then what POLICY and TARGET may be.
+const std::map<std::string, std::string> kCommandUsage = {
+    {"build",
+     "usage: nnc build FILE.nn -o OUT [--target=TARGET] [--single-pipeline] [--keep-temps] [--profile]\n"
+     "                [--no-cache] [--schedule=POLICY] [--error-limit=N]\n"},
+    {"check", "usage: nnc check FILE.nn [--json] [--target=TARGET] [--error-limit=N]\n"},
+    {"graph", "usage: nnc graph FILE.nn [--backward] [--dot] [--error-limit=N]\n"},
+    {"emit",
+     "usage: nnc emit --stage=tokens|ast|graph|backward|plan|stmt|assembly\n"
+     "                [--entry=train_step|grads|predict|KERNEL] [--schedule=POLICY] [--target=TARGET]\n"
+     "                [--error-limit=N] FILE.nn\n"},
+};
+const char* kValues =
     "POLICY: manual (nnc's, the default), naive, li2018, adams2019 or mullapudi2016 (Halide's autoschedulers)\n"
     "TARGET: host (this machine's CPU, the default), x86-64, x86-64-v2, x86-64-v3 (AVX2), x86-64-v4 (AVX-512)\n"
     "        or a Halide target string (x86-64-linux-avx-avx2-f16c-fma-sse41, host-profile, ...)\n";
+
+// The usage of `command`, or of every command when it is none of them.
+std::string usageOf(const std::string& command) {
+  auto it = kCommandUsage.find(command);
+  if (it != kCommandUsage.end()) return it->second + (command == "graph" ? "" : kValues);
+  std::string all;
+  for (const char* name : {"build", "check", "graph", "emit"}) all += kCommandUsage.at(name);
+  return all + kValues;
+}
 
 struct Options {
   std::string command, input, output, stage, entry = "train_step";
   bool backward = false, dot = false, keep_temps = false, json = false, no_cache = false;
   bool plan = true;  // each entry point a plan of kernels; --single-pipeline: one pipeline each
+  bool help = false;  // --help (of a command, or of nnc), --version
+  size_t error_limit = 20;  // diagnostics shown; 0: all
   nnc::KernelOptions kernels;
 };
 
+size_t errorLimit(const std::string& text, const std::string& command) {
+  size_t end = 0;
+  unsigned long value = 0;
+  try {
+    value = std::stoul(text, &end);
+  } catch (const std::exception&) {
+    end = 0;
+  }
+  if (end == 0 || end != text.size() || text[0] == '-')
+    throw UserError(fmt::format("nnc: `--error-limit` needs a count (0: no limit), got `{}`\n{}", text,
+                                usageOf(command)));
+  return value;
+}
+
 Options parseOptions(int argc, char** argv) {
-  if (argc < 2) throw UserError(kUsage);
   Options options;
-  options.command = argv[1];
+  options.command = argc < 2 ? "" : argv[1];
+  if (argc < 2) throw UserError("nnc: no command given\n" + usageOf(""));
+  if (options.command == "--help" || options.command == "-h" || options.command == "help" ||
+      options.command == "--version") {
+    options.help = true;
+    return options;
+  }
   std::string target = "host";
   for (int i = 2; i < argc; ++i) {
     std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      options.help = true;
+      return options;
+    }
     if (arg == "-o" && i + 1 < argc) options.output = argv[++i];
     else if (arg == "--backward") options.backward = true;
     else if (arg == "--dot") options.dot = true;
@@ -75,19 +118,20 @@ Options parseOptions(int argc, char** argv) {
     else if (arg == "--plan") options.plan = true;  // the default since plans became as fast
     else if (arg == "--single-pipeline") options.plan = false;
     else if (arg == "--json") options.json = true;
+    else if (arg.rfind("--error-limit=", 0) == 0) options.error_limit = errorLimit(arg.substr(14), options.command);
     else if (arg.rfind("--stage=", 0) == 0) options.stage = arg.substr(8);
     else if (arg.rfind("--entry=", 0) == 0) options.entry = arg.substr(8);
     else if (arg.rfind("--target=", 0) == 0) target = arg.substr(9);
     else if (arg == "--target" && i + 1 < argc) target = argv[++i];
     else if (arg.rfind("--schedule=", 0) == 0) {
       std::optional<nnc::SchedulePolicy> policy = nnc::parseSchedulePolicy(arg.substr(11));
-      if (!policy) throw UserError(fmt::format("nnc: unknown schedule policy `{}`\n{}", arg.substr(11), kUsage));
+      if (!policy) throw UserError(fmt::format("nnc: unknown schedule policy `{}`\n{}", arg.substr(11), usageOf(options.command)));
       options.kernels.schedule = *policy;
     }
     else if (!arg.empty() && arg[0] != '-' && options.input.empty()) options.input = arg;
-    else throw UserError(fmt::format("nnc: unknown argument `{}`\n{}", arg, kUsage));
+    else throw UserError(fmt::format("nnc: unknown argument `{}`\n{}", arg, usageOf(options.command)));
   }
-  if (options.input.empty()) throw UserError(fmt::format("nnc: no model file given\n{}", kUsage));
+  if (options.input.empty()) throw UserError(fmt::format("nnc: no model file given\n{}", usageOf(options.command)));
   try {
     options.kernels.target = nnc::parseTarget(target);
   } catch (const nnc::TargetError& e) {
@@ -97,14 +141,14 @@ Options parseOptions(int argc, char** argv) {
 }
 
 // Runs the front end through `last`; prints its diagnostics and stops with exit code 1 on errors.
-std::unique_ptr<nnc::Compilation> runFrontEnd(const std::string& path, nnc::Stage last = nnc::Stage::Graph) {
+std::unique_ptr<nnc::Compilation> runFrontEnd(const Options& options, nnc::Stage last = nnc::Stage::Graph) {
   std::optional<nnc::dsl::SourceFile> source;
   try {
-    source = nnc::dsl::SourceFile::read(path);
+    source = nnc::dsl::SourceFile::read(options.input);
   } catch (const std::runtime_error& e) {
     throw UserError(fmt::format("nnc: error: {}", e.what()));
   }
-  std::unique_ptr<nnc::Compilation> c = nnc::compileFrontEnd(std::move(*source), last);
+  std::unique_ptr<nnc::Compilation> c = nnc::compileFrontEnd(std::move(*source), last, options.error_limit);
   std::cerr << c->diags->render();
   if (c->diags->hasErrors()) throw UserError("");
   return c;
@@ -124,12 +168,12 @@ nnc::EntryPoint selectEntry(const nnc::Program& program, const Options& options)
 
 int emit(const Options& options) {
   if (options.stage == "tokens" || options.stage == "ast") {
-    auto c = runFrontEnd(options.input, options.stage == "tokens" ? nnc::Stage::Tokens : nnc::Stage::Ast);
+    auto c = runFrontEnd(options, options.stage == "tokens" ? nnc::Stage::Tokens : nnc::Stage::Ast);
     std::cout << (options.stage == "tokens" ? nnc::dsl::printTokens(*c->source, c->tokens)
                                             : nnc::dsl::printAst(c->module, *c->source));
     return 0;
   }
-  auto c = runFrontEnd(options.input);
+  auto c = runFrontEnd(options);
   if (options.stage == "graph") {
     std::cout << nnc::printForwardGraph(*c->graph);
     return 0;
@@ -140,18 +184,19 @@ int emit(const Options& options) {
     std::cout << nnc::printPlan(program, nnc::planProgram(program, options.kernels.target, options.kernels.schedule));
   else if (options.stage == "stmt" || options.stage == "assembly")
     std::cout << nnc::emitEntryText(program, selectEntry(program, options), options.stage, options.kernels);
-  else throw UserError(fmt::format("nnc: unknown stage `{}`\n{}", options.stage, kUsage));
+  else throw UserError(fmt::format("nnc: unknown stage `{}`\n{}", options.stage, usageOf(options.command)));
   return 0;
 }
 
 int build(const Options& options) {
-  if (options.output.empty()) throw UserError(fmt::format("nnc: `build` needs `-o OUT`\n{}", kUsage));
-  std::filesystem::path out_dir = std::filesystem::path(options.output).parent_path();
-  if (!out_dir.empty() && !std::filesystem::is_directory(out_dir))
-    throw UserError(fmt::format("nnc: error: cannot write `{}`: `{}` is not a directory", options.output,
-                                out_dir.string()));
+  if (options.output.empty()) throw UserError(fmt::format("nnc: `build` needs `-o OUT`\n{}", usageOf(options.command)));
+  try {  // before any work: a directory, a missing or read-only one
+    nnc::rt::checkOutputPath("-o", options.output, nnc::rt::OutputKind::Replaced);
+  } catch (const nnc::rt::DataError& e) {
+    throw UserError(fmt::format("nnc: error: {}", e.what()));
+  }
   auto start = std::chrono::steady_clock::now();
-  auto c = runFrontEnd(options.input);
+  auto c = runFrontEnd(options);
   nnc::Program program = nnc::buildProgram(std::move(*c->graph), c->checked->train);
   std::filesystem::path dir = std::filesystem::temp_directory_path() / fmt::format("nnc-build-{}", getpid());
   std::filesystem::create_directories(dir);
@@ -206,7 +251,7 @@ int build(const Options& options) {
 }
 
 int check(const Options& options) {
-  auto c = runFrontEnd(options.input);
+  auto c = runFrontEnd(options);
   nnc::Program program = nnc::buildProgram(std::move(*c->graph), c->checked->train);
   nnc::ModelSummary summary = nnc::summarize(program, *c->checked);
   summary.target = options.kernels.target.describe();
@@ -220,10 +265,24 @@ int check(const Options& options) {
 }
 
 int run(const Options& options) {
+  if (options.help && options.command == "--version") {
+    std::cout << "nnc " << NNC_VERSION << " (Halide 14, LLVM 14)\n";
+    return 0;
+  }
+  if (options.help && kCommandUsage.count(options.command)) {
+    std::cout << usageOf(options.command);
+    return 0;
+  }
+  if (options.help) {
+    std::cout << "nnc " << NNC_VERSION << ": compiles .nn model files into native trainers\n" << usageOf("")
+              << "exit codes: 0 success, 1 a user error (diagnostics printed), 2 an internal error (a bug in nnc)\n"
+                 "the language: dsl/REFERENCE.md; the commands: README.md\n";
+    return 0;
+  }
   if (options.command == "build") return build(options);
   if (options.command == "emit") return emit(options);
   if (options.command == "graph" && options.dot) {
-    auto c = runFrontEnd(options.input);
+    auto c = runFrontEnd(options);
     std::cout << nnc::printDot(nnc::buildProgram(std::move(*c->graph), c->checked->train), options.backward);
     return 0;
   }
@@ -233,7 +292,7 @@ int run(const Options& options) {
     return emit(emit_options);
   }
   if (options.command == "check") return check(options);
-  throw UserError(fmt::format("nnc: unknown command `{}`\n{}", options.command, kUsage));
+  throw UserError(fmt::format("nnc: unknown command `{}`\n{}", options.command, usageOf(options.command)));
 }
 
 }  // namespace

@@ -345,7 +345,7 @@ class EntryPlanner {
   void addCopy(EntryPlan& out, size_t i) {
     NodeId id = entry_.outputs[i];
     std::string key = fmt::format("a0: buffer {}\nresult a0\n", typeText(g_.node(id)));
-    PlanCall call{kernelFor(key, {id}, {id}), {current_.at(id)}, fmt::format("copy %{}", id)};
+    PlanCall call{kernelFor(key, {id}, {id}), {current_.at(id)}, fmt::format("copy %{}", id), {}};
     result_written_.insert(i);
     call.values.push_back(value(out, {PlanValue::Kind::Result, i, id}));
     out.calls.push_back(std::move(call));

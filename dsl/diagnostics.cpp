@@ -19,7 +19,12 @@ const DiagKindInfo& diagKindInfo(DiagKind kind) {
 }
 
 Diagnostic& DiagnosticEngine::report(DiagKind kind, Span span, std::string message) {
-  diags_.push_back(Diagnostic{kind, diagKindInfo(kind).severity, span, std::move(message), {}});
+  Diagnostic diag{kind, diagKindInfo(kind).severity, span, std::move(message), {}};
+  if (diag.severity == Severity::Error && error_limit_ && errors_++ >= error_limit_) {
+    dropped_ = std::move(diag);
+    return dropped_;
+  }
+  diags_.push_back(std::move(diag));
   return diags_.back();
 }
 
@@ -28,12 +33,17 @@ void DiagnosticEngine::note(Diagnostic& diag, Span span, std::string message) {
 }
 
 bool DiagnosticEngine::hasErrors() const {
-  return std::any_of(diags_.begin(), diags_.end(), [](const Diagnostic& d) { return d.severity == Severity::Error; });
+  return errors_ > 0 ||
+         std::any_of(diags_.begin(), diags_.end(), [](const Diagnostic& d) { return d.severity == Severity::Error; });
 }
 
 std::string DiagnosticEngine::render() const {
   std::string out;
   for (const Diagnostic& diag : diags_) out += renderDiagnostic(*source_, diag);
+  if (error_limit_ && errors_ > error_limit_)
+    out += fmt::format("{}: error: too many errors ({} in all); stopped showing them after {} "
+                       "(--error-limit=N shows more, 0 all)\n",
+                       source_->path(), errors_, error_limit_);
   return out;
 }
 

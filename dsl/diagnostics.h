@@ -43,7 +43,9 @@ struct Diagnostic {
 
 class DiagnosticEngine {
  public:
-  explicit DiagnosticEngine(const SourceFile& source) : source_(&source) {}
+  // Errors past `error_limit` are counted, not kept (0: no limit): a binary file fed as a model made 4,802.
+  explicit DiagnosticEngine(const SourceFile& source, size_t error_limit = 0)
+      : source_(&source), error_limit_(error_limit) {}
 
   // Adds an error or warning (the registry says which) and returns it so callers can attach notes.
   Diagnostic& report(DiagKind kind, Span span, std::string message);
@@ -53,12 +55,16 @@ class DiagnosticEngine {
   const std::vector<Diagnostic>& diagnostics() const { return diags_; }
   const SourceFile& source() const { return *source_; }
 
-  // Renders every diagnostic in report order: header, source line, caret line, then its notes.
+  // Renders every diagnostic kept, in report order: header, source line, caret line, then its notes; then, when
+  // errors were dropped at the limit, how many there were.
   std::string render() const;
 
  private:
   const SourceFile* source_;
+  size_t error_limit_;
+  size_t errors_ = 0;  // reported, kept or not
   std::vector<Diagnostic> diags_;
+  Diagnostic dropped_;  // what report() hands out past the limit
 };
 
 // Renders one diagnostic (and its notes) against `source`.

@@ -128,16 +128,24 @@ class Lexer {
     return make(kind, begin);
   }
 
-  // Reports the character at `begin`; a multi-byte UTF-8 character becomes one Error token, not several.
+  // Reports the character at `begin`; a multi-byte UTF-8 character becomes one Error token, not several, named
+  // by its code point (some are invisible: a byte-order mark, a no-break space); a byte that starts no character
+  // by its value.
   void unexpectedCharacter(size_t begin) {
     unsigned char c = static_cast<unsigned char>(text_[begin]);
-    if (c >= 0xc0) {
-      while ((static_cast<unsigned char>(peek()) & 0xc0) == 0x80) ++pos_;  // continuation bytes
+    uint32_t code = c >= 0xf0 ? c & 0x07u : c >= 0xe0 ? c & 0x0fu : c & 0x1fu;
+    if (c >= 0xc0 && c < 0xf8) {
+      while ((static_cast<unsigned char>(peek()) & 0xc0) == 0x80)  // continuation bytes
+        code = (code << 6) | (static_cast<unsigned char>(text_[pos_++]) & 0x3fu);
     }
-    bool printable = (c >= 0x20 && c < 0x7f) || c >= 0xc0;
-    std::string shown = printable ? std::string(text_.substr(begin, pos_ - begin)) : fmt::format("\\x{:02x}", c);
+    std::string shown;
+    if (c >= 0x20 && c < 0x7f) shown = fmt::format("'{}'", static_cast<char>(c));
+    else if (code == 0xfeff && pos_ > begin + 1) shown = "U+FEFF (a byte-order mark)";
+    else if (c >= 0xc0 && c < 0xf8 && pos_ > begin + 1)
+      shown = fmt::format("'{}' (U+{:04X})", text_.substr(begin, pos_ - begin), code);
+    else shown = fmt::format("byte 0x{:02x}", c);
     diags_.report(DiagKind::UnexpectedCharacter, Span{static_cast<uint32_t>(begin), static_cast<uint32_t>(pos_)},
-                 fmt::format("unexpected character '{}'", shown));
+                 fmt::format("unexpected character {}", shown));
   }
 
   /// IDENT = [A-Za-z_][A-Za-z0-9_]*   (keywords: model param return train)

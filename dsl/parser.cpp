@@ -512,6 +512,9 @@ ExprPtr Parser::parseNumber() {
   errno = 0;
   expr->number = std::strtod(digits.c_str(), nullptr);
   if (errno == ERANGE && std::isinf(expr->number)) diags_.report(DiagKind::NumberTooLarge, token.span, fmt::format("number `{}` is too large", digits));
+  else if (expr->is_integer && expr->number > 9007199254740992.0)  // 2^53: above it, not every integer exists
+    diags_.report(DiagKind::NumberTooLarge, token.span,
+                  fmt::format("integer `{}` is out of range (at most 2^53 = 9007199254740992)", digits));
   return expr;
 }
 

@@ -4,9 +4,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+
+#include <fmt/format.h>
 
 namespace nnc::dsl {
 
@@ -19,11 +22,21 @@ SourceFile::SourceFile(std::string path, std::string text) : path_(std::move(pat
 }
 
 SourceFile SourceFile::read(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) throw std::runtime_error(path + ": is a directory, not a model file");
+  uintmax_t size = std::filesystem::file_size(path, error);
+  if (!error && size > kMaxBytes)
+    throw std::runtime_error(fmt::format("{}: {} bytes; a model file may have at most {} (16 MiB)", path, size,
+                                         kMaxBytes));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": " + std::strerror(errno));
   std::ostringstream buffer;
   buffer << in.rdbuf();
-  return SourceFile(path, buffer.str());
+  std::string text = buffer.str();
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // a UTF-8 byte-order mark, as editors on Windows write
+  if (size_t nul = text.find('\0'); nul != std::string::npos)
+    throw std::runtime_error(fmt::format("{}: not a text file (a NUL byte at offset {})", path, nul));
+  return SourceFile(path, std::move(text));
 }
 
 LineCol SourceFile::lineCol(uint32_t offset) const {

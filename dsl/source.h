@@ -24,8 +24,10 @@ class SourceFile {
  public:
   SourceFile(std::string path, std::string text);
 
-  // Reads a file; throws std::runtime_error with the path and errno text on failure.
+  // Reads a file (dropping a UTF-8 byte-order mark); throws std::runtime_error with the path and errno text on
+  // failure, for a directory, a file above kMaxBytes and one with a NUL byte (not text).
   static SourceFile read(const std::string& path);
+  static constexpr uintmax_t kMaxBytes = 16u << 20;
 
   const std::string& path() const { return path_; }
   const std::string& text() const { return text_; }

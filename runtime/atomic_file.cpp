@@ -1,6 +1,7 @@
 // Atomic file replacement: temp file + fsync + rename + directory fsync (see atomic_file.h).
 //
 // Steps:
+//   0. Refuse a path that exists and is not a regular file (renamed over, /dev/null would become one).
 //   1. mkstemp() a hidden temporary next to `path` (same directory, so rename() cannot cross
 //      file systems).
 //   2. Write all bytes, fsync, close; any failure unlinks the temporary and throws.
@@ -15,16 +16,11 @@
 #include <unistd.h>
 #include <vector>
 
+#include "runtime/errors.h"
+#include "runtime/output_path.h"
+
 namespace nnc::rt {
 namespace {
-
-// "dir/name" -> "dir"; "name" -> ".".
-std::string directoryOf(const std::string& path) {
-  size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
 
 std::string baseNameOf(const std::string& path) {
   size_t slash = path.find_last_of('/');
@@ -82,6 +78,9 @@ void syncDirectory(const std::string& dir, const std::string& path) {
 
 void writeFileAtomically(const std::string& path, std::string_view bytes) {
   const std::string dir = directoryOf(path);
+  struct stat existing {};
+  if (::stat(path.c_str(), &existing) == 0 && !S_ISREG(existing.st_mode))  // never rename over /dev/null
+    throw DataError(path + ": is not a regular file; it would be replaced by one: name a file");
   std::string tmp = dir + "/." + baseNameOf(path) + ".tmp.XXXXXX";
   std::vector<char> name(tmp.begin(), tmp.end());
   name.push_back('\0');

@@ -37,9 +37,9 @@ void* cachedMalloc(void*, size_t size) {
   }
   size_t total = (size + kBlockHeader + 127) / 128 * 128;
   auto* block = static_cast<char*>(std::aligned_alloc(128, total));
-  if (!block) {  // the kernels carry no null checks (compiler/aot.cpp): stop here with the reason
-    std::fprintf(stderr, "error: out of memory: a kernel needed %zu more bytes\n", size);
-    std::_Exit(2);
+  if (!block) {  // the kernels carry no null checks (compiler/aot.cpp): stop here with the reason, a user's
+    std::fprintf(stderr, "error: out of memory: a kernel needed %zu more bytes (a smaller --batch needs less)\n", size);
+    std::_Exit(1);
   }
   sizeOf(block) = size;
   return block + kBlockHeader;

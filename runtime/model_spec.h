@@ -97,6 +97,7 @@ struct ModelSpec {
   EntryFn train_step;
   EntryFn grads;
   EntryFn predict;
+  int64_t max_elements_per_example;  // of any tensor with the batch dimension: batch * this must index in 32 bits
 };
 
 // Defined by the generated model.cpp.

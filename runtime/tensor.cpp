@@ -2,6 +2,7 @@
 #include "runtime/tensor.h"
 
 #include <cmath>
+#include <cstdio>
 #include <map>
 
 #include "runtime/errors.h"
@@ -24,10 +25,20 @@ std::string shapeString(const std::vector<int64_t>& shape) {
   return out + "]";
 }
 
+void throwAllocationError(const std::string& what, const std::vector<int64_t>& shape, size_t element_bytes,
+                          const char* why) {
+  double bytes = static_cast<double>(element_bytes);
+  for (int64_t d : shape) bytes *= static_cast<double>(d);
+  char text[64];
+  std::snprintf(text, sizeof text, "%.0f bytes", bytes);
+  throw DataError("cannot allocate " + what + " " + shapeString(shape) + " (" + text + "): " + why);
+}
+
 std::vector<Tensor> allocateParams(const ModelSpec& model) {
   std::vector<Tensor> params;
   for (int i = 0; i < model.num_params; ++i)
-    params.push_back(allocate<float>(concreteShape(model.params[i].rank, model.params[i].shape, 1)));
+    params.push_back(allocate<float>(concreteShape(model.params[i].rank, model.params[i].shape, 1),
+                                     std::string("parameter ") + model.params[i].name));
   return params;
 }
 

@@ -5,6 +5,7 @@
 #include <HalideBuffer.h>
 
 #include <map>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -19,13 +20,25 @@ using LabelTensor = Halide::Runtime::Buffer<int32_t>;
 std::vector<int64_t> concreteShape(int rank, const int64_t* shape, int64_t batch);
 std::string shapeString(const std::vector<int64_t>& shape);  // "[256, 784]"; kBatchDim prints as "B"
 
-// Allocates a zero-filled tensor of a row-major shape.
+// Throws DataError naming `what`, its shape and bytes: a shape above 2^31 - 1 elements (Halide indexes buffers
+// with 32 bits), or memory that cannot be had.
+[[noreturn]] void throwAllocationError(const std::string& what, const std::vector<int64_t>& shape, size_t element_bytes,
+                                       const char* why);
+
+// Allocates a zero-filled tensor of a row-major shape; `what` names it in errors.
 template <typename T>
-Halide::Runtime::Buffer<T> allocate(const std::vector<int64_t>& shape) {
+Halide::Runtime::Buffer<T> allocate(const std::vector<int64_t>& shape, const std::string& what = "a tensor") {
+  double elements = 1;
+  for (int64_t d : shape) elements *= static_cast<double>(d);
+  if (elements > 2147483647.0) throwAllocationError(what, shape, sizeof(T), "more elements than 2^31 - 1");
   std::vector<int> extents(shape.rbegin(), shape.rend());
-  Halide::Runtime::Buffer<T> buffer(extents);
-  buffer.fill(T(0));
-  return buffer;
+  try {
+    Halide::Runtime::Buffer<T> buffer(extents);
+    buffer.fill(T(0));
+    return buffer;
+  } catch (const std::bad_alloc&) {
+    throwAllocationError(what, shape, sizeof(T), "out of memory");
+  }
 }
 
 // The parameters of a model (one tensor per ParamSpec, in spec order).

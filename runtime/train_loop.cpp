@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <chrono>
 #include <condition_variable>
+#include <csignal>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <cstdio>
@@ -16,6 +19,7 @@
 #include "runtime/atomic_file.h"
 #include "runtime/data_source.h"
 #include "runtime/errors.h"
+#include "runtime/output_path.h"
 #include "runtime/plot.h"
 #include "runtime/preprocess.h"
 #include "runtime/progress.h"
@@ -278,9 +282,46 @@ ResumeState resumeRun(const ModelSpec& model, const TrainOptions& options, int64
   throw DataError(message);
 }
 
+// Set by SIGINT and SIGTERM while a run trains; the step loop stops at the next step's end.
+volatile std::sig_atomic_t interrupted = 0;
+
+void onInterrupt(int signal) {
+  if (interrupted) std::_Exit(128 + signal);  // a second signal: stop now (checkpoints are written atomically)
+  interrupted = signal;
+}
+
+// Installs onInterrupt for the lifetime of a run, then restores the previous handlers.
+class InterruptGuard {
+ public:
+  InterruptGuard() {
+    interrupted = 0;
+    previous_int_ = std::signal(SIGINT, onInterrupt);
+    previous_term_ = std::signal(SIGTERM, onInterrupt);
+  }
+  ~InterruptGuard() {
+    std::signal(SIGINT, previous_int_);
+    std::signal(SIGTERM, previous_term_);
+  }
+
+ private:
+  void (*previous_int_)(int);
+  void (*previous_term_)(int);
+};
+
+void checkOutputPaths(const TrainOptions& options) {
+  if (!options.save.empty()) {
+    checkOutputPath("--save", options.save, OutputKind::Replaced);
+    checkOutputPath("--save", resumePath(options.save), OutputKind::Replaced);
+  }
+  if (!options.plot.empty()) checkOutputPath("--plot", options.plot, OutputKind::Replaced);
+  if (!options.metrics.empty()) checkOutputPath("--metrics", options.metrics, OutputKind::Appended);
+}
+
 }  // namespace
 
 int train(const ModelSpec& model, const TrainOptions& options) {
+  checkOutputPaths(options);
+  InterruptGuard interrupt_guard;
   Dataset train_set = loadSplit(options.data, Split::Train, options.label_column);
   Dataset test_set = loadSplit(options.data, Split::Test, options.label_column);
   checkDatasetFits(model, train_set, options.data + " (train)");
@@ -313,11 +354,17 @@ int train(const ModelSpec& model, const TrainOptions& options) {
   std::vector<EpochPoint> history = std::move(resume.history);
   bool higher_is_better = options.monitor == "val_accuracy";
   // Saves the parameters and, beside them, the state to resume from (params and states as of `step`).
+  bool saved = false;
   auto save = [&](const std::vector<Tensor>& params, const std::vector<Tensor>& states) {
     ResumeState now{step, options.seed, options.batch, train_set.count, best.epoch, best.metric, best.params, history};
     saveResumeState(model, options.save, params, states, now);
     saveCheckpoint(model, options.save, params, completed_epochs, step, checkpoint_metadata);
+    saved = true;
   };
+  if (completed_epochs >= options.epochs || stop)
+    std::printf("the resumed run had already finished (step %lld, epoch %lld of %lld): nothing to train\n",
+                static_cast<long long>(step), static_cast<long long>(completed_epochs),
+                static_cast<long long>(options.epochs));
   std::vector<ScalarArg> scalars;  // train_step's scalar arguments, refilled each step
   for (int64_t epoch = completed_epochs + 1; epoch <= options.epochs && !stop; ++epoch) {
     auto start = std::chrono::steady_clock::now();
@@ -355,6 +402,21 @@ int train(const ModelSpec& model, const TrainOptions& options) {
       seen += rows;
       ++step;
       progress.update(s + 1 - first_step, seen, loss_sum / static_cast<double>(seen));
+      if (interrupted) {
+        prefetcher.drain();
+        progress.finish();
+        std::fprintf(stderr, "\ninterrupted (%s) after step %lld, in epoch %lld\n",
+                     interrupted == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(step),
+                     static_cast<long long>(epoch));
+        if (!options.save.empty()) {
+          save(state.params, state.states);
+          std::fprintf(stderr, "saved %s and %s; continue with --resume %s\n", options.save.c_str(),
+                       resumePath(options.save).c_str(), options.save.c_str());
+        }
+        return kInterruptedExit;
+      }
+      if (options.save_every && !options.save.empty() && step % options.save_every == 0 && s + 1 < end_step)
+        save(state.params, state.states);  // mid-epoch; the epoch's end saves anyway
     }
     progress.finish();
     stop = options.max_steps && step >= *options.max_steps;
@@ -395,6 +457,7 @@ int train(const ModelSpec& model, const TrainOptions& options) {
     if (!options.save.empty())  // the result; CKPT.resume keeps the last step's parameters to continue from
       saveCheckpoint(model, options.save, state.params, best.epoch, best.epoch * steps_per_epoch, checkpoint_metadata);
   }
+  if (!options.save.empty() && !saved) save(state.params, state.states);  // a finished run resumed: copy it
   if (!options.save.empty()) std::printf("saved %s\n", options.save.c_str());
   return 0;
 }

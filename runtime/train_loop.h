@@ -31,8 +31,12 @@ struct TrainOptions {
   std::string init;     // checkpoint to start from; empty: initializers
   std::string resume;   // checkpoint (with CKPT.resume beside it) to continue exactly; empty: a new run
   std::string save;     // where the parameters (and CKPT.resume) go after every epoch
+  int64_t save_every = 0;  // and every this many steps too; 0: per epoch only
   std::string metrics;  // JSON-lines file appended per epoch; empty: none
 };
+
+// The exit code of a run stopped by SIGINT or SIGTERM, as a shell reports a process killed by SIGINT.
+constexpr int kInterruptedExit = 130;
 
 struct EvalResult {
   double loss = 0;
@@ -58,7 +62,10 @@ void classLogProbabilities(const float* row, int64_t columns, double* log_p);
 
 EvalResult evaluate(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data, int64_t batch);
 
-// Trains as the options say, printing progress and a line per epoch; returns the process exit code.
+// Trains as the options say, printing progress and a line per epoch. Output paths are checked before any work
+// (checkOutputPath). Returns the process exit code: 0; 1 when the loss stopped being finite; kInterruptedExit
+// when SIGINT or SIGTERM came: the current step finishes, the checkpoint and CKPT.resume are saved (when saving)
+// and the run stops there (a second signal exits at once).
 int train(const ModelSpec& model, const TrainOptions& options);
 
 }  // namespace nnc::rt

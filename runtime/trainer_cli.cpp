@@ -19,6 +19,7 @@
 #include "runtime/data_source.h"
 #include "runtime/errors.h"
 #include "runtime/npy.h"
+#include "runtime/output_path.h"
 #include "runtime/preprocess.h"
 #include "runtime/train_loop.h"
 
@@ -35,18 +36,43 @@ struct CpuError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-const char* kUsage =
-    "usage: %s train [--data DIR] [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N]\n"
-    "                [--lr-schedule constant|cosine] [--validation-split X] [--patience N] [--plot FILE.svg]\n"
-    "                [--no-shuffle]\n"
-    "                [--init CKPT | --resume CKPT] [--save CKPT] [--metrics FILE] [--threads N]\n"
-    "                [--label-column NAME|INDEX] [--normalize none|scale|standardize]\n"
-    "                [--augment-flip P] [--augment-shift N]\n"
-    "       %s eval --weights CKPT [--data DIR] [--label-column NAME|INDEX] [--batch N] [--threads N]\n"
-    "       %s predict --weights CKPT [INPUT.npy|INPUT-idx] [-o PROBABILITIES.npy] [--data DIR] [--limit N]\n"
-    "       %s bench [--entry train_step|grads|predict] [--batch N] [--steps N] [--repeats N] [--threads N]\n"
-    "                [--benchmark_...: Google Benchmark's flags]\n"
-    "       %s info\n";
+// Each command's usage; `%s` is the trainer's name.
+const std::map<std::string, const char*> kCommandUsage = {
+    {"train",
+     "usage: %s train [--data DIR] [--epochs N] [--max-steps N] [--batch N] [--lr X] [--seed N]\n"
+     "                [--lr-schedule constant|cosine|MODEL'S] [--validation-split X] [--patience N]\n"
+     "                [--plot FILE.svg] [--no-shuffle] [--init CKPT | --resume CKPT] [--save CKPT]\n"
+     "                [--save-every STEPS] [--metrics FILE] [--threads N] [--label-column NAME|INDEX]\n"
+     "                [--normalize none|scale|standardize] [--augment-flip P] [--augment-shift N]\n"},
+    {"eval", "usage: %s eval --weights CKPT [--data DIR] [--label-column NAME|INDEX] [--batch N] [--threads N]\n"},
+    {"predict",
+     "usage: %s predict --weights CKPT [INPUT.npy|INPUT-idx] [-o PROBABILITIES.npy] [--data DIR] [--limit N]\n"
+     "                  [--label-column NAME|INDEX]\n"},
+    {"bench",
+     "usage: %s bench [--entry train_step|grads|predict] [--batch N] [--steps N] [--repeats N] [--threads N]\n"
+     "                [--benchmark_...: Google Benchmark's flags]\n"},
+    {"info", "usage: %s info\n"},
+};
+
+const char* kOverview =
+    "%s: a trainer compiled by nnc %s for model `%s`\n"
+    "commands: train, eval, predict, bench, info; `%s COMMAND --help` for one; `%s --version`\n"
+    "exit codes: 0 success, 1 a user error (flag, data, checkpoint, path), 2 an internal error, 130 interrupted\n";
+
+void printUsage(const char* self, const std::string& command) {
+  auto it = kCommandUsage.find(command);
+  if (it != kCommandUsage.end()) {
+    std::fprintf(stderr, it->second, self);
+    return;
+  }
+  for (const auto& [name, usage] : kCommandUsage) std::fprintf(stderr, usage, self);
+}
+
+bool asksForHelp(int argc, char** argv) {
+  for (int i = 2; i < argc; ++i)
+    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) return true;
+  return false;
+}
 
 // Flags as name -> value ("" for switches); rejects unknown flags and missing values. With `positional`, one
 // argument that is not a flag is accepted and stored there.
@@ -66,6 +92,8 @@ std::map<std::string, std::string> parseFlags(int argc, char** argv, const std::
       continue;
     }
     if (i + 1 >= argc) throw UsageError("`" + arg + "` needs a value");
+    if (known.count(argv[i + 1]))  // `--epochs --max-steps 20`
+      throw UsageError("`" + arg + "` needs a value, got the flag `" + argv[i + 1] + "`");
     flags[arg] = argv[++i];
   }
   return flags;
@@ -95,6 +123,18 @@ double positiveReal(const std::map<std::string, std::string>& flags, const std::
   return value;
 }
 
+// A batch size (from `flag`) whose largest tensor Halide can index (2^31 - 1 elements): `bench --batch 200000000`
+// once crashed inside a kernel.
+int64_t checkedBatch(const ModelSpec& model, int64_t batch, const std::string& flag) {
+  int64_t most = std::max(model.max_elements_per_example, featuresPerExample(model));
+  int64_t largest = std::numeric_limits<int32_t>::max() / std::max<int64_t>(most, 1);
+  if (batch > largest)
+    throw UsageError(flag + " " + std::to_string(batch) + " is too large for this model: its largest tensor holds " +
+                     std::to_string(most) + " elements per example, and a tensor at most 2^31 - 1; the largest batch "
+                     "is " + std::to_string(largest));
+  return batch;
+}
+
 std::string stringFlag(const std::map<std::string, std::string>& flags, const std::string& name,
                        const std::string& fallback = "") {
   auto it = flags.find(name);
@@ -105,14 +145,14 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
   auto flags = parseFlags(argc, argv, {{"--data", true}, {"--epochs", true}, {"--max-steps", true},
                                        {"--batch", true}, {"--lr", true}, {"--lr-schedule", true}, {"--seed", true},
                                        {"--validation-split", true}, {"--patience", true}, {"--plot", true}, {"--no-shuffle", false},
-                                       {"--init", true}, {"--resume", true}, {"--save", true}, {"--metrics", true},
+                                       {"--init", true}, {"--resume", true}, {"--save", true}, {"--save-every", true}, {"--metrics", true},
                                        {"--threads", true}, {"--label-column", true}, {"--normalize", true},
                                        {"--augment-flip", true}, {"--augment-shift", true}});
   TrainOptions options;
   options.data = stringFlag(flags, "--data", model.train.data);
   options.epochs = positiveInt(flags, "--epochs", model.train.epochs);
   if (flags.count("--max-steps")) options.max_steps = positiveInt(flags, "--max-steps", 0);
-  options.batch = positiveInt(flags, "--batch", model.train.batch);
+  options.batch = checkedBatch(model, positiveInt(flags, "--batch", model.train.batch), "--batch");
   options.lr = positiveReal(flags, "--lr", model.train.lr);
   const LrSchedule& schedule = model.train.lr_schedule;
   options.schedule = {schedule.name, schedule.k, schedule.factor, schedule.every, schedule.per_epoch};
@@ -148,6 +188,7 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
   if (!options.init.empty() && !options.resume.empty())
     throw UsageError("`--init` starts a new run from parameters, `--resume` continues one; give one of them");
   options.save = stringFlag(flags, "--save", std::string(model.name) + ".safetensors");
+  options.save_every = positiveInt(flags, "--save-every", 0, 0);
   options.metrics = stringFlag(flags, "--metrics");
   initKernels(static_cast<int>(positiveInt(flags, "--threads", 0, 0)));
   return train(model, options);
@@ -164,7 +205,7 @@ int evalCommand(const ModelSpec& model, int argc, char** argv) {
   Dataset test = loadSplit(data_dir, Split::Test, stringFlag(flags, "--label-column", model.train.label_column));
   checkDatasetFits(model, test, data_dir + " (t10k)");
   applyNormalization(checkpointNormalization(flags["--weights"]), test.images.data(), test.count, test.features);
-  EvalResult result = evaluate(model, params, test, positiveInt(flags, "--batch", 256));
+  EvalResult result = evaluate(model, params, test, checkedBatch(model, positiveInt(flags, "--batch", 256), "--batch"));
   std::printf("test_loss %.4f  test_accuracy %.4f  (%lld examples)\n", result.loss, result.accuracy,
               static_cast<long long>(result.count));
   return 0;
@@ -223,6 +264,7 @@ int predictCommand(const ModelSpec& model, int argc, char** argv) {
                                        {"--label-column", true}},
                           &input_path);
   if (!flags.count("--weights")) throw UsageError("`predict` needs `--weights CKPT`");
+  if (flags.count("-o")) checkOutputPath("-o", flags["-o"], OutputKind::Replaced);
   initKernels(0);
   std::vector<Tensor> params = allocateParams(model);
   loadCheckpoint(model, flags["--weights"], params);
@@ -336,7 +378,8 @@ int benchCommand(const ModelSpec& model, int argc, char** argv) {
   };
   for (const char* entry : {"train_step", "grads", "predict"}) {
     if (!only.empty() && only != entry) continue;
-    int64_t rows = positiveInt(flags, "--batch", std::string(entry) == "predict" ? 256 : model.train.batch);
+    int64_t fallback = std::string(entry) == "predict" ? 256 : model.train.batch;
+    int64_t rows = checkedBatch(model, positiveInt(flags, "--batch", fallback), "--batch");
     batch_of[entry] = rows;
     batches.emplace(entry, makeBatch(rows));
     auto* bench = benchmark::RegisterBenchmark(entry, [entry, rows, &calls, &batches](benchmark::State& timer) {
@@ -418,8 +461,21 @@ int infoCommand(const ModelSpec& model) {
 
 int runTrainer(const ModelSpec& model, int argc, char** argv) {
   const char* self = argc > 0 ? argv[0] : "trainer";
+  std::string command = argc > 1 ? argv[1] : "";
   try {
-    std::string command = argc > 1 ? argv[1] : "";
+    if (command == "--help" || command == "-h" || command == "help") {
+      std::printf(kOverview, self, NNC_VERSION, model.name, self, self);
+      for (const auto& [name, usage] : kCommandUsage) std::printf(usage, self);
+      return 0;
+    }
+    if (command == "--version") {
+      std::printf("%s: model %s, built by nnc %s for %s\n", self, model.name, NNC_VERSION, model.target_name);
+      return 0;
+    }
+    if (kCommandUsage.count(command) && asksForHelp(argc, argv)) {
+      std::printf(kCommandUsage.at(command), self);
+      return 0;
+    }
     if (command == "info") return infoCommand(model);
     if (command == "train" || command == "eval" || command == "predict" || command == "bench") checkCpu(model);
     if (command == "train") return trainCommand(model, argc, argv);
@@ -429,7 +485,7 @@ int runTrainer(const ModelSpec& model, int argc, char** argv) {
     throw UsageError(command.empty() ? "no command given" : "unknown command `" + command + "`");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "%s: error: %s\n", self, e.what());
-    std::fprintf(stderr, kUsage, self, self, self, self, self);
+    printUsage(self, command);
     return 1;
   } catch (const DataError& e) {
     std::fprintf(stderr, "%s: error: %s\n", self, e.what());

@@ -80,8 +80,17 @@ TEST(Lexer, NonAsciiCharacterIsOneError) {
   EXPECT_EQ(kinds(l.tokens), (std::vector<TokenKind>{TokenKind::Identifier, TokenKind::Equal, TokenKind::Error,
                                                      TokenKind::Error, TokenKind::Eof}));
   ASSERT_EQ(l.diags.diagnostics().size(), 2u);
-  EXPECT_EQ(l.diags.diagnostics()[0].message, "unexpected character '\xc3\xa9'");
-  EXPECT_EQ(l.diags.diagnostics()[1].message, "unexpected character '\\x01'");
+  EXPECT_EQ(l.diags.diagnostics()[0].message, "unexpected character '\xc3\xa9' (U+00E9)");
+  EXPECT_EQ(l.diags.diagnostics()[1].message, "unexpected character byte 0x01");
+}
+
+// Invisible characters are named: a byte-order mark inside the file (one at its start is dropped when read), a
+// byte that starts no UTF-8 character.
+TEST(Lexer, InvisibleAndInvalidBytesAreNamed) {
+  Lexed l("a \xef\xbb\xbf \xff");
+  ASSERT_EQ(l.diags.diagnostics().size(), 2u);
+  EXPECT_EQ(l.diags.diagnostics()[0].message, "unexpected character U+FEFF (a byte-order mark)");
+  EXPECT_EQ(l.diags.diagnostics()[1].message, "unexpected character byte 0xff");
 }
 
 TEST(Lexer, UnterminatedString) {

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "runtime/atomic_file.h"
+#include "runtime/errors.h"
 #include "tests/runtime_test_util.h"
 
 namespace fs = std::filesystem;
@@ -199,17 +200,20 @@ TEST(AtomicFile, FailureLeavesOldFileUntouchedAndNamesPath) {
   EXPECT_EQ(readText(p), "old");
 }
 
-TEST(AtomicFile, RenameFailureRemovesTemporaryAndKeepsTarget) {
-  // Works as root too: rename() cannot replace a non-empty directory.
+// Only a regular file (or nothing) is replaced: not a directory, not a device. As root (CI, containers),
+// `--save /dev/null` once replaced the device node with a regular file.
+TEST(AtomicFile, RefusesToReplaceWhatIsNotARegularFile) {
   TempDir dir;
   const std::string p = dir.file("taken");
   fs::create_directories(p + "/inside");
   try {
     writeFileAtomically(p, "new");
     ADD_FAILURE() << "expected a failure";
-  } catch (const std::runtime_error& e) {
-    EXPECT_HAS(e.what(), p + ": cannot rename temporary file over it: ");
+  } catch (const DataError& e) {
+    EXPECT_HAS(e.what(), p + ": is not a regular file");
   }
+  EXPECT_THROW(writeFileAtomically("/dev/null", "new"), DataError);
+  EXPECT_TRUE(fs::is_character_file("/dev/null"));
   EXPECT_TRUE(fs::is_directory(p + "/inside"));
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(dir.path())) names.push_back(e.path().filename());
