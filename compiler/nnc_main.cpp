@@ -198,6 +198,10 @@ int build(const Options& options) {
   auto start = std::chrono::steady_clock::now();
   auto c = runFrontEnd(options);
   nnc::Program program = nnc::buildProgram(std::move(*c->graph), c->checked->train);
+  // A relative `data` is relative to the model file, wherever the trainer runs (examples/xor.nn: "data/xor").
+  if (!program.train.data.empty() && std::filesystem::path(program.train.data).is_relative())
+    program.train.data = std::filesystem::absolute(std::filesystem::path(options.input).parent_path() /
+                                                   program.train.data).lexically_normal().string();
   std::filesystem::path dir = std::filesystem::temp_directory_path() / fmt::format("nnc-build-{}", getpid());
   std::filesystem::create_directories(dir);
   // Removes the intermediate files however the build ends, unless the user asked to keep them.

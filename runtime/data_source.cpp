@@ -4,10 +4,12 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "runtime/csv.h"
 #include "runtime/errors.h"
 #include "runtime/npy.h"
+#include "runtime/tensor.h"
 
 namespace nnc::rt {
 
@@ -41,8 +43,16 @@ Dataset fromNpy(const std::string& x_path, const std::string& y_path) {
   if (x.shape.empty() || x.shape[0] != static_cast<int64_t>(data.labels.size()))
     throw DataError(x_path + ": expected one row per label of " + y_path + " (" + std::to_string(data.labels.size()) +
                     "), got shape with " + (x.shape.empty() ? std::string("no rows") : std::to_string(x.shape[0]) + " rows"));
+  if (x.shape[0] == 0) throw DataError(x_path + ": no examples (shape " + shapeString(x.shape) + ")");
   data.count = x.shape[0];
-  data.features = data.count ? static_cast<int64_t>(x.data.size()) / data.count : 0;
+  data.features = static_cast<int64_t>(x.data.size()) / data.count;
+  data.example_shape.assign(x.shape.begin() + 1, x.shape.end());
+  // As CSV does: a NaN or infinity in the features would surface steps later as a diverging loss.
+  for (size_t i = 0; i < x.data.size(); ++i)
+    if (!std::isfinite(x.data[i]))
+      throw DataError(x_path + ": example " + std::to_string(i / static_cast<size_t>(data.features)) + ", feature " +
+                      std::to_string(i % static_cast<size_t>(data.features)) + " is " + std::to_string(x.data[i]) +
+                      "; features must be finite numbers");
   data.images = std::move(x.data);
   data.num_classes = classCount(data.labels);
   return data;

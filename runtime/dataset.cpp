@@ -248,6 +248,7 @@ Dataset loadMnistSplit(const std::string& dir, const std::string& split) {
   Dataset ds;
   ds.count = images.dims[0];
   ds.features = images.dims[1] * images.dims[2];
+  ds.example_shape = {images.dims[1], images.dims[2]};
   ds.images = hugePageFloats(images.data.size());
   for (size_t i = 0; i < images.data.size(); ++i) ds.images[i] = images.data[i] / 255.0f;
   ds.labels.assign(labels.data.begin(), labels.data.end());

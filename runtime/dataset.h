@@ -46,6 +46,9 @@ struct Dataset {
   int64_t num_classes = 0;  // max label + 1
   std::vector<float> images;    // [count, features], pixel / 255
   std::vector<int32_t> labels;  // [count]
+  // The shape of one example as the file gives it (IDX: rows, cols; NPY: its shape after the first), so images
+  // of another size are refused, not reinterpreted; empty for flat rows (CSV).
+  std::vector<int64_t> example_shape;
 };
 
 // split is "train" or "t10k": reads DIR/<split>-images-idx3-ubyte and

@@ -172,6 +172,15 @@ void appendMetrics(const std::string& path, const nlohmann::json& record) {
 }  // namespace
 
 void checkDatasetFits(const ModelSpec& model, const Dataset& data, const std::string& where) {
+  // Images must have the model's height and width, not only as many pixels (14x56 is no 28x28 image).
+  const InputSpec& input = model.inputs[0];
+  size_t rank = data.example_shape.size();
+  if (input.rank >= 3 && rank >= 2 &&
+      (data.example_shape[rank - 2] != input.shape[input.rank - 2] ||
+       data.example_shape[rank - 1] != input.shape[input.rank - 1]))
+    throw DataError(where + ": examples are " + shapeString(data.example_shape) + ", model input `" + input.name +
+                    "` expects images of " + std::to_string(input.shape[input.rank - 2]) + " x " +
+                    std::to_string(input.shape[input.rank - 1]));
   if (data.features != featuresPerExample(model))
     throw DataError(where + ": examples have " + std::to_string(data.features) + " features, model input `" +
                     model.inputs[0].name + "` expects " + std::to_string(featuresPerExample(model)));
@@ -336,7 +345,12 @@ int train(const ModelSpec& model, const TrainOptions& options) {
       {"normalization", normalizationToJson(normalization)}};
   bool early_stopping = options.patience > 0;
   if (early_stopping && val_set.count == 0)
-    throw DataError("early stopping watches the validation split; set `validation_split` (or --validation-split)");
+    throw DataError(options.validation_split > 0
+                        ? "early stopping watches the validation split, but validation_split " +
+                              std::to_string(options.validation_split) + " of " +
+                              std::to_string(train_set.count + val_set.count) +
+                              " training examples holds none: raise it or bring more data"
+                        : "early stopping watches the validation split; set `validation_split` (or --validation-split)");
 
   TrainState state = allocateTrainState(model);
   ResumeState resume;

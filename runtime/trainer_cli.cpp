@@ -10,6 +10,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -113,14 +114,22 @@ int64_t positiveInt(const std::map<std::string, std::string>& flags, const std::
   return value;
 }
 
-double positiveReal(const std::map<std::string, std::string>& flags, const std::string& name, double fallback) {
+// A number flag, the whole of its text a finite number; nullopt when not given.
+std::optional<double> realFlag(const std::map<std::string, std::string>& flags, const std::string& name,
+                               const std::string& expected) {
   auto it = flags.find(name);
-  if (it == flags.end()) return fallback;
+  if (it == flags.end()) return std::nullopt;
   char* end = nullptr;
   double value = std::strtod(it->second.c_str(), &end);
-  if (*end || it->second.empty() || !(value > 0) || !std::isfinite(value))
-    throw UsageError("`" + name + "` needs a positive number, got `" + it->second + "`");
+  if (*end || it->second.empty() || !std::isfinite(value))
+    throw UsageError("`" + name + "` needs " + expected + ", got `" + it->second + "`");
   return value;
+}
+
+double positiveReal(const std::map<std::string, std::string>& flags, const std::string& name, double fallback) {
+  std::optional<double> value = realFlag(flags, name, "a positive number");
+  if (value && !(*value > 0)) throw UsageError("`" + name + "` needs a positive number, got `" + flags.at(name) + "`");
+  return value.value_or(fallback);
 }
 
 // A batch size (from `flag`) whose largest tensor Halide can index (2^31 - 1 elements): `bench --batch 200000000`
@@ -160,12 +169,10 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
   if (options.schedule.name != "constant" && options.schedule.name != "cosine" && options.schedule.name != schedule.name)
     throw UsageError("`--lr-schedule` switches between `constant`, `cosine` and the model's own `" +
                      std::string(schedule.name) + "`, got `" + options.schedule.name + "`");
-  options.validation_split = model.train.validation_split;
-  if (flags.count("--validation-split")) {
-    options.validation_split = std::strtod(flags["--validation-split"].c_str(), nullptr);
-    if (!(options.validation_split >= 0 && options.validation_split < 1))
-      throw UsageError("`--validation-split` needs a number in [0, 1), got `" + flags["--validation-split"] + "`");
-  }
+  const char* fraction = "a number in [0, 1)";
+  options.validation_split = realFlag(flags, "--validation-split", fraction).value_or(model.train.validation_split);
+  if (!(options.validation_split >= 0 && options.validation_split < 1))
+    throw UsageError("`--validation-split` needs " + std::string(fraction) + ", got `" + flags["--validation-split"] + "`");
   options.patience = positiveInt(flags, "--patience", model.train.patience, 0);
   options.monitor = model.train.monitor;
   options.plot = stringFlag(flags, "--plot");
@@ -176,12 +183,10 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
   options.normalize = stringFlag(flags, "--normalize", model.train.normalize);
   if (options.normalize != "none" && options.normalize != "scale" && options.normalize != "standardize")
     throw UsageError("`--normalize` takes none, scale or standardize, got `" + options.normalize + "`");
-  options.augment_flip = model.train.augment_flip;
-  if (flags.count("--augment-flip")) {
-    options.augment_flip = std::strtod(flags["--augment-flip"].c_str(), nullptr);
-    if (!(options.augment_flip >= 0 && options.augment_flip <= 1))
-      throw UsageError("`--augment-flip` needs a probability in [0, 1], got `" + flags["--augment-flip"] + "`");
-  }
+  const char* probability = "a probability in [0, 1]";
+  options.augment_flip = realFlag(flags, "--augment-flip", probability).value_or(model.train.augment_flip);
+  if (!(options.augment_flip >= 0 && options.augment_flip <= 1))
+    throw UsageError("`--augment-flip` needs " + std::string(probability) + ", got `" + flags["--augment-flip"] + "`");
   options.augment_shift = positiveInt(flags, "--augment-shift", model.train.augment_shift, 0, 64);
   options.init = stringFlag(flags, "--init");
   options.resume = stringFlag(flags, "--resume");
@@ -229,6 +234,7 @@ Dataset loadPredictInput(const ModelSpec& model, const std::string& path) {
   if (shape.empty()) throw DataError(path + ": expected an array of examples, got a scalar");
   input.count = shape[0];
   input.features = input.count ? static_cast<int64_t>(input.images.size()) / input.count : 0;
+  input.example_shape.assign(shape.begin() + 1, shape.end());
   input.labels.assign(static_cast<size_t>(input.count), 0);
   if (input.count == 0) throw DataError(path + ": no examples");
   checkDatasetFits(model, input, path);
