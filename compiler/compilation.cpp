@@ -1,14 +1,15 @@
 // The front half of the pipeline; see compilation.h.
 #include "compiler/compilation.h"
 
-#include "compiler/build_graph.h"
-
-#include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <limits>
 #include <set>
 
+#include <fmt/format.h>
+
+#include "compiler/build_graph.h"
 #include "dsl/lexer.h"
 #include "dsl/parser.h"
 
@@ -25,24 +26,33 @@ std::unique_ptr<Compilation> compileFrontEnd(dsl::SourceFile source, Stage last,
   c->checked = dsl::check(c->module, *c->diags);
   if (last == Stage::Checked || !c->checked) return c;
   c->graph = buildGraph(*c->checked, *c->diags);
-  if (c->graph) checkTensorSizes(*c->graph, c->checked->train.batch, *c->diags);
+  if (c->graph) checkTensorSizes(*c->graph, c->checked->train.batch, physicalMemoryBytes(), *c->diags);
   return c;
 }
 
-void checkTensorSizes(const Graph& graph, int64_t train_batch, dsl::DiagnosticEngine& diags) {
+uint64_t physicalMemoryBytes() {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : UINT64_MAX;
+}
+
+void checkTensorSizes(const Graph& graph, int64_t train_batch, uint64_t memory_bytes, dsl::DiagnosticEngine& diags) {
   constexpr int64_t kMaxElements = std::numeric_limits<int32_t>::max();
   int64_t batch = std::max<int64_t>(train_batch, kEvalBatch);
   std::set<uint32_t> reported;  // one error per binding (its nodes share its span)
   for (const Node& node : graph.nodes) {
     double elements = 1;  // in floating point: the product itself may overflow int64
     for (const Dim& dim : node.shape) elements *= static_cast<double>(dim.isSymbolic() ? batch : dim.extent);
-    if (elements <= static_cast<double>(kMaxElements) || !reported.insert(node.span.begin).second) continue;
+    double bytes = 4 * elements;
+    bool too_many = elements > static_cast<double>(kMaxElements), too_big = bytes > static_cast<double>(memory_bytes);
+    if ((!too_many && !too_big) || !reported.insert(node.span.begin).second) continue;
     bool batched = std::any_of(node.shape.begin(), node.shape.end(), [](const Dim& d) { return d.isSymbolic(); });
+    std::string tensor = fmt::format("this makes a tensor {}{} of {:.0f} elements{}", node.name.empty() ? "" : "`" + node.name + "` ",
+                                     shapeToString(node.shape), elements, batched ? fmt::format(" at batch {}", batch) : "");
     diags.report(dsl::DiagKind::TensorTooLarge, node.span,
-                 fmt::format("this makes a tensor {}{} of {:.0f} elements{}; a tensor may hold at most 2^31 - 1 = {} "
-                             "(Halide's buffers index with 32 bits)",
-                             node.name.empty() ? "" : "`" + node.name + "` ", shapeToString(node.shape), elements,
-                             batched ? fmt::format(" at batch {}", batch) : "", kMaxElements));
+                 too_many ? fmt::format("{}; a tensor may hold at most 2^31 - 1 = {} (Halide's buffers index with 32 "
+                                        "bits)", tensor, kMaxElements)
+                          : fmt::format("{}: {:.2f} MiB, more than this machine's {:.2f} MiB of memory", tensor,
+                                        bytes / (1 << 20), static_cast<double>(memory_bytes) / (1 << 20)));
   }
 }
 

@@ -27,9 +27,11 @@ struct Compilation {
 // The batch trainers evaluate and predict in (runtime/train_loop.cpp).
 constexpr int64_t kEvalBatch = 256;
 
-// Reports every binding whose tensors would exceed 2^31 - 1 elements at the train batch or kEvalBatch: Halide
-// indexes buffers with 32 bits, and such a model failed deep inside Halide instead.
-void checkTensorSizes(const Graph& graph, int64_t train_batch, dsl::DiagnosticEngine& diags);
+// Reports every binding whose tensors would exceed 2^31 - 1 elements at the train batch or kEvalBatch (Halide
+// indexes buffers with 32 bits, and such a model failed deep inside Halide instead) or `memory_bytes` (this
+// machine's memory: physicalMemoryBytes()).
+void checkTensorSizes(const Graph& graph, int64_t train_batch, uint64_t memory_bytes, dsl::DiagnosticEngine& diags);
+uint64_t physicalMemoryBytes();
 
 // Runs the stages up to `last`, stopping after the first stage that reports an error (diags says which, keeping
 // the first `error_limit` errors; 0: all).

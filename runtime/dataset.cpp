@@ -60,9 +60,12 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& p
   z_stream zs{};
   if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) fail(path, "zlib: cannot initialise inflate");
   std::vector<uint8_t> out;
-  // The gzip trailer's last 4 bytes hold the (last member's) uncompressed size mod 2^32: a good reservation.
-  if (in.size() >= 18) out.reserve(in[in.size() - 4] | in[in.size() - 3] << 8 | in[in.size() - 2] << 16 |
-                                   static_cast<size_t>(in[in.size() - 1]) << 24);
+  // The gzip trailer's last 4 bytes hold the (last member's) uncompressed size mod 2^32: a good reservation,
+  // unless it lies. Deflate expands at most 1032:1, so no true size is above that (a fuzzed trailer asked 4 GB).
+  if (in.size() >= 18)
+    out.reserve(std::min<size_t>(in[in.size() - 4] | in[in.size() - 3] << 8 | in[in.size() - 2] << 16 |
+                                     static_cast<size_t>(in[in.size() - 1]) << 24,
+                                 in.size() * 1032));
   uint8_t chunk[1 << 16];
   size_t consumed = 0;
   int rc = Z_OK;

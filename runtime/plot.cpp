@@ -206,7 +206,8 @@ void emitPanel(std::string& svg, const Panel& panel, double offset_x) {
 std::string renderTrainingSvg(const std::string& title, const std::vector<EpochPoint>& points) {
   // One colour per data split, the same in both panels.
   const char *train = "#1f77b4", *test = "#d62728", *val = "#2ca02c";
-  Panel loss{"loss", "cross-entropy loss", {}, false, false};
+  // train: the model's `loss` during the epoch (penalties included); test, val: cross-entropy after it.
+  Panel loss{"loss", "loss (test, val: cross-entropy)", {}, false, false};
   addSeries(loss, gather(points, "train loss", train, &EpochPoint::train_loss));
   addSeries(loss, gather(points, "test loss", test, &EpochPoint::test_loss));
   addSeries(loss, gather(points, "val loss", val, &EpochPoint::val_loss));

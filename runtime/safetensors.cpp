@@ -215,7 +215,7 @@ Header readHeader(OpenFile& file, const std::string& path) {
   json j;
   try {
     j = json::parse(readBytes(file, 8, n, path));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors, and numbers out of range (3e3333)
     fail(path, std::string("header is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) fail(path, "header is not a JSON object");

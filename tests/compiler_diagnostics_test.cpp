@@ -44,5 +44,25 @@ TEST(DiagnosticKind, EveryFailFileNamesAKind) {
   }
 }
 
+// A tensor larger than the machine's memory is a compile-time error at its binding, here with a machine of
+// 512 KiB: h is [B, 1000] floats, 1000 KiB at the evaluation batch of 256.
+TEST(TensorSizes, AboveTheMachinesMemoryIsAnErrorAtTheBinding) {
+  std::string model =
+      "model m(x: f32[B, 4], y: i32[B]) {\n    h = linear(x, 1000)\n    logits = linear(h, 3)\n"
+      "    loss = cross_entropy(logits, y)\n    return logits\n}\n";
+  auto c = compileFrontEnd(dsl::SourceFile("m.nn", model));
+  ASSERT_FALSE(c->diags->hasErrors()) << c->diags->render();
+  dsl::DiagnosticEngine diags(*c->source);
+  checkTensorSizes(*c->graph, 64, 512 << 10, diags);
+  std::string text = diags.render();
+  EXPECT_NE(text.find("m.nn:2:9: error: this makes a tensor [B, 1000] of 256000 elements at batch 256: 0.98 MiB, "
+                      "more than this machine's 0.50 MiB of memory"),
+            std::string::npos)
+      << text;
+  dsl::DiagnosticEngine roomy(*c->source);
+  checkTensorSizes(*c->graph, 64, 1 << 30, roomy);
+  EXPECT_FALSE(roomy.hasErrors()) << roomy.render();
+}
+
 }  // namespace
 }  // namespace nnc

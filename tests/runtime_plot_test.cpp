@@ -83,7 +83,7 @@ TEST(Plot, WellFormedWithTitleAndOnePolylinePerSeries) {
   for (const Polyline& p : lines) EXPECT_EQ(p.points.size(), 10u) << p.series;
   EXPECT_EQ(count(svg, "<polyline"), 3u);
   EXPECT_EQ(count(svg, "<circle"), 30u);  // a marker per point
-  for (const char* label : {">epoch</text>", ">cross-entropy loss</text>", ">accuracy</text>", ">loss</text>"})
+  for (const char* label : {">epoch</text>", ">loss (test, val: cross-entropy)</text>", ">accuracy</text>", ">loss</text>"})
     EXPECT_HAS(svg, label);
 }
 
