@@ -185,4 +185,35 @@ cmp one.safetensors kept.safetensors && cmp one.safetensors.resume kept.safetens
   fail "a killed save damaged the previous checkpoint"
 ./mbd train --epochs 3 --resume one.safetensors --save one.safetensors > /dev/null || fail "resume after the kill"
 
+# --save-every: the first save comes at step 50, mid-epoch (held in rename() by the shim: the temporary file it
+# renames holds the state as of that step).
+rm -f mark .every.safetensors.resume.tmp.*
+NNC_TEST_RENAME_MARK=$PWD/mark LD_PRELOAD=$shim ./mbd train --epochs 3 --save-every 50 --save every.safetensors \
+  > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 600); do [ -e mark ] && break; sleep 0.1; done
+[ -e mark ] || fail "--save-every never saved"
+saved_step=$(python3 -c 'import glob, json, struct, sys
+f = open(glob.glob(".every.safetensors.resume.tmp.*")[0], "rb")
+n = struct.unpack("<Q", f.read(8))[0]
+print(json.loads(f.read(n))["__metadata__"]["step"])')
+kill -9 $pid
+wait $pid 2> /dev/null || true
+[ "$saved_step" = 50 ] || fail "--save-every 50 first saved at step $saved_step"
+
+# Ctrl-C: the step finishes, the checkpoint and its .resume are saved, exit 130; --resume continues from there.
+rm -f int.safetensors*
+./mbd train --epochs 20 --save int.safetensors > int.log 2>&1 &
+pid=$!
+for _ in $(seq 600); do grep -q "^epoch 1:" int.log && break; sleep 0.1; done
+kill -INT $pid
+status=0
+wait $pid || status=$?
+[ "$status" = 130 ] || fail "SIGINT: exit $status, expected 130: $(tail -3 int.log)"
+grep -q "^interrupted (SIGINT) after step [0-9]*, in epoch" int.log && grep -q "continue with --resume int.safetensors" int.log ||
+  fail "SIGINT: $(tail -3 int.log)"
+[ -f int.safetensors ] && [ -f int.safetensors.resume ] || fail "SIGINT saved nothing"
+./mbd train --epochs 20 --max-steps 2000 --resume int.safetensors --save int.safetensors > /dev/null ||
+  fail "resume after SIGINT"
+
 echo "e2e trainer: all checks passed"
