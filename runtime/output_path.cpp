@@ -30,6 +30,10 @@ void checkOutputPath(const std::string& flag, const std::string& path, OutputKin
     if (S_ISDIR(info.st_mode)) fail("is a directory");
     if (kind == OutputKind::Replaced && !S_ISREG(info.st_mode))
       fail("is not a regular file (a device or a pipe); it would be replaced by one: name a file");
+    if (kind == OutputKind::Appended) {  // written in place (/dev/stdout too): the directory does not matter
+      if (::access(path.c_str(), W_OK) != 0) fail(std::string("cannot write it: ") + std::strerror(errno));
+      return;
+    }
   }
   // Whether a file can be created there, as the atomic writes create their temporaries (permission bits alone
   // do not tell: root ignores them, and a read-only mount refuses everyone).

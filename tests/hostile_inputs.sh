@@ -267,6 +267,7 @@ expect 1 "--plot missing/p.svg" -- ./tiny train --plot missing/p.svg
 expect 1 "-o missing/p.npy" "does not exist" -- ./tiny predict --weights good.safetensors -o missing/p.npy
 expect 1 "-o /dev/null" "not a regular file" -- ./tiny predict --weights good.safetensors -o /dev/null
 expect 0 "saved" -- ./tiny train --metrics /dev/null --save out.safetensors
+expect 0 '"test_accuracy"' -- ./tiny train --metrics /dev/stdout --save out.safetensors
 # A finished run resumed with a new --save path writes that file.
 expect 0 "had already finished" "saved copy.safetensors" -- ./tiny train --resume out.safetensors --save copy.safetensors
 [ -f copy.safetensors ] && [ -f copy.safetensors.resume ] ||
