@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <string>
 
 namespace nnc::rt {
 
@@ -23,7 +24,14 @@ constexpr size_t kBlockHeader = 128;  // keeps the payload 128-byte aligned; hol
 
 size_t& sizeOf(char* block) { return *reinterpret_cast<size_t*>(block); }
 char*& nextOf(char* block) { return *reinterpret_cast<char**>(block + sizeof(size_t)); }
+thread_local const char* allocation_entry = nullptr;  // setAllocationContext
+thread_local const char* allocation_computes = nullptr;
 }  // namespace
+
+void setAllocationContext(const char* entry, const char* computes) {
+  allocation_entry = entry;
+  allocation_computes = computes;
+}
 
 void* cachedMalloc(void*, size_t size) {
   {
@@ -38,7 +46,11 @@ void* cachedMalloc(void*, size_t size) {
   size_t total = (size + kBlockHeader + 127) / 128 * 128;
   auto* block = static_cast<char*>(std::aligned_alloc(128, total));
   if (!block) {  // the kernels carry no null checks (compiler/aot.cpp): stop here with the reason, a user's
-    std::fprintf(stderr, "error: out of memory: a kernel needed %zu more bytes (a smaller --batch needs less)\n", size);
+    std::string what = !allocation_entry    ? "a kernel"
+                       : allocation_computes ? std::string(allocation_entry) + "'s kernel computing " + allocation_computes
+                                             : std::string("the arena of ") + allocation_entry + "'s intermediates";
+    std::fprintf(stderr, "error: out of memory: %s needed %zu more bytes (a smaller --batch needs less)\n",
+                 what.c_str(), size);
     std::_Exit(1);
   }
   sizeOf(block) = size;

@@ -78,6 +78,7 @@ int runPlan(const PlanSpec& plan, void** args) {
   scratch.buffers.assign(plan.num_buffers, halide_buffer_t{});
   scratch.dims.resize(static_cast<size_t>(plan.num_buffers) * kMaxRank);
   int64_t batched_elements = plan.arena_batched * batch;
+  setAllocationContext(plan.entry, nullptr);
   auto* arena = static_cast<float*>(cachedMalloc(nullptr, static_cast<size_t>(batched_elements + plan.arena_fixed) * 4));
   for (int b = 0; b < plan.num_buffers; ++b) {
     const PlanBufferSpec& spec = plan.buffers[b];
@@ -102,6 +103,7 @@ int runPlan(const PlanSpec& plan, void** args) {
       int id = call.args[a];
       scratch.argv[a] = id < plan.num_entry_args ? args[id] : &scratch.buffers[id - plan.num_entry_args];
     }
+    setAllocationContext(plan.entry, call.computes);
     if (!plan.profiled) {
       result = call.kernel(scratch.argv.data());
       continue;
@@ -112,6 +114,7 @@ int runPlan(const PlanSpec& plan, void** args) {
     ++times.calls;
     times.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
+  setAllocationContext(nullptr, nullptr);
   cachedFree(nullptr, arena);
   return result;
 }

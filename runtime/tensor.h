@@ -4,6 +4,7 @@
 
 #include <HalideBuffer.h>
 
+#include <cstdlib>
 #include <map>
 #include <new>
 #include <string>
@@ -32,13 +33,20 @@ Halide::Runtime::Buffer<T> allocate(const std::vector<int64_t>& shape, const std
   for (int64_t d : shape) elements *= static_cast<double>(d);
   if (elements > 2147483647.0) throwAllocationError(what, shape, sizeof(T), "more elements than 2^31 - 1");
   std::vector<int> extents(shape.rbegin(), shape.rend());
+  Halide::Runtime::Buffer<T> buffer(nullptr, extents);
+  // Halide's default allocator returns null when memory runs out, and the fill would crash on it.
+  auto malloc_or_throw = [](size_t bytes) {
+    void* memory = std::malloc(bytes);
+    if (!memory) throw std::bad_alloc();
+    return memory;
+  };
   try {
-    Halide::Runtime::Buffer<T> buffer(extents);
-    buffer.fill(T(0));
-    return buffer;
+    buffer.allocate(malloc_or_throw, std::free);
   } catch (const std::bad_alloc&) {
     throwAllocationError(what, shape, sizeof(T), "out of memory");
   }
+  buffer.fill(T(0));
+  return buffer;
 }
 
 // The parameters of a model (one tensor per ParamSpec, in spec order).

@@ -370,7 +370,9 @@ int benchCommand(const ModelSpec& model, int argc, char** argv) {
   };
   // A fixed pseudo-random batch of `rows` examples.
   auto makeBatch = [&](int64_t rows) {
-    Batch b{allocate<float>({rows, features}), allocate<float>({rows, outputColumns(model)}), allocate<int32_t>({rows})};
+    Batch b{allocate<float>({rows, features}, "the batch's features"),
+            allocate<float>({rows, outputColumns(model)}, "the batch's outputs"),
+            allocate<int32_t>({rows}, "the batch's labels")};
     for (int64_t i = 0; i < rows * features; ++i) b.x.data()[i] = static_cast<float>((i * 7919) % 256) / 255.0f;
     for (int64_t i = 0; i < rows; ++i) b.y.data()[i] = static_cast<int32_t>(i % classes);
     return b;

@@ -254,6 +254,8 @@ expect 1 "\`predict\` needs \`--weights CKPT\`" -- ./tiny predict
 expect 1 "\`--entry\` takes train_step, grads or predict" -- ./tiny bench --entry step
 expect 1 "\`--repeats\` needs an integer" -- ./tiny bench --repeats 0
 expect 1 "too large for this model" -- ./tiny bench --batch 2000000000
+expect 1 "cannot allocate the batch's features [200000000, 4] (3200000000 bytes): out of memory" -- \
+  bash -c 'ulimit -v 2000000 && exec ./tiny bench --entry predict --batch 200000000 --steps 1'
 
 # ---- output paths: refused before any work, never replacing a device --------------------------------------------
 expect 1 "--save /dev/null" "not a regular file" -- ./tiny train --save /dev/null
