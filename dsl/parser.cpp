@@ -501,6 +501,18 @@ ExprPtr Parser::parsePrimary() {
   return expr;
 }
 
+namespace {
+
+// Whether decimal `digits` (no sign, point or exponent) exceed 2^53 = 9007199254740992, compared as text.
+bool integerAbove2To53(const std::string& digits) {
+  std::string_view trimmed(digits);
+  while (trimmed.size() > 1 && trimmed.front() == '0') trimmed.remove_prefix(1);
+  constexpr std::string_view kLimit = "9007199254740992";
+  return trimmed.size() != kLimit.size() ? trimmed.size() > kLimit.size() : trimmed > kLimit;
+}
+
+}  // namespace
+
 // NUMBER, converted with strtod; `is_integer` when written without `.` or an exponent.
 ExprPtr Parser::parseNumber() {
   const Token& token = advance();
@@ -512,7 +524,7 @@ ExprPtr Parser::parseNumber() {
   errno = 0;
   expr->number = std::strtod(digits.c_str(), nullptr);
   if (errno == ERANGE && std::isinf(expr->number)) diags_.report(DiagKind::NumberTooLarge, token.span, fmt::format("number `{}` is too large", digits));
-  else if (expr->is_integer && expr->number > 9007199254740992.0)  // 2^53: above it, not every integer exists
+  else if (expr->is_integer && integerAbove2To53(digits))  // above 2^53, doubles skip integers (2^53 + 1 rounds)
     diags_.report(DiagKind::NumberTooLarge, token.span,
                   fmt::format("integer `{}` is out of range (at most 2^53 = 9007199254740992)", digits));
   return expr;

@@ -24,6 +24,8 @@ SourceFile::SourceFile(std::string path, std::string text) : path_(std::move(pat
 SourceFile SourceFile::read(const std::string& path) {
   std::error_code error;
   if (std::filesystem::is_directory(path, error)) throw std::runtime_error(path + ": is a directory, not a model file");
+  if (std::filesystem::exists(path, error) && !std::filesystem::is_regular_file(path, error))
+    throw std::runtime_error(path + ": not a regular file (a device or a pipe), not a model file");  // /dev/zero
   uintmax_t size = std::filesystem::file_size(path, error);
   if (!error && size > kMaxBytes)
     throw std::runtime_error(fmt::format("{}: {} bytes; a model file may have at most {} (16 MiB)", path, size,

@@ -27,8 +27,9 @@ std::string baseNameOf(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+// A full disk, a name too long, a vanished directory: the user's to fix (exit 1), with the reason.
 [[noreturn]] void throwErrno(const std::string& path, const char* what, int err) {
-  throw std::runtime_error(path + ": " + what + ": " + std::strerror(err));
+  throw DataError(path + ": " + what + ": " + std::strerror(err));
 }
 
 // Writes every byte, retrying on short writes and EINTR. Returns 0 or an errno value.

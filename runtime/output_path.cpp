@@ -2,6 +2,7 @@
 #include "runtime/output_path.h"
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,7 +22,12 @@ std::string directoryOf(const std::string& path) {
 
 void checkOutputPath(const std::string& flag, const std::string& path, OutputKind kind) {
   auto fail = [&](const std::string& why) { throw DataError(flag + " " + path + ": " + why); };
-  if (path.empty() || path.back() == '/') fail("names a directory, not a file");
+  if (path.empty()) throw DataError(flag + ": an empty path");
+  if (path.back() == '/') fail("names a directory, not a file");
+  // The atomic writes' temporaries add 19 characters to the name (.NAME.tmp.XXXXXX).
+  size_t name_length = path.size() - path.find_last_of('/') - 1;
+  if (path.find('/') == std::string::npos) name_length = path.size();
+  if (name_length + 19 > NAME_MAX) fail("the file name is too long (at most " + std::to_string(NAME_MAX - 19) + " bytes)");
   std::string dir = directoryOf(path);
   struct stat info {};
   if (::stat(dir.c_str(), &info) != 0) fail("directory `" + dir + "` does not exist");

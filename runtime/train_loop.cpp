@@ -166,7 +166,7 @@ std::string fmt(const char* format, Args... args) {
 void appendMetrics(const std::string& path, const nlohmann::json& record) {
   std::ofstream out(path, std::ios::app);
   out << record.dump() << "\n";
-  if (!out) throw std::runtime_error(path + ": cannot append metrics: " + std::strerror(errno));
+  if (!out) throw DataError(path + ": cannot append metrics: " + std::strerror(errno));  // a full disk: exit 1
 }
 
 }  // namespace
@@ -304,8 +304,8 @@ class InterruptGuard {
  public:
   InterruptGuard() {
     interrupted = 0;
-    previous_int_ = std::signal(SIGINT, onInterrupt);
-    previous_term_ = std::signal(SIGTERM, onInterrupt);
+    previous_int_ = install(SIGINT);
+    previous_term_ = install(SIGTERM);
   }
   ~InterruptGuard() {
     std::signal(SIGINT, previous_int_);
@@ -313,6 +313,13 @@ class InterruptGuard {
   }
 
  private:
+  // A signal the process inherited as ignored (a background job's SIGINT) stays ignored.
+  static void (*install(int signal))(int) {
+    void (*previous)(int) = std::signal(signal, onInterrupt);
+    if (previous == SIG_IGN) std::signal(signal, SIG_IGN);
+    return previous;
+  }
+
   void (*previous_int_)(int);
   void (*previous_term_)(int);
 };
@@ -330,7 +337,6 @@ void checkOutputPaths(const TrainOptions& options) {
 
 int train(const ModelSpec& model, const TrainOptions& options) {
   checkOutputPaths(options);
-  InterruptGuard interrupt_guard;
   Dataset train_set = loadSplit(options.data, Split::Train, options.label_column);
   Dataset test_set = loadSplit(options.data, Split::Test, options.label_column);
   checkDatasetFits(model, train_set, options.data + " (train)");
@@ -375,10 +381,21 @@ int train(const ModelSpec& model, const TrainOptions& options) {
     saveCheckpoint(model, options.save, params, completed_epochs, step, checkpoint_metadata);
     saved = true;
   };
+  // Says where a signal stopped the run and how to continue it; the exit code.
+  auto reportInterrupt = [&](int64_t at_step, int64_t in_epoch) {
+    std::fprintf(stderr, "\ninterrupted (%s) after step %lld, in epoch %lld\n",
+                 interrupted == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(at_step),
+                 static_cast<long long>(in_epoch));
+    if (!options.save.empty())
+      std::fprintf(stderr, "saved %s and %s; continue with --resume %s\n", options.save.c_str(),
+                   resumePath(options.save).c_str(), options.save.c_str());
+    return kInterruptedExit;
+  };
   if (completed_epochs >= options.epochs || stop)
     std::printf("the resumed run had already finished (step %lld, epoch %lld of %lld): nothing to train\n",
                 static_cast<long long>(step), static_cast<long long>(completed_epochs),
                 static_cast<long long>(options.epochs));
+  InterruptGuard interrupt_guard;  // from here on a signal saves (before, there is nothing to lose)
   std::vector<ScalarArg> scalars;  // train_step's scalar arguments, refilled each step
   for (int64_t epoch = completed_epochs + 1; epoch <= options.epochs && !stop; ++epoch) {
     auto start = std::chrono::steady_clock::now();
@@ -416,18 +433,11 @@ int train(const ModelSpec& model, const TrainOptions& options) {
       seen += rows;
       ++step;
       progress.update(s + 1 - first_step, seen, loss_sum / static_cast<double>(seen));
-      if (interrupted) {
+      if (interrupted && s + 1 < end_step) {  // on an epoch's last step, the epoch ends first
         prefetcher.drain();
         progress.finish();
-        std::fprintf(stderr, "\ninterrupted (%s) after step %lld, in epoch %lld\n",
-                     interrupted == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(step),
-                     static_cast<long long>(epoch));
-        if (!options.save.empty()) {
-          save(state.params, state.states);
-          std::fprintf(stderr, "saved %s and %s; continue with --resume %s\n", options.save.c_str(),
-                       resumePath(options.save).c_str(), options.save.c_str());
-        }
-        return kInterruptedExit;
+        if (!options.save.empty()) save(state.params, state.states);
+        return reportInterrupt(step, epoch);
       }
       if (options.save_every && !options.save.empty() && step % options.save_every == 0 && s + 1 < end_step)
         save(state.params, state.states);  // mid-epoch; the epoch's end saves anyway
@@ -463,7 +473,10 @@ int train(const ModelSpec& model, const TrainOptions& options) {
       if (epoch - best.epoch >= options.patience) stop = true;
     }
     if (!options.save.empty()) save(state.params, state.states);  // every epoch, so a crash loses one at most
+    if (interrupted) return reportInterrupt(step, epoch);
   }
+  // A finished run resumed with a new --save: write its state there (before the best epoch replaces the params).
+  if (!options.save.empty() && !saved) save(state.params, state.states);
   if (early_stopping && best.epoch > 0) {
     for (size_t i = 0; i < best.params.size(); ++i) state.params[i].copy_from(best.params[i]);
     std::printf("early stopping: best epoch %lld (%s %.4f); its parameters are kept\n",
@@ -471,8 +484,8 @@ int train(const ModelSpec& model, const TrainOptions& options) {
     if (!options.save.empty())  // the result; CKPT.resume keeps the last step's parameters to continue from
       saveCheckpoint(model, options.save, state.params, best.epoch, best.epoch * steps_per_epoch, checkpoint_metadata);
   }
-  if (!options.save.empty() && !saved) save(state.params, state.states);  // a finished run resumed: copy it
   if (!options.save.empty()) std::printf("saved %s\n", options.save.c_str());
+  if (interrupted) return reportInterrupt(step, completed_epochs);  // during the last evaluation: all is saved
   return 0;
 }
 

@@ -202,9 +202,12 @@ wait $pid 2> /dev/null || true
 [ "$saved_step" = 50 ] || fail "--save-every 50 first saved at step $saved_step"
 
 # Ctrl-C: the step finishes, the checkpoint and its .resume are saved, exit 130; --resume continues from there.
+# (Job control on: a script's background jobs otherwise start with SIGINT ignored, which the trainer keeps.)
 rm -f int.safetensors*
+set -m
 ./mbd train --epochs 20 --save int.safetensors > int.log 2>&1 &
 pid=$!
+set +m
 for _ in $(seq 600); do grep -q "^epoch 1:" int.log && break; sleep 0.1; done
 kill -INT $pid
 status=0

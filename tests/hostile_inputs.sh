@@ -146,6 +146,7 @@ expect 1 "missing.nn" "No such file" -- "$nnc" check missing.nn
 expect 1 "is a directory, not a model file" -- "$nnc" check data
 head -c 3000 "$nnc" > binary.nn
 expect 1 "not a text file (a NUL byte at offset" -- "$nnc" check binary.nn
+expect 1 "/dev/zero: not a regular file" -- "$nnc" check /dev/zero
 : > empty.nn
 expect 1 "empty.nn" "error" -- "$nnc" check empty.nn
 { printf '\xef\xbb\xbf'; cat tiny.nn; } > bom.nn
@@ -164,6 +165,8 @@ model hugeint "logits = linear(x, 99999999999999999999999999)" "loss = cross_ent
 expect 1 "hugeint.nn:2:" "is out of range" -- "$nnc" check hugeint.nn
 model hugefloat "logits = linear(x, 3) * 1e999" "loss = cross_entropy(logits, y)" "return logits"
 expect 1 "is too large" -- "$nnc" check hugefloat.nn
+model roundedint "logits = linear(x, 3) * 9007199254740993" "loss = cross_entropy(logits, y)" "return logits"
+expect 1 "\`9007199254740993\` is out of range" -- "$nnc" check roundedint.nn
 sed 's/f32\[B, 4\]/f32[B, 2000000000]/' tiny.nn > wide.nn
 expect 1 "wide.nn:1:" "a tensor may hold at most 2^31 - 1" -- "$nnc" check wide.nn
 expect 1 "a tensor may hold at most 2^31 - 1" -- "$nnc" build wide.nn -o wide
@@ -268,6 +271,8 @@ expect 1 "--plot data: is a directory" -- ./tiny train --plot data
 expect 1 "--plot missing/p.svg" -- ./tiny train --plot missing/p.svg
 expect 1 "-o missing/p.npy" "does not exist" -- ./tiny predict --weights good.safetensors -o missing/p.npy
 expect 1 "-o /dev/null" "not a regular file" -- ./tiny predict --weights good.safetensors -o /dev/null
+expect 1 "-o: an empty path" -- ./tiny predict --weights good.safetensors -o ""
+expect 1 "the file name is too long" -- ./tiny train --save "$(printf 'n%.0s' $(seq 240)).safetensors"
 expect 0 "saved" -- ./tiny train --metrics /dev/null --save out.safetensors
 expect 0 '"test_accuracy"' -- ./tiny train --metrics /dev/stdout --save out.safetensors
 # A finished run resumed with a new --save path writes that file.

@@ -23,11 +23,14 @@ rm -f "$work"/obj/*.o
 printf '%s\n' "${runtime[@]}" |
   xargs -P "$(nproc)" -I{} "$cxx" "${flags[@]}" -c "$repo/runtime/{}.cpp" -o "$work/obj/{}.o"
 formats=(npy idx csv safetensors)
+rm -f "$work"/*-fuzzer  # a failed build must not leave an old fuzzer to run
+pids=()
 for format in "${formats[@]}"; do
   define=NNC_FUZZ_$(echo "$format" | tr a-z A-Z)
   "$cxx" "${flags[@]}" -D"$define" "$repo/tests/fuzz/loader_fuzzer.cpp" "$work"/obj/*.o -lz -o "$work/$format-fuzzer" &
+  pids+=($!)
 done
-wait
+for pid in "${pids[@]}"; do wait "$pid"; done
 
 seeds() {  # FORMAT DIR: copies the format's seed files into DIR
   mkdir -p "$2"
