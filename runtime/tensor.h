@@ -34,18 +34,19 @@ Halide::Runtime::Buffer<T> allocate(const std::vector<int64_t>& shape, const std
   if (elements > 2147483647.0) throwAllocationError(what, shape, sizeof(T), "more elements than 2^31 - 1");
   std::vector<int> extents(shape.rbegin(), shape.rend());
   Halide::Runtime::Buffer<T> buffer(nullptr, extents);
-  // Halide's default allocator returns null when memory runs out, and the fill would crash on it.
-  auto malloc_or_throw = [](size_t bytes) {
-    void* memory = std::malloc(bytes);
+  // Zeroed by calloc (Halide's own allocator returns null when memory runs out, and a fill then crashed; its
+  // fill also drew an intermittent UBSan pointer-overflow report in HalideBuffer.h's for_each_value).
+  auto calloc_or_throw = [](size_t bytes) {
+    void* memory = std::calloc(bytes, 1);
     if (!memory) throw std::bad_alloc();
     return memory;
   };
   try {
-    buffer.allocate(malloc_or_throw, std::free);
+    buffer.allocate(calloc_or_throw, std::free);
   } catch (const std::bad_alloc&) {
     throwAllocationError(what, shape, sizeof(T), "out of memory");
   }
-  buffer.fill(T(0));
+  buffer.set_host_dirty();
   return buffer;
 }
 
