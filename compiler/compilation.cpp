@@ -45,7 +45,7 @@ void checkTensorSizes(const Graph& graph, int64_t train_batch, uint64_t memory_b
     double bytes = 4 * elements;
     bool too_many = elements > static_cast<double>(kMaxElements), too_big = bytes > static_cast<double>(memory_bytes);
     if ((!too_many && !too_big) || !reported.insert(node.span.begin).second) continue;
-    bool batched = std::any_of(node.shape.begin(), node.shape.end(), [](const Dim& d) { return d.isSymbolic(); });
+    bool batched = isBatched(node.shape);
     std::string tensor = fmt::format("this makes a tensor {}{} of {:.0f} elements{}", node.name.empty() ? "" : "`" + node.name + "` ",
                                      shapeToString(node.shape), elements, batched ? fmt::format(" at batch {}", batch) : "");
     diags.report(dsl::DiagKind::TensorTooLarge, node.span,

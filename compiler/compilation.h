@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "compiler/graph.h"
+#include "compiler/program.h"
 #include "dsl/checker.h"
 #include "dsl/diagnostics.h"
 #include "dsl/token.h"
@@ -23,9 +24,6 @@ struct Compilation {
   std::optional<dsl::CheckedModule> checked;
   std::optional<Graph> graph;
 };
-
-// The batch trainers evaluate and predict in (runtime/train_loop.cpp).
-constexpr int64_t kEvalBatch = 256;
 
 // Reports every binding whose tensors would exceed 2^31 - 1 elements at the train batch or kEvalBatch (Halide
 // indexes buffers with 32 bits, and such a model failed deep inside Halide instead) or `memory_bytes` (this

@@ -145,6 +145,8 @@ double flops(const Graph& graph, NodeId node, int64_t batch);
 
 // The number of elements of `shape` when every symbolic dimension has extent `batch`.
 int64_t elementCount(const Shape& shape, int64_t batch);
+// Whether `shape` has a symbolic dimension (the batch).
+bool isBatched(const Shape& shape);
 
 // The adjoint of each input of `node` given the adjoint `grad` of its output: kNoNode where an input has no
 // gradient (integer labels) or `wanted[i]` is false. Results may have the broadcast output's shape; autodiff

@@ -99,8 +99,7 @@ std::string planSource(const Program& program, const ProgramPlan& plan, const En
 int64_t maxElementsPerExample(const Graph& g) {
   int64_t most = 0;
   for (const Node& node : g.nodes)
-    if (std::any_of(node.shape.begin(), node.shape.end(), [](const Dim& d) { return d.isSymbolic(); }))
-      most = std::max(most, elementCount(node.shape, 1));
+    if (isBatched(node.shape)) most = std::max(most, elementCount(node.shape, 1));
   return most;
 }
 

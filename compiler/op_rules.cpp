@@ -4,6 +4,8 @@
 // (compiler/autodiff.cpp) accumulates fan-out and reduces broadcast adjoints, so the rules here do neither.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <stdexcept>
 
 #include "compiler/graph.h"
@@ -178,6 +180,10 @@ ShapeResult inferShape(const Graph& g, Op op, const std::vector<NodeId>& in, con
     default: break;  // ops of the other rule modules returned above
   }
   throw std::logic_error(std::string("internal error: no core shape rule for op ") + opInfo(op).name);
+}
+
+bool isBatched(const Shape& shape) {
+  return std::any_of(shape.begin(), shape.end(), [](const Dim& d) { return d.isSymbolic(); });
 }
 
 int64_t elementCount(const Shape& shape, int64_t batch) {

@@ -32,7 +32,7 @@ int64_t EntryPlan::peakElements(int64_t batch) const {
 }
 
 int batchEstimate(const Program& program, const EntryPoint& entry) {
-  return &entry == &program.predict ? 256 : static_cast<int>(program.train.batch);
+  return &entry == &program.predict ? static_cast<int>(kEvalBatch) : static_cast<int>(program.train.batch);
 }
 
 namespace {
@@ -52,10 +52,6 @@ std::string allAttrs(const Attrs& a) {
                      a.index, a.value, a.transpose_a, a.transpose_b, shapeToString(a.shape), fmt::join(a.axes, ","),
                      a.keepdims, a.alpha, a.beta, a.approximate, a.kernel[0], a.kernel[1], a.stride[0], a.stride[1],
                      a.padding[0], a.padding[1], a.dilation[0], a.dilation[1]);
-}
-
-bool batched(const Shape& shape) {
-  return std::any_of(shape.begin(), shape.end(), [](const Dim& d) { return d.isSymbolic(); });
 }
 
 std::string typeText(const Node& node) { return fmt::format("{}{}", dtypeName(node.dtype), shapeToString(node.shape)); }
@@ -84,7 +80,7 @@ class EntryPlanner {
             group.arguments.push_back(in);
       // A group that computes over the batch but reads nothing batched (BatchNorm's count of values per channel)
       // takes a batched argument of the entry for its extent.
-      auto reads_batch = [&](NodeId id) { return batched(g_.node(id).shape); };
+      auto reads_batch = [&](NodeId id) { return isBatched(g_.node(id).shape); };
       if (std::any_of(group.members.begin(), group.members.end(), reads_batch) &&
           std::none_of(group.arguments.begin(), group.arguments.end(), reads_batch)) {
         auto carrier = std::find_if(entry_.arguments.begin(), entry_.arguments.end(), reads_batch);
@@ -129,7 +125,7 @@ class EntryPlanner {
     for (size_t v = 0; v < out.values.size(); ++v) {
       PlanValue& value = out.values[v];
       if (value.kind != PlanValue::Kind::Intermediate) continue;
-      value.batched = batched(g_.node(value.node).shape);
+      value.batched = isBatched(g_.node(value.node).shape);
       slots[value.batched].push_back({v, slotSize(value.node)});
     }
     for (auto& group : slots)
@@ -331,7 +327,7 @@ class EntryPlanner {
     for (NodeId anchor : group.anchors) {
       computes.push_back(fmt::format("{} %{}", opInfo(g_.node(anchor).op).name, anchor));
       if (std::find(results.begin(), results.end(), anchor) == results.end())
-        (batched(g_.node(anchor).shape) ? inside.batched : inside.fixed) += slotSize(anchor);
+        (isBatched(g_.node(anchor).shape) ? inside.batched : inside.fixed) += slotSize(anchor);
     }
     out.all_intermediates.batched += inside.batched;
     out.all_intermediates.fixed += inside.fixed;

@@ -15,6 +15,9 @@
 
 namespace nnc {
 
+// The batch trainers evaluate and predict in (runtime/train_loop.cpp).
+constexpr int64_t kEvalBatch = 256;
+
 struct EntryPoint {
   std::string name;
   std::vector<NodeId> arguments;  // in ABI order: leaf nodes, or for a kernel of a plan (compiler/plan.h) any node

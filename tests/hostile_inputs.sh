@@ -141,7 +141,6 @@ model() {  # NAME BODY-LINE...: a model file around a body
   shift
   { echo "model m(x: f32[B, 4], y: i32[B]) {"; printf '    %s\n' "$@"; echo "}"; } > "$name.nn"
 }
-good_body=("logits = linear(x, 3)" "loss = cross_entropy(logits, y)" "return logits")
 expect 1 "missing.nn" "No such file" -- "$nnc" check missing.nn
 expect 1 "is a directory, not a model file" -- "$nnc" check data
 head -c 3000 "$nnc" > binary.nn
