@@ -56,7 +56,8 @@ void autoschedule(const Graph& graph, LoweredEntry& lowered, const ScheduleOptio
 }  // namespace
 
 void scheduleEntryWith(const Graph& graph, LoweredEntry& lowered, const ScheduleOptions& schedule) {
-  if (schedule.policy == SchedulePolicy::Manual) scheduleEntry(graph, lowered);
+  if (lowered.target.has_gpu_feature()) scheduleEntryForGpu(graph, lowered);  // the driver allows only `manual`
+  else if (schedule.policy == SchedulePolicy::Manual) scheduleEntry(graph, lowered);
   else if (schedule.policy == SchedulePolicy::Naive) scheduleNaive(lowered);
   else autoschedule(graph, lowered, schedule);
 }

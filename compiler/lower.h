@@ -103,6 +103,8 @@ int rowLanes(int64_t extent, const VectorUnit& unit);
 
 // Applies nnc's CPU schedule to a lowered entry point (compiler/schedule.cpp).
 void scheduleEntry(const Graph& graph, LoweredEntry& lowered);
+// Applies nnc's GPU schedule (compiler/schedule/gpu.cpp) to an entry lowered for a cuda or opencl target.
+void scheduleEntryForGpu(const Graph& graph, LoweredEntry& lowered);
 // Applies the naive schedule or an autoscheduler's (compiler/autoschedule.cpp).
 void scheduleEntryWith(const Graph& graph, LoweredEntry& lowered, const ScheduleOptions& schedule);
 

@@ -59,7 +59,8 @@ const std::map<std::string, std::string> kCommandUsage = {
 const char* kValues =
     "POLICY: manual (nnc's, the default), naive, li2018, adams2019 or mullapudi2016 (Halide's autoschedulers)\n"
     "TARGET: host (this machine's CPU, the default), x86-64, x86-64-v2, x86-64-v3 (AVX2), x86-64-v4 (AVX-512)\n"
-    "        or a Halide target string (x86-64-linux-avx-avx2-f16c-fma-sse41, host-profile, ...)\n";
+    "        cuda (NVIDIA GPUs, sm_80), opencl (any OpenCL device, PoCL included), either after a CPU level\n"
+    "        (x86-64-v3-cuda), or a Halide target string (x86-64-linux-avx-avx2-f16c-fma-sse41, host-profile, ...)\n";
 
 // The usage of `command`, or of every command when it is none of them.
 std::string usageOf(const std::string& command) {
@@ -137,6 +138,9 @@ Options parseOptions(int argc, char** argv) {
   } catch (const nnc::TargetError& e) {
     throw UserError(fmt::format("nnc: error: {}", e.what()));
   }
+  if (!options.kernels.target.gpuApi().empty() && options.kernels.schedule != nnc::SchedulePolicy::Manual)
+    throw UserError(fmt::format("nnc: error: --schedule={} is for CPU targets; {} kernels have nnc's GPU schedule",
+                                nnc::schedulePolicyName(options.kernels.schedule), options.kernels.target.gpuApi()));
   return options;
 }
 

@@ -120,12 +120,22 @@ Halide::Target parseHalide(const std::string& text) {
   Halide::Target t(text);
   if (t.arch != Halide::Target::X86 || t.bits != 64 || t.os != Halide::Target::Linux)
     throw TargetError(fmt::format("target `{}`: nnc builds trainers for x86-64 Linux (x86-64-linux-...)", text));
-  if (t.has_gpu_feature())
-    throw TargetError(fmt::format("target `{}`: GPU targets are not supported yet; name a CPU target", text));
+  if (t.has_gpu_feature() && !t.features_any_of({Feature::CUDA, Feature::OpenCL}))
+    throw TargetError(fmt::format("target `{}`: the GPU APIs nnc builds for are cuda and opencl", text));
+  if (t.has_feature(Feature::CUDA) && t.has_feature(Feature::OpenCL))
+    throw TargetError(fmt::format("target `{}`: name one GPU API, cuda or opencl", text));
+  // Without a capability Halide 14 emits PTX for sm_20, which no current driver runs.
+  if (t.has_feature(Feature::CUDA) && t.get_cuda_capability_lower_bound() == 20)
+    t = t.with_feature(Feature::CUDACapability80);
   return t;
 }
 
 }  // namespace
+
+std::string Target::gpuApi() const {
+  Halide::Target t(halide);
+  return t.has_feature(Feature::CUDA) ? "cuda" : t.has_feature(Feature::OpenCL) ? "opencl" : "";
+}
 
 std::string Target::describe() const { return name == halide ? halide : fmt::format("{} ({})", name, halide); }
 
@@ -158,6 +168,17 @@ const Target& hostTarget() {
 
 Target parseTarget(const std::string& text) {
   if (text == "host") return hostTarget();
+  // A GPU API after a CPU target's name ("opencl" alone is the host's CPU with OpenCL kernels).
+  for (const char* api : {"cuda", "opencl"}) {
+    std::string suffix = std::string("-") + api;
+    bool alone = text == api;
+    if (!alone && (text.size() <= suffix.size() || text.compare(text.size() - suffix.size(), suffix.size(), suffix) != 0))
+      continue;
+    std::string cpu = alone ? "host" : text.substr(0, text.size() - suffix.size());
+    if (cpu != "host" && cpu.rfind("x86-64", 0) != 0) continue;
+    Halide::Target t = parseHalide(parseTarget(cpu).halide + suffix);
+    return makeTarget(text, t);
+  }
   for (const cpu::IsaLevel& level : cpu::isaLevels())
     if (text == level.name)
       return makeTarget(level.name, Halide::Target(fmt::format("x86-64-linux{}{}", *level.halide_features ? "-" : "",

@@ -20,6 +20,8 @@ struct Target {
   std::string halide;  // the Halide target string the kernels are compiled for, canonical
   std::vector<std::string> cpu_features;  // what a CPU needs to run them (runtime/cpu_features.h names)
 
+  // "cuda" or "opencl" when the kernels run on a GPU (the CPU features then serve Halide's host code), or "".
+  std::string gpuApi() const;
   // "x86-64-v3 (x86-64-linux-avx-avx2-f16c-fma-sse41)", or the Halide string alone when it is the name.
   std::string describe() const;
 };
@@ -39,7 +41,9 @@ Target targetForCpu(const std::vector<std::string>& cpu_features);
 const Target& hostTarget();
 
 // `host`, a named level (x86-64, x86-64-v2, x86-64-v3, x86-64-v4), or a Halide target string for x86-64 Linux
-// ("host-FEATURES" adds features to the host's). Throws TargetError.
+// ("host-FEATURES" adds features to the host's). `cuda` and `opencl` are the host's CPU with kernels for that GPU
+// API, and either may follow a named level (`x86-64-v3-cuda`); CUDA without a capability gets sm_80
+// (cuda_capability_80). Throws TargetError.
 Target parseTarget(const std::string& text);
 
 // The CPU features code that Halide 14 compiles for `halide_target` may use: those of the -mcpu it picks and of

@@ -43,6 +43,32 @@ void* raw(const Halide::Runtime::Buffer<T>& buffer) {
   return const_cast<halide_buffer_t*>(buffer.raw_buffer());
 }
 
+// Where tensors live on a GPU target (for a CPU one, nothing here does anything): Halide copies an argument to
+// the device when it has no device copy or its host copy is marked dirty, and leaves results on the device,
+// marked device-dirty. Parameters and optimizer state stay there from step to step; a batch goes up with each
+// call (the caller's buffer, written on the host, is passed as a fresh view, whose device copy is freed with the
+// view); what the host reads (the loss, gradients, predictions) comes down after the call.
+template <typename T>
+Halide::Runtime::Buffer<T> uploadedView(const Halide::Runtime::Buffer<T>& host) {
+  Halide::Runtime::Buffer<T> view(const_cast<T*>(host.data()), host.dimensions(), host.raw_buffer()->dim);
+  view.set_host_dirty();
+  return view;
+}
+
+// A result's buffer: the kernel writes every element, so a host copy marked dirty is dropped, not uploaded.
+template <typename T>
+void* resultArg(Halide::Runtime::Buffer<T>& buffer) {
+  buffer.raw_buffer()->set_host_dirty(false);
+  return buffer.raw_buffer();
+}
+
+template <typename T>
+void copyToHost(Halide::Runtime::Buffer<T>& buffer, const char* entry) {
+  if (int code = buffer.copy_to_host(); code != 0)
+    throw std::runtime_error(std::string("copying a result of `") + entry + "` from the device failed (" +
+                             std::to_string(code) + "): " + last_kernel_error);
+}
+
 // The kernels are compiled without Halide's argument checks (compiler/aot.cpp), so every buffer is checked here:
 // allocated, dense, and of the model's row-major shape (`rank` extents, kBatchDim standing for `batch`). The
 // check allocates nothing unless it fails: it runs on every step. `role` and `name` say which argument failed.
@@ -96,7 +122,7 @@ int64_t checkBatch(const ModelSpec& model, const Tensor& input, const LabelTenso
 // The features as the model's input: the runtime holds them as [rows, features]; a model whose input has more
 // dimensions ([B, 1, 28, 28]) gets a view of the same row-major memory in its own shape.
 Tensor asModelInput(const ModelSpec& model, const Tensor& x) {
-  if (model.inputs[0].rank == x.dimensions()) return x;
+  if (model.inputs[0].rank == x.dimensions()) return uploadedView(x);
   int64_t features = 1;
   for (int d = 1; d < model.inputs[0].rank; ++d) features *= model.inputs[0].shape[d];
   if (x.dimensions() != 2 || x.dim(0).extent() != features || x.dim(0).stride() != 1)
@@ -111,7 +137,9 @@ Tensor asModelInput(const ModelSpec& model, const Tensor& x) {
     dims[d] = halide_dimension_t(0, static_cast<int32_t>(extent == kBatchDim ? x.dim(1).extent() : extent), stride);
     stride *= dims[d].extent;
   }
-  return Tensor(const_cast<float*>(x.data()), spec.rank, dims);
+  Tensor view(const_cast<float*>(x.data()), spec.rank, dims);
+  view.set_host_dirty();
+  return view;
 }
 
 }  // namespace
@@ -133,12 +161,17 @@ TrainState allocateTrainState(const ModelSpec& model) {
   return state;
 }
 
+void copyToHost(std::vector<Tensor>& tensors) {
+  for (Tensor& tensor : tensors) copyToHost(tensor, "train_step");
+}
+
 void initKernels(int threads) {
   halide_set_error_handler(recordKernelError);
   halide_set_custom_malloc(cachedMalloc);
   halide_set_custom_free(cachedFree);
   setKernelThreads(threads);
   halide_set_custom_do_par_for(parallelFor);
+  halide_reuse_device_allocations(nullptr, true);  // a batch's device copy each step reuses the last one's memory
 }
 
 void stepScalars(const ModelSpec& model, double lr, int64_t step, uint64_t seed, std::vector<ScalarArg>& values) {
@@ -174,18 +207,20 @@ float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, T
   checkBatch(model, input, &y, "train_step");
   for (const std::vector<Tensor>* params : {&state.params, &state.next_params}) checkParams(model, *params, "train_step");
   for (const std::vector<Tensor>* states : {&state.states, &state.next_states}) checkStates(model, *states, "train_step");
+  LabelTensor labels = uploadedView(y);
   std::vector<void*>& args = state.args;
   args.clear();
   args.push_back(raw(input));
-  args.push_back(raw(y));
+  args.push_back(raw(labels));
   for (Tensor& p : state.params) args.push_back(raw(p));
   for (Tensor& s : state.states) args.push_back(raw(s));
   for (const ScalarArg& scalar : scalars) args.push_back(const_cast<ScalarArg*>(&scalar));  // read, never written
-  args.push_back(raw(state.loss));
-  for (Tensor& p : state.next_params) args.push_back(raw(p));
-  for (Tensor& s : state.next_states) args.push_back(raw(s));
+  args.push_back(resultArg(state.loss));
+  for (Tensor& p : state.next_params) args.push_back(resultArg(p));
+  for (Tensor& s : state.next_states) args.push_back(resultArg(s));
   call(model.train_step, "train_step", args);
   state.swap();
+  copyToHost(state.loss, "train_step");
   return state.loss();
 }
 
@@ -205,18 +240,21 @@ float computeGrads(const ModelSpec& model, const Tensor& x, const LabelTensor& y
   int64_t trainable = 0;
   for (int i = 0; i < model.num_params; ++i) trainable += model.params[i].trainable;
   checkCount(grads.size(), trainable, "grads", "gradient tensors");
-  std::vector<void*> args = {raw(input), raw(y)};
+  LabelTensor labels = uploadedView(y);
+  std::vector<void*> args = {raw(input), raw(labels)};
   for (const Tensor& p : params) args.push_back(raw(p));
   bool has_dropout = false;
   for (int i = 0; i < model.num_scalars; ++i) has_dropout |= std::strcmp(model.scalars[i], "dropout_seed") == 0;
   if (has_dropout) args.push_back(&dropout_seed);
-  args.push_back(raw(loss));
+  args.push_back(resultArg(loss));
   for (int i = 0, g = 0; i < model.num_params; ++i) {
     if (!model.params[i].trainable) continue;
     checkArgument(grads[g], model.params[i].rank, model.params[i].shape, 1, "grads", "gradient of", model.params[i].name);
-    args.push_back(raw(grads[g++]));
+    args.push_back(resultArg(grads[g++]));
   }
   call(model.grads, "grads", args);
+  copyToHost(loss, "grads");
+  for (Tensor& grad : grads) copyToHost(grad, "grads");
   return loss();
 }
 
@@ -227,8 +265,9 @@ void predict(const ModelSpec& model, const Tensor& x, const std::vector<Tensor>&
   checkArgument(out, static_cast<int>(model.output_rank), model.output_shape, batch, "predict", "output");
   std::vector<void*> args = {raw(input)};
   for (const Tensor& p : params) args.push_back(raw(p));
-  args.push_back(raw(out));
+  args.push_back(resultArg(out));
   call(model.predict, "predict", args);
+  copyToHost(out, "predict");
 }
 
 }  // namespace nnc::rt

@@ -25,6 +25,10 @@ TrainState allocateTrainState(const ModelSpec& model);
 // call once before any kernel.
 void initKernels(int threads);
 
+// Brings tensors that kernels of a GPU target left on the device (parameters, optimizer state) to the host,
+// before the host reads them; nothing to do on a CPU target. Throws std::runtime_error when the copy fails.
+void copyToHost(std::vector<Tensor>& tensors);
+
 // A scalar argument of train_step: a float, or the int32 dropout seed.
 union ScalarArg {
   float f;

@@ -16,11 +16,20 @@ namespace nnc::rt {
 
 namespace {
 
-// Per thread, reused by every call: the intermediate buffers, their dimensions and one call's argv.
-struct Scratch {
+// One plan's intermediate buffers on one thread, kept from call to call: on a GPU target each holds a device
+// allocation that the next call reuses (a kernel allocates device memory for a result that has none), until a
+// call with another batch size frees them.
+struct PlanBuffers {
+  int64_t batch = -1;
   std::vector<halide_buffer_t> buffers;
   std::vector<halide_dimension_t> dims;
-  std::vector<void*> argv;
+  std::vector<void*> argv;  // one call's arguments
+
+  void freeDeviceMemory() {
+    for (halide_buffer_t& buffer : buffers)
+      if (buffer.device) halide_device_free(nullptr, &buffer);
+  }
+  ~PlanBuffers() { freeDeviceMemory(); }
 };
 
 // --profile: the calls and time of each call of each plan, in the order plans first ran.
@@ -71,15 +80,12 @@ void printPlanProfile() {
   }
 }
 
-int runPlan(const PlanSpec& plan, void** args) {
-  thread_local Scratch scratch;
-  int64_t batch = 1;
-  if (plan.batch_arg >= 0) batch = static_cast<halide_buffer_t*>(args[plan.batch_arg])->dim[plan.batch_dim].extent;
+// Shapes `scratch`'s buffers for `batch` (after freeing the device memory of another batch size's).
+void shapeBuffers(const PlanSpec& plan, int64_t batch, PlanBuffers& scratch) {
+  scratch.freeDeviceMemory();
+  scratch.batch = batch;
   scratch.buffers.assign(plan.num_buffers, halide_buffer_t{});
   scratch.dims.resize(static_cast<size_t>(plan.num_buffers) * kMaxRank);
-  int64_t batched_elements = plan.arena_batched * batch;
-  setAllocationContext(plan.entry, nullptr);
-  auto* arena = static_cast<float*>(cachedMalloc(nullptr, static_cast<size_t>(batched_elements + plan.arena_fixed) * 4));
   for (int b = 0; b < plan.num_buffers; ++b) {
     const PlanBufferSpec& spec = plan.buffers[b];
     halide_buffer_t& buffer = scratch.buffers[b];
@@ -92,8 +98,22 @@ int runPlan(const PlanSpec& plan, void** args) {
       buffer.dim[d] = halide_dimension_t(0, static_cast<int32_t>(extent), static_cast<int32_t>(elements));
       elements *= extent;
     }
+  }
+}
+
+int runPlan(const PlanSpec& plan, void** args) {
+  thread_local std::map<const PlanSpec*, PlanBuffers> scratches;
+  PlanBuffers& scratch = scratches[&plan];
+  int64_t batch = 1;
+  if (plan.batch_arg >= 0) batch = static_cast<halide_buffer_t*>(args[plan.batch_arg])->dim[plan.batch_dim].extent;
+  if (batch != scratch.batch) shapeBuffers(plan, batch, scratch);
+  int64_t batched_elements = plan.arena_batched * batch;
+  setAllocationContext(plan.entry, nullptr);
+  auto* arena = static_cast<float*>(cachedMalloc(nullptr, static_cast<size_t>(batched_elements + plan.arena_fixed) * 4));
+  for (int b = 0; b < plan.num_buffers; ++b) {
+    const PlanBufferSpec& spec = plan.buffers[b];
     float* start = spec.batched ? arena + spec.offset * batch : arena + batched_elements + spec.offset;
-    buffer.host = reinterpret_cast<uint8_t*>(start);
+    scratch.buffers[b].host = reinterpret_cast<uint8_t*>(start);
   }
   int result = 0;
   for (int c = 0; c < plan.num_calls && result == 0; ++c) {

@@ -375,7 +375,9 @@ int train(const ModelSpec& model, const TrainOptions& options) {
   bool higher_is_better = options.monitor == "val_accuracy";
   // Saves the parameters and, beside them, the state to resume from (params and states as of `step`).
   bool saved = false;
-  auto save = [&](const std::vector<Tensor>& params, const std::vector<Tensor>& states) {
+  auto save = [&](std::vector<Tensor>& params, std::vector<Tensor>& states) {
+    copyToHost(params);
+    copyToHost(states);
     ResumeState now{step, options.seed, options.batch, train_set.count, best.epoch, best.metric, best.params, history};
     saveResumeState(model, options.save, params, states, now);
     saveCheckpoint(model, options.save, params, completed_epochs, step, checkpoint_metadata);
@@ -469,7 +471,10 @@ int train(const ModelSpec& model, const TrainOptions& options) {
     if (!options.plot.empty()) writeFileAtomically(options.plot, renderTrainingSvg(model.name, history));
     if (early_stopping) {
       double metric = higher_is_better ? point.val_accuracy : point.val_loss;
-      if (best.improves(metric, higher_is_better)) best.record(epoch, metric, state.params);
+      if (best.improves(metric, higher_is_better)) {
+        copyToHost(state.params);
+        best.record(epoch, metric, state.params);
+      }
       if (epoch - best.epoch >= options.patience) stop = true;
     }
     if (!options.save.empty()) save(state.params, state.states);  // every epoch, so a crash loses one at most
@@ -478,6 +483,7 @@ int train(const ModelSpec& model, const TrainOptions& options) {
   // A finished run resumed with a new --save: write its state there (before the best epoch replaces the params).
   if (!options.save.empty() && !saved) save(state.params, state.states);
   if (early_stopping && best.epoch > 0) {
+    copyToHost(state.params);
     for (size_t i = 0; i < best.params.size(); ++i) state.params[i].copy_from(best.params[i]);
     std::printf("early stopping: best epoch %lld (%s %.4f); its parameters are kept\n",
                 static_cast<long long>(best.epoch), options.monitor.c_str(), best.metric);

@@ -27,6 +27,7 @@
 
 #include "compiler/lower.h"
 #include "compiler/lower_conv.h"
+#include "compiler/schedule/fusion.h"
 
 namespace nnc {
 
@@ -199,42 +200,6 @@ void scheduleReduction(const Graph& graph, const Node& node, LoweredNode& lowere
   if (worthParallel(graph.node(node.inputs[0]).shape)) f.update().parallel(task);
 }
 
-// How many lowered nodes read each node; whether a matmul or a window that reads an element more than
-// once (a convolution, overlapping pools) reads it; how many reads are by pools whose windows tile their input.
-struct Uses {
-  std::map<NodeId, int> count, by_tiling_pool;
-  std::map<NodeId, bool> by_matmul, by_window;
-  std::set<NodeId> by_kernels;  // a plan kernel's results: other kernels read them
-  std::map<NodeId, NodeId> last_user;  // the last node that reads each (its only reader when count is 1)
-};
-
-Uses countUses(const Graph& graph, const LoweredEntry& lowered) {
-  Uses uses;
-  for (const auto& [id, _] : lowered.nodes) {
-    if (isArgument(lowered, id)) continue;
-    const Node& user = graph.node(id);
-    std::vector<NodeId> inputs = user.inputs;
-    if (auto bias = lowered.bias_in_grad_weight.find(id); bias != lowered.bias_in_grad_weight.end())
-      inputs = {bias->second};  // a bias gradient read from its weight gradient's sums
-    for (size_t k = 0; k < inputs.size(); ++k) {
-      NodeId in = inputs[k];
-      uses.count[in]++;
-      uses.last_user[in] = id;
-      if (opInfo(user.op).family == OpFamily::MatMul) uses.by_matmul[in] = true;
-      if (opInfo(user.op).family != OpFamily::Conv) continue;
-      if (k == 0 && windowTilesInput(user)) uses.by_tiling_pool[in]++;
-      else if (!readsThroughCopy(user, k)) uses.by_window[in] = true;
-    }
-  }
-  if (lowered.plan_kernel) uses.by_kernels.insert(lowered.output_nodes.begin(), lowered.output_nodes.end());
-  return uses;
-}
-
-// A layout op is computed at root (a copy) when a product reads it or it is a plan kernel's result.
-bool materializedLayout(const Uses& uses, NodeId id) {
-  return (uses.by_matmul.count(id) && uses.by_matmul.at(id)) || uses.by_kernels.count(id);
-}
-
 // Whether `reader`, the only reader of a node of `shape`, reads each of its elements once: an elementwise node of
 // that shape (not one that broadcasts it), a sum, mean or maximum, or a materialized layout op.
 bool readsEachElementOnce(const Graph& graph, const Uses& uses, NodeId reader, const Shape& shape) {
@@ -248,22 +213,6 @@ bool readsEachElementOnce(const Graph& graph, const Uses& uses, NodeId reader, c
   }
   if (opInfo(node.op).family == OpFamily::Elementwise) return node.shape == shape;
   return opInfo(node.op).family == OpFamily::Layout && materializedLayout(uses, reader);
-}
-
-bool isOutput(const LoweredEntry& lowered, NodeId id) {
-  return std::find(lowered.output_nodes.begin(), lowered.output_nodes.end(), id) != lowered.output_nodes.end();
-}
-
-// Whether an elementwise node is computed at root: when it has several consumers (other than pools whose windows
-// tile it, which read each element once: LeNet-5's relu before max pooling and its arg-max, where materializing
-// cost a pass over 1.2 MB, more than Zen 5's 1 MB L2), or feeds a matmul or a window that rereads it (not one
-// that reads it through a copy, readsThroughCopy).
-bool elementwiseAtRoot(const Uses& uses, NodeId id) {
-  auto count = [](const std::map<NodeId, int>& m, NodeId id) { return m.count(id) ? m.at(id) : 0; };
-  auto flag = [](const std::map<NodeId, bool>& m, NodeId id) { return m.count(id) && m.at(id); };
-  bool only_tiling_pools = count(uses.by_tiling_pool, id) == count(uses.count, id);
-  return (count(uses.count, id) > 1 && !only_tiling_pools) || flag(uses.by_matmul, id) || flag(uses.by_window, id) ||
-         uses.by_kernels.count(id);
 }
 
 // The epilogues of window sums: a convolution (or its input gradient) read only by an elementwise node of its own

@@ -1,0 +1,136 @@
+// GPU schedules for lowered entry points (targets with `cuda` or `opencl`): one schedule, two backends. PoCL runs
+// the OpenCL kernels on a CPU, so CI checks every GPU schedule's results; a lent NVIDIA GPU measures its speed
+// (bench/gpu_check.sh).
+//
+// Policy, per node family (which nodes are stored is decided as for the CPU, schedule/fusion.h):
+//   elementwise, layout  inlined into their readers (fused chains), or one kernel over their elements
+//   matmul               thread blocks of kGemmTile x kGemmTile outputs; each thread's sum in a register
+//   conv, reduce, loss   every helper and the result stored: one thread per output element, its window or
+//                        reduction a serial loop in that thread; reductions over everything (the loss, a
+//                        statistic) split into per-block partial sums (rfactor) added by one thread
+// Every GPU loop guards its tail (GuardWithIf), so any batch size and any extent works.
+#include <Halide.h>
+
+#include <set>
+
+#include "compiler/lower.h"
+#include "compiler/schedule/fusion.h"
+
+namespace nnc {
+
+namespace {
+
+using Halide::Func;
+using Halide::Var;
+
+constexpr int kThreadsPerBlock1d = 128;
+constexpr int kTile2d = 16;    // 16 x 16 threads per block over two dimensions
+constexpr int kGemmTile = 16;  // outputs per block side of a product
+
+// The pure variables of a stage that may run in parallel: every argument of the Func for its pure definition,
+// and for an update the arguments that are the Func's own variable at their own position (f(x, y) += ...), whose
+// iterations write disjoint elements. Innermost first.
+std::vector<Var> parallelVars(const Func& f, int stage) {
+  std::vector<Var> vars;
+  std::vector<Var> args = f.args();
+  if (stage < 0) return args;
+  std::vector<Halide::Expr> lhs = f.update_args(stage);
+  for (size_t i = 0; i < lhs.size() && i < args.size(); ++i) {
+    const auto* v = lhs[i].as<Halide::Internal::Variable>();
+    if (v && !v->reduction_domain.defined() && v->name == args[i].name()) vars.push_back(args[i]);
+  }
+  return vars;
+}
+
+// Maps a stage's loops over `vars` (innermost first) to GPU blocks and threads: one dimension in blocks of
+// kThreadsPerBlock1d threads, two in kTile2d x kTile2d tiles, further dimensions fused into one more block
+// dimension. Without parallel variables the stage runs in one GPU thread.
+void gpuTile(Halide::Stage stage, const std::vector<Var>& vars) {
+  using Halide::TailStrategy;
+  if (vars.empty()) {
+    stage.gpu_single_thread();
+    return;
+  }
+  Var xo("gxo"), xi("gxi"), yo("gyo"), yi("gyi");
+  if (vars.size() == 1) {
+    stage.gpu_tile(vars[0], xo, xi, kThreadsPerBlock1d, TailStrategy::GuardWithIf);
+    return;
+  }
+  if (vars.size() > 2) {
+    Var outer = vars.back();
+    for (size_t i = vars.size() - 1; i-- > 2;) {
+      Var fused(outer.name() + "_" + vars[i].name());
+      stage.fuse(vars[i], outer, fused);
+      outer = fused;
+    }
+    stage.gpu_blocks(outer);
+  }
+  stage.gpu_tile(vars[0], vars[1], xo, yo, xi, yi, kTile2d, kTile2d, TailStrategy::GuardWithIf);
+}
+
+// Stores `f` in GPU memory, every stage on the GPU.
+void gpuRoot(Func f) {
+  f.compute_root();
+  gpuTile(f, parallelVars(f, -1));
+  for (int s = 0; s < f.num_update_definitions(); ++s) gpuTile(f.update(s), parallelVars(f, s));
+}
+
+// A reduction of everything to one value (the batch's loss, a sum over all elements) would run in one thread: its
+// outermost reduction variable is split into chunks of kThreadsPerBlock1d, one partial sum per chunk computed in
+// parallel (rfactor), and one thread adds the partial sums.
+void gpuRootReduction(Func f) {
+  if (f.dimensions() != 0 || f.num_update_definitions() != 1) return gpuRoot(f);
+  std::vector<Halide::Internal::Dim> loops = f.update().get_schedule().dims();  // innermost first, then __outermost
+  if (loops.size() < 2) return gpuRoot(f);
+  Halide::RVar outer(loops[loops.size() - 2].var), chunk("chunk"), within("within");
+  Var block("block");
+  Func partial =
+      f.update().split(outer, chunk, within, kThreadsPerBlock1d, Halide::TailStrategy::GuardWithIf).rfactor(chunk, block);
+  gpuRoot(f);
+  gpuRoot(partial);
+}
+
+// C(n, m) = sum_k A(k, m) B(n, k) in kGemmTile x kGemmTile blocks of threads, each thread's sum in a register.
+void gpuMatMul(LoweredNode& lowered) {
+  Func out = lowered.func, acc = lowered.helpers[0];
+  Var n = dimVars()[0], m = dimVars()[1];
+  Var no("no"), mo("mo"), ni("ni"), mi("mi");
+  out.compute_root().gpu_tile(n, m, no, mo, ni, mi, kGemmTile, kGemmTile, Halide::TailStrategy::GuardWithIf);
+  if (out.dimensions() == 3) out.gpu_blocks(dimVars()[2]);  // batch_matmul's entries
+  acc.compute_at(out, ni);
+}
+
+}  // namespace
+
+void scheduleEntryForGpu(const Graph& graph, LoweredEntry& lowered) {
+  Uses uses = countUses(graph, lowered);
+  std::set<std::string> scheduled;  // Funcs given a GPU schedule
+  for (auto& [id, node_funcs] : lowered.nodes) {
+    if (isArgument(lowered, id)) continue;
+    const Node& node = graph.node(id);
+    bool store = false;
+    switch (opInfo(node.op).family) {
+      case OpFamily::Leaf: break;
+      case OpFamily::Elementwise: store = elementwiseAtRoot(uses, id); break;
+      case OpFamily::Layout: store = materializedLayout(uses, id); break;
+      case OpFamily::MatMul:
+        gpuMatMul(node_funcs);
+        scheduled.insert(node_funcs.func.name());
+        continue;
+      case OpFamily::Conv:
+      case OpFamily::Reduce:
+      case OpFamily::Loss:
+        if (node.op == Op::SumTo && node_funcs.reductions.empty()) break;  // a copy, inlined
+        for (Func helper : node_funcs.helpers) gpuRootReduction(helper);
+        store = true;
+        break;
+    }
+    if (!store) continue;
+    gpuRootReduction(node_funcs.func);
+    scheduled.insert(node_funcs.func.name());
+  }
+  for (Func out : lowered.outputs)
+    if (!scheduled.count(out.name())) gpuRoot(out);
+}
+
+}  // namespace nnc
