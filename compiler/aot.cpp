@@ -31,11 +31,12 @@ Halide::Target profiledTarget(const KernelOptions& options) {
   return options.profile ? target.with_feature(Halide::Target::Profile) : target;
 }
 
+// A GPU target keeps its asserts: Halide checks the result of every device call (loading the driver, device
+// allocations, copies) with an assert, so without them a missing driver went unnoticed and a later copy crashed.
 Halide::Target kernelTarget(const KernelOptions& options) {
-  Halide::Target target = profiledTarget(options);
-  for (auto feature : {Halide::Target::NoRuntime, Halide::Target::NoAsserts, Halide::Target::NoBoundsQuery})
-    target = target.with_feature(feature);
-  return target;
+  Halide::Target target = profiledTarget(options).with_feature(Halide::Target::NoRuntime)
+                              .with_feature(Halide::Target::NoBoundsQuery);
+  return target.has_gpu_feature() ? target : target.with_feature(Halide::Target::NoAsserts);
 }
 
 // Autoschedulers tune train_step and grads for the training batch, predict for evaluation's 256 rows.

@@ -18,6 +18,7 @@
 
 #include "runtime/cpu_features.h"
 #include "runtime/data_source.h"
+#include "runtime/device.h"
 #include "runtime/errors.h"
 #include "runtime/npy.h"
 #include "runtime/output_path.h"
@@ -45,14 +46,16 @@ const std::map<std::string, const char*> kCommandUsage = {
      "                [--plot FILE.svg] [--no-shuffle] [--init CKPT | --resume CKPT] [--save CKPT]\n"
      "                [--save-every STEPS] [--metrics FILE] [--threads N] [--label-column NAME|INDEX]\n"
      "                [--normalize none|scale|standardize] [--augment-flip P] [--augment-shift N]\n"},
-    {"eval", "usage: %s eval --weights CKPT [--data DIR] [--label-column NAME|INDEX] [--batch N] [--threads N]\n"},
+    {"eval",
+     "usage: %s eval --weights CKPT [--data DIR] [--label-column NAME|INDEX] [--batch N] [--threads N]\n"
+     "               [--device N]\n"},
     {"predict",
      "usage: %s predict --weights CKPT [INPUT.npy|INPUT-idx] [-o PROBABILITIES.npy] [--data DIR] [--limit N]\n"
-     "                  [--label-column NAME|INDEX]\n"},
+     "                  [--label-column NAME|INDEX] [--device N]\n"},
     {"bench",
      "usage: %s bench [--entry train_step|grads|predict] [--batch N] [--steps N] [--repeats N] [--threads N]\n"
-     "                [--benchmark_...: Google Benchmark's flags]\n"},
-    {"info", "usage: %s info\n"},
+     "                [--device N] [--benchmark_...: Google Benchmark's flags]\n"},
+    {"info", "usage: %s info [--device N]\n"},
 };
 
 const char* kOverview =
@@ -114,6 +117,17 @@ int64_t positiveInt(const std::map<std::string, std::string>& flags, const std::
   return value;
 }
 
+// --device N: the GPU a GPU build runs on (-1 when not given: as Halide's runtime picks).
+int deviceFlag(const std::map<std::string, std::string>& flags) {
+  return static_cast<int>(positiveInt(flags, "--device", -1, 0, 1023));
+}
+
+// Starts the kernels' runtime: --threads worker threads (0: one per core) and, for a GPU build, the --device.
+void startKernels(const ModelSpec& model, const std::map<std::string, std::string>& flags) {
+  initKernels(static_cast<int>(positiveInt(flags, "--threads", 0, 0)));
+  selectDevice(model, deviceFlag(flags));
+}
+
 // A number flag, the whole of its text a finite number; nullopt when not given.
 std::optional<double> realFlag(const std::map<std::string, std::string>& flags, const std::string& name,
                                const std::string& expected) {
@@ -156,7 +170,7 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
                                        {"--validation-split", true}, {"--patience", true}, {"--plot", true}, {"--no-shuffle", false},
                                        {"--init", true}, {"--resume", true}, {"--save", true}, {"--save-every", true}, {"--metrics", true},
                                        {"--threads", true}, {"--label-column", true}, {"--normalize", true},
-                                       {"--augment-flip", true}, {"--augment-shift", true}});
+                                       {"--augment-flip", true}, {"--augment-shift", true}, {"--device", true}});
   TrainOptions options;
   options.data = stringFlag(flags, "--data", model.train.data);
   options.epochs = positiveInt(flags, "--epochs", model.train.epochs);
@@ -195,15 +209,15 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
   options.save = stringFlag(flags, "--save", std::string(model.name) + ".safetensors");
   options.save_every = positiveInt(flags, "--save-every", 0, 0);
   options.metrics = stringFlag(flags, "--metrics");
-  initKernels(static_cast<int>(positiveInt(flags, "--threads", 0, 0)));
+  startKernels(model, flags);
   return train(model, options);
 }
 
 int evalCommand(const ModelSpec& model, int argc, char** argv) {
   auto flags = parseFlags(argc, argv, {{"--weights", true}, {"--data", true}, {"--batch", true}, {"--threads", true},
-                                       {"--label-column", true}});
+                                       {"--label-column", true}, {"--device", true}});
   if (!flags.count("--weights")) throw UsageError("`eval` needs `--weights CKPT`");
-  initKernels(static_cast<int>(positiveInt(flags, "--threads", 0, 0)));
+  startKernels(model, flags);
   std::vector<Tensor> params = allocateParams(model);
   loadCheckpoint(model, flags["--weights"], params);
   std::string data_dir = stringFlag(flags, "--data", model.train.data);
@@ -267,11 +281,11 @@ std::vector<float> predictProbabilities(const ModelSpec& model, const std::vecto
 int predictCommand(const ModelSpec& model, int argc, char** argv) {
   std::string input_path;
   auto flags = parseFlags(argc, argv, {{"--weights", true}, {"--data", true}, {"--limit", true}, {"-o", true},
-                                       {"--label-column", true}},
+                                       {"--label-column", true}, {"--device", true}},
                           &input_path);
   if (!flags.count("--weights")) throw UsageError("`predict` needs `--weights CKPT`");
   if (flags.count("-o")) checkOutputPath("-o", flags["-o"], OutputKind::Replaced);
-  initKernels(0);
+  startKernels(model, flags);
   std::vector<Tensor> params = allocateParams(model);
   loadCheckpoint(model, flags["--weights"], params);
   bool labeled = input_path.empty();
@@ -350,13 +364,14 @@ int benchCommand(const ModelSpec& model, int argc, char** argv) {
     if (arg.rfind("--benchmark_format=", 0) == 0) console = arg == "--benchmark_format=console";
   }
   auto flags = parseFlags(static_cast<int>(ours.size()), ours.data(),
-                          {{"--batch", true}, {"--steps", true}, {"--threads", true}, {"--repeats", true}, {"--entry", true}});
+                          {{"--batch", true}, {"--steps", true}, {"--threads", true}, {"--repeats", true}, {"--entry", true},
+                           {"--device", true}});
   std::string only = stringFlag(flags, "--entry", "");
   if (!only.empty() && only != "train_step" && only != "grads" && only != "predict")
     throw UsageError("`--entry` takes train_step, grads or predict, got `" + only + "`");
   int64_t steps = flags.count("--steps") ? positiveInt(flags, "--steps", 1) : 0;
   int64_t repeats = positiveInt(flags, "--repeats", 1, 1, 1000);
-  initKernels(static_cast<int>(positiveInt(flags, "--threads", 0, 0)));
+  startKernels(model, flags);
 
   TrainState state = allocateTrainState(model);
   initializeParams(model, 1, state.params);
@@ -439,13 +454,23 @@ void checkCpu(const ModelSpec& model) {
                  (level ? std::string("--target=") + level->name + " or " : std::string()) + "on this machine");
 }
 
-int infoCommand(const ModelSpec& model) {
+int infoCommand(const ModelSpec& model, int argc, char** argv) {
+  int device = deviceFlag(parseFlags(argc, argv, {{"--device", true}}));
   std::vector<std::string> required = requiredCpuFeatures(model);
   std::vector<std::string> missing = cpu::missingFeatures(required);
   std::printf("model %s\ntarget %s\n", model.name, model.target);
   if (std::string(model.target_name) != model.target) std::printf("target name %s\n", model.target_name);
   std::printf("needs CPU features: %s\nthis CPU: %s\n", cpu::joinFeatures(required).c_str(),
               missing.empty() ? "runs it" : ("lacks " + cpu::joinFeatures(missing)).c_str());
+  if (std::string api = gpuApiOf(model); !api.empty()) {
+    try {
+      std::printf("device: %s\n", findDevice(api, device).describe().c_str());
+    } catch (const DeviceError& e) {
+      std::printf("device: none usable: %s\n", e.what());
+    }
+  } else if (device >= 0) {
+    selectDevice(model, device);  // the CPU's error
+  }
   std::printf("entry points: train_step, grads, predict\n");
   for (int i = 0; i < model.num_inputs; ++i)
     std::printf("input %s: %s%s\n", model.inputs[i].name, model.inputs[i].is_integer ? "i32" : "f32",
@@ -484,7 +509,7 @@ int runTrainer(const ModelSpec& model, int argc, char** argv) {
       std::printf(kCommandUsage.at(command), self);
       return 0;
     }
-    if (command == "info") return infoCommand(model);
+    if (command == "info") return infoCommand(model, argc, argv);
     if (command == "train" || command == "eval" || command == "predict" || command == "bench") checkCpu(model);
     if (command == "train") return trainCommand(model, argc, argv);
     if (command == "eval") return evalCommand(model, argc, argv);
@@ -499,6 +524,9 @@ int runTrainer(const ModelSpec& model, int argc, char** argv) {
     std::fprintf(stderr, "%s: error: %s\n", self, e.what());
     return 1;
   } catch (const CpuError& e) {
+    std::fprintf(stderr, "%s: error: %s\n", self, e.what());
+    return 1;
+  } catch (const DeviceError& e) {
     std::fprintf(stderr, "%s: error: %s\n", self, e.what());
     return 1;
   } catch (const std::exception& e) {
