@@ -23,6 +23,7 @@
 #include "runtime/npy.h"
 #include "runtime/output_path.h"
 #include "runtime/preprocess.h"
+#include "runtime/safetensors.h"
 #include "runtime/train_loop.h"
 
 namespace nnc::rt {
@@ -55,12 +56,15 @@ const std::map<std::string, const char*> kCommandUsage = {
     {"bench",
      "usage: %s bench [--entry train_step|grads|predict] [--batch N] [--steps N] [--repeats N] [--threads N]\n"
      "                [--device N] [--benchmark_...: Google Benchmark's flags]\n"},
+    {"grads",
+     "usage: %s grads --weights CKPT -o GRADS.safetensors [--data DIR] [--batch N] [--seed N]\n"
+     "                [--label-column NAME|INDEX] [--threads N] [--device N]\n"},
     {"info", "usage: %s info [--device N]\n"},
 };
 
 const char* kOverview =
     "%s: a trainer compiled by nnc %s for model `%s`\n"
-    "commands: train, eval, predict, bench, info; `%s COMMAND --help` for one; `%s --version`\n"
+    "commands: train, eval, predict, grads, bench, info; `%s COMMAND --help` for one; `%s --version`\n"
     "exit codes: 0 success, 1 a user error (flag, data, checkpoint, path), 2 an internal error, 130 interrupted\n";
 
 void printUsage(const char* self, const std::string& command) {
@@ -319,6 +323,53 @@ int predictCommand(const ModelSpec& model, int argc, char** argv) {
   return 0;
 }
 
+// The loss and the gradients of the trainable parameters on one batch, the first --batch examples of the training
+// split in file order, at the parameters of --weights: a safetensors file with one tensor per parameter, named
+// after it, and the loss in its metadata. Dropout draws the masks of a run's first step with --seed. For checking
+// gradients against another framework, or one build of a model against another (tests/gpu_parity.sh).
+int gradsCommand(const ModelSpec& model, int argc, char** argv) {
+  auto flags = parseFlags(argc, argv, {{"--weights", true}, {"-o", true}, {"--data", true}, {"--batch", true},
+                                       {"--seed", true}, {"--label-column", true}, {"--threads", true},
+                                       {"--device", true}});
+  if (!flags.count("--weights")) throw UsageError("`grads` needs `--weights CKPT`");
+  if (!flags.count("-o")) throw UsageError("`grads` needs `-o GRADS.safetensors`");
+  checkOutputPath("-o", flags["-o"], OutputKind::Replaced);
+  int64_t seed = positiveInt(flags, "--seed", static_cast<int64_t>(model.train.seed), 0,
+                             std::numeric_limits<int64_t>::max());
+  startKernels(model, flags);
+  std::vector<Tensor> params = allocateParams(model);
+  loadCheckpoint(model, flags["--weights"], params);
+  std::string data_dir = stringFlag(flags, "--data", model.train.data);
+  Dataset data = loadSplit(data_dir, Split::Train, stringFlag(flags, "--label-column", model.train.label_column));
+  checkDatasetFits(model, data, data_dir + " (train)");
+  int64_t batch = std::min(checkedBatch(model, positiveInt(flags, "--batch", model.train.batch), "--batch"), data.count);
+  applyNormalization(checkpointNormalization(flags["--weights"]), data.images.data(), batch, data.features);
+  Tensor x = allocate<float>({batch, data.features}, "the batch's features");
+  LabelTensor y = allocate<int32_t>({batch}, "the batch's labels");
+  std::copy_n(data.images.data(), batch * data.features, x.data());
+  std::copy_n(data.labels.data(), batch, y.data());
+  std::vector<ScalarArg> scalars;
+  stepScalars(model, model.train.lr, 0, static_cast<uint64_t>(seed), scalars);
+  int32_t dropout_seed = 0;
+  for (int i = 0; i < model.num_scalars; ++i)
+    if (std::string(model.scalars[i]) == "dropout_seed") dropout_seed = scalars[i].i;
+  std::vector<Tensor> grads = allocateGrads(model);
+  float loss = computeGrads(model, x, y, params, grads, dropout_seed);
+  std::vector<NamedTensor> named;
+  for (int i = 0, g = 0; i < model.num_params; ++i) {
+    if (!model.params[i].trainable) continue;
+    const Tensor& grad = grads[g++];
+    named.push_back({model.params[i].name, concreteShape(model.params[i].rank, model.params[i].shape, 1),
+                     std::vector<float>(grad.data(), grad.data() + grad.number_of_elements())});
+  }
+  char loss_text[32];
+  std::snprintf(loss_text, sizeof loss_text, "%.9g", loss);
+  writeSafetensors(flags["-o"], named, {{"loss", loss_text}, {"batch", std::to_string(batch)}});
+  std::printf("loss %.6f on the first %lld training examples; wrote %zu gradients to %s\n", loss,
+              static_cast<long long>(batch), named.size(), flags["-o"].c_str());
+  return 0;
+}
+
 // Forwards to Google Benchmark's own display (console, JSON or CSV, as --benchmark_format says) and keeps each
 // entry's per-call times of the measured runs.
 class RecordingReporter : public benchmark::BenchmarkReporter {
@@ -510,11 +561,13 @@ int runTrainer(const ModelSpec& model, int argc, char** argv) {
       return 0;
     }
     if (command == "info") return infoCommand(model, argc, argv);
-    if (command == "train" || command == "eval" || command == "predict" || command == "bench") checkCpu(model);
+    if (command == "train" || command == "eval" || command == "predict" || command == "bench" || command == "grads")
+      checkCpu(model);
     if (command == "train") return trainCommand(model, argc, argv);
     if (command == "eval") return evalCommand(model, argc, argv);
     if (command == "predict") return predictCommand(model, argc, argv);
     if (command == "bench") return benchCommand(model, argc, argv);
+    if (command == "grads") return gradsCommand(model, argc, argv);
     throw UsageError(command.empty() ? "no command given" : "unknown command `" + command + "`");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "%s: error: %s\n", self, e.what());

@@ -11,6 +11,7 @@ packages=(
   libopenblas-dev          # OpenBLAS sgemm, the bound bench/kernels_bench.cpp compares matmul kernels with
   clang-14 libclang-rt-14-dev   # libFuzzer + sanitizers for tests/fuzz/run_fuzzer.sh
   dataset-fashion-mnist    # the default training data, in /usr/share/datasets/fashion-mnist
+  pocl-opencl-icd ocl-icd-libopencl1 clinfo   # an OpenCL device on the CPU: GPU schedules tested without a GPU
 )
 missing=()
 for p in "${packages[@]}"; do

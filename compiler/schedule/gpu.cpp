@@ -6,11 +6,12 @@
 //   elementwise, layout  inlined into their readers (fused chains), or one kernel over their elements
 //   matmul               thread blocks of kGemmTile x kGemmTile outputs; each thread's sum in a register
 //   conv, reduce, loss   every helper and the result stored: one thread per output element, its window or
-//                        reduction a serial loop in that thread; reductions over everything (the loss, a
-//                        statistic) split into per-block partial sums (rfactor) added by one thread
+//                        reduction a serial loop in that thread; long reductions to few results (the loss,
+//                        BatchNorm's statistics, weight and bias gradients) first into partial sums in parallel
 // Every GPU loop guards its tail (GuardWithIf), so any batch size and any extent works.
 #include <Halide.h>
 
+#include <optional>
 #include <set>
 
 #include "compiler/lower.h"
@@ -75,19 +76,39 @@ void gpuRoot(Func f) {
   for (int s = 0; s < f.num_update_definitions(); ++s) gpuTile(f.update(s), parallelVars(f, s));
 }
 
-// A reduction of everything to one value (the batch's loss, a sum over all elements) would run in one thread: its
-// outermost reduction variable is split into chunks of kThreadsPerBlock1d, one partial sum per chunk computed in
-// parallel (rfactor), and one thread adds the partial sums.
+// A reduction with few results and many terms (BatchNorm's statistics: 50,176 terms per channel for a 28 x 28 map
+// at batch 64; the loss; a bias gradient over the batch) would leave most of the GPU idle and add each result's
+// terms one by one, losing float32 precision as the sum grows: its outermost reduction variable becomes a pure
+// dimension of partial sums (rfactor), computed in parallel, which the result then adds. A one-dimensional
+// reduction is first split into chunks of kChunkTerms. Reductions of few terms (a convolution's window, a row's
+// softmax) keep one thread per result.
+constexpr int kChunkTerms = 256;
+constexpr int64_t kSplitFrom = 4096;
+
 void gpuRootReduction(Func f) {
-  if (f.dimensions() != 0 || f.num_update_definitions() != 1) return gpuRoot(f);
-  std::vector<Halide::Internal::Dim> loops = f.update().get_schedule().dims();  // innermost first, then __outermost
-  if (loops.size() < 2) return gpuRoot(f);
-  Halide::RVar outer(loops[loops.size() - 2].var), chunk("chunk"), within("within");
-  Var block("block");
-  Func partial =
-      f.update().split(outer, chunk, within, kThreadsPerBlock1d, Halide::TailStrategy::GuardWithIf).rfactor(chunk, block);
+  bool all_pure = f.num_update_definitions() == 1 && parallelVars(f, 0).size() == static_cast<size_t>(f.dimensions());
+  if (!all_pure) return gpuRoot(f);
+  Halide::Stage update = f.update();
+  std::vector<Halide::Internal::ReductionVariable> rvars = update.get_schedule().rvars();
+  int64_t terms = 1;
+  for (const Halide::Internal::ReductionVariable& rvar : rvars) {
+    const int64_t* extent = Halide::Internal::as_const_int(rvar.extent);
+    terms *= extent ? *extent : 64;
+  }
+  if (rvars.empty() || terms < kSplitFrom) return gpuRoot(f);
+  Halide::RVar outer(rvars.back().var);
+  if (rvars.size() == 1) {
+    Halide::RVar chunk("chunk"), within("within");
+    update.split(outer, chunk, within, kChunkTerms, Halide::TailStrategy::GuardWithIf);
+    outer = chunk;
+  }
+  std::optional<Func> partial;
+  try {
+    partial = update.rfactor(outer, Var("part"));
+  } catch (const Halide::CompileError&) {  // not an associative update Halide recognizes (an arg-max): serial
+  }
   gpuRoot(f);
-  gpuRoot(partial);
+  if (partial) gpuRoot(*partial);
 }
 
 // C(n, m) = sum_k A(k, m) B(n, k) in kGemmTile x kGemmTile blocks of threads, each thread's sum in a register.
