@@ -27,7 +27,7 @@ $(grep -v '^ *$' "$1.diff" | grep 'OUT OF\|against' || cat "$1.diff")"
 
 # The largest |difference| / max |expected| over the tensors of the .diff files given.
 relative() { awk '/max \|diff\|/ { for (i = 1; i < NF; i++) if ($i == "|diff|") { d = $(i + 1); s = $(i + 3) }
-                 if (s > 0 && d / s > worst) worst = d / s } END { printf "%.2g", worst }' "$@"; }
+                 if (s > 1e-6 && d / s > worst) worst = d / s } END { printf "%.2g", worst }' "$@"; }
 
 for model in logreg softmax_regression mlp mlp_bn_dropout lenet5 cnn_bn perceptron xor; do
   for target in host opencl; do

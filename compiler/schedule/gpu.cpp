@@ -26,7 +26,10 @@ using Halide::Var;
 
 constexpr int kThreadsPerBlock1d = 128;
 constexpr int kTile2d = 16;    // 16 x 16 threads per block over two dimensions
-constexpr int kGemmTile = 16;  // outputs per block side of a product
+constexpr int kGemmThreads = 16;   // threads per block side of a product
+constexpr int kGemmRegisters = 4;  // outputs per thread side
+constexpr int kGemmBlock = kGemmThreads * kGemmRegisters;
+constexpr int kGemmDepth = 16;     // reduction terms staged in shared memory per step
 
 // The pure variables of a stage that may run in parallel: every argument of the Func for its pure definition,
 // and for an update the arguments that are the Func's own variable at their own position (f(x, y) += ...), whose
@@ -111,14 +114,66 @@ void gpuRootReduction(Func f) {
   if (partial) gpuRoot(*partial);
 }
 
-// C(n, m) = sum_k A(k, m) B(n, k) in kGemmTile x kGemmTile blocks of threads, each thread's sum in a register.
-void gpuMatMul(LoweredNode& lowered) {
-  Func out = lowered.func, acc = lowered.helpers[0];
+// Loads a staged operand tile (computed at a level outside the GPU thread loops, so Halide places it in shared
+// memory) with the block's kGemmThreads x kGemmThreads threads, each loading every kGemmThreads-th element of both
+// dimensions.
+void stageInSharedMemory(Func staged, Func consumer, Halide::RVar at) {
+  Var d0 = staged.args()[0], d1 = staged.args()[1];
+  Var d0o("s0o"), d0i("s0i"), d1o("s1o"), d1i("s1i");
+  staged.compute_at(consumer, at)
+      .split(d0, d0o, d0i, kGemmThreads, Halide::TailStrategy::GuardWithIf)
+      .split(d1, d1o, d1i, kGemmThreads, Halide::TailStrategy::GuardWithIf)
+      .reorder(d0i, d1i, d0o, d1o)
+      .gpu_threads(d0i, d1i);
+}
+
+// C(n, m) = sum_k A(k, m) B(n, k): a block of kGemmThreads x kGemmThreads threads computes a tile of kGemmBlock x
+// kGemmBlock outputs, each thread kGemmRegisters x kGemmRegisters of them (register blocking: each value loaded
+// from shared memory feeds kGemmRegisters multiply-adds). The reduction runs in steps of kGemmDepth; at each step
+// the block's threads stage the slices of A (kGemmBlock rows) and B (kGemmBlock columns) it needs in shared
+// memory, so each element is read from GPU memory once per block, not once per output. The block's sums stay in
+// registers where both extents are multiples of kGemmBlock at compile time (weight gradients: rows are output
+// features); Halide 14 keeps only fixed-size allocations in registers, so a product whose tiles may be partial (a
+// batch of rows, the logits' 10 columns) keeps them in shared memory, each thread reading and writing its own.
+// Batched products (attention's) keep one output per thread.
+void gpuMatMul(const Node& node, LoweredEntry& lowered, LoweredNode& funcs) {
+  Func out = funcs.func, acc = funcs.helpers[0];
   Var n = dimVars()[0], m = dimVars()[1];
-  Var no("no"), mo("mo"), ni("ni"), mi("mi");
-  out.compute_root().gpu_tile(n, m, no, mo, ni, mi, kGemmTile, kGemmTile, Halide::TailStrategy::GuardWithIf);
-  if (out.dimensions() == 3) out.gpu_blocks(dimVars()[2]);  // batch_matmul's entries
-  acc.compute_at(out, ni);
+  Var no("no"), mo("mo"), ni("ni"), mi("mi"), nt("nt"), mt("mt"), nr("nr"), mr("mr");
+  if (node.op == Op::BatchMatMul) {
+    out.compute_root().gpu_tile(n, m, no, mo, ni, mi, kTile2d, kTile2d, Halide::TailStrategy::GuardWithIf);
+    out.gpu_blocks(dimVars()[2]);
+    acc.compute_at(out, ni);
+    return;
+  }
+  using Halide::TailStrategy;
+  out.compute_root()
+      .tile(n, m, no, mo, ni, mi, kGemmBlock, kGemmBlock, TailStrategy::GuardWithIf)
+      .tile(ni, mi, nt, mt, nr, mr, kGemmRegisters, kGemmRegisters)
+      .reorder(nr, mr, nt, mt, no, mo)
+      .gpu_blocks(no, mo)
+      .gpu_threads(nt, mt)
+      .unroll(nr)
+      .unroll(mr);
+  auto fullTiles = [](const Dim& dim) { return !dim.isSymbolic() && dim.extent % kGemmBlock == 0; };
+  bool in_registers = fullTiles(node.shape.back()) && fullTiles(node.shape[node.shape.size() - 2]);
+  acc.compute_at(out, no)
+      .store_in(in_registers ? Halide::MemoryType::Register : Halide::MemoryType::GPUShared)
+      .tile(n, m, nt, mt, nr, mr, kGemmRegisters, kGemmRegisters, TailStrategy::GuardWithIf)
+      .reorder(nr, mr, nt, mt)
+      .gpu_threads(nt, mt)
+      .unroll(nr)
+      .unroll(mr);
+  Halide::RVar k(funcs.reductions[0].x), ko("ko"), ki("ki");
+  acc.update()
+      .split(k, ko, ki, kGemmDepth, TailStrategy::GuardWithIf)
+      .tile(n, m, nt, mt, nr, mr, kGemmRegisters, kGemmRegisters, TailStrategy::GuardWithIf)
+      .reorder(nr, mr, ki, nt, mt, ko)
+      .gpu_threads(nt, mt)
+      .unroll(nr)
+      .unroll(mr);
+  stageInSharedMemory(lowered.nodes.at(node.inputs[0]).func.in(acc), acc, ko);
+  stageInSharedMemory(funcs.helpers[1], acc, ko);  // B, packed as (n, k)
 }
 
 }  // namespace
@@ -135,7 +190,7 @@ void scheduleEntryForGpu(const Graph& graph, LoweredEntry& lowered) {
       case OpFamily::Elementwise: store = elementwiseAtRoot(uses, id); break;
       case OpFamily::Layout: store = materializedLayout(uses, id); break;
       case OpFamily::MatMul:
-        gpuMatMul(node_funcs);
+        gpuMatMul(node, lowered, node_funcs);
         scheduled.insert(node_funcs.func.name());
         continue;
       case OpFamily::Conv:
