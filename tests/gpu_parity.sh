@@ -25,7 +25,7 @@ compare() {  # NAME EXPECTED ACTUAL ATOL RTOL [GRADS LR]
 $(grep -v '^ *$' "$1.diff" | grep 'OUT OF\|against' || cat "$1.diff")"
 }
 
-# The largest |difference| / max |expected| over the tensors of the .diff files given.
+# The largest |difference| / max |expected| over the .diff files' tensors, less those zero but for rounding.
 relative() { awk '/max \|diff\|/ { for (i = 1; i < NF; i++) if ($i == "|diff|") { d = $(i + 1); s = $(i + 3) }
                  if (s > 1e-6 && d / s > worst) worst = d / s } END { printf "%.2g", worst }' "$@"; }
 
