@@ -88,14 +88,36 @@ TEST(Target, HostRunsOnThisCpu) {
   EXPECT_EQ(profiled.cpu_features, hostTarget().cpu_features);
 }
 
-TEST(Target, HalideStringsAreCanonicalAndCpuOnly) {
+TEST(Target, HalideStringsAreCanonicalAndX86Linux) {
   Target target = parseTarget("x86-64-linux-sse41-fma-avx2-avx-f16c");
   EXPECT_EQ(target.halide, "x86-64-linux-avx-avx2-f16c-fma-sse41");
   EXPECT_EQ(target.name, target.halide);
   EXPECT_EQ(target.describe(), target.halide);
   EXPECT_EQ(parseTarget("x86-64-v3").describe(), "x86-64-v3 (x86-64-linux-avx-avx2-f16c-fma-sse41)");
-  for (const char* bad : {"x86-64-v5", "arm-64-linux", "x86-32-linux", "x86-64-windows", "x86-64-linux-cuda", ""})
+  for (const char* bad : {"x86-64-v5", "arm-64-linux", "x86-32-linux", "x86-64-windows", "x86-64-linux-metal",
+                          "x86-64-linux-cuda-opencl", "sparc-cuda", ""})
     EXPECT_THROW(parseTarget(bad), TargetError) << bad;
+}
+
+// GPU targets: the host's CPU (or a named level) for Halide's host code, plus the GPU API; CUDA always with a
+// capability, or Halide 14 would emit PTX for sm_20.
+TEST(Target, GpuTargetsNameTheirApiAndCpu) {
+  Target opencl = parseTarget("opencl");
+  EXPECT_EQ(opencl.gpuApi(), "opencl");
+  EXPECT_EQ(opencl.name, "opencl");
+  EXPECT_EQ(opencl.cpu_features, hostTarget().cpu_features);
+  EXPECT_TRUE(hasHalideFeature(opencl, "opencl"));
+  Target cuda = parseTarget("cuda");
+  EXPECT_EQ(cuda.gpuApi(), "cuda");
+  EXPECT_TRUE(hasHalideFeature(cuda, "cuda_capability_80"));
+  Target v3 = parseTarget("x86-64-v3-cuda");
+  EXPECT_EQ(v3.halide, "x86-64-linux-avx-avx2-cuda-cuda_capability_80-f16c-fma-sse41");
+  EXPECT_EQ(v3.cpu_features, parseTarget("x86-64-v3").cpu_features);
+  EXPECT_EQ(v3.describe(), "x86-64-v3-cuda (x86-64-linux-avx-avx2-cuda-cuda_capability_80-f16c-fma-sse41)");
+  EXPECT_TRUE(hasHalideFeature(parseTarget("x86-64-linux-cuda"), "cuda_capability_80"));
+  EXPECT_TRUE(hasHalideFeature(parseTarget("x86-64-linux-cuda-cuda_capability_86"), "cuda_capability_86"));
+  EXPECT_FALSE(hasHalideFeature(parseTarget("x86-64-linux-cuda-cuda_capability_86"), "cuda_capability_80"));
+  EXPECT_EQ(parseTarget("host").gpuApi(), "");
 }
 
 TEST(Target, SchedulesFollowTheTargetsVectorUnit) {
