@@ -30,7 +30,7 @@ for model in lenet5 mlp; do
     echo "$model cpu:  $cpu"
     ratio=$(awk -v a="$gpu_line" -v b="$cpu" 'BEGIN { split(a, x, " "); split(b, y, " ");
       for (i in x) if (x[i] == "images/s") g = x[i - 1]; for (i in y) if (y[i] == "images/s") c = y[i - 1];
-      if (c > 0) printf "%.1f", g / c }')
+      if (c > 0) printf "%.3g", g / c }')
     echo "$model at batch $batch: GPU / CPU images/s = $ratio"
   done
 done

@@ -27,7 +27,7 @@ mutants=(
   "the same dropout mask every step|runtime/kernels.cpp|seed ^ (static_cast<uint64_t>(step) * 0xd1b54a32d192ed03ULL)|seed ^ 0xd1b54a32d192ed03ULL|TrainerDropout|^Dropout"
   "convolution kernel read flipped|compiler/lower_conv.cpp|* w(r.x, r.y, r.z, o);|* w(k.kw - 1 - r.x, r.y, r.z, o);|ConvReference|ConvGradient"
   "strided window source not checked for divisibility|compiler/lower_conv.cpp|if (stride > 1) valid = valid && num % stride == 0;|if (stride > 2) valid = valid && num % stride == 0;|ConvReference|ConvGradient"
-  "matmul columns rounded up past the end|compiler/schedule.cpp|round_up ? Halide::TailStrategy::RoundUp : Halide::TailStrategy::ShiftInwards|Halide::TailStrategy::RoundUp|ScheduleMatchesNaive|MatMul"
+  "matmul columns rounded up past the end|compiler/schedule/cpu.cpp|round_up ? Halide::TailStrategy::RoundUp : Halide::TailStrategy::ShiftInwards|Halide::TailStrategy::RoundUp|ScheduleMatchesNaive|MatMul"
   "IDX pixels scaled by 256|runtime/dataset.cpp|images.data[i] / 255.0f|images.data[i] / 256.0f|^Mnist\\.|^Idx\\.|e2e_trainer"
   "trainer skips its CPU check|runtime/trainer_cli.cpp|  if (missing.empty()) return;|  return;|^targets$"
   "host target trusts AVX512-BF16 alone|compiler/target.cpp|\"avx512_bf16\", \"avx512_vnni\", \"avx_vnni\", \"avx512_fp16\"|\"avx512_bf16\", \"avx512_vnni\", \"avx512_fp16\"|^Target\\.|^IsaScan"
