@@ -213,6 +213,9 @@ expect 1 "-o missing/t" "does not exist" -- "$nnc" build tiny.nn -o missing/t
 expect 1 "is a directory" -- "$nnc" build tiny.nn -o data
 expect 1 "not a regular file" -- "$nnc" build tiny.nn -o /dev/null
 expect 1 "target" -- "$nnc" build tiny.nn -o t --target=arm-linux-64
+expect 1 "the GPU APIs nnc builds for are cuda and opencl" -- "$nnc" build tiny.nn -o t --target=x86-64-linux-metal
+expect 1 "name one GPU API" -- "$nnc" build tiny.nn -o t --target=x86-64-linux-cuda-opencl
+expect 1 "--schedule=li2018 is for CPU targets" -- "$nnc" build tiny.nn -o t --target=cuda --schedule=li2018
 expect 1 "unknown schedule policy \`fastest\`" -- "$nnc" build tiny.nn -o t --schedule=fastest
 expect 1 "unknown stage \`ir\`" -- "$nnc" emit --stage=ir tiny.nn
 expect 1 "unknown entry point \`step\`" -- "$nnc" emit --stage=stmt --entry=step tiny.nn
@@ -246,6 +249,11 @@ done
 expect 1 "\`--augment-shift\` needs an integer from 0 to 64" -- ./tiny train --augment-shift 100
 expect 1 "give one of them" -- ./tiny train --init good.safetensors --resume good.safetensors
 expect 1 "\`--threads\` needs an integer" -- ./tiny train --threads -1
+expect 1 "\`--device\` needs an integer" -- ./tiny train --device -3
+expect 1 "this trainer's kernels run on the CPU" "--target=cuda" -- ./tiny train --device 0
+expect 1 "--device" "run on the CPU" -- ./tiny info --device 1
+expect 1 "\`grads\` needs \`--weights CKPT\`" -- ./tiny grads -o g.safetensors
+expect 1 "\`grads\` needs \`-o GRADS.safetensors\`" -- ./tiny grads --weights tiny.safetensors
 expect 1 "\`--seed\` needs an integer" -- ./tiny train --seed -5
 expect 1 "\`--save-every\` needs an integer" -- ./tiny train --save-every -1
 expect 1 "unknown argument \`--learning-rate\` for \`train\`" "usage: ./tiny train" -- ./tiny train --learning-rate 1
