@@ -24,7 +24,7 @@
 #include <set>
 
 #include "compiler/compilation.h"
-#include "compiler/lower.h"
+#include "compiler/lower/lower.h"
 #include "runtime/block_cache.h"
 #include "runtime/thread_pool.h"
 

@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "compiler/build_graph.h"
+#include "compiler/graph/build_graph.h"
 #include "dsl/lexer.h"
 #include "dsl/parser.h"
 

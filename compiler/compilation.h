@@ -5,8 +5,8 @@
 #include <optional>
 #include <vector>
 
-#include "compiler/graph.h"
-#include "compiler/program.h"
+#include "compiler/graph/graph.h"
+#include "compiler/graph/program.h"
 #include "dsl/checker.h"
 #include "dsl/diagnostics.h"
 #include "dsl/token.h"

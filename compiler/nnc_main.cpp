@@ -23,12 +23,12 @@
 
 #include <unistd.h>
 
-#include "compiler/aot.h"
+#include "compiler/aot/aot.h"
 #include "compiler/compilation.h"
-#include "compiler/graph_printer.h"
-#include "compiler/kernel_cache.h"
-#include "compiler/plan.h"
-#include "compiler/summary.h"
+#include "compiler/graph/graph_printer.h"
+#include "compiler/aot/kernel_cache.h"
+#include "compiler/plan/plan.h"
+#include "compiler/graph/summary.h"
 #include "compiler/target.h"
 #include "dsl/ast_printer.h"
 #include "dsl/lexer.h"

@@ -45,7 +45,7 @@ void* cachedMalloc(void*, size_t size) {
   }
   size_t total = (size + kBlockHeader + 127) / 128 * 128;
   auto* block = static_cast<char*>(std::aligned_alloc(128, total));
-  if (!block) {  // the kernels carry no null checks (compiler/aot.cpp): stop here with the reason, a user's
+  if (!block) {  // the kernels carry no null checks (compiler/aot/aot.cpp): stop here with the reason, a user's
     std::string what = !allocation_entry    ? "a kernel"
                        : allocation_computes ? std::string(allocation_entry) + "'s kernel computing " + allocation_computes
                                              : std::string("the arena of ") + allocation_entry + "'s intermediates";

@@ -2,7 +2,7 @@
 // so after the first step the hot loop makes no system allocations (block_cache.cpp says why). Free of Halide
 // headers, so JIT code (bench/kernels_bench.cpp) can install it too. Out of memory ends the process with exit
 // code 1 and a message naming what was being computed and the bytes: the kernels do not check for null
-// (compiler/aot.cpp).
+// (compiler/aot/aot.cpp).
 #pragma once
 
 #include <cstddef>

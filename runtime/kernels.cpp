@@ -69,7 +69,7 @@ void copyToHost(Halide::Runtime::Buffer<T>& buffer, const char* entry) {
                              std::to_string(code) + "): " + last_kernel_error);
 }
 
-// The kernels are compiled without Halide's argument checks (compiler/aot.cpp), so every buffer is checked here:
+// The kernels are compiled without Halide's argument checks (compiler/aot/aot.cpp), so every buffer is checked here:
 // allocated, dense, and of the model's row-major shape (`rank` extents, kBatchDim standing for `batch`). The
 // check allocates nothing unless it fails: it runs on every step. `role` and `name` say which argument failed.
 template <typename T>

@@ -1,4 +1,4 @@
-// The executor of a plan of kernels (compiler/plan.h): an entry point run as its kernels' calls in order, each
+// The executor of a plan of kernels (compiler/plan/plan.h): an entry point run as its kernels' calls in order, each
 // over the entry point's own arguments and results and intermediate buffers. The generated model.cpp defines an
 // entry point's `_argv` function as runPlan of its plan, so the rest of the runtime calls it as one kernel.
 // Target-neutral: a call is a kernel's `_argv` function and a list of values.
@@ -44,7 +44,7 @@ struct PlanSpec {
 };
 
 // Runs `plan` on an entry point's argv; returns 0 or the failing kernel's Halide error code. The intermediate
-// buffers share one arena planned at compile time (compiler/plan.h), from the block cache
+// buffers share one arena planned at compile time (compiler/plan/plan.h), from the block cache
 // (runtime/block_cache.h), so after the first call a step allocates nothing.
 int runPlan(const PlanSpec& plan, void** args);
 

@@ -1,5 +1,5 @@
 // Tensors of the runtime: Halide buffers, with row-major shapes as the model file writes them.
-// A row-major shape [B, 784] is a Halide buffer with dimension 0 of extent 784 (see compiler/lower.h).
+// A row-major shape [B, 784] is a Halide buffer with dimension 0 of extent 784 (see compiler/lower/lower.h).
 #pragma once
 
 #include <HalideBuffer.h>

@@ -12,7 +12,7 @@
 #include <limits>
 #include <random>
 
-#include "compiler/autodiff.h"
+#include "compiler/autodiff/autodiff.h"
 #include "tests/compiler_jit.h"
 #include "tests/compiler_ops_util.h"
 

@@ -7,7 +7,7 @@
 #include <filesystem>
 
 #include "compiler/compilation.h"
-#include "compiler/program.h"
+#include "compiler/graph/program.h"
 #include "tests/golden.h"
 
 namespace nnc {

@@ -8,7 +8,7 @@
 #include <set>
 
 #include "compiler/compilation.h"
-#include "compiler/graph_printer.h"
+#include "compiler/graph/graph_printer.h"
 #include "tests/golden.h"
 
 namespace nnc {

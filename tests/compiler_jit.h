@@ -1,6 +1,6 @@
 // Test support: runs an entry point of a graph with Halide's JIT, in float64, on row-major host data, scheduled
 // and compiled for nnc's host target (compiler/target.h; NNC_HIDE_CPU_FEATURES stands for an older CPU).
-// It runs as trainers do: as a plan of kernels over one arena (compiler/plan.h), or as one pipeline.
+// It runs as trainers do: as a plan of kernels over one arena (compiler/plan/plan.h), or as one pipeline.
 #pragma once
 
 #include <Halide.h>
@@ -8,8 +8,8 @@
 #include <map>
 #include <vector>
 
-#include "compiler/lower.h"
-#include "compiler/plan.h"
+#include "compiler/lower/lower.h"
+#include "compiler/plan/plan.h"
 
 namespace nnc::testing {
 

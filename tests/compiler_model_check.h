@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "compiler/program.h"
+#include "compiler/graph/program.h"
 #include "tests/compiler_jit.h"
 
 namespace nnc::testing {

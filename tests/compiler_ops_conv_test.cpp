@@ -7,9 +7,9 @@
 #include <random>
 #include <set>
 
-#include "compiler/autodiff.h"
+#include "compiler/autodiff/autodiff.h"
 #include "compiler/compilation.h"
-#include "compiler/ops_conv.h"
+#include "compiler/graph/ops_conv.h"
 #include "tests/compiler_jit.h"
 #include "tests/compiler_ops_util.h"
 

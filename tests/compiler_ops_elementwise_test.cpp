@@ -8,10 +8,10 @@
 #include <limits>
 #include <set>
 
-#include "compiler/autodiff.h"
+#include "compiler/autodiff/autodiff.h"
 #include "compiler/compilation.h"
-#include "compiler/graph_printer.h"
-#include "compiler/program.h"
+#include "compiler/graph/graph_printer.h"
+#include "compiler/graph/program.h"
 #include "tests/compiler_ops_util.h"
 
 namespace nnc {

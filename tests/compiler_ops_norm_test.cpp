@@ -166,7 +166,7 @@ INSTANTIATE_TEST_SUITE_P(Dims, LayerNorm, ::testing::Values(1, 2));
 
 // ---- dropout -------------------------------------------------------------------------------------------
 
-// The mask's definition (compiler/lower.cpp), written out: lowbias32 of the row-major index and the salted seed.
+// The mask's definition (compiler/lower/lower.cpp), written out: lowbias32 of the row-major index and the salted seed.
 uint32_t mix(uint32_t x) {
   x ^= x >> 16;
   x *= 0x7feb352du;

@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "compiler/compilation.h"
-#include "compiler/program.h"
+#include "compiler/graph/program.h"
 #include "tests/compiler_ops_util.h"
 
 namespace nnc {

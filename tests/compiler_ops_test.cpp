@@ -7,7 +7,7 @@
 #include <random>
 #include <set>
 
-#include "compiler/autodiff.h"
+#include "compiler/autodiff/autodiff.h"
 #include "tests/compiler_ops_util.h"
 
 namespace nnc {
@@ -293,7 +293,7 @@ TEST(OpTable, EveryOpIsCovered) {
   };
 #define OP(Enum, name, arity, family, rules) \
   EXPECT_TRUE(exempt.count(name) || covered(name)) << "no gradient case for op " << name;
-#include "compiler/ops.def"
+#include "compiler/graph/ops.def"
 #undef OP
 }
 

@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "compiler/compilation.h"
-#include "compiler/program.h"
+#include "compiler/graph/program.h"
 
 namespace nnc {
 namespace {

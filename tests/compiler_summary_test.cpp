@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "compiler/compilation.h"
-#include "compiler/summary.h"
+#include "compiler/graph/summary.h"
 #include "tests/golden.h"
 
 namespace nnc {

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "compiler/lower.h"
+#include "compiler/lower/lower.h"
 #include "compiler/target.h"
 #include "runtime/cpu_features.h"
 #include "tests/compiler_model_check.h"

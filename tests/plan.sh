@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Plans of kernels (what nnc build compiles, compiler/plan.h): a deep MLP's identical layers share kernels (distinct
+# Plans of kernels (what nnc build compiles, compiler/plan/plan.h): a deep MLP's identical layers share kernels (distinct
 # kernels do not grow with depth), its trainer builds from them and trains, a rebuild takes every kernel from the
 # cache and a second model reuses the first one's, and `nnc emit --stage=plan` lists calls and kernels.
 # Usage: plan.sh NNC SOURCE_DIR WORK_DIR

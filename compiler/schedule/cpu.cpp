@@ -11,7 +11,7 @@
 //   matmul       root; register tiles of 6 rows x 2 vectors of columns, the reduction loop outside the tile,
 //                row tiles in parallel; narrow products (the logits) in one rounded-up vector of columns;
 //                batch_matmul: batch entries in parallel, each row's accumulator vectorized over the columns
-//   conv         compiler/lower_conv.cpp (window sums, weight gradients, pools)
+//   conv         compiler/lower/lower_conv.cpp (window sums, weight gradients, pools)
 //   reduce/loss  root with their helpers (slice maxima and sums, arg-max), vectorized over the innermost kept
 //                dimension, or over vector partial sums of the innermost reduced one when the kept one is short;
 //                the elementwise backward losses (cross_entropy_grad, ..._with_logits_grad) likewise
@@ -25,8 +25,8 @@
 #include <set>
 #include <stdexcept>
 
-#include "compiler/lower.h"
-#include "compiler/lower_conv.h"
+#include "compiler/lower/lower.h"
+#include "compiler/lower/lower_conv.h"
 #include "compiler/schedule/fusion.h"
 
 namespace nnc {

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "compiler/lower_conv.h"
+#include "compiler/lower/lower_conv.h"
 
 namespace nnc {
 

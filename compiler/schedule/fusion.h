@@ -5,7 +5,7 @@
 #include <map>
 #include <set>
 
-#include "compiler/lower.h"
+#include "compiler/lower/lower.h"
 
 namespace nnc {
 

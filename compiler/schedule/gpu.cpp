@@ -14,7 +14,7 @@
 #include <optional>
 #include <set>
 
-#include "compiler/lower.h"
+#include "compiler/lower/lower.h"
 #include "compiler/schedule/fusion.h"
 
 namespace nnc {

@@ -10,8 +10,8 @@
 #include <utility>
 
 #include "compiler/compilation.h"
-#include "compiler/graph_printer.h"
-#include "compiler/program.h"
+#include "compiler/graph/graph_printer.h"
+#include "compiler/graph/program.h"
 #include "dsl/ast_printer.h"
 #include "dsl/lexer.h"
 

@@ -20,14 +20,11 @@ flock -n 9 || { echo "run_fuzzer: another run is using $work; pass another WORKD
 # --- 1. Build. Each source compiles to its own object, in parallel; the lead's dsl/ files are globbed. ---
 flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined -I"$repo")
-# Every compiler file except those that see Halide (lowering, schedules, AOT, targets), the link step and the driver.
-sources=("$repo"/dsl/*.cpp "$repo"/tests/fuzz/frontend_fuzzer.cpp)
-for f in "$repo"/compiler/*.cpp; do
-  case "$(basename "$f")" in
-    lower*.cpp | schedule.cpp | autoschedule.cpp | aot.cpp | plan.cpp | target.cpp | link.cpp | nnc_main.cpp) ;;
-    *) sources+=("$f") ;;
-  esac
-done
+# The compiler's stages that do not see Halide (lowering, schedules, plans, AOT and targets do), less the link step
+# and the driver: the graph IR, autodiff, the compilation, the kernel cache's keys and the schedule policy names.
+sources=("$repo"/dsl/*.cpp "$repo"/tests/fuzz/frontend_fuzzer.cpp "$repo"/compiler/graph/*.cpp
+         "$repo"/compiler/autodiff/*.cpp "$repo"/compiler/compilation.cpp "$repo"/compiler/aot/kernel_cache.cpp
+         "$repo"/compiler/schedule/policy.cpp)
 mkdir -p "$work/obj"
 rm -f "$work"/obj/*.o
 echo "run_fuzzer: compiling ${#sources[@]} files with $cxx"

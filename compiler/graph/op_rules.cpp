@@ -1,0 +1,351 @@
+// Per-op rules of the graph IR: the shape rule and the VJP (reverse-mode derivative) of every op in ops.def.
+//
+// Each VJP returns one adjoint per input, written with ordinary graph ops; the autodiff driver
+// (compiler/autodiff/autodiff.cpp) accumulates fan-out and reduces broadcast adjoints, so the rules here do neither.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include <stdexcept>
+
+#include "compiler/graph/graph.h"
+#include "compiler/graph/op_rules_elementwise.h"
+#include "compiler/graph/op_rules_reduce.h"
+#include "compiler/graph/ops_conv.h"
+
+namespace nnc {
+
+const OpInfo& opInfo(Op op) {
+  static const OpInfo kTable[] = {
+#define OP(Enum, name, arity, family, rules) {name, arity, OpFamily::family, OpRules::rules},
+#include "compiler/graph/ops.def"
+#undef OP
+  };
+  return kTable[static_cast<int>(op)];
+}
+
+std::string shapeToString(const Shape& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) out += ", ";
+    out += shape[i].isSymbolic() ? shape[i].symbol : std::to_string(shape[i].extent);
+  }
+  return out + "]";
+}
+
+const char* dtypeName(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return "f32";
+    case DType::I32: return "i32";
+  }
+  return "?";
+}
+
+Shape broadcastShapes(const Shape& a, const Shape& b, bool& ok) {
+  ok = true;
+  const Shape& longer = a.size() >= b.size() ? a : b;
+  const Shape& shorter = a.size() >= b.size() ? b : a;
+  Shape out = longer;
+  size_t offset = longer.size() - shorter.size();
+  for (size_t i = 0; i < shorter.size(); ++i) {
+    const Dim& x = longer[offset + i];
+    const Dim& y = shorter[i];
+    if (x == y || y == Dim{}) continue;
+    if (x == Dim{}) {
+      out[offset + i] = y;
+      continue;
+    }
+    ok = false;
+  }
+  return out;
+}
+
+namespace {
+
+ShapeResult fail(std::string message) { return {{}, DType::F32, std::move(message)}; }
+
+ShapeResult elementwiseShape(const Graph& g, Op op, const std::vector<NodeId>& in) {
+  for (NodeId id : in)
+    if (g.node(id).dtype != DType::F32)
+      return fail(fmt::format("`{}` needs floating-point operands, got {} {}", opInfo(op).name,
+                              dtypeName(g.node(id).dtype), shapeToString(g.node(id).shape)));
+  if (in.size() == 1) return {g.node(in[0]).shape, DType::F32, {}};
+  bool ok = false;
+  Shape out = broadcastShapes(g.node(in[0]).shape, g.node(in[1]).shape, ok);
+  if (!ok)
+    return fail(fmt::format("cannot broadcast {} and {} for `{}`", shapeToString(g.node(in[0]).shape),
+                            shapeToString(g.node(in[1]).shape), opInfo(op).name));
+  return {out, DType::F32, {}};
+}
+
+ShapeResult matmulShape(const Graph& g, const std::vector<NodeId>& in, const Attrs& attrs) {
+  const Shape& a = g.node(in[0]).shape;
+  const Shape& b = g.node(in[1]).shape;
+  if (a.size() != 2 || b.size() != 2)
+    return fail(fmt::format("`@` needs two matrices, got {} and {}", shapeToString(a), shapeToString(b)));
+  Dim m = attrs.transpose_a ? a[1] : a[0], ka = attrs.transpose_a ? a[0] : a[1];
+  Dim kb = attrs.transpose_b ? b[1] : b[0], n = attrs.transpose_b ? b[0] : b[1];
+  if (!(ka == kb)) {
+    std::string hint;
+    if (!attrs.transpose_b && ka == b[1]) hint = "; the right operand looks transposed";
+    return fail(fmt::format("`@` of {} and {}: inner dimensions {} and {} differ{}", shapeToString(a),
+                            shapeToString(b), shapeToString({ka}), shapeToString({kb}), hint));
+  }
+  return {{m, n}, DType::F32, {}};
+}
+
+// [b, M, K] @ [b, K, N] -> [b, M, N], per batch entry as matmulShape; a 2-D operand is shared by every entry.
+ShapeResult batchMatmulShape(const Graph& g, const std::vector<NodeId>& in, const Attrs& attrs) {
+  const Shape& a = g.node(in[0]).shape;
+  const Shape& b = g.node(in[1]).shape;
+  bool ranks_ok = (a.size() == 2 || a.size() == 3) && (b.size() == 2 || b.size() == 3) && a.size() + b.size() >= 5;
+  if (!ranks_ok || (a.size() == 3 && b.size() == 3 && !(a[0] == b[0])))
+    return fail(fmt::format("batched `@` needs [batch, M, K] and [batch, K, N] (or one of them 2-D), got {} and {}",
+                            shapeToString(a), shapeToString(b)));
+  Graph matrices;  // the per-entry product's shape rule on the last two dimensions
+  for (const Shape* s : {&a, &b}) {
+    Node node;
+    node.op = Op::Param;
+    node.shape = Shape(s->end() - 2, s->end());
+    matrices.nodes.push_back(node);
+  }
+  ShapeResult result = matmulShape(matrices, {0, 1}, attrs);
+  if (!result.error.empty()) return result;
+  result.shape.insert(result.shape.begin(), a.size() == 3 ? a[0] : b[0]);
+  return result;
+}
+
+// The shape left after summing `from` down to `to` must be reachable by broadcasting `to`.
+ShapeResult sumToShape(const Graph& g, const std::vector<NodeId>& in, const Attrs& attrs) {
+  bool ok = false;
+  Shape b = broadcastShapes(attrs.shape, g.node(in[0]).shape, ok);
+  if (!ok || b != g.node(in[0]).shape)
+    return fail(fmt::format("cannot sum {} to {}", shapeToString(g.node(in[0]).shape), shapeToString(attrs.shape)));
+  return {attrs.shape, DType::F32, {}};
+}
+
+ShapeResult crossEntropyShape(const Graph& g, const std::vector<NodeId>& in) {
+  const Node& logits = g.node(in[0]);
+  const Node& labels = g.node(in[1]);
+  if (logits.shape.size() != 2 || logits.dtype != DType::F32)
+    return fail(fmt::format("`cross_entropy` needs f32 logits [batch, classes], got {} {}", dtypeName(logits.dtype),
+                            shapeToString(logits.shape)));
+  if (labels.dtype != DType::I32 || labels.shape.size() != 1)
+    return fail(fmt::format("`cross_entropy` needs integer labels [batch], got {} {}", dtypeName(labels.dtype),
+                            shapeToString(labels.shape)));
+  if (!(labels.shape[0] == logits.shape[0]))
+    return fail(fmt::format("`cross_entropy`: logits {} and labels {} have different batch sizes",
+                            shapeToString(logits.shape), shapeToString(labels.shape)));
+  return {{}, DType::F32, {}};
+}
+
+}  // namespace
+
+ShapeResult inferShape(const Graph& g, Op op, const std::vector<NodeId>& in, const Attrs& attrs) {
+  if (static_cast<int>(in.size()) != opInfo(op).arity)
+    return fail(fmt::format("`{}` takes {} operands, got {}", opInfo(op).name, opInfo(op).arity, in.size()));
+  switch (opInfo(op).rules) {
+    case OpRules::Math: return elementwiseShape(g, op, in);
+    case OpRules::Reduce: return reduceFamilyShape(g, op, in, attrs);
+    case OpRules::Conv: return convShape(g, op, in, attrs);
+    case OpRules::Core: break;
+  }
+  switch (op) {
+    case Op::Input:
+    case Op::Param:
+    case Op::State:
+    case Op::Scalar:
+      throw std::logic_error("leaf nodes are created with their shape, not inferred");
+    case Op::Fill: return {attrs.shape, DType::F32, {}};
+    case Op::ToFloat:
+      if (g.node(in[0]).dtype != DType::I32) return fail("`float` converts integer tensors (labels); this is already f32");
+      return {g.node(in[0]).shape, DType::F32, {}};
+    case Op::DropoutMask:
+      if (g.node(in[0]).dtype != DType::I32 || !g.node(in[0]).shape.empty())
+        return fail("`dropout_mask` takes an integer seed scalar");
+      if (!(attrs.alpha >= 0 && attrs.alpha < 1)) return fail("the dropout probability must be in [0, 1)");
+      return {attrs.shape, DType::F32, {}};
+    case Op::Add:
+    case Op::Sub:
+    case Op::Mul:
+    case Op::Div:
+    case Op::Neg:
+    case Op::Relu:
+    case Op::Step: return elementwiseShape(g, op, in);
+    case Op::MatMul: return matmulShape(g, in, attrs);
+    case Op::BatchMatMul: return batchMatmulShape(g, in, attrs);
+    case Op::SumTo: return sumToShape(g, in, attrs);
+    case Op::CrossEntropy: return crossEntropyShape(g, in);
+    case Op::CrossEntropyGrad: return {g.node(in[0]).shape, DType::F32, {}};
+    default: break;  // ops of the other rule modules returned above
+  }
+  throw std::logic_error(std::string("internal error: no core shape rule for op ") + opInfo(op).name);
+}
+
+bool isBatched(const Shape& shape) {
+  return std::any_of(shape.begin(), shape.end(), [](const Dim& d) { return d.isSymbolic(); });
+}
+
+int64_t elementCount(const Shape& shape, int64_t batch) {
+  int64_t count = 1;
+  for (const Dim& dim : shape) count *= dim.isSymbolic() ? batch : dim.extent;
+  return count;
+}
+
+double flops(const Graph& g, NodeId id, int64_t batch) {
+  const Node& node = g.node(id);
+  auto elements = [&](NodeId of) { return static_cast<double>(elementCount(g.node(of).shape, batch)); };
+  switch (opInfo(node.op).rules) {  // the other modules count beside their rules
+    case OpRules::Math: return elementwiseFlops(g, id, batch);
+    case OpRules::Reduce: return reduceFamilyFlops(g, id, batch);
+    case OpRules::Conv: return convFlops(g, id, batch);
+    case OpRules::Core: break;
+  }
+  switch (node.op) {
+    case Op::Input:
+    case Op::Param:
+    case Op::State:
+    case Op::Scalar:
+    case Op::Fill: return 0;
+    // One operation per output element (a broadcast operand is read, not copied).
+    case Op::Add:
+    case Op::Sub:
+    case Op::Mul:
+    case Op::Div:
+    case Op::Neg:
+    case Op::Relu:
+    case Op::Step: return elements(id);
+    // Hashing the element index is integer work; the scale is the one float operation per element.
+    case Op::ToFloat:
+    case Op::DropoutMask: return elements(id);
+    // [M,K] @ [K,N]: M*N dot products of length K, a multiply and an add each: 2*M*N*K.
+    case Op::MatMul:
+    case Op::BatchMatMul: {  // per batch entry
+      const Shape& a = g.node(node.inputs[0]).shape;
+      size_t rows = a.size() - 2;
+      double k = static_cast<double>(elementCount({node.attrs.transpose_a ? a[rows] : a[rows + 1]}, batch));
+      return 2 * elements(id) * k;
+    }
+    // One add per input element.
+    case Op::SumTo: return elements(node.inputs[0]);
+    // Per logit: max, subtract, exp, add into the row sum (4); per row: log, add the max, subtract the label's logit,
+    // add into the batch sum (4); then one divide for the mean. exp and log count 1 each.
+    case Op::CrossEntropy: {
+      const Shape& logits = g.node(node.inputs[0]).shape;
+      double rows = static_cast<double>(elementCount({logits[0]}, batch));
+      return 4 * elements(node.inputs[0]) + 4 * rows + 1;
+    }
+    // Per logit: the row max and row sum again (4), then subtract, exp, divide by the sum (softmax), subtract the
+    // one-hot, multiply by dloss, divide by the batch size (6).
+    case Op::CrossEntropyGrad: return 10 * elements(id);
+    default: break;  // ops of the other rule modules returned above
+  }
+  throw std::logic_error(std::string("internal error: no core FLOP count for op ") + opInfo(node.op).name);
+}
+
+NodeId Graph::add(Op op, std::vector<NodeId> in, Attrs attrs, std::string name, dsl::Span span) {
+  ShapeResult result = inferShape(*this, op, in, attrs);
+  if (!result.error.empty()) throw std::logic_error("internal error: " + result.error);
+  Node node{op, std::move(in), std::move(attrs), std::move(result.shape), result.dtype, std::move(name), span};
+  nodes.push_back(std::move(node));
+  return static_cast<NodeId>(nodes.size() - 1);
+}
+
+NodeId Graph::addLeaf(Node node) {
+  if (node.op != Op::Input && node.op != Op::Param) throw std::logic_error("internal error: addLeaf of a non-leaf");
+  bool param = node.op == Op::Param;
+  node.attrs.index = static_cast<int64_t>(param ? params.size() : inputs.size());
+  std::string name = node.name;
+  nodes.push_back(std::move(node));
+  auto id = static_cast<NodeId>(nodes.size() - 1);
+  if (param) params.push_back({name, id, {}});
+  else inputs.push_back({name, id});
+  return id;
+}
+
+NodeId Graph::fill(double value, Shape shape, dsl::Span span) {
+  Attrs attrs;
+  attrs.value = value;
+  attrs.shape = std::move(shape);
+  return add(Op::Fill, {}, std::move(attrs), {}, span);
+}
+
+std::vector<NodeId> vjp(Graph& g, NodeId id, NodeId grad, const std::vector<bool>& wanted) {
+  const Node node = g.node(id);  // a copy: adding nodes may reallocate g.nodes
+  dsl::Span span = node.span;
+  auto add = [&](Op op, std::vector<NodeId> in, Attrs attrs = {}) { return g.add(op, std::move(in), attrs, {}, span); };
+  // Builds input i's adjoint only when autodiff wants it.
+  auto want = [&](size_t i, auto build) { return wanted[i] ? build() : kNoNode; };
+  NodeId a = node.inputs.empty() ? kNoNode : node.inputs[0];
+  NodeId b = node.inputs.size() > 1 ? node.inputs[1] : kNoNode;
+  switch (opInfo(node.op).rules) {  // the other modules keep their calculus beside their rules
+    case OpRules::Math: return elementwiseVjp(g, id, grad, wanted);
+    case OpRules::Reduce: return reduceFamilyVjp(g, id, grad, wanted);
+    case OpRules::Conv: return convVjp(g, id, grad, wanted);
+    case OpRules::Core: break;
+  }
+  switch (node.op) {
+    case Op::Input:
+    case Op::Param:
+    case Op::State:
+    case Op::Scalar:
+    case Op::Fill: return {};
+    // d(a+b) = da + db
+    case Op::Add: return {grad, grad};
+    // d(a-b) = da - db
+    case Op::Sub: return {grad, want(1, [&] { return add(Op::Neg, {grad}); })};
+    // d(a*b) = b da + a db
+    case Op::Mul:
+      return {want(0, [&] { return add(Op::Mul, {grad, b}); }), want(1, [&] { return add(Op::Mul, {grad, a}); })};
+    // d(a/b) = da / b - a db / b^2
+    case Op::Div: {
+      NodeId ga = add(Op::Div, {grad, b});
+      return {ga, want(1, [&] { return add(Op::Neg, {add(Op::Div, {add(Op::Mul, {ga, a}), b})}); })};
+    }
+    // d(-a) = -da
+    case Op::Neg: return {add(Op::Neg, {grad})};
+    // d relu(a) = step(a) da
+    case Op::Relu: return {add(Op::Mul, {grad, add(Op::Step, {a})})};
+    // step is piecewise constant: zero gradient
+    case Op::Step: return {g.fill(0, g.node(a).shape, span)};
+    // integers have no gradient (the dropout mask depends only on the integer seed)
+    case Op::ToFloat:
+    case Op::DropoutMask: return {kNoNode};
+    // C = op(A) op(B): dA = G op(B)^T (stored transposed if A was), dB = op(A)^T G (likewise); batched, per entry
+    // (a shared 2-D operand's adjoint comes out batched and autodiff sums it over the batch)
+    case Op::MatMul:
+    case Op::BatchMatMul: {
+      Attrs ga, gb;
+      NodeId da = kNoNode, db = kNoNode;
+      if (!wanted[0]) {
+      } else if (!node.attrs.transpose_a) {  // A [M,K]: dA = G [M,N] @ op(B)^T
+        ga.transpose_b = !node.attrs.transpose_b;
+        da = add(node.op, {grad, b}, ga);
+      } else {  // A stored [K,M]: dA = op(B) @ G^T
+        ga.transpose_a = node.attrs.transpose_b;
+        ga.transpose_b = true;
+        da = add(node.op, {b, grad}, ga);
+      }
+      if (!wanted[1]) {
+      } else if (!node.attrs.transpose_b) {  // B [K,N]: dB = op(A)^T @ G
+        gb.transpose_a = !node.attrs.transpose_a;
+        db = add(node.op, {a, grad}, gb);
+      } else {  // B stored [N,K]: dB = G^T @ op(A)
+        gb.transpose_a = true;
+        gb.transpose_b = node.attrs.transpose_a;
+        db = add(node.op, {grad, a}, gb);
+      }
+      return {da, db};
+    }
+    // sum_to is a sum over broadcast dimensions; its adjoint broadcasts back: da = G broadcast to a's shape
+    case Op::SumTo: return {add(Op::Add, {grad, g.fill(0, g.node(a).shape, span)})};
+    // d mean_b(-log softmax(z_b)[y_b]) / dz = (softmax(z) - onehot(y)) / B; labels have no gradient
+    case Op::CrossEntropy: return {add(Op::CrossEntropyGrad, {a, b, grad}), kNoNode};
+    case Op::CrossEntropyGrad:
+      throw std::logic_error("internal error: cross_entropy_grad has no second derivative yet");
+    default: break;  // ops of the other rule modules returned above
+  }
+  throw std::logic_error(std::string("internal error: no core VJP for op ") + opInfo(node.op).name);
+}
+
+}  // namespace nnc

@@ -1,0 +1,65 @@
+// Program assembly: differentiate the loss, append the optimizer update, define the entry points.
+#include "compiler/graph/program.h"
+
+#include "compiler/autodiff/autodiff.h"
+
+namespace nnc {
+
+Program buildProgram(Graph graph, const dsl::TrainConfig& train) {
+  Program p;
+  p.graph = std::move(graph);
+  p.train = train;
+  Graph& g = p.graph;
+
+  std::vector<NodeId> param_nodes, trainable;
+  for (const ParamInfo& param : g.params) {
+    param_nodes.push_back(param.node);
+    if (param.trainable) trainable.push_back(param.node);
+  }
+  std::vector<NodeId> trainable_grads = differentiate(g, g.loss, trainable);
+  for (size_t i = 0, t = 0; i < g.params.size(); ++i)
+    p.grads.push_back(g.params[i].trainable ? trainable_grads[t++] : kNoNode);
+  appendOptimizerUpdate(p);
+  if (g.dropout_seed != kNoNode) p.step_scalars.push_back(g.dropout_seed);
+
+  std::vector<NodeId> inputs;
+  for (const InputInfo& input : g.inputs) inputs.push_back(input.node);
+
+  p.grads_entry.name = "grads";
+  p.grads_entry.arguments = inputs;
+  p.grads_entry.arguments.insert(p.grads_entry.arguments.end(), param_nodes.begin(), param_nodes.end());
+  if (g.dropout_seed != kNoNode) p.grads_entry.arguments.push_back(g.dropout_seed);
+  p.grads_entry.outputs = {g.loss};
+  p.grads_entry.output_names = {"loss"};
+  for (size_t i = 0; i < g.params.size(); ++i) {
+    if (!g.params[i].trainable) continue;
+    p.grads_entry.outputs.push_back(p.grads[i]);
+    p.grads_entry.output_names.push_back("grad_" + g.params[i].name);
+  }
+
+  p.train_step.name = "train_step";
+  p.train_step.arguments = inputs;
+  p.train_step.arguments.insert(p.train_step.arguments.end(), param_nodes.begin(), param_nodes.end());
+  for (const StateInfo& state : p.states) p.train_step.arguments.push_back(state.node);
+  p.train_step.arguments.push_back(p.learning_rate);
+  p.train_step.arguments.insert(p.train_step.arguments.end(), p.step_scalars.begin(), p.step_scalars.end());
+  p.train_step.outputs = {g.loss};
+  p.train_step.output_names = {"loss"};
+  for (size_t i = 0; i < g.params.size(); ++i) {
+    p.train_step.outputs.push_back(p.new_params[i]);
+    p.train_step.output_names.push_back("new_" + g.params[i].name);
+  }
+  for (size_t i = 0; i < p.states.size(); ++i) {
+    p.train_step.outputs.push_back(p.new_states[i]);
+    p.train_step.output_names.push_back("new_" + p.states[i].name);
+  }
+
+  p.predict.name = "predict";
+  p.predict.arguments = {inputs.front()};
+  p.predict.arguments.insert(p.predict.arguments.end(), param_nodes.begin(), param_nodes.end());
+  p.predict.outputs = {g.output};
+  p.predict.output_names = {"output"};
+  return p;
+}
+
+}  // namespace nnc

@@ -1,0 +1,395 @@
+// Lowering of graph nodes to Halide Funcs: THE ALGORITHM only; THE SCHEDULE is in schedule.cpp.
+#include "compiler/lower/lower.h"
+#include "compiler/lower/lower_conv.h"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace nnc {
+
+using Halide::Expr;
+using Halide::Func;
+using Halide::RDom;
+
+const std::vector<Halide::Var>& dimVars() {
+  static const std::vector<Halide::Var> kVars = {Halide::Var("d0"), Halide::Var("d1"), Halide::Var("d2"),
+                                                 Halide::Var("d3"), Halide::Var("d4"), Halide::Var("d5")};
+  return kVars;
+}
+
+bool narrowProduct(const Node& node) {
+  if (node.op != Op::MatMul || node.shape.empty() || node.shape.back().isSymbolic()) return false;
+  int64_t columns = node.shape.back().extent;
+  return columns < 32 && columns % 8 != 0;
+}
+
+std::vector<int> halideExtents(const Shape& shape, int batch) {
+  std::vector<int> extents;
+  for (auto dim = shape.rbegin(); dim != shape.rend(); ++dim)
+    extents.push_back(dim->isSymbolic() ? batch : static_cast<int>(dim->extent));
+  return extents;
+}
+
+namespace {
+
+// The first `rank` dimension variables as Halide argument list.
+std::vector<Halide::Var> varsFor(size_t rank) {
+  if (rank > dimVars().size()) throw std::logic_error("internal error: tensor rank above 6");
+  return {dimVars().begin(), dimVars().begin() + static_cast<long>(rank)};
+}
+
+std::vector<Expr> asExprs(const std::vector<Halide::Var>& vars) { return {vars.begin(), vars.end()}; }
+
+class Lowerer : public LoweringContext {
+ public:
+  Lowerer(const Graph& graph, LoweredEntry& out) : g_(graph), out_(out) {}
+
+  // Arguments are read from the pipeline's arguments, whatever computes them elsewhere (a kernel of a plan reads
+  // other kernels' results): the nodes that feed only them are not lowered.
+  void run(const EntryPoint& entry) {
+    for (size_t i = 0; i < entry.arguments.size(); ++i)
+      declareArgument(entry.arguments[i], entry.argument_names.empty() ? "" : entry.argument_names[i]);
+    std::vector<bool> needed(g_.nodes.size(), false), computed(g_.nodes.size(), false);
+    for (NodeId id : entry.outputs) needed[id] = true;
+    for (NodeId id = static_cast<NodeId>(g_.nodes.size()) - 1; id >= 0; --id) {
+      if (!needed[id] || isArgument(out_, id)) continue;
+      computed[id] = true;
+      for (NodeId in : g_.node(id).inputs) needed[in] = true;
+    }
+    out_.bias_in_grad_weight = biasGradientsInWeightGradients(g_, computed, vectorUnitFor(out_.target, out_.float_type));
+    for (NodeId id = 0; id < static_cast<NodeId>(g_.nodes.size()); ++id) {
+      if (!needed[id] || out_.nodes.count(id)) continue;
+      auto bias = out_.bias_in_grad_weight.find(id);
+      if (bias != out_.bias_in_grad_weight.end() && !out_.nodes.count(bias->second))  // lowered ahead
+        out_.nodes[bias->second] = lowerNode(bias->second);
+      out_.nodes[id] = lowerNode(id);
+    }
+    for (size_t i = 0; i < entry.outputs.size(); ++i) {
+      NodeId id = entry.outputs[i];
+      std::vector<Halide::Var> vars = varsFor(g_.node(id).shape.size());
+      bool direct = entry.plan_kernel && computed[id] && !biasReadsItsTiles(id) && storesOnlyItsShape(id) &&
+                    std::find(entry.outputs.begin(), entry.outputs.begin() + i, id) == entry.outputs.begin() + i;
+      Func result = direct ? out_.nodes.at(id).func : Func(cIdentifier(entry.output_names[i]));
+      if (!direct) result(vars) = out_.nodes.at(id).func(vars);
+      constrainOutput(result, g_.node(id).shape);
+      out_.outputs.push_back(result);
+      out_.output_nodes.push_back(id);
+    }
+  }
+
+ private:
+  // Whether every schedule of the node writes only its own extent, so that it can be a pipeline's result: not a
+  // narrow product or window sums (their tiles round up past the end, over Halide's own larger allocation, which a
+  // caller's buffer is not), nor a reduction or a pool with an update (GuardWithIf on an output's update stored
+  // wrongly in Halide 14; compiler/schedule/cpu.cpp). A convolution's epilogue is stored by its ShiftInwards tiles.
+  bool storesOnlyItsShape(NodeId id) const {
+    const Node& node = g_.node(id);
+    switch (opInfo(node.op).family) {
+      case OpFamily::Elementwise: return true;
+      case OpFamily::Layout: return true;
+      case OpFamily::MatMul: return node.op == Op::MatMul && !narrowProduct(node);
+      case OpFamily::Conv:  // a pure pool (no update) is vectorized with ShiftInwards
+        return (node.op == Op::MaxPool2d || node.op == Op::AvgPool2d || node.op == Op::MaxPool2dGrad ||
+                node.op == Op::AvgPool2dGrad) &&
+               !out_.nodes.at(id).func.has_update_definition();
+      default: return false;
+    }
+  }
+
+  // A weight gradient whose tiles' extra column holds its bias gradient stores more than its shape.
+  bool biasReadsItsTiles(NodeId id) const {
+    return std::any_of(out_.bias_in_grad_weight.begin(), out_.bias_in_grad_weight.end(),
+                       [&](const auto& pair) { return pair.second == id; });
+  }
+
+  // LoweringContext.
+  const Graph& graph() const override { return g_; }
+  Func func(NodeId id) const override { return out_.nodes.at(id).func; }
+  Halide::Type floatType() const override { return out_.float_type; }
+
+  Halide::Type typeOf(const Node& node) const { return node.dtype == DType::I32 ? Halide::Int(32) : out_.float_type; }
+
+  // Creates the pipeline argument of a node (named `name`, else after the node) and records symbolic extents it
+  // defines (the batch size).
+  void declareArgument(NodeId id, const std::string& name) {
+    const Node& node = g_.node(id);
+    if (node.op == Op::Scalar) {
+      Halide::Param<> scalar(typeOf(node), name.empty() ? node.name : name);
+      out_.scalars.emplace(id, scalar);
+      out_.arguments.push_back(scalar);
+      return;
+    }
+    Halide::ImageParam image(typeOf(node), static_cast<int>(node.shape.size()), cIdentifier(name.empty() ? node.name : name));
+    constrainDense(image, node.shape);
+    size_t rank = node.shape.size();
+    for (size_t i = 0; i < rank; ++i) {
+      const Dim& dim = node.shape[rank - 1 - i];
+      if (dim.isSymbolic() && !out_.symbols.count(dim.symbol))
+        out_.symbols[dim.symbol] = image.dim(static_cast<int>(i)).extent();
+    }
+    out_.images.emplace(id, image);
+    out_.arguments.push_back(image);
+  }
+
+  void constrainOutput(Func wrapper, const Shape& shape) const { constrainDense(wrapper.output_buffer(), shape); }
+
+  // Argument and result buffers start at 0, have the node's fixed extents (a wrongly sized buffer is an error)
+  // and are dense in row-major order, so strides are constants the kernels' address arithmetic folds (LeNet-5's
+  // conv1 as a plan kernel: 0.056 -> X ms a step).
+  static void constrainDense(Halide::OutputImageParam buffer, const Shape& shape) {
+    Expr stride = 1;
+    for (size_t i = 0; i < shape.size(); ++i) {
+      const Dim& dim = shape[shape.size() - 1 - i];
+      Halide::Internal::Dimension halide_dim = buffer.dim(static_cast<int>(i));
+      halide_dim.set_min(0).set_stride(stride);
+      if (!dim.isSymbolic()) halide_dim.set_extent(static_cast<int>(dim.extent));
+      stride = dim.isSymbolic() ? stride * halide_dim.extent() : stride * static_cast<int>(dim.extent);
+    }
+  }
+
+  // Halide argument and Func names must be C identifiers: fc1.weight -> fc1_weight.
+  static std::string cIdentifier(std::string name) {
+    for (char& c : name)
+      if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+    return name;
+  }
+
+  Expr extent(const Dim& dim) const override {
+    if (!dim.isSymbolic()) return static_cast<int>(dim.extent);
+    auto it = out_.symbols.find(dim.symbol);
+    if (it == out_.symbols.end()) throw std::logic_error("internal error: no argument defines dimension " + dim.symbol);
+    return it->second;
+  }
+
+  // Reads node `id` at the coordinates of a result of shape `out_shape`, broadcasting size-1 and missing dims.
+  Expr read(NodeId id, const std::vector<Expr>& coords, const Shape& out_shape) const override {
+    const Shape& shape = g_.node(id).shape;
+    std::vector<Expr> at;
+    for (size_t i = 0; i < shape.size(); ++i) {
+      bool broadcast = shape[shape.size() - 1 - i] == Dim{} && !(out_shape[out_shape.size() - 1 - i] == Dim{});
+      at.push_back(broadcast ? Expr(0) : coords[i]);
+    }
+    return out_.nodes.at(id).func(at);
+  }
+
+  Expr constant(double value) const override { return Halide::cast(out_.float_type, Expr(value)); }
+
+  LoweredNode lowerNode(NodeId id) {
+    const Node& node = g_.node(id);
+    std::vector<Halide::Var> vars = varsFor(node.shape.size());
+    std::vector<Expr> coords = asExprs(vars);
+    LoweredNode lowered;
+    Func& f = lowered.func;
+    f = Func(funcName(id, ""));
+    current_ = id;
+    if (out_.images.count(id)) {  // an argument: a leaf, or a node another kernel computes
+      f(vars) = out_.images.at(id)(vars);
+      return lowered;
+    }
+    auto operand = [&](int i) { return read(node.inputs[i], coords, node.shape); };
+    switch (opInfo(node.op).rules) {
+      case OpRules::Math: {
+        std::vector<Expr> operands;
+        for (size_t i = 0; i < node.inputs.size(); ++i) operands.push_back(operand(static_cast<int>(i)));
+        f(vars) = lowerElementwise(*this, node, operands);
+        return lowered;
+      }
+      case OpRules::Reduce: lowerReduceFamily(*this, node, lowered); return lowered;
+      case OpRules::Conv: lowerConvFamily(*this, node, lowered, sumsBias(id)); return lowered;
+      case OpRules::Core: break;
+    }
+    switch (node.op) {
+      case Op::Scalar: f() = out_.scalars.at(id); break;
+      case Op::Fill: f(vars) = constant(node.attrs.value); break;
+      case Op::Add: f(vars) = operand(0) + operand(1); break;
+      case Op::Sub: f(vars) = operand(0) - operand(1); break;
+      case Op::Mul: f(vars) = operand(0) * operand(1); break;
+      case Op::Div: f(vars) = operand(0) / operand(1); break;
+      case Op::Neg: f(vars) = -operand(0); break;
+      case Op::Relu: f(vars) = Halide::max(operand(0), constant(0)); break;
+      case Op::Step: f(vars) = Halide::select(operand(0) > constant(0), constant(1), constant(0)); break;
+      case Op::ToFloat: f(vars) = Halide::cast(out_.float_type, operand(0)); break;
+      case Op::DropoutMask: f(vars) = dropoutMask(node, vars); break;
+      case Op::MatMul: lowerMatMul(node, lowered); break;
+      case Op::BatchMatMul: lowerBatchMatMul(node, lowered); break;
+      case Op::SumTo:
+        if (auto bias = out_.bias_in_grad_weight.find(id); bias != out_.bias_in_grad_weight.end())
+          lowerBiasGradient(*this, node, bias->second, lowered);
+        else
+          lowerSumTo(node, lowered);
+        break;
+      case Op::CrossEntropy: lowerCrossEntropy(node, lowered, false); break;
+      case Op::CrossEntropyGrad: lowerCrossEntropy(node, lowered, true); break;
+      default: throw std::logic_error(std::string("internal error: no core lowering for op ") + opInfo(node.op).name);
+    }
+    return lowered;
+  }
+
+  // The dropout mask is counter-based: element i (row-major) of site `salt` is kept when the top 24 bits of
+  // mix(i ^ mix(seed + salt * 0x9E3779B9)) are at least p * 2^24, so a mask depends only on (seed, site, i), never
+  // on the schedule or the thread count. mix is the "lowbias32" integer finalizer (C. Wellons).
+  Expr dropoutMask(const Node& node, const std::vector<Halide::Var>& vars) const {
+    auto u32 = [](Expr e) { return Halide::cast(Halide::UInt(32), std::move(e)); };
+    auto number = [](uint32_t value) { return Halide::Internal::UIntImm::make(Halide::UInt(32), value); };
+    auto mix = [&](Expr x) {
+      x = x ^ (x >> 16);
+      x = x * number(0x7feb352du);
+      x = x ^ (x >> 15);
+      x = x * number(0x846ca68bu);
+      return x ^ (x >> 16);
+    };
+    Expr index = number(0), stride = number(1);
+    for (size_t i = 0; i < vars.size(); ++i) {
+      index = index + u32(vars[i]) * stride;
+      stride = stride * u32(extent(node.shape[node.shape.size() - 1 - i]));
+    }
+    Expr seed = u32(out_.nodes.at(node.inputs[0]).func()) + number(static_cast<uint32_t>(node.attrs.index) * 0x9E3779B9u);
+    auto threshold = static_cast<uint32_t>(std::ceil(node.attrs.alpha * 16777216.0));
+    Expr keep = (mix(index ^ mix(seed)) >> 8) >= number(threshold);
+    return Halide::select(keep, constant(1 / (1 - node.attrs.alpha)), constant(0));
+  }
+
+  bool sumsBias(NodeId grad_weight) const {
+    for (const auto& [sum, by] : out_.bias_in_grad_weight)
+      if (by == grad_weight) return true;
+    return false;
+  }
+
+  // Halide Func names must be unique in a pipeline: the op name, the node id and the helper's role.
+  std::string funcName(NodeId id, const std::string& role) const {
+    return std::string(opInfo(g_.node(id).op).name) + "_" + std::to_string(id) + (role.empty() ? "" : "_" + role);
+  }
+  Func helper(const std::string& role) const override { return Func(funcName(current_, role)); }
+
+  // C(n, m) = sum_k A(k, m) * B(n, k) in Halide order. A transposed operand is read with swapped coordinates; a
+  // transposed B is first packed into (n, k) order so the inner loop over n reads contiguous memory.
+  void lowerMatMul(const Node& node, LoweredNode& lowered) {
+    Halide::Var n = dimVars()[0], m = dimVars()[1];
+    const Node& a = g_.node(node.inputs[0]);
+    Func fa = out_.nodes.at(node.inputs[0]).func;
+    Func fb = out_.nodes.at(node.inputs[1]).func;
+    Dim k_dim = node.attrs.transpose_a ? a.shape[0] : a.shape[1];
+    RDom k(0, extent(k_dim), "k");
+    Func b_nk = helper("packed_b");
+    bool narrow = narrowProduct(node);
+    Expr columns = extent(node.shape.back());
+    Expr column = narrow ? Halide::clamp(n, 0, columns - 1) : Expr(n);
+    Expr b = node.attrs.transpose_b ? fb(m, column) : fb(column, m);  // stored [N, K]: Halide (k, n) -> (n, k)
+    b_nk(n, m) = narrow ? Halide::select(n < columns, b, constant(0)) : b;
+    Expr a_km = node.attrs.transpose_a ? fa(m, k) : fa(k, m);
+    Func acc = helper("acc");
+    acc(n, m) = constant(0);
+    acc(n, m) += a_km * b_nk(n, k);
+    lowered.func(n, m) = acc(n, m);
+    lowered.helpers = {acc, b_nk};
+    lowered.reductions = {k};
+  }
+
+  // C(n, m, e) = sum_k A(k, m, e) * B(n, k, e) in Halide order, e the batch entry; a 2-D operand ignores e and a
+  // transposed one is read with swapped coordinates.
+  void lowerBatchMatMul(const Node& node, LoweredNode& lowered) {
+    Halide::Var n = dimVars()[0], m = dimVars()[1], e = dimVars()[2];
+    const Shape& a = g_.node(node.inputs[0]).shape;
+    const Shape& b = g_.node(node.inputs[1]).shape;
+    Func fa = out_.nodes.at(node.inputs[0]).func;
+    Func fb = out_.nodes.at(node.inputs[1]).func;
+    Dim k_dim = node.attrs.transpose_a ? a[a.size() - 2] : a[a.size() - 1];
+    RDom k(0, extent(k_dim), "k");
+    auto at = [&](const Shape& shape, Expr inner, Expr outer) {
+      std::vector<Expr> coords = {inner, outer};
+      if (shape.size() == 3) coords.push_back(e);
+      return coords;
+    };
+    Expr a_km = node.attrs.transpose_a ? fa(at(a, m, k)) : fa(at(a, k, m));
+    Expr b_nk = node.attrs.transpose_b ? fb(at(b, k, n)) : fb(at(b, n, k));
+    Func acc = helper("acc");
+    acc(n, m, e) = constant(0);
+    acc(n, m, e) += a_km * b_nk;
+    lowered.func(n, m, e) = acc(n, m, e);
+    lowered.helpers = {acc};
+    lowered.reductions = {k};
+  }
+
+  // Sums the source over every dimension that the target lacks or has as 1.
+  void lowerSumTo(const Node& node, LoweredNode& lowered) {
+    const Shape& from = g_.node(node.inputs[0]).shape;
+    const Shape& to = node.shape;
+    Halide::Region ranges;
+    std::vector<size_t> reduced;  // Halide dims of the source that are summed
+    for (size_t i = 0; i < from.size(); ++i) {
+      bool kept = i < to.size() && !(to[to.size() - 1 - i] == Dim{} && !(from[from.size() - 1 - i] == Dim{}));
+      if (kept) continue;
+      reduced.push_back(i);
+      ranges.emplace_back(0, extent(from[from.size() - 1 - i]));
+    }
+    std::vector<Halide::Var> vars = varsFor(to.size());
+    if (reduced.empty()) {
+      lowered.func(vars) = out_.nodes.at(node.inputs[0]).func(vars);
+      return;
+    }
+    RDom r(ranges, "r");
+    std::vector<Expr> at;
+    for (size_t i = 0, j = 0; i < from.size(); ++i)
+      at.push_back(j < reduced.size() && reduced[j] == i ? Expr(r[static_cast<int>(j++)]) : Expr(vars[i]));
+    lowered.func(vars) = constant(0);
+    lowered.func(vars) += out_.nodes.at(node.inputs[0]).func(at);
+    lowered.reductions = {r};
+  }
+
+  // Softmax cross-entropy with integer labels, stable via the row maximum:
+  //   lse(b) = max_c z(c, b) + log sum_c exp(z(c, b) - max)
+  //   loss = mean_b (lse(b) - z(y(b), b));  dz(c, b) = (softmax(z)(c, b) - [c == y(b)]) * dloss / B
+  void lowerCrossEntropy(const Node& node, LoweredNode& lowered, bool gradient) {
+    Halide::Var c = dimVars()[0], b = dimVars()[1];
+    const Shape& shape = g_.node(node.inputs[0]).shape;
+    Func z = out_.nodes.at(node.inputs[0]).func;
+    Func y = out_.nodes.at(node.inputs[1]).func;
+    Expr classes = extent(shape[1]), batch = extent(shape[0]);
+    RDom rc(0, classes, "rc");
+    Func row_max = helper("row_max"), row_sum = helper("row_sum");
+    row_max(b) = out_.float_type.min();
+    row_max(b) = Halide::max(row_max(b), z(rc, b));
+    row_sum(b) = constant(0);
+    row_sum(b) += Halide::exp(z(rc, b) - row_max(b));
+    Expr label = Halide::clamp(y(b), 0, classes - 1);
+    lowered.helpers = {row_max, row_sum};
+    if (gradient) {
+      Func dloss = out_.nodes.at(node.inputs[2]).func;
+      Expr softmax = Halide::exp(z(c, b) - row_max(b)) / row_sum(b);
+      Expr onehot = Halide::select(c == label, constant(1), constant(0));
+      lowered.func(c, b) = (softmax - onehot) * dloss() / Halide::cast(out_.float_type, batch);
+      lowered.reductions = {rc};
+      return;
+    }
+    Func row_loss = helper("row_loss");
+    row_loss(b) = row_max(b) + Halide::log(row_sum(b)) - z(label, b);
+    RDom rb(0, batch, "rb");
+    lowered.func() = constant(0);
+    lowered.func() += row_loss(rb);
+    lowered.helpers.push_back(row_loss);
+    lowered.reductions = {rc, rb};
+    Func total = lowered.func;
+    lowered.func = helper("mean");
+    lowered.func() = total() / Halide::cast(out_.float_type, batch);
+    lowered.helpers.push_back(total);
+  }
+
+  const Graph& g_;
+  LoweredEntry& out_;
+  NodeId current_ = kNoNode;
+};
+
+}  // namespace
+
+LoweredEntry lowerEntry(const Graph& graph, const EntryPoint& entry, Halide::Type float_type, const Target& target,
+                        const ScheduleOptions& schedule) {
+  LoweredEntry lowered;
+  lowered.float_type = float_type;
+  lowered.target = Halide::Target(target.halide);
+  lowered.plan_kernel = entry.plan_kernel;
+  Lowerer(graph, lowered).run(entry);
+  scheduleEntryWith(graph, lowered, schedule);
+  return lowered;
+}
+
+}  // namespace nnc
