@@ -4,7 +4,8 @@
 //
 // Policy, per node family (which nodes are stored is decided as for the CPU, schedule/fusion.h):
 //   elementwise, layout  inlined into their readers (fused chains), or one kernel over their elements
-//   matmul               thread blocks of kGemmTile x kGemmTile outputs; each thread's sum in a register
+//   matmul               64 x 64 outputs per block of 16 x 16 threads, 4 x 4 per thread, both operands staged
+//                        through shared memory (gpuMatMul)
 //   conv, reduce, loss   every helper and the result stored: one thread per output element, its window or
 //                        reduction a serial loop in that thread; long reductions to few results (the loss,
 //                        BatchNorm's statistics, weight and bias gradients) first into partial sums in parallel
