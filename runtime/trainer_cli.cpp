@@ -217,16 +217,28 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
   return train(model, options);
 }
 
+// The parameters of the checkpoint --weights names.
+std::vector<Tensor> loadWeights(const ModelSpec& model, const std::map<std::string, std::string>& flags) {
+  std::vector<Tensor> params = allocateParams(model);
+  loadCheckpoint(model, flags.at("--weights"), params);
+  return params;
+}
+
+// A split of --data (the train block's data by default), checked against the model's input.
+Dataset loadCheckedSplit(const ModelSpec& model, const std::map<std::string, std::string>& flags, Split split) {
+  std::string data_dir = stringFlag(flags, "--data", model.train.data);
+  Dataset data = loadSplit(data_dir, split, stringFlag(flags, "--label-column", model.train.label_column));
+  checkDatasetFits(model, data, data_dir + (split == Split::Train ? " (train)" : " (t10k)"));
+  return data;
+}
+
 int evalCommand(const ModelSpec& model, int argc, char** argv) {
   auto flags = parseFlags(argc, argv, {{"--weights", true}, {"--data", true}, {"--batch", true}, {"--threads", true},
                                        {"--label-column", true}, {"--device", true}});
   if (!flags.count("--weights")) throw UsageError("`eval` needs `--weights CKPT`");
   startKernels(model, flags);
-  std::vector<Tensor> params = allocateParams(model);
-  loadCheckpoint(model, flags["--weights"], params);
-  std::string data_dir = stringFlag(flags, "--data", model.train.data);
-  Dataset test = loadSplit(data_dir, Split::Test, stringFlag(flags, "--label-column", model.train.label_column));
-  checkDatasetFits(model, test, data_dir + " (t10k)");
+  std::vector<Tensor> params = loadWeights(model, flags);
+  Dataset test = loadCheckedSplit(model, flags, Split::Test);
   applyNormalization(checkpointNormalization(flags["--weights"]), test.images.data(), test.count, test.features);
   EvalResult result = evaluate(model, params, test, checkedBatch(model, positiveInt(flags, "--batch", 256), "--batch"));
   std::printf("test_loss %.4f  test_accuracy %.4f  (%lld examples)\n", result.loss, result.accuracy,
@@ -290,14 +302,11 @@ int predictCommand(const ModelSpec& model, int argc, char** argv) {
   if (!flags.count("--weights")) throw UsageError("`predict` needs `--weights CKPT`");
   if (flags.count("-o")) checkOutputPath("-o", flags["-o"], OutputKind::Replaced);
   startKernels(model, flags);
-  std::vector<Tensor> params = allocateParams(model);
-  loadCheckpoint(model, flags["--weights"], params);
+  std::vector<Tensor> params = loadWeights(model, flags);
   bool labeled = input_path.empty();
   Dataset data;
   if (labeled) {
-    std::string data_dir = stringFlag(flags, "--data", model.train.data);
-    data = loadSplit(data_dir, Split::Test, stringFlag(flags, "--label-column", model.train.label_column));
-    checkDatasetFits(model, data, data_dir + " (t10k)");
+    data = loadCheckedSplit(model, flags, Split::Test);
   } else {
     data = loadPredictInput(model, input_path);
   }
@@ -337,11 +346,8 @@ int gradsCommand(const ModelSpec& model, int argc, char** argv) {
   int64_t seed = positiveInt(flags, "--seed", static_cast<int64_t>(model.train.seed), 0,
                              std::numeric_limits<int64_t>::max());
   startKernels(model, flags);
-  std::vector<Tensor> params = allocateParams(model);
-  loadCheckpoint(model, flags["--weights"], params);
-  std::string data_dir = stringFlag(flags, "--data", model.train.data);
-  Dataset data = loadSplit(data_dir, Split::Train, stringFlag(flags, "--label-column", model.train.label_column));
-  checkDatasetFits(model, data, data_dir + " (train)");
+  std::vector<Tensor> params = loadWeights(model, flags);
+  Dataset data = loadCheckedSplit(model, flags, Split::Train);
   int64_t batch = std::min(checkedBatch(model, positiveInt(flags, "--batch", model.train.batch), "--batch"), data.count);
   applyNormalization(checkpointNormalization(flags["--weights"]), data.images.data(), batch, data.features);
   Tensor x = allocate<float>({batch, data.features}, "the batch's features");
