@@ -160,7 +160,7 @@ std::unique_ptr<nnc::Compilation> runFrontEnd(const Options& options, nnc::Stage
 
 // An entry point by name, or a kernel of their plans (as `nnc emit --stage=plan` names it).
 nnc::EntryPoint selectEntry(const nnc::Program& program, const Options& options) {
-  for (const nnc::EntryPoint* entry : {&program.train_step, &program.grads_entry, &program.predict})
+  for (const nnc::EntryPoint* entry : program.entryPoints())
     if (entry->name == options.entry) return *entry;
   for (const nnc::PlanKernel& kernel :
        nnc::planProgram(program, options.kernels.target, options.kernels.schedule).kernels)

@@ -226,8 +226,10 @@ float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, T
 
 std::vector<Tensor> allocateGrads(const ModelSpec& model) {
   std::vector<Tensor> grads;
-  for (int i = 0; i < model.num_params; ++i)
-    if (model.params[i].trainable) grads.push_back(allocate<float>(concreteShape(model.params[i].rank, model.params[i].shape, 1)));
+  for (bool trainable : {true, false})
+    for (int i = 0; i < model.num_params; ++i)
+      if (model.params[i].trainable == trainable)
+        grads.push_back(allocate<float>(concreteShape(model.params[i].rank, model.params[i].shape, 1)));
   return grads;
 }
 
@@ -237,9 +239,7 @@ float computeGrads(const ModelSpec& model, const Tensor& x, const LabelTensor& y
   Tensor input = asModelInput(model, x);
   checkBatch(model, input, &y, "grads");
   checkParams(model, params, "grads");
-  int64_t trainable = 0;
-  for (int i = 0; i < model.num_params; ++i) trainable += model.params[i].trainable;
-  checkCount(grads.size(), trainable, "grads", "gradient tensors");
+  checkCount(grads.size(), model.num_params, "grads", "gradient and buffer tensors");
   LabelTensor labels = uploadedView(y);
   std::vector<void*> args = {raw(input), raw(labels)};
   for (const Tensor& p : params) args.push_back(raw(p));
@@ -247,15 +247,55 @@ float computeGrads(const ModelSpec& model, const Tensor& x, const LabelTensor& y
   for (int i = 0; i < model.num_scalars; ++i) has_dropout |= std::strcmp(model.scalars[i], "dropout_seed") == 0;
   if (has_dropout) args.push_back(&dropout_seed);
   args.push_back(resultArg(loss));
-  for (int i = 0, g = 0; i < model.num_params; ++i) {
-    if (!model.params[i].trainable) continue;
-    checkArgument(grads[g], model.params[i].rank, model.params[i].shape, 1, "grads", "gradient of", model.params[i].name);
-    args.push_back(resultArg(grads[g++]));
-  }
+  size_t g = 0;
+  for (bool trainable : {true, false})
+    for (int i = 0; i < model.num_params; ++i) {
+      if (model.params[i].trainable != trainable) continue;
+      checkArgument(grads[g], model.params[i].rank, model.params[i].shape, 1, "grads",
+                    trainable ? "gradient of" : "new value of", model.params[i].name);
+      args.push_back(resultArg(grads[g++]));
+    }
   call(model.grads, "grads", args);
   copyToHost(loss, "grads");
   for (Tensor& grad : grads) copyToHost(grad, "grads");
   return loss();
+}
+
+void applyUpdate(const ModelSpec& model, std::vector<Tensor>& grads, TrainState& state,
+                 const std::vector<ScalarArg>& scalars) {
+  checkCount(grads.size(), model.num_params, "update", "gradient and buffer tensors");
+  for (const std::vector<Tensor>* params : {&state.params, &state.next_params}) checkParams(model, *params, "update");
+  for (const std::vector<Tensor>* states : {&state.states, &state.next_states}) checkStates(model, *states, "update");
+  std::vector<void*>& args = state.args;
+  args.clear();
+  for (int i = 0, g = 0; i < model.num_params; ++i)
+    if (model.params[i].trainable) args.push_back(raw(grads[g++]));
+  for (int i = 0; i < model.num_params; ++i)
+    if (model.params[i].trainable) args.push_back(raw(state.params[i]));
+  for (Tensor& s : state.states) args.push_back(raw(s));
+  for (int i = 0; i < model.num_scalars; ++i)
+    if (std::strcmp(model.scalars[i], "dropout_seed") != 0) args.push_back(const_cast<ScalarArg*>(&scalars[i]));
+  for (int i = 0; i < model.num_params; ++i)
+    if (model.params[i].trainable) args.push_back(resultArg(state.next_params[i]));
+  for (Tensor& s : state.next_states) args.push_back(resultArg(s));
+  call(model.update, "update", args);
+}
+
+float splitTrainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
+                     const std::vector<ScalarArg>& scalars) {
+  if (state.grads.empty()) state.grads = allocateGrads(model);
+  int32_t dropout_seed = 0;
+  for (int i = 0; i < model.num_scalars; ++i)
+    if (std::strcmp(model.scalars[i], "dropout_seed") == 0) dropout_seed = scalars[i].i;
+  float loss = computeGrads(model, x, y, state.params, state.grads, dropout_seed);
+  applyUpdate(model, state.grads, state, scalars);
+  // The buffers' new values, after the gradients among grads' results (copied to the host with them).
+  size_t buffer = 0;
+  for (int i = 0; i < model.num_params; ++i) buffer += model.params[i].trainable;
+  for (int i = 0; i < model.num_params; ++i)
+    if (!model.params[i].trainable) state.next_params[i].copy_from(state.grads[buffer++]);
+  state.swap();
+  return loss;
 }
 
 void predict(const ModelSpec& model, const Tensor& x, const std::vector<Tensor>& params, Tensor& out) {

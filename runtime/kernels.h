@@ -13,9 +13,11 @@ namespace nnc::rt {
 struct TrainState {
   std::vector<Tensor> params, states;
   std::vector<Tensor> next_params, next_states;
-  // Reused by every step, so the training loop allocates nothing: the loss and the argument array.
+  // Reused by every step, so the training loop allocates nothing: the loss and the argument array; for a step
+  // split in grads and update, the gradients and the buffers' new values (allocated by its first step).
   Tensor loss = Tensor::make_scalar();
   std::vector<void*> args;
+  std::vector<Tensor> grads;
   void swap();
 };
 
@@ -43,12 +45,25 @@ void stepScalars(const ModelSpec& model, double lr, int64_t step, uint64_t seed,
 float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
                 const std::vector<ScalarArg>& scalars);
 
+// The same step as trainStep computed as grads, then update: what data-parallel training does, reducing the
+// gradients in between. Parameters come out the same up to float rounding (the two entry points are compiled
+// apart, so sums may be grouped differently).
+float splitTrainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
+                     const std::vector<ScalarArg>& scalars);
+
 // The gradients of the batch's mean loss with respect to the trainable parameters (one tensor each, in spec
-// order, in `grads`); returns the loss. `dropout_seed` picks the masks of models with dropout.
+// order, in `grads`), then the new values of the buffers (BatchNorm's running statistics) after the batch;
+// returns the loss. `dropout_seed` picks the masks of models with dropout.
 float computeGrads(const ModelSpec& model, const Tensor& x, const LabelTensor& y, const std::vector<Tensor>& params,
                    std::vector<Tensor>& grads, int32_t dropout_seed);
-// One zero tensor per trainable parameter, to receive computeGrads' results.
+// One zero tensor per trainable parameter, then one per buffer, to receive computeGrads' results.
 std::vector<Tensor> allocateGrads(const ModelSpec& model);
+
+// The optimizer update alone: state.params and state.states with the gradients `grads` (computeGrads' first
+// ones) and train_step's scalars (the dropout seed unused) give state.next_params' trainable parameters and
+// state.next_states.
+void applyUpdate(const ModelSpec& model, std::vector<Tensor>& grads, TrainState& state,
+                 const std::vector<ScalarArg>& scalars);
 
 // The model's output (logits) for a batch of features; `out` has the batch's row count.
 void predict(const ModelSpec& model, const Tensor& x, const std::vector<Tensor>& params, Tensor& out);

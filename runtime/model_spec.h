@@ -11,6 +11,10 @@
 // not trained; train_step returns their new values among the new params.
 //   grads(inputs..., params..., [&dropout_seed])     -> (loss, grads of the trainable params...)
 //   predict(features, params...)                     -> (output)
+// grads also returns the buffers' new values after the gradients; and
+//   update(grads..., trainable params..., states..., &lr, [&bias_correction1, &bias_correction2])
+//                                                    -> (new trainable params..., new states...)
+// is train_step's update alone, for a step whose gradients come from elsewhere (all-reduced across processes).
 #pragma once
 
 #include <cstdint>
@@ -98,6 +102,7 @@ struct ModelSpec {
   EntryFn grads;
   EntryFn predict;
   int64_t max_elements_per_example;  // of any tensor with the batch dimension: batch * this must index in 32 bits
+  EntryFn update;
 };
 
 // Defined by the generated model.cpp.

@@ -417,7 +417,7 @@ int train(const ModelSpec& model, const TrainOptions& options) {
       int rows = static_cast<int>(rowsAt(s));
       lr = scheduledLr(options.schedule, options.lr, step, epoch, total_steps);
       stepScalars(model, lr, step, options.seed, scalars);
-      float loss = trainStep(model, x, y, state, scalars);
+      float loss = options.split_step ? splitTrainStep(model, x, y, state, scalars) : trainStep(model, x, y, state, scalars);
       if (!std::isfinite(loss)) {
         prefetcher.drain();
         // trainStep swapped the buffers: next_params hold the parameters before this step, the last good ones.

@@ -33,6 +33,7 @@ struct TrainOptions {
   std::string save;     // where the parameters (and CKPT.resume) go after every epoch
   int64_t save_every = 0;  // and every this many steps too; 0: per epoch only
   std::string metrics;  // JSON-lines file appended per epoch; empty: none
+  bool split_step = false;  // each step as grads then update (splitTrainStep), not the fused train_step
 };
 
 // The exit code of a run stopped by SIGINT or SIGTERM, as a shell reports a process killed by SIGINT.

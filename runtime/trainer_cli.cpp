@@ -54,7 +54,8 @@ const std::map<std::string, const char*> kCommandUsage = {
      "usage: %s predict --weights CKPT [INPUT.npy|INPUT-idx] [-o PROBABILITIES.npy] [--data DIR] [--limit N]\n"
      "                  [--label-column NAME|INDEX] [--device N]\n"},
     {"bench",
-     "usage: %s bench [--entry train_step|grads|predict] [--batch N] [--steps N] [--repeats N] [--threads N]\n"
+     "usage: %s bench [--entry train_step|grads|predict|update|split_step] [--batch N] [--steps N] [--repeats N]\n"
+     "                [--threads N]\n"
      "                [--device N] [--benchmark_...: Google Benchmark's flags]\n"},
     {"grads",
      "usage: %s grads --weights CKPT -o GRADS.safetensors [--data DIR] [--batch N] [--seed N]\n"
@@ -174,7 +175,8 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
                                        {"--validation-split", true}, {"--patience", true}, {"--plot", true}, {"--no-shuffle", false},
                                        {"--init", true}, {"--resume", true}, {"--save", true}, {"--save-every", true}, {"--metrics", true},
                                        {"--threads", true}, {"--label-column", true}, {"--normalize", true},
-                                       {"--augment-flip", true}, {"--augment-shift", true}, {"--device", true}});
+                                       {"--augment-flip", true}, {"--augment-shift", true}, {"--device", true},
+                                       {"--step", true}});
   TrainOptions options;
   options.data = stringFlag(flags, "--data", model.train.data);
   options.epochs = positiveInt(flags, "--epochs", model.train.epochs);
@@ -213,6 +215,9 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
   options.save = stringFlag(flags, "--save", std::string(model.name) + ".safetensors");
   options.save_every = positiveInt(flags, "--save-every", 0, 0);
   options.metrics = stringFlag(flags, "--metrics");
+  std::string step = stringFlag(flags, "--step", "fused");
+  if (step != "fused" && step != "split") throw UsageError("`--step` takes fused or split, got `" + step + "`");
+  options.split_step = step == "split";
   startKernels(model, flags);
   return train(model, options);
 }
@@ -424,8 +429,9 @@ int benchCommand(const ModelSpec& model, int argc, char** argv) {
                           {{"--batch", true}, {"--steps", true}, {"--threads", true}, {"--repeats", true}, {"--entry", true},
                            {"--device", true}});
   std::string only = stringFlag(flags, "--entry", "");
-  if (!only.empty() && only != "train_step" && only != "grads" && only != "predict")
-    throw UsageError("`--entry` takes train_step, grads or predict, got `" + only + "`");
+  const std::vector<std::string> entries = {"train_step", "grads", "predict", "update", "split_step"};
+  if (!only.empty() && std::find(entries.begin(), entries.end(), only) == entries.end())
+    throw UsageError("`--entry` takes train_step, grads, predict, update or split_step, got `" + only + "`");
   int64_t steps = flags.count("--steps") ? positiveInt(flags, "--steps", 1) : 0;
   int64_t repeats = positiveInt(flags, "--repeats", 1, 1, 1000);
   startKernels(model, flags);
@@ -455,14 +461,16 @@ int benchCommand(const ModelSpec& model, int argc, char** argv) {
       {"train_step", [&](Batch& b) { trainStep(model, b.x, b.y, state, scalars); }},
       {"grads", [&](Batch& b) { computeGrads(model, b.x, b.y, state.params, grads, 1); }},
       {"predict", [&](Batch& b) { predict(model, b.x, state.params, b.out); }},
+      {"update", [&](Batch&) { applyUpdate(model, grads, state, scalars); }},
+      {"split_step", [&](Batch& b) { splitTrainStep(model, b.x, b.y, state, scalars); }},
   };
-  for (const char* entry : {"train_step", "grads", "predict"}) {
-    if (!only.empty() && only != entry) continue;
-    int64_t fallback = std::string(entry) == "predict" ? 256 : model.train.batch;
+  for (const std::string& entry : entries) {  // update and split_step only when asked for
+    if (only.empty() ? (entry == "update" || entry == "split_step") : only != entry) continue;
+    int64_t fallback = entry == "predict" ? 256 : model.train.batch;
     int64_t rows = checkedBatch(model, positiveInt(flags, "--batch", fallback), "--batch");
     batch_of[entry] = rows;
     batches.emplace(entry, makeBatch(rows));
-    auto* bench = benchmark::RegisterBenchmark(entry, [entry, rows, &calls, &batches](benchmark::State& timer) {
+    auto* bench = benchmark::RegisterBenchmark(entry.c_str(), [entry, rows, &calls, &batches](benchmark::State& timer) {
       Batch& b = batches.at(entry);
       auto& call = calls.at(entry);
       for (int i = 0; i < 10; ++i) call(b);  // warm-up: the allocator's free list, caches

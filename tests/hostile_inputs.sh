@@ -261,7 +261,7 @@ expect 1 "no such data directory" -- ./tiny train --data missing
 expect 1 "\`eval\` needs \`--weights CKPT\`" "usage: ./tiny eval" -- ./tiny eval
 expect 1 "missing.safetensors" -- ./tiny eval --weights missing.safetensors
 expect 1 "\`predict\` needs \`--weights CKPT\`" -- ./tiny predict
-expect 1 "\`--entry\` takes train_step, grads or predict" -- ./tiny bench --entry step
+expect 1 "\`--entry\` takes train_step, grads, predict, update or split_step" -- ./tiny bench --entry step
 expect 1 "\`--repeats\` needs an integer" -- ./tiny bench --repeats 0
 expect 1 "too large for this model" -- ./tiny bench --batch 2000000000
 expect 1 "cannot allocate the batch's features [200000000, 4] (3200000000 bytes): out of memory" -- \

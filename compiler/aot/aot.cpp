@@ -103,7 +103,7 @@ std::vector<std::string> compileKernels(const Program& program, const std::strin
   std::vector<std::string> files;
   std::vector<std::function<void()>> jobs;
   Halide::Target target = kernelTarget(options);
-  for (const EntryPoint* entry : {&program.train_step, &program.grads_entry, &program.predict}) {
+  for (const EntryPoint* entry : program.entryPoints()) {
     std::string prefix = dir + "/" + entry->name;
     ScheduleOptions schedule = scheduleFor(program, *entry, options.schedule);
     jobs.push_back([&program, &options, entry, prefix, target, schedule] {

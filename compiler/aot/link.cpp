@@ -121,11 +121,12 @@ std::string emitModelSource(const Program& program, const Target& target, const 
   out += "#include \"runtime/model_spec.h\"\n";
   if (plan) out += "#include \"runtime/plan.h\"\n";
   out += "\n";
-  for (const char* entry : {"train_step", "grads", "predict"}) out += fmt::format("extern \"C\" int {}_argv(void**);\n", entry);
+  for (const EntryPoint* entry : program.entryPoints())
+    out += fmt::format("extern \"C\" int {}_argv(void**);\n", entry->name);
   if (plan)
     for (const PlanKernel& kernel : plan->kernels) out += fmt::format("extern \"C\" int {}_argv(void**);\n", kernel.name);
   out += "\nnamespace nnc::rt {\nnamespace {\n";
-  const char* const kPlanIds[] = {"TrainStep", "Grads", "Predict"};
+  const char* const kPlanIds[] = {"TrainStep", "Grads", "Predict", "Update"};
   if (plan)
     for (size_t e = 0; e < plan->entries.size(); ++e) out += planSource(program, *plan, plan->entries[e], kPlanIds[e], profiled);
   out += fmt::format("const ParamSpec kParams[] = {{\n{}}};\n", params);
@@ -149,7 +150,7 @@ std::string emitModelSource(const Program& program, const Target& target, const 
       cString(t.normalize), t.augment_flip, t.augment_shift);
   out += fmt::format(
       "extern const ModelSpec kModel = {{\n    {}, {}, {}, kCpuFeatures, {},\n    kParams, {}, {}, {},\n    kInputs, {},\n    {},\n"
-      "    {},\n    kScalars, {},\n    train_step_argv, grads_argv, predict_argv,\n    {},\n}};\n\n",
+      "    {},\n    kScalars, {},\n    train_step_argv, grads_argv, predict_argv,\n    {},\n    update_argv,\n}};\n\n",
       cString(g.model_name), cString(target.halide), cString(target.name), target.cpu_features.size(), g.params.size(), states.empty() ? "nullptr" : "kStates",
       program.states.size(), g.inputs.size(), rankAndShape(g.node(g.output).shape), defaults,
       program.step_scalars.size() + 1, maxElementsPerExample(g));

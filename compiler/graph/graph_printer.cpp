@@ -58,7 +58,9 @@ std::string attrsToString(const Node& node) {
 
 std::string entryToString(const Graph& graph, const EntryPoint& entry) {
   std::vector<std::string> args, outs;
-  for (NodeId id : entry.arguments) args.push_back(fmt::format("%{} {}", id, graph.node(id).name));
+  for (size_t i = 0; i < entry.arguments.size(); ++i)  // update's gradients are computed nodes, named as arguments
+    args.push_back(fmt::format("%{} {}", entry.arguments[i],
+                               entry.argument_names.empty() ? graph.node(entry.arguments[i]).name : entry.argument_names[i]));
   for (size_t i = 0; i < entry.outputs.size(); ++i)
     outs.push_back(fmt::format("{}=%{}", entry.output_names[i], entry.outputs[i]));
   return fmt::format("entry {}({}) -> ({})\n", entry.name, fmt::join(args, ", "), fmt::join(outs, ", "));
@@ -105,7 +107,7 @@ std::string printBackwardGraph(const Program& program) {
   out += printNodes(g, forward_end, static_cast<NodeId>(g.nodes.size()));
   for (size_t i = 0; i < g.params.size(); ++i)
     if (program.grads[i] != kNoNode) out += fmt::format("grad {} = %{}\n", g.params[i].name, program.grads[i]);
-  for (const EntryPoint* entry : {&program.train_step, &program.grads_entry, &program.predict})
+  for (const EntryPoint* entry : program.entryPoints())
     out += entryToString(g, *entry);
   return out;
 }

@@ -36,6 +36,35 @@ Program buildProgram(Graph graph, const dsl::TrainConfig& train) {
     p.grads_entry.outputs.push_back(p.grads[i]);
     p.grads_entry.output_names.push_back("grad_" + g.params[i].name);
   }
+  for (size_t i = 0; i < g.params.size(); ++i) {
+    if (g.params[i].trainable) continue;
+    p.grads_entry.outputs.push_back(p.new_params[i]);
+    p.grads_entry.output_names.push_back("new_" + g.params[i].name);
+  }
+
+  // The gradients, computed nodes, are the update's arguments under the names grads gives its results.
+  p.update.name = "update";
+  auto argument = [&](NodeId id, const std::string& name) {
+    p.update.arguments.push_back(id);
+    p.update.argument_names.push_back(name);
+  };
+  for (size_t i = 0; i < g.params.size(); ++i)
+    if (g.params[i].trainable) argument(p.grads[i], "grad_" + g.params[i].name);
+  for (size_t i = 0; i < g.params.size(); ++i)
+    if (g.params[i].trainable) argument(g.params[i].node, g.node(g.params[i].node).name);
+  for (const StateInfo& state : p.states) argument(state.node, g.node(state.node).name);
+  argument(p.learning_rate, g.node(p.learning_rate).name);
+  for (NodeId scalar : p.step_scalars)
+    if (scalar != g.dropout_seed) argument(scalar, g.node(scalar).name);
+  for (size_t i = 0; i < g.params.size(); ++i) {
+    if (!g.params[i].trainable) continue;
+    p.update.outputs.push_back(p.new_params[i]);
+    p.update.output_names.push_back("new_" + g.params[i].name);
+  }
+  for (size_t i = 0; i < p.states.size(); ++i) {
+    p.update.outputs.push_back(p.new_states[i]);
+    p.update.output_names.push_back("new_" + p.states[i].name);
+  }
 
   p.train_step.name = "train_step";
   p.train_step.arguments = inputs;

@@ -2,9 +2,13 @@
 //
 // Entry points and their argument order, relied on by the runtime (runtime/model_spec.h):
 //   train_step(inputs..., params..., states..., lr, step scalars...) -> (loss, new params..., new states...)
-//   grads(inputs..., params..., [dropout seed])     -> (loss, d loss / d trainable params...)
+//   grads(inputs..., params..., [dropout seed])     -> (loss, d loss / d trainable params..., new buffers...)
 //   predict(features, params...)                    -> (output)
-// train_step = grads followed by the update; data-parallel training can call grads, all-reduce, then update.
+//   update(grads..., trainable params..., states..., lr, Adam's corrections...)
+//                                                   -> (new trainable params..., new states...)
+// train_step = grads followed by update, fused; data-parallel training can call grads, all-reduce the gradients
+// (and average the buffers, BatchNorm's running statistics), then update. Buffers are new values the forward pass
+// computes from the batch, so grads returns them and update neither takes nor returns them.
 #pragma once
 
 #include <string>
@@ -47,7 +51,10 @@ struct Program {
   std::vector<NodeId> step_scalars;
   std::vector<NodeId> new_params;  // one per param: the update, or a buffer's new value
   std::vector<NodeId> new_states;  // one per state
-  EntryPoint train_step, grads_entry, predict;
+  EntryPoint train_step, grads_entry, predict, update;
+
+  // Every entry point, in the order the trainer's ModelSpec lists them.
+  std::vector<const EntryPoint*> entryPoints() const { return {&train_step, &grads_entry, &predict, &update}; }
 };
 
 // Differentiates the loss, appends the optimizer update and defines the entry points.

@@ -254,6 +254,11 @@ class EntryPlanner {
   }
 
   // The nodes a group anchored at `anchor` alone would compute: the anchor and the non-anchors it needs.
+  // A node the entry point takes as an argument (update takes the gradients, computed nodes elsewhere).
+  bool isEntryArgument(NodeId id) const {
+    return std::find(entry_.arguments.begin(), entry_.arguments.end(), id) != entry_.arguments.end();
+  }
+
   std::vector<NodeId> computedFor(NodeId anchor) const {
     std::set<NodeId> members;
     std::vector<NodeId> stack = {anchor};
@@ -262,7 +267,7 @@ class EntryPlanner {
       stack.pop_back();
       if (!members.insert(id).second) continue;
       for (NodeId in : g_.node(id).inputs)
-        if (!isLeaf(g_.node(in)) && !anchors_.count(in)) stack.push_back(in);
+        if (!isLeaf(g_.node(in)) && !anchors_.count(in) && !isEntryArgument(in)) stack.push_back(in);
     }
     return {members.begin(), members.end()};
   }
@@ -400,7 +405,7 @@ EntryPlan planEntry(const Graph& graph, const EntryPoint& entry, const Target& t
 // the first entry's kernel, as if planned in turn.
 ProgramPlan planProgram(const Program& program, const Target& target, SchedulePolicy policy) {
   std::vector<std::future<std::pair<EntryPlan, std::vector<PlanKernel>>>> planned;
-  for (const EntryPoint* entry : {&program.train_step, &program.grads_entry, &program.predict})
+  for (const EntryPoint* entry : program.entryPoints())
     planned.push_back(std::async(std::launch::async, [&program, &target, policy, entry] {
       std::vector<PlanKernel> kernels;
       EntryPlan entry_plan =
