@@ -7,6 +7,7 @@
 
 #include <HalideRuntime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -282,18 +283,30 @@ void applyUpdate(const ModelSpec& model, std::vector<Tensor>& grads, TrainState&
 }
 
 float splitTrainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
-                     const std::vector<ScalarArg>& scalars) {
+                     const std::vector<ScalarArg>& scalars, const GradientReduction& reduce) {
   if (state.grads.empty()) state.grads = allocateGrads(model);
+  size_t first_buffer = 0;  // grads' results: the gradients, then the buffers' new values
+  for (int i = 0; i < model.num_params; ++i) first_buffer += model.params[i].trainable;
   int32_t dropout_seed = 0;
   for (int i = 0; i < model.num_scalars; ++i)
     if (std::strcmp(model.scalars[i], "dropout_seed") == 0) dropout_seed = scalars[i].i;
-  float loss = computeGrads(model, x, y, state.params, state.grads, dropout_seed);
+  int64_t rows = x.dimensions() > 0 ? x.dim(x.dimensions() - 1).extent() : 0;
+  float loss = 0;
+  if (rows > 0) {
+    loss = computeGrads(model, x, y, state.params, state.grads, dropout_seed);
+  } else {
+    copyToHost(state.params);
+    for (size_t g = 0; g < first_buffer; ++g) std::fill_n(state.grads[g].data(), state.grads[g].number_of_elements(), 0.f);
+    for (int i = 0, b = 0; i < model.num_params; ++i)
+      if (!model.params[i].trainable) state.grads[first_buffer + b++].copy_from(state.params[i]);
+  }
+  if (reduce) {
+    loss = reduce(state.grads, loss, rows);
+    for (Tensor& grad : state.grads) grad.set_host_dirty();  // changed on the host: uploaded again on a GPU
+  }
   applyUpdate(model, state.grads, state, scalars);
-  // The buffers' new values, after the gradients among grads' results (copied to the host with them).
-  size_t buffer = 0;
-  for (int i = 0; i < model.num_params; ++i) buffer += model.params[i].trainable;
-  for (int i = 0; i < model.num_params; ++i)
-    if (!model.params[i].trainable) state.next_params[i].copy_from(state.grads[buffer++]);
+  for (int i = 0, b = 0; i < model.num_params; ++i)
+    if (!model.params[i].trainable) state.next_params[i].copy_from(state.grads[first_buffer + b++]);
   state.swap();
   return loss;
 }

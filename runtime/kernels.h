@@ -2,6 +2,7 @@
 // into exceptions instead of the default abort().
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "runtime/tensor.h"
@@ -48,8 +49,13 @@ float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, T
 // The same step as trainStep computed as grads, then update: what data-parallel training does, reducing the
 // gradients in between. Parameters come out the same up to float rounding (the two entry points are compiled
 // apart, so sums may be grouped differently).
+// `reduce`, when given, gets the gradients and the buffers' new values (grads' results), this process's loss and
+// rows, and may change them (data-parallel training averages them across processes); it returns the loss to
+// report. A batch of no rows (a rank's share of a short last batch) contributes zero gradients and the buffers as
+// they are, for `reduce` to weigh by its rows.
+using GradientReduction = std::function<float(std::vector<Tensor>& grads, float loss, int64_t rows)>;
 float splitTrainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
-                     const std::vector<ScalarArg>& scalars);
+                     const std::vector<ScalarArg>& scalars, const GradientReduction& reduce = {});
 
 // The gradients of the batch's mean loss with respect to the trainable parameters (one tensor each, in spec
 // order, in `grads`), then the new values of the buffers (BatchNorm's running statistics) after the batch;

@@ -12,8 +12,8 @@ constexpr auto kTerminalRedraw = std::chrono::milliseconds(100);
 constexpr auto kPlainLineEvery = std::chrono::seconds(10);
 }  // namespace
 
-Progress::Progress(int64_t epoch, int64_t epochs, int64_t steps)
-    : epoch_(epoch), epochs_(epochs), steps_(steps), terminal_(isatty(fileno(stderr))),
+Progress::Progress(int64_t epoch, int64_t epochs, int64_t steps, bool shown)
+    : epoch_(epoch), epochs_(epochs), steps_(steps), terminal_(isatty(fileno(stderr))), shown_(shown),
       start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
 
 std::string Progress::line(int64_t step, int64_t images, double mean_loss) const {
@@ -35,6 +35,7 @@ std::string Progress::line(int64_t step, int64_t images, double mean_loss) const
 }
 
 void Progress::update(int64_t step, int64_t images, double mean_loss) {
+  if (!shown_) return;
   auto now = std::chrono::steady_clock::now();
   if (now - last_draw_ < (terminal_ ? std::chrono::duration_cast<std::chrono::milliseconds>(kTerminalRedraw)
                                     : std::chrono::duration_cast<std::chrono::milliseconds>(kPlainLineEvery)) &&
@@ -47,7 +48,7 @@ void Progress::update(int64_t step, int64_t images, double mean_loss) {
 }
 
 void Progress::finish() {
-  if (terminal_) std::fprintf(stderr, "\n");
+  if (terminal_ && shown_) std::fprintf(stderr, "\n");
 }
 
 }  // namespace nnc::rt

@@ -11,7 +11,8 @@ namespace nnc::rt {
 
 class Progress {
  public:
-  Progress(int64_t epoch, int64_t epochs, int64_t steps);
+  // `shown` false: a silent bar (the other ranks of a data-parallel run; rank 0 shows it).
+  Progress(int64_t epoch, int64_t epochs, int64_t steps, bool shown = true);
   // Reports that `step` steps of this epoch are done, `images` examples seen, with the running mean loss.
   void update(int64_t step, int64_t images, double mean_loss);
   // Ends the bar's line (on a terminal).
@@ -19,7 +20,7 @@ class Progress {
 
  private:
   int64_t epoch_, epochs_, steps_;
-  bool terminal_;
+  bool terminal_, shown_;
   std::chrono::steady_clock::time_point start_, last_draw_;
   std::string line(int64_t step, int64_t images, double mean_loss) const;
 };

@@ -22,6 +22,7 @@
 #include "runtime/output_path.h"
 #include "runtime/plot.h"
 #include "runtime/preprocess.h"
+#include "runtime/distributed.h"
 #include "runtime/progress.h"
 #include "runtime/resume.h"
 
@@ -271,17 +272,20 @@ nlohmann::json metricsRecord(const EpochPoint& point, int64_t step, double lr, d
 }
 
 // The training state `options.resume` names, checked against this run: the step count only means the same
-// position with the same seed, batch size and training set.
+// position with the same seed, global batch size (ranks x --batch; so 2 ranks of 32 resume 1 process of 64) and
+// training set.
 ResumeState resumeRun(const ModelSpec& model, const TrainOptions& options, int64_t train_examples,
                       TrainState& state) {
+  int64_t global_batch = options.batch * ranks().size;
   ResumeState resume = loadResumeState(model, options.resume, state.params, state.states);
   std::vector<std::string> problems;
   if (resume.seed != options.seed)
     problems.push_back("the saved run has seed " + std::to_string(resume.seed) + ", this one " +
                        std::to_string(options.seed) + " (--seed)");
-  if (resume.batch != options.batch)
+  if (resume.batch != global_batch)
     problems.push_back("the saved run has batch " + std::to_string(resume.batch) + ", this one " +
-                       std::to_string(options.batch) + " (--batch)");
+                       std::to_string(global_batch) +
+                       (ranks().distributed() ? " (" + std::to_string(ranks().size) + " ranks x --batch)" : " (--batch)"));
   if (resume.train_examples != train_examples)
     problems.push_back("the saved run trained on " + std::to_string(resume.train_examples) + " examples, this one on " +
                        std::to_string(train_examples) + " (--data, --validation-split)");
@@ -333,9 +337,34 @@ void checkOutputPaths(const TrainOptions& options) {
   if (!options.metrics.empty()) checkOutputPath("--metrics", options.metrics, OutputKind::Appended);
 }
 
+// Data-parallel training (distributed.h): averages what grads gave each rank over every rank's rows, as one
+// process would have computed them over the whole global batch (up to float rounding); returns the mean loss.
+float averageAcrossRanks(std::vector<Tensor>& grads, float loss, int64_t rows) {
+  double totals[2] = {static_cast<double>(loss) * static_cast<double>(rows), static_cast<double>(rows)};
+  allReduceSum(totals, 2);
+  for (Tensor& tensor : grads) {
+    float* values = tensor.data();
+    size_t count = tensor.number_of_elements();
+    for (size_t i = 0; i < count; ++i) values[i] *= static_cast<float>(rows);
+    allReduceSum(values, count);
+    for (size_t i = 0; i < count; ++i) values[i] = static_cast<float>(values[i] / totals[1]);
+  }
+  return static_cast<float>(totals[0] / totals[1]);
+}
+
 }  // namespace
 
-int train(const ModelSpec& model, const TrainOptions& options) {
+int train(const ModelSpec& model, const TrainOptions& given) {
+  // Rank 0 of a data-parallel run alone prints, writes metrics and plots and saves; the others train in step.
+  const Ranks& world = ranks();
+  TrainOptions options = given;
+  if (!world.leader()) {
+    options.save.clear();
+    options.metrics.clear();
+    options.plot.clear();
+    std::fflush(stdout);
+    if (!std::freopen("/dev/null", "w", stdout)) throw DataError("rank " + std::to_string(world.rank) + ": /dev/null");
+  }
   checkOutputPaths(options);
   Dataset train_set = loadSplit(options.data, Split::Train, options.label_column);
   Dataset test_set = loadSplit(options.data, Split::Test, options.label_column);
@@ -364,8 +393,11 @@ int train(const ModelSpec& model, const TrainOptions& options) {
   else if (options.init.empty()) initializeParams(model, options.seed, state.params);
   else loadCheckpoint(model, options.init, state.params);
 
-  int64_t batch = std::min(options.batch, train_set.count);  // a batch larger than the data set is the data set
-  BatchPrefetcher prefetcher(train_set, batch, augmentation.enabled() ? &augmentation : nullptr, options.seed);
+  // --batch is per rank: a step takes one global batch of ranks x --batch rows (or the data set, when larger), and
+  // each rank its slice of it.
+  int64_t batch = std::min(options.batch * world.size, train_set.count);
+  BatchPrefetcher prefetcher(train_set, std::min(options.batch, batch), augmentation.enabled() ? &augmentation : nullptr,
+                             options.seed);
   int64_t steps_per_epoch = (train_set.count + batch - 1) / batch;
   int64_t total_steps = steps_per_epoch * options.epochs;  // the planned run; --max-steps may stop it earlier
   int64_t step = resume.step, completed_epochs = step / steps_per_epoch;
@@ -378,7 +410,8 @@ int train(const ModelSpec& model, const TrainOptions& options) {
   auto save = [&](std::vector<Tensor>& params, std::vector<Tensor>& states) {
     copyToHost(params);
     copyToHost(states);
-    ResumeState now{step, options.seed, options.batch, train_set.count, best.epoch, best.metric, best.params, history};
+    ResumeState now{step, options.seed, options.batch * world.size, train_set.count, best.epoch, best.metric,
+                    best.params, history};
     saveResumeState(model, options.save, params, states, now);
     saveCheckpoint(model, options.save, params, completed_epochs, step, checkpoint_metadata);
     saved = true;
@@ -406,18 +439,25 @@ int train(const ModelSpec& model, const TrainOptions& options) {
     int64_t first_step = step - (epoch - 1) * steps_per_epoch;  // > 0 only when resuming mid-epoch
     int64_t end_step = steps_per_epoch;
     if (options.max_steps) end_step = std::min(end_step, first_step + *options.max_steps - step);
-    Progress progress(epoch, options.epochs, end_step - first_step);
+    Progress progress(epoch, options.epochs, end_step - first_step, world.leader());
     double loss_sum = 0, lr = options.lr;
     int64_t seen = 0;
     auto rowsAt = [&](int64_t s) { return std::min(batch, train_set.count - s * batch); };
-    if (first_step < end_step) prefetcher.request(first_step % 2, order, first_step * batch, rowsAt(first_step), epoch);
+    // This rank's slice of step s's global batch: the rows split as evenly as they go.
+    auto requestSlice = [&](int64_t s) {
+      int64_t rows = rowsAt(s), first = rows * world.rank / world.size, last = rows * (world.rank + 1) / world.size;
+      prefetcher.request(static_cast<int>(s % 2), order, s * batch + first, last - first, epoch);
+    };
+    if (first_step < end_step) requestSlice(first_step);
     for (int64_t s = first_step; s < end_step; ++s) {
       auto [x, y] = prefetcher.take(static_cast<int>(s % 2));
-      if (s + 1 < end_step) prefetcher.request(static_cast<int>((s + 1) % 2), order, (s + 1) * batch, rowsAt(s + 1), epoch);
-      int rows = static_cast<int>(rowsAt(s));
+      if (s + 1 < end_step) requestSlice(s + 1);
+      int64_t rows = rowsAt(s);
       lr = scheduledLr(options.schedule, options.lr, step, epoch, total_steps);
       stepScalars(model, lr, step, options.seed, scalars);
-      float loss = options.split_step ? splitTrainStep(model, x, y, state, scalars) : trainStep(model, x, y, state, scalars);
+      float loss = world.distributed() ? splitTrainStep(model, x, y, state, scalars, averageAcrossRanks)
+                   : options.split_step ? splitTrainStep(model, x, y, state, scalars)
+                                        : trainStep(model, x, y, state, scalars);
       if (!std::isfinite(loss)) {
         prefetcher.drain();
         // trainStep swapped the buffers: next_params hold the parameters before this step, the last good ones.

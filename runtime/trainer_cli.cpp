@@ -19,6 +19,7 @@
 #include "runtime/cpu_features.h"
 #include "runtime/data_source.h"
 #include "runtime/device.h"
+#include "runtime/distributed.h"
 #include "runtime/errors.h"
 #include "runtime/npy.h"
 #include "runtime/output_path.h"
@@ -219,7 +220,9 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
   if (step != "fused" && step != "split") throw UsageError("`--step` takes fused or split, got `" + step + "`");
   options.split_step = step == "split";
   startKernels(model, flags);
-  return train(model, options);
+  int code = train(model, options);
+  if (code == 0) finishRanks();  // after a failure mpirun ends the other ranks; MPI_Finalize would wait for them
+  return code;
 }
 
 // The parameters of the checkpoint --weights names.

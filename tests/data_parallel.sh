@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Data-parallel training over OpenMPI on this machine (shared memory between ranks): `mpirun -np 2 TRAINER train
+# --batch 32` against one process with --batch 64, through the trainer's own loop (shuffled epochs, a short last
+# batch, rank 0 alone printing and saving): after 50 steps of mlp (SGD with momentum) every parameter within
+# float32 rounding of the single process's (only the order of sums differs), one Adam step of LeNet-5 likewise,
+# 2 ranks twice give the same bits, mlp's epoch reaches the single process's test accuracy within 0.003, a
+# 2-rank run resumes a 1-process one of the same global batch, and another global batch is refused.
+# Usage: data_parallel.sh NNC SOURCE_DIR WORK_DIR TENSOR_DIFF
+set -euo pipefail
+nnc=$1 src=$2 work=$3 tensor_diff=$4
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+if ! command -v mpirun > /dev/null; then
+  echo "data_parallel: no mpirun (install openmpi-bin and libopenmpi3: scripts/setup.sh does)" >&2
+  exit 77
+fi
+# As root in a container, OpenMPI needs both flags; --oversubscribe lets 2 ranks share cores with the tests.
+mpi=(mpirun --allow-run-as-root --oversubscribe -np 2)
+accuracy() { sed -n 's/.*"test_accuracy":\([0-9.]*\).*/\1/p' "$1" | tail -1; }
+for model in mlp lenet5; do
+  "$nnc" build "$src/examples/$model.nn" -o "$model" 2> build.log || fail "$model: $(cat build.log)"
+  ./"$model" train --max-steps 50 --batch 64 --threads 1 --save "$model-1x64.safetensors" > "$model-1x64.log" 2>&1 ||
+    fail "$model, one process: $(tail -3 "$model-1x64.log")"
+  for run in a b; do
+    "${mpi[@]}" ./"$model" train --max-steps 50 --batch 32 --threads 1 --save "$model-2x32$run.safetensors" \
+      > "$model-2x32$run.log" 2>&1 || fail "$model, 2 ranks: $(tail -5 "$model-2x32$run.log")"
+  done
+  "$tensor_diff" "$model-2x32a.safetensors" "$model-2x32b.safetensors" 0 0 > "$model-again.diff" ||
+    fail "$model: two 2-rank runs differ: $(grep 'OUT OF' "$model-again.diff")"
+  lines=$(grep -c '^epoch 1: ' "$model-2x32a.log" || true)
+  [ "$lines" = 1 ] || fail "$model: $lines epoch lines from 2 ranks (rank 0 alone prints)"
+done
+"$tensor_diff" mlp-1x64.safetensors mlp-2x32a.safetensors 1e-7 1e-4 > mlp.diff ||
+  fail "mlp: 2 ranks x 32 against 1 x 64 after 50 steps: $(grep 'OUT OF' mlp.diff)"
+echo "mlp: 2 ranks x 32 match 1 x 64 after 50 steps; two 2-rank runs of mlp and of LeNet-5 are identical"
+# LeNet-5 trains with Adam, which turns rounding noise in zero gradients (dead units) into steps of lr either way;
+# from there the runs part like two seeds (1e-5 after 20 steps, 1e-2 after 50). So one step from one checkpoint,
+# on grads' batch (the first 64 examples), with tests/tensor_diff.cpp's Adam bound for those elements.
+./lenet5 train --max-steps 3 --batch 64 --threads 1 --save lenet5-start.safetensors > /dev/null 2>&1
+./lenet5 grads --weights lenet5-start.safetensors --batch 64 -o lenet5-grads.safetensors > /dev/null
+./lenet5 train --init lenet5-start.safetensors --max-steps 1 --no-shuffle --batch 64 --threads 1 \
+  --save lenet5-step-1x64.safetensors > /dev/null 2>&1
+"${mpi[@]}" ./lenet5 train --init lenet5-start.safetensors --max-steps 1 --no-shuffle --batch 32 --threads 1 \
+  --save lenet5-step-2x32.safetensors > lenet5-step.log 2>&1 || fail "lenet5 step on 2 ranks: $(tail -5 lenet5-step.log)"
+lr=$(./lenet5 info | sed -n 's/^optimizer: adamw\{0,1\} (lr \([0-9.e-]*\),.*/\1/p')
+"$tensor_diff" lenet5-step-1x64.safetensors lenet5-step-2x32.safetensors 1e-7 1e-4 lenet5-grads.safetensors "$lr" \
+  > lenet5.diff || fail "lenet5: a step of 2 ranks x 32 against 1 x 64: $(grep 'OUT OF' lenet5.diff)"
+echo "lenet5: an Adam step of 2 ranks x 32 matches 1 x 64"
+
+# A resume across rank counts: the same global batch continues; another is refused.
+./mlp train --max-steps 20 --batch 64 --threads 1 --save resume.safetensors > resume1.log 2>&1
+"${mpi[@]}" ./mlp train --max-steps 50 --batch 32 --threads 1 --resume resume.safetensors --save resumed.safetensors \
+  > resume2.log 2>&1 || fail "2 ranks resuming 1 x 64: $(tail -5 resume2.log)"
+"$tensor_diff" mlp-1x64.safetensors resumed.safetensors 1e-7 1e-4 > resumed.diff ||
+  fail "20 steps of 1 x 64, then 30 of 2 x 32, against 50 of 1 x 64: $(grep 'OUT OF' resumed.diff)"
+set +e; "${mpi[@]}" ./mlp train --batch 64 --threads 1 --resume resume.safetensors > refused.log 2>&1; code=$?; set -e
+[ "$code" != 0 ] && grep -q "the saved run has batch 64, this one 128 (2 ranks x --batch)" refused.log ||
+  fail "2 ranks x 64 resuming 1 x 64: exit $code, $(tail -3 refused.log)"
+echo "resume: 2 x 32 continues 1 x 64; 2 x 64 is refused"
+
+./mlp train --epochs 1 --batch 64 --threads 1 --save epoch1.safetensors --metrics one.jsonl > epoch1.log 2>&1
+"${mpi[@]}" ./mlp train --epochs 1 --batch 32 --threads 1 --save epoch2.safetensors --metrics two.jsonl > epoch2.log 2>&1 ||
+  fail "mlp epoch on 2 ranks: $(tail -5 epoch2.log)"
+awk -v a="$(accuracy two.jsonl)" -v b="$(accuracy one.jsonl)" 'BEGIN { exit !(a != "" && a - b <= 0.003 && b - a <= 0.003) }' ||
+  fail "mlp after an epoch: 2 ranks $(accuracy two.jsonl), 1 process $(accuracy one.jsonl)"
+echo "mlp, one epoch: test accuracy $(accuracy two.jsonl) on 2 ranks x 32, $(accuracy one.jsonl) on 1 x 64"
+
+# A rank killed mid-epoch: mpirun ends the other within seconds, with an error, and the last checkpoint loads.
+"${mpi[@]}" ./mlp train --epochs 3 --batch 32 --threads 1 --save-every 50 --save killed.safetensors > killed.log 2>&1 &
+job=$!
+rank1=""
+for ((i = 0; i < 100; i++)); do
+  [ -z "$rank1" ] || break
+  sleep 0.2
+  [ -e killed.safetensors ] || continue
+  for pid in $(pgrep -f "mlp train --epochs 3" || true); do
+    tr '\0' '\n' < "/proc/$pid/environ" 2> /dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && rank1=$pid
+  done
+done
+[ -n "$rank1" ] || { kill "$job" 2> /dev/null; fail "no checkpoint or no rank 1 within 20 s: $(tail -3 killed.log)"; }
+kill -9 "$rank1"
+for ((i = 0; i < 100; i++)); do kill -0 "$job" 2> /dev/null || break; sleep 0.1; done
+if kill -0 "$job" 2> /dev/null; then kill -9 "$job"; fail "10 s after rank 1 was killed, mpirun still runs"; fi
+set +e; wait "$job"; code=$?; set -e
+[ "$code" != 0 ] || fail "mpirun exited 0 after rank 1 was killed"
+./mlp eval --weights killed.safetensors --threads 1 > killed-eval.log 2>&1 || fail "the checkpoint after the kill: $(cat killed-eval.log)"
+echo "a killed rank ends the run (mpirun exit $code) and the last checkpoint loads"
