@@ -199,7 +199,9 @@ EvalResult evaluate(const ModelSpec& model, const std::vector<Tensor>& params, c
   std::vector<int64_t> order = identityOrder(data.count);
   std::vector<double> log_p(static_cast<size_t>(classes));
   EvalResult result;
-  for (int64_t first = 0; first < data.count; first += batch) {
+  // The ranks of a data-parallel run take turns at the batches and add up what they found (distributed.h).
+  const Ranks& world = ranks();
+  for (int64_t first = batch * world.rank; first < data.count; first += batch * world.size) {
     int64_t rows = std::min(batch, data.count - first);
     gatherBatch(data, order, first, rows, x, y);
     Tensor out = logits.cropped(1, 0, static_cast<int>(rows));
@@ -211,6 +213,10 @@ EvalResult evaluate(const ModelSpec& model, const std::vector<Tensor>& params, c
       result.accuracy += best == y.data()[r];
     }
   }
+  double sums[2] = {result.loss, result.accuracy};
+  allReduceSum(sums, 2);
+  result.loss = sums[0];
+  result.accuracy = sums[1];
   result.count = data.count;
   result.loss /= static_cast<double>(data.count);
   result.accuracy /= static_cast<double>(data.count);
@@ -339,17 +345,24 @@ void checkOutputPaths(const TrainOptions& options) {
 
 // Data-parallel training (distributed.h): averages what grads gave each rank over every rank's rows, as one
 // process would have computed them over the whole global batch (up to float rounding); returns the mean loss.
+// Everything goes in one MPI_Allreduce: the loss and rows, then each tensor weighted by this rank's rows.
 float averageAcrossRanks(std::vector<Tensor>& grads, float loss, int64_t rows) {
-  double totals[2] = {static_cast<double>(loss) * static_cast<double>(rows), static_cast<double>(rows)};
-  allReduceSum(totals, 2);
-  for (Tensor& tensor : grads) {
-    float* values = tensor.data();
-    size_t count = tensor.number_of_elements();
-    for (size_t i = 0; i < count; ++i) values[i] *= static_cast<float>(rows);
-    allReduceSum(values, count);
-    for (size_t i = 0; i < count; ++i) values[i] = static_cast<float>(values[i] / totals[1]);
-  }
-  return static_cast<float>(totals[0] / totals[1]);
+  thread_local std::vector<float> packed;
+  size_t total = 2;
+  for (const Tensor& tensor : grads) total += tensor.number_of_elements();
+  packed.resize(total);
+  auto weight = static_cast<float>(rows);
+  packed[0] = loss * weight;
+  packed[1] = weight;
+  size_t at = 2;
+  for (const Tensor& tensor : grads)
+    for (size_t i = 0, n = tensor.number_of_elements(); i < n; ++i) packed[at++] = tensor.data()[i] * weight;
+  allReduceSum(packed.data(), packed.size());
+  float all_rows = packed[1];
+  at = 2;
+  for (Tensor& tensor : grads)
+    for (size_t i = 0, n = tensor.number_of_elements(); i < n; ++i) tensor.data()[i] = packed[at++] / all_rows;
+  return packed[0] / all_rows;
 }
 
 }  // namespace
