@@ -5,6 +5,30 @@
 
 namespace nnc {
 
+namespace {
+
+// Appends to `entry`'s results the new value of each parameter `wanted` accepts (its update, or a buffer's value
+// after the batch).
+template <typename Wanted>
+void addNewParams(const Program& p, EntryPoint& entry, Wanted wanted) {
+  for (size_t i = 0; i < p.graph.params.size(); ++i) {
+    if (!wanted(p.graph.params[i])) continue;
+    entry.outputs.push_back(p.new_params[i]);
+    entry.output_names.push_back("new_" + p.graph.params[i].name);
+  }
+}
+
+void addNewStates(const Program& p, EntryPoint& entry) {
+  for (size_t i = 0; i < p.states.size(); ++i) {
+    entry.outputs.push_back(p.new_states[i]);
+    entry.output_names.push_back("new_" + p.states[i].name);
+  }
+}
+
+bool isTrainable(const ParamInfo& param) { return param.trainable; }
+
+}  // namespace
+
 Program buildProgram(Graph graph, const dsl::TrainConfig& train) {
   Program p;
   p.graph = std::move(graph);
@@ -36,11 +60,7 @@ Program buildProgram(Graph graph, const dsl::TrainConfig& train) {
     p.grads_entry.outputs.push_back(p.grads[i]);
     p.grads_entry.output_names.push_back("grad_" + g.params[i].name);
   }
-  for (size_t i = 0; i < g.params.size(); ++i) {
-    if (g.params[i].trainable) continue;
-    p.grads_entry.outputs.push_back(p.new_params[i]);
-    p.grads_entry.output_names.push_back("new_" + g.params[i].name);
-  }
+  addNewParams(p, p.grads_entry, [](const ParamInfo& param) { return !param.trainable; });
 
   // The gradients, computed nodes, are the update's arguments under the names grads gives its results.
   p.update.name = "update";
@@ -56,15 +76,8 @@ Program buildProgram(Graph graph, const dsl::TrainConfig& train) {
   argument(p.learning_rate, g.node(p.learning_rate).name);
   for (NodeId scalar : p.step_scalars)
     if (scalar != g.dropout_seed) argument(scalar, g.node(scalar).name);
-  for (size_t i = 0; i < g.params.size(); ++i) {
-    if (!g.params[i].trainable) continue;
-    p.update.outputs.push_back(p.new_params[i]);
-    p.update.output_names.push_back("new_" + g.params[i].name);
-  }
-  for (size_t i = 0; i < p.states.size(); ++i) {
-    p.update.outputs.push_back(p.new_states[i]);
-    p.update.output_names.push_back("new_" + p.states[i].name);
-  }
+  addNewParams(p, p.update, isTrainable);
+  addNewStates(p, p.update);
 
   p.train_step.name = "train_step";
   p.train_step.arguments = inputs;
@@ -74,14 +87,8 @@ Program buildProgram(Graph graph, const dsl::TrainConfig& train) {
   p.train_step.arguments.insert(p.train_step.arguments.end(), p.step_scalars.begin(), p.step_scalars.end());
   p.train_step.outputs = {g.loss};
   p.train_step.output_names = {"loss"};
-  for (size_t i = 0; i < g.params.size(); ++i) {
-    p.train_step.outputs.push_back(p.new_params[i]);
-    p.train_step.output_names.push_back("new_" + g.params[i].name);
-  }
-  for (size_t i = 0; i < p.states.size(); ++i) {
-    p.train_step.outputs.push_back(p.new_states[i]);
-    p.train_step.output_names.push_back("new_" + p.states[i].name);
-  }
+  addNewParams(p, p.train_step, [](const ParamInfo&) { return true; });
+  addNewStates(p, p.train_step);
 
   p.predict.name = "predict";
   p.predict.arguments = {inputs.front()};
