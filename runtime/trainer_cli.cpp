@@ -249,8 +249,10 @@ int evalCommand(const ModelSpec& model, int argc, char** argv) {
   Dataset test = loadCheckedSplit(model, flags, Split::Test);
   applyNormalization(checkpointNormalization(flags["--weights"]), test.images.data(), test.count, test.features);
   EvalResult result = evaluate(model, params, test, checkedBatch(model, positiveInt(flags, "--batch", 256), "--batch"));
-  std::printf("test_loss %.4f  test_accuracy %.4f  (%lld examples)\n", result.loss, result.accuracy,
-              static_cast<long long>(result.count));
+  if (ranks().leader())  // under mpirun the ranks share the batches (evaluate) and rank 0 reports
+    std::printf("test_loss %.4f  test_accuracy %.4f  (%lld examples)\n", result.loss, result.accuracy,
+                static_cast<long long>(result.count));
+  finishRanks();
   return 0;
 }
 

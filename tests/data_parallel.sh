@@ -64,6 +64,11 @@ echo "resume: 2 x 32 continues 1 x 64; 2 x 64 is refused"
 awk -v a="$(accuracy two.jsonl)" -v b="$(accuracy one.jsonl)" 'BEGIN { exit !(a != "" && a - b <= 0.003 && b - a <= 0.003) }' ||
   fail "mlp after an epoch: 2 ranks $(accuracy two.jsonl), 1 process $(accuracy one.jsonl)"
 echo "mlp, one epoch: test accuracy $(accuracy two.jsonl) on 2 ranks x 32, $(accuracy one.jsonl) on 1 x 64"
+# eval on 2 ranks: each takes every other batch; rank 0 alone prints the one process's figures.
+./mlp eval --weights epoch2.safetensors --threads 1 > eval1.log
+"${mpi[@]}" ./mlp eval --weights epoch2.safetensors --threads 1 > eval2.log 2>&1 || fail "eval on 2 ranks: $(cat eval2.log)"
+[ "$(grep -c '^test_loss' eval2.log)" = 1 ] && [ "$(grep '^test_loss' eval2.log)" = "$(cat eval1.log)" ] ||
+  fail "eval on 2 ranks printed $(cat eval2.log), one process $(cat eval1.log)"
 
 # A rank killed mid-epoch: mpirun ends the other within seconds, with an error, and the last checkpoint loads.
 "${mpi[@]}" ./mlp train --epochs 3 --batch 32 --threads 1 --save-every 50 --save killed.safetensors > killed.log 2>&1 &
