@@ -175,7 +175,8 @@ void initKernels(int threads) {
   halide_reuse_device_allocations(nullptr, true);  // a batch's device copy each step reuses the last one's memory
 }
 
-void stepScalars(const ModelSpec& model, double lr, int64_t step, uint64_t seed, std::vector<ScalarArg>& values) {
+void stepScalars(const ModelSpec& model, double lr, int64_t step, uint64_t seed, std::vector<ScalarArg>& values,
+                 int64_t first_row) {
   values.clear();
   auto t = static_cast<double>(step + 1);
   auto real = [](double value) {
@@ -195,6 +196,10 @@ void stepScalars(const ModelSpec& model, double lr, int64_t step, uint64_t seed,
       SplitMix64 mix{seed ^ (static_cast<uint64_t>(step) * 0xd1b54a32d192ed03ULL)};
       ScalarArg arg;
       arg.i = static_cast<int32_t>(mix.next() >> 33);
+      values.push_back(arg);
+    } else if (std::strcmp(name, "dropout_row") == 0) {
+      ScalarArg arg;
+      arg.i = static_cast<int32_t>(first_row);
       values.push_back(arg);
     } else {
       throw std::runtime_error(std::string("trainer and model disagree: unknown train_step scalar `") + name + "`");
@@ -235,7 +240,7 @@ std::vector<Tensor> allocateGrads(const ModelSpec& model) {
 }
 
 float computeGrads(const ModelSpec& model, const Tensor& x, const LabelTensor& y, const std::vector<Tensor>& params,
-                   std::vector<Tensor>& grads, int32_t dropout_seed) {
+                   std::vector<Tensor>& grads, int32_t dropout_seed, int32_t dropout_row) {
   Tensor loss = Tensor::make_scalar();
   Tensor input = asModelInput(model, x);
   checkBatch(model, input, &y, "grads");
@@ -246,7 +251,7 @@ float computeGrads(const ModelSpec& model, const Tensor& x, const LabelTensor& y
   for (const Tensor& p : params) args.push_back(raw(p));
   bool has_dropout = false;
   for (int i = 0; i < model.num_scalars; ++i) has_dropout |= std::strcmp(model.scalars[i], "dropout_seed") == 0;
-  if (has_dropout) args.push_back(&dropout_seed);
+  if (has_dropout) args.insert(args.end(), {&dropout_seed, &dropout_row});
   args.push_back(resultArg(loss));
   size_t g = 0;
   for (bool trainable : {true, false})
@@ -275,7 +280,7 @@ void applyUpdate(const ModelSpec& model, std::vector<Tensor>& grads, TrainState&
     if (model.params[i].trainable) args.push_back(raw(state.params[i]));
   for (Tensor& s : state.states) args.push_back(raw(s));
   for (int i = 0; i < model.num_scalars; ++i)
-    if (std::strcmp(model.scalars[i], "dropout_seed") != 0) args.push_back(const_cast<ScalarArg*>(&scalars[i]));
+    if (std::strncmp(model.scalars[i], "dropout_", 8) != 0) args.push_back(const_cast<ScalarArg*>(&scalars[i]));
   for (int i = 0; i < model.num_params; ++i)
     if (model.params[i].trainable) args.push_back(resultArg(state.next_params[i]));
   for (Tensor& s : state.next_states) args.push_back(resultArg(s));
@@ -287,13 +292,15 @@ float splitTrainStep(const ModelSpec& model, const Tensor& x, const LabelTensor&
   if (state.grads.empty()) state.grads = allocateGrads(model);
   size_t first_buffer = 0;  // grads' results: the gradients, then the buffers' new values
   for (int i = 0; i < model.num_params; ++i) first_buffer += model.params[i].trainable;
-  int32_t dropout_seed = 0;
-  for (int i = 0; i < model.num_scalars; ++i)
+  int32_t dropout_seed = 0, dropout_row = 0;
+  for (int i = 0; i < model.num_scalars; ++i) {
     if (std::strcmp(model.scalars[i], "dropout_seed") == 0) dropout_seed = scalars[i].i;
+    if (std::strcmp(model.scalars[i], "dropout_row") == 0) dropout_row = scalars[i].i;
+  }
   int64_t rows = x.dimensions() > 0 ? x.dim(x.dimensions() - 1).extent() : 0;
   float loss = 0;
   if (rows > 0) {
-    loss = computeGrads(model, x, y, state.params, state.grads, dropout_seed);
+    loss = computeGrads(model, x, y, state.params, state.grads, dropout_seed, dropout_row);
   } else {
     copyToHost(state.params);
     for (size_t g = 0; g < first_buffer; ++g) std::fill_n(state.grads[g].data(), state.grads[g].number_of_elements(), 0.f);

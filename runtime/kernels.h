@@ -40,7 +40,10 @@ union ScalarArg {
 
 // Sets `values` to train_step's scalar arguments (ModelSpec::scalars) for optimizer step `step` (0-based) of a
 // run seeded with `seed` (reusing its storage).
-void stepScalars(const ModelSpec& model, double lr, int64_t step, uint64_t seed, std::vector<ScalarArg>& values);
+// `first_row` is the batch's first row within the step's global batch (a rank's offset in data-parallel training),
+// from which the dropout masks count their rows.
+void stepScalars(const ModelSpec& model, double lr, int64_t step, uint64_t seed, std::vector<ScalarArg>& values,
+                 int64_t first_row = 0);
 
 // One optimizer step on a batch; returns the batch's mean loss. Throws std::runtime_error on a kernel error.
 float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
@@ -59,9 +62,9 @@ float splitTrainStep(const ModelSpec& model, const Tensor& x, const LabelTensor&
 
 // The gradients of the batch's mean loss with respect to the trainable parameters (one tensor each, in spec
 // order, in `grads`), then the new values of the buffers (BatchNorm's running statistics) after the batch;
-// returns the loss. `dropout_seed` picks the masks of models with dropout.
+// returns the loss. `dropout_seed` picks the masks of models with dropout, counting rows from `dropout_row`.
 float computeGrads(const ModelSpec& model, const Tensor& x, const LabelTensor& y, const std::vector<Tensor>& params,
-                   std::vector<Tensor>& grads, int32_t dropout_seed);
+                   std::vector<Tensor>& grads, int32_t dropout_seed, int32_t dropout_row = 0);
 // One zero tensor per trainable parameter, then one per buffer, to receive computeGrads' results.
 std::vector<Tensor> allocateGrads(const ModelSpec& model);
 

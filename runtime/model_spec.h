@@ -6,10 +6,11 @@
 //   train_step(inputs..., params..., states..., &scalar...) -> (loss, new params..., new states...)
 // where the scalars are named in ModelSpec::scalars: "lr", then for Adam "bias_correction1" (1 - beta1^t) and
 // "bias_correction2" (1 - beta2^t), t the 1-based optimizer step, then for models with dropout
-// "dropout_seed" (an int32 hashed from the run's seed and the step; see stepScalars).
+// "dropout_seed" (an int32 hashed from the run's seed and the step; see stepScalars) and "dropout_row" (the
+// batch's first row in the step's global batch: a rank's offset in data-parallel training, else 0).
 // Params include buffers (batch_norm's running statistics): kept, passed and checkpointed like parameters, but
 // not trained; train_step returns their new values among the new params.
-//   grads(inputs..., params..., [&dropout_seed])     -> (loss, grads of the trainable params...)
+//   grads(inputs..., params..., [&dropout_seed, &dropout_row]) -> (loss, grads of the trainable params...)
 //   predict(features, params...)                     -> (output)
 // grads also returns the buffers' new values after the gradients; and
 //   update(grads..., trainable params..., states..., &lr, [&bias_correction1, &bias_correction2])

@@ -457,8 +457,9 @@ int train(const ModelSpec& model, const TrainOptions& given) {
     int64_t seen = 0;
     auto rowsAt = [&](int64_t s) { return std::min(batch, train_set.count - s * batch); };
     // This rank's slice of step s's global batch: the rows split as evenly as they go.
+    auto sliceStart = [&](int64_t s) { return rowsAt(s) * world.rank / world.size; };
     auto requestSlice = [&](int64_t s) {
-      int64_t rows = rowsAt(s), first = rows * world.rank / world.size, last = rows * (world.rank + 1) / world.size;
+      int64_t first = sliceStart(s), last = rowsAt(s) * (world.rank + 1) / world.size;
       prefetcher.request(static_cast<int>(s % 2), order, s * batch + first, last - first, epoch);
     };
     if (first_step < end_step) requestSlice(first_step);
@@ -467,7 +468,7 @@ int train(const ModelSpec& model, const TrainOptions& given) {
       if (s + 1 < end_step) requestSlice(s + 1);
       int64_t rows = rowsAt(s);
       lr = scheduledLr(options.schedule, options.lr, step, epoch, total_steps);
-      stepScalars(model, lr, step, options.seed, scalars);
+      stepScalars(model, lr, step, options.seed, scalars, sliceStart(s));
       float loss = world.distributed() ? splitTrainStep(model, x, y, state, scalars, averageAcrossRanks)
                    : options.split_step ? splitTrainStep(model, x, y, state, scalars)
                                         : trainStep(model, x, y, state, scalars);

@@ -51,6 +51,7 @@ void setModelValues(JitEntry& jit, const Program& program, const EntryPoint& ent
   for (size_t i = 0; i < g.params.size(); ++i)
     if (takes(g.params[i].node)) jit.set(g.params[i].node, values.params[i]);
   if (g.dropout_seed != kNoNode && takes(g.dropout_seed)) jit.setIntScalar(g.dropout_seed, values.dropout_seed);
+  if (g.dropout_row != kNoNode && takes(g.dropout_row)) jit.setIntScalar(g.dropout_row, 0);
 }
 
 void expectGradientsMatchFiniteDifferences(const Program& program, int batch, ModelValues values,

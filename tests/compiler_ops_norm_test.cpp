@@ -38,7 +38,7 @@ std::vector<std::vector<double>> run(const Program& p, const std::vector<NodeId>
   EntryPoint entry{"eval", {g.inputs[0].node}, outputs, {}};
   for (size_t i = 0; i < outputs.size(); ++i) entry.output_names.push_back("out" + std::to_string(i));
   for (const ParamInfo& info : g.params) entry.arguments.push_back(info.node);
-  if (g.dropout_seed != kNoNode) entry.arguments.push_back(g.dropout_seed);
+  if (g.dropout_seed != kNoNode) entry.arguments.insert(entry.arguments.end(), {g.dropout_seed, g.dropout_row});
   testing::JitEntry jit(g, entry, batch);
   testing::setModelValues(jit, p, entry, values);
   return jit.run();

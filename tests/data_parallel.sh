@@ -3,6 +3,7 @@
 # --batch 32` against one process with --batch 64, through the trainer's own loop (shuffled epochs, a short last
 # batch, rank 0 alone printing and saving): after 50 steps of mlp (SGD with momentum) every parameter within
 # float32 rounding of the single process's (only the order of sums differs), one Adam step of LeNet-5 likewise,
+# 50 steps of a dropout model (the masks follow the global row),
 # 2 ranks twice give the same bits, mlp's epoch reaches the single process's test accuracy within 0.003, a
 # 2-rank run resumes a 1-process one of the same global batch, and another global batch is refused.
 # Usage: data_parallel.sh NNC SOURCE_DIR WORK_DIR TENSOR_DIFF
@@ -46,6 +47,28 @@ lr=$(./lenet5 info | sed -n 's/^optimizer: adamw\{0,1\} (lr \([0-9.e-]*\),.*/\1/
 "$tensor_diff" lenet5-step-1x64.safetensors lenet5-step-2x32.safetensors 1e-7 1e-4 lenet5-grads.safetensors "$lr" \
   > lenet5.diff || fail "lenet5: a step of 2 ranks x 32 against 1 x 64: $(grep 'OUT OF' lenet5.diff)"
 echo "lenet5: an Adam step of 2 ranks x 32 matches 1 x 64"
+
+# Dropout: the masks count rows from the step's global batch, so 2 ranks draw the masks one process does.
+cat > drop.nn << 'MODEL'
+model drop(x: f32[B, 784], y: i32[B]) {
+    hidden = linear(x, 64)
+    logits = linear(dropout(relu(hidden), p = 0.3), 10)
+    loss = cross_entropy(logits, y)
+    return logits
+}
+train {
+    data = "/usr/share/datasets/fashion-mnist"
+    batch = 64
+    optimizer = sgd(lr = 0.05)
+}
+MODEL
+"$nnc" build drop.nn -o drop 2> build.log || fail "drop.nn: $(cat build.log)"
+./drop train --max-steps 50 --threads 1 --save drop-1x64.safetensors > /dev/null 2>&1
+"${mpi[@]}" ./drop train --max-steps 50 --batch 32 --threads 1 --save drop-2x32.safetensors > drop.log 2>&1 ||
+  fail "dropout model on 2 ranks: $(tail -5 drop.log)"
+"$tensor_diff" drop-1x64.safetensors drop-2x32.safetensors 1e-7 1e-4 > drop.diff ||
+  fail "dropout: 2 ranks x 32 against 1 x 64 after 50 steps: $(grep 'OUT OF' drop.diff)"
+echo "dropout: 2 ranks x 32 draw the masks of 1 x 64 (50 steps match)"
 
 # A resume across rank counts: the same global batch continues; another is refused.
 ./mlp train --max-steps 20 --batch 64 --threads 1 --save resume.safetensors > resume1.log 2>&1

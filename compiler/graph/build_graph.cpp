@@ -938,17 +938,19 @@ class GraphBuilder {
     mode_dependent_ = true;
     if (mode_ == Mode::Eval) return Value{x, {}};
     if (graph_.dropout_seed == kNoNode) {
-      Node seed;
-      seed.op = Op::Scalar;
-      seed.dtype = DType::I32;
-      seed.name = "dropout_seed";
-      graph_.dropout_seed = append(std::move(seed));
+      for (auto [leaf, name] : {std::pair{&graph_.dropout_seed, "dropout_seed"}, {&graph_.dropout_row, "dropout_row"}}) {
+        Node scalar;
+        scalar.op = Op::Scalar;
+        scalar.dtype = DType::I32;
+        scalar.name = name;
+        *leaf = append(std::move(scalar));
+      }
     }
     Attrs mask;
     mask.shape = graph_.node(x).shape;
     mask.alpha = v[0];
     mask.index = dropout_sites_++;
-    return Value{node(Op::Mul, {x, node(Op::DropoutMask, {graph_.dropout_seed}, e, mask)}, e), {}};
+    return Value{node(Op::Mul, {x, node(Op::DropoutMask, {graph_.dropout_seed, graph_.dropout_row}, e, mask)}, e), {}};
   }
 
   // prelu(x, num_parameters = 1, init = 0.25): torch.nn.PReLU, max(0, x) + weight min(0, x) with NAME.weight

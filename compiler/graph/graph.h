@@ -108,6 +108,8 @@ struct Graph {
   NodeId output = kNoNode;        // the prediction, in eval mode (predict)
   NodeId train_output = kNoNode;  // the prediction in train mode; the same node unless dropout or batch_norm
   NodeId dropout_seed = kNoNode;  // the i32 Scalar leaf the dropout masks hash, when the model has dropout
+  NodeId dropout_row = kNoNode;   // the i32 Scalar leaf: the batch's first row in the step's global batch (a rank's
+                                  // offset in data-parallel training, else 0), so masks follow the global row
 
   const Node& node(NodeId id) const { return nodes[id]; }
   // Nodes [0, trainForwardEnd()) are the train-mode forward pass, then come the eval-mode nodes predict needs

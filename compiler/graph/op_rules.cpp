@@ -161,8 +161,9 @@ ShapeResult inferShape(const Graph& g, Op op, const std::vector<NodeId>& in, con
       if (g.node(in[0]).dtype != DType::I32) return fail("`float` converts integer tensors (labels); this is already f32");
       return {g.node(in[0]).shape, DType::F32, {}};
     case Op::DropoutMask:
-      if (g.node(in[0]).dtype != DType::I32 || !g.node(in[0]).shape.empty())
-        return fail("`dropout_mask` takes an integer seed scalar");
+      for (NodeId scalar : in)
+        if (g.node(scalar).dtype != DType::I32 || !g.node(scalar).shape.empty())
+          return fail("`dropout_mask` takes an integer seed and an integer first row, both scalars");
       if (!(attrs.alpha >= 0 && attrs.alpha < 1)) return fail("the dropout probability must be in [0, 1)");
       return {attrs.shape, DType::F32, {}};
     case Op::Add:
@@ -310,7 +311,7 @@ std::vector<NodeId> vjp(Graph& g, NodeId id, NodeId grad, const std::vector<bool
     case Op::Step: return {g.fill(0, g.node(a).shape, span)};
     // integers have no gradient (the dropout mask depends only on the integer seed)
     case Op::ToFloat:
-    case Op::DropoutMask: return {kNoNode};
+    case Op::DropoutMask: return {kNoNode, kNoNode};
     // C = op(A) op(B): dA = G op(B)^T (stored transposed if A was), dB = op(A)^T G (likewise); batched, per entry
     // (a shared 2-D operand's adjoint comes out batched and autodiff sums it over the batch)
     case Op::MatMul:

@@ -44,7 +44,7 @@ Program buildProgram(Graph graph, const dsl::TrainConfig& train) {
   for (size_t i = 0, t = 0; i < g.params.size(); ++i)
     p.grads.push_back(g.params[i].trainable ? trainable_grads[t++] : kNoNode);
   appendOptimizerUpdate(p);
-  if (g.dropout_seed != kNoNode) p.step_scalars.push_back(g.dropout_seed);
+  if (g.dropout_seed != kNoNode) p.step_scalars.insert(p.step_scalars.end(), {g.dropout_seed, g.dropout_row});
 
   std::vector<NodeId> inputs;
   for (const InputInfo& input : g.inputs) inputs.push_back(input.node);
@@ -52,7 +52,7 @@ Program buildProgram(Graph graph, const dsl::TrainConfig& train) {
   p.grads_entry.name = "grads";
   p.grads_entry.arguments = inputs;
   p.grads_entry.arguments.insert(p.grads_entry.arguments.end(), param_nodes.begin(), param_nodes.end());
-  if (g.dropout_seed != kNoNode) p.grads_entry.arguments.push_back(g.dropout_seed);
+  if (g.dropout_seed != kNoNode) p.grads_entry.arguments.insert(p.grads_entry.arguments.end(), {g.dropout_seed, g.dropout_row});
   p.grads_entry.outputs = {g.loss};
   p.grads_entry.output_names = {"loss"};
   for (size_t i = 0; i < g.params.size(); ++i) {
@@ -75,7 +75,7 @@ Program buildProgram(Graph graph, const dsl::TrainConfig& train) {
   for (const StateInfo& state : p.states) argument(state.node, g.node(state.node).name);
   argument(p.learning_rate, g.node(p.learning_rate).name);
   for (NodeId scalar : p.step_scalars)
-    if (scalar != g.dropout_seed) argument(scalar, g.node(scalar).name);
+    if (scalar != g.dropout_seed && scalar != g.dropout_row) argument(scalar, g.node(scalar).name);
   addNewParams(p, p.update, isTrainable);
   addNewStates(p, p.update);
 

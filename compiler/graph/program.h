@@ -2,7 +2,7 @@
 //
 // Entry points and their argument order, relied on by the runtime (runtime/model_spec.h):
 //   train_step(inputs..., params..., states..., lr, step scalars...) -> (loss, new params..., new states...)
-//   grads(inputs..., params..., [dropout seed])     -> (loss, d loss / d trainable params..., new buffers...)
+//   grads(inputs..., params..., [dropout seed, dropout row]) -> (loss, d loss / d trainable params..., new buffers...)
 //   predict(features, params...)                    -> (output)
 //   update(grads..., trainable params..., states..., lr, Adam's corrections...)
 //                                                   -> (new trainable params..., new states...)
@@ -46,8 +46,8 @@ struct Program {
   std::vector<StateInfo> states;   // optimizer state slots
   NodeId learning_rate = kNoNode;  // Scalar leaf
   // Scalar leaves train_step takes after the learning rate, computed by the runtime each step (Adam's bias
-  // corrections 1 - beta1^t and 1 - beta2^t, t the 1-based step; the i32 dropout seed); named as in
-  // runtime/model_spec.h.
+  // corrections 1 - beta1^t and 1 - beta2^t, t the 1-based step; the i32 dropout seed and the batch's first row
+  // in the step's global batch); named as in runtime/model_spec.h.
   std::vector<NodeId> step_scalars;
   std::vector<NodeId> new_params;  // one per param: the update, or a buffer's new value
   std::vector<NodeId> new_states;  // one per state

@@ -227,7 +227,9 @@ class Lowerer : public LoweringContext {
 
   // The dropout mask is counter-based: element i (row-major) of site `salt` is kept when the top 24 bits of
   // mix(i ^ mix(seed + salt * 0x9E3779B9)) are at least p * 2^24, so a mask depends only on (seed, site, i), never
-  // on the schedule or the thread count. mix is the "lowbias32" integer finalizer (C. Wellons).
+  // on the schedule or the thread count. mix is the "lowbias32" integer finalizer (C. Wellons). For a batched
+  // mask, i counts from the first row of the step's global batch (the dropout_row scalar), so the ranks of a
+  // data-parallel run draw the masks one process would.
   Expr dropoutMask(const Node& node, const std::vector<Halide::Var>& vars) const {
     auto u32 = [](Expr e) { return Halide::cast(Halide::UInt(32), std::move(e)); };
     auto number = [](uint32_t value) { return Halide::Internal::UIntImm::make(Halide::UInt(32), value); };
@@ -243,6 +245,8 @@ class Lowerer : public LoweringContext {
       index = index + u32(vars[i]) * stride;
       stride = stride * u32(extent(node.shape[node.shape.size() - 1 - i]));
     }
+    if (!node.shape.empty() && node.shape[0].isSymbolic())  // stride: one row's elements
+      index = index + u32(out_.nodes.at(node.inputs[1]).func()) * (stride / u32(extent(node.shape[0])));
     Expr seed = u32(out_.nodes.at(node.inputs[0]).func()) + number(static_cast<uint32_t>(node.attrs.index) * 0x9E3779B9u);
     auto threshold = static_cast<uint32_t>(std::ceil(node.attrs.alpha * 16777216.0));
     Expr keep = (mix(index ^ mix(seed)) >> 8) >= number(threshold);
