@@ -50,10 +50,14 @@ void* raw(const Halide::Runtime::Buffer<T>& buffer) {
 // call (the caller's buffer, written on the host, is passed as a fresh view, whose device copy is freed with the
 // view); what the host reads (the loss, gradients, predictions) comes down after the call.
 template <typename T>
-Halide::Runtime::Buffer<T> uploadedView(const Halide::Runtime::Buffer<T>& host) {
-  Halide::Runtime::Buffer<T> view(const_cast<T*>(host.data()), host.dimensions(), host.raw_buffer()->dim);
+Halide::Runtime::Buffer<T> uploadedView(const T* data, int rank, const halide_dimension_t* dims) {
+  Halide::Runtime::Buffer<T> view(const_cast<T*>(data), rank, dims);
   view.set_host_dirty();
   return view;
+}
+template <typename T>
+Halide::Runtime::Buffer<T> uploadedView(const Halide::Runtime::Buffer<T>& host) {
+  return uploadedView(host.data(), host.dimensions(), host.raw_buffer()->dim);
 }
 
 // A result's buffer: the kernel writes every element, so a host copy marked dirty is dropped, not uploaded.
@@ -138,9 +142,7 @@ Tensor asModelInput(const ModelSpec& model, const Tensor& x) {
     dims[d] = halide_dimension_t(0, static_cast<int32_t>(extent == kBatchDim ? x.dim(1).extent() : extent), stride);
     stride *= dims[d].extent;
   }
-  Tensor view(const_cast<float*>(x.data()), spec.rank, dims);
-  view.set_host_dirty();
-  return view;
+  return uploadedView(x.data(), spec.rank, dims);
 }
 
 }  // namespace
