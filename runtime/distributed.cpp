@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "runtime/errors.h"
 
@@ -22,6 +23,10 @@ struct Mpi {
   int (*comm_rank)(void*, int*) = nullptr;
   int (*comm_size)(void*, int*) = nullptr;
   int (*allreduce)(const void*, void*, int, void*, void*, void*) = nullptr;
+  int (*iallreduce)(const void*, void*, int, void*, void*, void*, void**) = nullptr;
+  int (*testall)(int, void**, int*, void*) = nullptr;
+  int (*waitall)(int, void**, void*) = nullptr;
+  std::vector<void*> pending;  // the started sums' requests
   void *comm_world = nullptr, *float_type = nullptr, *double_type = nullptr, *sum = nullptr, *in_place = nullptr;
   bool started = false;
 };
@@ -53,6 +58,9 @@ Ranks start() {
   find(lib, "MPI_Comm_rank", m.comm_rank);
   find(lib, "MPI_Comm_size", m.comm_size);
   find(lib, "MPI_Allreduce", m.allreduce);
+  find(lib, "MPI_Iallreduce", m.iallreduce);
+  find(lib, "MPI_Testall", m.testall);
+  find(lib, "MPI_Waitall", m.waitall);
   find(lib, "ompi_mpi_comm_world", m.comm_world);
   find(lib, "ompi_mpi_float", m.float_type);
   find(lib, "ompi_mpi_double", m.double_type);
@@ -68,15 +76,18 @@ Ranks start() {
   return r;
 }
 
+// MPI counts elements in ints: `count` of them go as calls of fn(first, n) for at most INT_MAX each.
+template <typename Fn>
+void inChunks(size_t count, Fn&& fn) {
+  constexpr size_t kChunk = std::numeric_limits<int>::max();
+  for (size_t done = 0; done < count; done += kChunk) fn(done, static_cast<int>(std::min(kChunk, count - done)));
+}
+
 template <typename T>
 void allReduce(T* values, size_t count, void* type) {
   if (!ranks().distributed()) return;
   Mpi& m = mpi();
-  constexpr size_t kChunk = std::numeric_limits<int>::max();
-  for (size_t done = 0; done < count; done += kChunk) {
-    size_t n = std::min(kChunk, count - done);
-    m.allreduce(m.in_place, values + done, static_cast<int>(n), type, m.sum, m.comm_world);
-  }
+  inChunks(count, [&](size_t first, int n) { m.allreduce(m.in_place, values + first, n, type, m.sum, m.comm_world); });
 }
 
 }  // namespace
@@ -88,6 +99,28 @@ const Ranks& ranks() {
 
 void allReduceSum(double* values, size_t count) { allReduce(values, count, mpi().double_type); }
 void allReduceSum(float* values, size_t count) { allReduce(values, count, mpi().float_type); }
+
+void startSum(float* values, size_t count) {
+  if (!ranks().distributed()) return;
+  Mpi& m = mpi();
+  inChunks(count, [&](size_t first, int n) {
+    m.pending.push_back(nullptr);
+    m.iallreduce(m.in_place, values + first, n, m.float_type, m.sum, m.comm_world, &m.pending.back());
+  });
+}
+
+void progressSums() {
+  Mpi& m = mpi();
+  int all_done = 0;  // statuses ignored: OpenMPI's MPI_STATUSES_IGNORE is a null pointer
+  if (!m.pending.empty()) m.testall(static_cast<int>(m.pending.size()), m.pending.data(), &all_done, nullptr);
+  if (all_done) m.pending.clear();
+}
+
+void waitSums() {
+  Mpi& m = mpi();
+  if (!m.pending.empty()) m.waitall(static_cast<int>(m.pending.size()), m.pending.data(), nullptr);
+  m.pending.clear();
+}
 
 void finishRanks() {
   if (mpi().started) {

@@ -30,6 +30,14 @@ void allReduceSum(double* values, size_t count);
 // The same for floats.
 void allReduceSum(float* values, size_t count);
 
+// Starts summing `count` floats across the ranks in place (MPI_Iallreduce); `values` must be left alone until
+// waitSums. Every rank must start the same sums in the same order.
+void startSum(float* values, size_t count);
+// Lets the started sums progress (MPI moves their data only inside its calls); returns at once.
+void progressSums();
+// Waits until every started sum is done.
+void waitSums();
+
 // Ends MPI after a run that succeeded on every rank (MPI_Finalize waits for them all).
 void finishRanks();
 

@@ -2,6 +2,7 @@
 #include "runtime/kernels.h"
 
 #include "runtime/block_cache.h"
+#include "runtime/plan.h"
 #include "runtime/random.h"
 #include "runtime/thread_pool.h"
 
@@ -12,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -242,7 +244,8 @@ std::vector<Tensor> allocateGrads(const ModelSpec& model) {
 }
 
 float computeGrads(const ModelSpec& model, const Tensor& x, const LabelTensor& y, const std::vector<Tensor>& params,
-                   std::vector<Tensor>& grads, int32_t dropout_seed, int32_t dropout_row) {
+                   std::vector<Tensor>& grads, int32_t dropout_seed, int32_t dropout_row,
+                   GradientReduction* reduction) {
   Tensor loss = Tensor::make_scalar();
   Tensor input = asModelInput(model, x);
   checkBatch(model, input, &y, "grads");
@@ -263,6 +266,17 @@ float computeGrads(const ModelSpec& model, const Tensor& x, const LabelTensor& y
                     trainable ? "gradient of" : "new value of", model.params[i].name);
       args.push_back(resultArg(grads[g++]));
     }
+  size_t first_result = args.size() - grads.size();
+  PlanProgress progress = [&](const std::vector<int>& finished_args) {
+    for (int arg : finished_args)
+      if (static_cast<size_t>(arg) >= first_result) {
+        copyToHost(grads[arg - first_result], "grads");
+        reduction->finished(arg - first_result);
+      }
+    reduction->progress();
+  };
+  std::optional<WatchPlans> watch;
+  if (reduction && reduction->overlaps()) watch.emplace(progress);
   call(model.grads, "grads", args);
   copyToHost(loss, "grads");
   for (Tensor& grad : grads) copyToHost(grad, "grads");
@@ -290,30 +304,35 @@ void applyUpdate(const ModelSpec& model, std::vector<Tensor>& grads, TrainState&
 }
 
 float splitTrainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
-                     const std::vector<ScalarArg>& scalars, const GradientReduction& reduce) {
+                     const std::vector<ScalarArg>& scalars, GradientReduction* reduction) {
   if (state.grads.empty()) state.grads = allocateGrads(model);
-  size_t first_buffer = 0;  // grads' results: the gradients, then the buffers' new values
-  for (int i = 0; i < model.num_params; ++i) first_buffer += model.params[i].trainable;
   int32_t dropout_seed = 0, dropout_row = 0;
   for (int i = 0; i < model.num_scalars; ++i) {
     if (std::strcmp(model.scalars[i], "dropout_seed") == 0) dropout_seed = scalars[i].i;
     if (std::strcmp(model.scalars[i], "dropout_row") == 0) dropout_row = scalars[i].i;
   }
   int64_t rows = x.dimensions() > 0 ? x.dim(x.dimensions() - 1).extent() : 0;
-  float loss = 0;
+  if (reduction) reduction->begin(state.grads, rows);
+  float loss;
   if (rows > 0) {
-    loss = computeGrads(model, x, y, state.params, state.grads, dropout_seed, dropout_row);
-  } else {
-    copyToHost(state.params);
-    for (size_t g = 0; g < first_buffer; ++g) std::fill_n(state.grads[g].data(), state.grads[g].number_of_elements(), 0.f);
-    for (int i = 0, b = 0; i < model.num_params; ++i)
-      if (!model.params[i].trainable) state.grads[first_buffer + b++].copy_from(state.params[i]);
+    loss = computeGrads(model, x, y, state.params, state.grads, dropout_seed, dropout_row, reduction);
+  } else {  // a rank's empty share: one zero row, weighed by 0, so that every rank sends the same sums in order
+    std::vector<int> extents(x.dimensions());
+    for (int d = 0; d < x.dimensions(); ++d) extents[d] = x.dim(d).extent();
+    extents.back() = 1;
+    Tensor zero_row(extents);
+    zero_row.fill(0.f);
+    LabelTensor label(1);
+    label.fill(0);
+    loss = computeGrads(model, zero_row, label, state.params, state.grads, dropout_seed, dropout_row, reduction);
   }
-  if (reduce) {
-    loss = reduce(state.grads, loss, rows);
+  if (reduction) {
+    loss = reduction->end(loss);
     for (Tensor& grad : state.grads) grad.set_host_dirty();  // changed on the host: uploaded again on a GPU
   }
   applyUpdate(model, state.grads, state, scalars);
+  size_t first_buffer = 0;  // grads' results: the gradients, then the buffers' new values
+  for (int i = 0; i < model.num_params; ++i) first_buffer += model.params[i].trainable;
   for (int i = 0, b = 0; i < model.num_params; ++i)
     if (!model.params[i].trainable) state.next_params[i].copy_from(state.grads[first_buffer + b++]);
   state.swap();

@@ -2,7 +2,6 @@
 // into exceptions instead of the default abort().
 #pragma once
 
-#include <functional>
 #include <vector>
 
 #include "runtime/tensor.h"
@@ -49,22 +48,41 @@ void stepScalars(const ModelSpec& model, double lr, int64_t step, uint64_t seed,
 float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
                 const std::vector<ScalarArg>& scalars);
 
-// The same step as trainStep computed as grads, then update: what data-parallel training does, reducing the
-// gradients in between. Parameters come out the same up to float rounding (the two entry points are compiled
-// apart, so sums may be grouped differently).
-// `reduce`, when given, gets the gradients and the buffers' new values (grads' results), this process's loss and
-// rows, and may change them (data-parallel training averages them across processes); it returns the loss to
-// report. A batch of no rows (a rank's share of a short last batch) contributes zero gradients and the buffers as
-// they are, for `reduce` to weigh by its rows.
-using GradientReduction = std::function<float(std::vector<Tensor>& grads, float loss, int64_t rows)>;
+// Combines a step's gradients across processes before its update (data-parallel training averages them over the
+// ranks: runtime/rank_average.h). grads hands over each of its results as soon as no later kernel touches it, so
+// the reduction may send some while the rest of the backward pass runs.
+class GradientReduction {
+ public:
+  // Before grads: the tensors that will hold its results (the gradients, then the buffers' new values) and this
+  // process's rows of the step (0: a rank's empty share of a short last batch, whose results are placeholders).
+  virtual void begin(std::vector<Tensor>& results, int64_t rows) = 0;
+  // Whether grads should report results as they become final; otherwise end() takes them all.
+  virtual bool overlaps() const = 0;
+  // results[r] is final and on the host. Every process reports the same results in the same order.
+  virtual void finished(size_t r) = 0;
+  // Called between grads' kernels: a chance for communication to progress.
+  virtual void progress() = 0;
+  // After grads: leaves the combined values in the results (those not reported yet are taken in order) and returns
+  // the loss to report.
+  virtual float end(float loss) = 0;
+
+ protected:
+  ~GradientReduction() = default;
+};
+
+// The same step as trainStep computed as grads, then update: what data-parallel training does, with `reduction`
+// combining the gradients in between. Parameters come out the same up to float rounding (the two entry points
+// are compiled apart, so sums may be grouped differently).
 float splitTrainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
-                     const std::vector<ScalarArg>& scalars, const GradientReduction& reduce = {});
+                     const std::vector<ScalarArg>& scalars, GradientReduction* reduction = nullptr);
 
 // The gradients of the batch's mean loss with respect to the trainable parameters (one tensor each, in spec
 // order, in `grads`), then the new values of the buffers (BatchNorm's running statistics) after the batch;
 // returns the loss. `dropout_seed` picks the masks of models with dropout, counting rows from `dropout_row`.
+// With `reduction` overlapping, its finished() and progress() are called as the kernels run.
 float computeGrads(const ModelSpec& model, const Tensor& x, const LabelTensor& y, const std::vector<Tensor>& params,
-                   std::vector<Tensor>& grads, int32_t dropout_seed, int32_t dropout_row = 0);
+                   std::vector<Tensor>& grads, int32_t dropout_seed, int32_t dropout_row = 0,
+                   GradientReduction* reduction = nullptr);
 // One zero tensor per trainable parameter, then one per buffer, to receive computeGrads' results.
 std::vector<Tensor> allocateGrads(const ModelSpec& model);
 

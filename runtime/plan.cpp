@@ -24,6 +24,7 @@ struct PlanBuffers {
   std::vector<halide_buffer_t> buffers;
   std::vector<halide_dimension_t> dims;
   std::vector<void*> argv;  // one call's arguments
+  std::vector<std::vector<int>> finished_after;  // per call, the entry arguments no later call uses (when watched)
 
   void freeDeviceMemory() {
     for (halide_buffer_t& buffer : buffers)
@@ -51,7 +52,24 @@ std::vector<CallTimes>& profileOf(const PlanSpec& plan) {
   return all.back().second;
 }
 
+thread_local const PlanProgress* watcher = nullptr;
+
+// For each call, the entry arguments whose last use it is.
+std::vector<std::vector<int>> lastUses(const PlanSpec& plan) {
+  std::vector<int> last(plan.num_entry_args, -1);
+  for (int c = 0; c < plan.num_calls; ++c)
+    for (int a = 0; a < plan.calls[c].num_args; ++a)
+      if (int id = plan.calls[c].args[a]; id < plan.num_entry_args) last[id] = c;
+  std::vector<std::vector<int>> finished(plan.num_calls);
+  for (int id = 0; id < plan.num_entry_args; ++id)
+    if (last[id] >= 0) finished[last[id]].push_back(id);
+  return finished;
+}
+
 }  // namespace
+
+WatchPlans::WatchPlans(const PlanProgress& progress) { watcher = &progress; }
+WatchPlans::~WatchPlans() { watcher = nullptr; }
 
 void printPlanProfile() {
   struct Row {
@@ -124,15 +142,17 @@ int runPlan(const PlanSpec& plan, void** args) {
       scratch.argv[a] = id < plan.num_entry_args ? args[id] : &scratch.buffers[id - plan.num_entry_args];
     }
     setAllocationContext(plan.entry, call.computes);
-    if (!plan.profiled) {
-      result = call.kernel(scratch.argv.data());
-      continue;
-    }
     auto start = std::chrono::steady_clock::now();
     result = call.kernel(scratch.argv.data());
-    CallTimes& times = profileOf(plan)[c];
-    ++times.calls;
-    times.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (plan.profiled) {
+      CallTimes& times = profileOf(plan)[c];
+      ++times.calls;
+      times.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+    if (watcher && result == 0) {
+      if (scratch.finished_after.empty()) scratch.finished_after = lastUses(plan);
+      (*watcher)(scratch.finished_after[c]);
+    }
   }
   setAllocationContext(nullptr, nullptr);
   cachedFree(nullptr, arena);

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <vector>
 
 #include "runtime/model_spec.h"
 
@@ -47,6 +49,20 @@ struct PlanSpec {
 // buffers share one arena planned at compile time (compiler/plan/plan.h), from the block cache
 // (runtime/block_cache.h), so after the first call a step allocates nothing.
 int runPlan(const PlanSpec& plan, void** args);
+
+// Told after each call of a plan run on this thread which entry arguments (argv indices) no later call of the
+// plan reads or writes, so an entry result is final from then on (none, most of the time: the call is also a
+// chance to let communication progress). Data-parallel training all-reduces gradients there while the rest of
+// the backward pass runs. Entry points not compiled as plans (--single-pipeline) never report.
+using PlanProgress = std::function<void(const std::vector<int>& finished_args)>;
+// Installs `progress` for the plans run on this thread until the guard goes.
+class WatchPlans {
+ public:
+  explicit WatchPlans(const PlanProgress& progress);
+  ~WatchPlans();
+  WatchPlans(const WatchPlans&) = delete;
+  WatchPlans& operator=(const WatchPlans&) = delete;
+};
 
 // With --profile, the time of every call of every plan run so far, slowest kernel first; printed at exit.
 void printPlanProfile();

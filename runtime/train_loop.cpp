@@ -21,6 +21,7 @@
 #include "runtime/errors.h"
 #include "runtime/output_path.h"
 #include "runtime/plot.h"
+#include "runtime/rank_average.h"
 #include "runtime/preprocess.h"
 #include "runtime/distributed.h"
 #include "runtime/progress.h"
@@ -343,28 +344,6 @@ void checkOutputPaths(const TrainOptions& options) {
   if (!options.metrics.empty()) checkOutputPath("--metrics", options.metrics, OutputKind::Appended);
 }
 
-// Data-parallel training (distributed.h): averages what grads gave each rank over every rank's rows, as one
-// process would have computed them over the whole global batch (up to float rounding); returns the mean loss.
-// Everything goes in one MPI_Allreduce: the loss and rows, then each tensor weighted by this rank's rows.
-float averageAcrossRanks(std::vector<Tensor>& grads, float loss, int64_t rows) {
-  thread_local std::vector<float> packed;
-  size_t total = 2;
-  for (const Tensor& tensor : grads) total += tensor.number_of_elements();
-  packed.resize(total);
-  auto weight = static_cast<float>(rows);
-  packed[0] = loss * weight;
-  packed[1] = weight;
-  size_t at = 2;
-  for (const Tensor& tensor : grads)
-    for (size_t i = 0, n = tensor.number_of_elements(); i < n; ++i) packed[at++] = tensor.data()[i] * weight;
-  allReduceSum(packed.data(), packed.size());
-  float all_rows = packed[1];
-  at = 2;
-  for (Tensor& tensor : grads)
-    for (size_t i = 0, n = tensor.number_of_elements(); i < n; ++i) tensor.data()[i] = packed[at++] / all_rows;
-  return packed[0] / all_rows;
-}
-
 }  // namespace
 
 int train(const ModelSpec& model, const TrainOptions& given) {
@@ -445,6 +424,7 @@ int train(const ModelSpec& model, const TrainOptions& given) {
                 static_cast<long long>(options.epochs));
   InterruptGuard interrupt_guard;  // from here on a signal saves (before, there is nothing to lose)
   std::vector<ScalarArg> scalars;  // train_step's scalar arguments, refilled each step
+  RankAverage rank_average(options.bucket_bytes);
   for (int64_t epoch = completed_epochs + 1; epoch <= options.epochs && !stop; ++epoch) {
     auto start = std::chrono::steady_clock::now();
     std::vector<int64_t> order =
@@ -469,7 +449,7 @@ int train(const ModelSpec& model, const TrainOptions& given) {
       int64_t rows = rowsAt(s);
       lr = scheduledLr(options.schedule, options.lr, step, epoch, total_steps);
       stepScalars(model, lr, step, options.seed, scalars, sliceStart(s));
-      float loss = world.distributed() ? splitTrainStep(model, x, y, state, scalars, averageAcrossRanks)
+      float loss = world.distributed() ? splitTrainStep(model, x, y, state, scalars, &rank_average)
                    : options.split_step ? splitTrainStep(model, x, y, state, scalars)
                                         : trainStep(model, x, y, state, scalars);
       if (!std::isfinite(loss)) {

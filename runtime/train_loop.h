@@ -34,6 +34,9 @@ struct TrainOptions {
   int64_t save_every = 0;  // and every this many steps too; 0: per epoch only
   std::string metrics;  // JSON-lines file appended per epoch; empty: none
   bool split_step = false;  // each step as grads then update (splitTrainStep), not the fused train_step
+  // Data-parallel training: gradients all-reduced in buckets of this many bytes while grads computes the rest
+  // (runtime/rank_average.h); 0: all at once after grads.
+  size_t bucket_bytes = 0;
 };
 
 // The exit code of a run stopped by SIGINT or SIGTERM, as a shell reports a process killed by SIGINT.

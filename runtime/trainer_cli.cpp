@@ -47,7 +47,8 @@ const std::map<std::string, const char*> kCommandUsage = {
      "                [--lr-schedule constant|cosine|MODEL'S] [--validation-split X] [--patience N]\n"
      "                [--plot FILE.svg] [--no-shuffle] [--init CKPT | --resume CKPT] [--save CKPT]\n"
      "                [--save-every STEPS] [--metrics FILE] [--threads N] [--label-column NAME|INDEX]\n"
-     "                [--normalize none|scale|standardize] [--augment-flip P] [--augment-shift N]\n"},
+     "                [--normalize none|scale|standardize] [--augment-flip P] [--augment-shift N]\n"
+     "                [--step fused|split] [--bucket-kb N] [--device N]\n"},
     {"eval",
      "usage: %s eval --weights CKPT [--data DIR] [--label-column NAME|INDEX] [--batch N] [--threads N]\n"
      "               [--device N]\n"},
@@ -170,6 +171,9 @@ std::string stringFlag(const std::map<std::string, std::string>& flags, const st
   return it == flags.end() ? fallback : it->second;
 }
 
+// Data-parallel training's gradient buckets (--bucket-kb; 0: one all-reduce after the backward pass).
+constexpr int64_t kDefaultBucketKb = 0;
+
 int trainCommand(const ModelSpec& model, int argc, char** argv) {
   auto flags = parseFlags(argc, argv, {{"--data", true}, {"--epochs", true}, {"--max-steps", true},
                                        {"--batch", true}, {"--lr", true}, {"--lr-schedule", true}, {"--seed", true},
@@ -177,7 +181,7 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
                                        {"--init", true}, {"--resume", true}, {"--save", true}, {"--save-every", true}, {"--metrics", true},
                                        {"--threads", true}, {"--label-column", true}, {"--normalize", true},
                                        {"--augment-flip", true}, {"--augment-shift", true}, {"--device", true},
-                                       {"--step", true}});
+                                       {"--step", true}, {"--bucket-kb", true}});
   TrainOptions options;
   options.data = stringFlag(flags, "--data", model.train.data);
   options.epochs = positiveInt(flags, "--epochs", model.train.epochs);
@@ -219,6 +223,7 @@ int trainCommand(const ModelSpec& model, int argc, char** argv) {
   std::string step = stringFlag(flags, "--step", "fused");
   if (step != "fused" && step != "split") throw UsageError("`--step` takes fused or split, got `" + step + "`");
   options.split_step = step == "split";
+  options.bucket_bytes = static_cast<size_t>(positiveInt(flags, "--bucket-kb", kDefaultBucketKb, 0, 1 << 20)) * 1024;
   startKernels(model, flags);
   int code = train(model, options);
   if (code == 0) finishRanks();  // after a failure mpirun ends the other ranks; MPI_Finalize would wait for them

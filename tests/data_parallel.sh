@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Data-parallel training over OpenMPI on this machine (shared memory between ranks): `mpirun -np 2 TRAINER train
 # --batch 32` against one process with --batch 64, through the trainer's own loop (shuffled epochs, a short last
-# batch, rank 0 alone printing and saving): after 50 steps of mlp (SGD with momentum) every parameter within
-# float32 rounding of the single process's (only the order of sums differs), one Adam step of LeNet-5 likewise,
-# 50 steps of a dropout model (the masks follow the global row),
-# 2 ranks twice give the same bits, mlp's epoch reaches the single process's test accuracy within 0.003, a
-# 2-rank run resumes a 1-process one of the same global batch, and another global batch is refused.
+# batch, rank 0 alone printing and saving): after 50 steps of mlp (SGD with momentum) and of LeNet-5's layers with
+# SGD every parameter within float32 rounding of the single process's (only the order of sums differs), one step
+# of LeNet-5 with its own Adam likewise, 50 steps of a dropout model (the masks follow the global row), a data set
+# whose last batch leaves rank 0 no rows; 2 ranks twice give the same bits, and so do gradients all-reduced in
+# buckets during the backward pass (--bucket-kb) and after it; mlp's epoch reaches the single process's test
+# accuracy within 0.003, a 2-rank run resumes a 1-process one of the same global batch, and another global batch
+# is refused.
 # Usage: data_parallel.sh NNC SOURCE_DIR WORK_DIR TENSOR_DIFF
 set -euo pipefail
 nnc=$1 src=$2 work=$3 tensor_diff=$4
@@ -18,22 +20,32 @@ fi
 # As root in a container, OpenMPI needs both flags; --oversubscribe lets 2 ranks share cores with the tests.
 mpi=(mpirun --allow-run-as-root --oversubscribe -np 2)
 accuracy() { sed -n 's/.*"test_accuracy":\([0-9.]*\).*/\1/p' "$1" | tail -1; }
-for model in mlp lenet5; do
-  "$nnc" build "$src/examples/$model.nn" -o "$model" 2> build.log || fail "$model: $(cat build.log)"
+# LeNet-5's layers with SGD and momentum: Adam's own run is checked for one step below.
+sed 's/^ *optimizer = adam(.*)/    optimizer = sgd(lr = 0.02, momentum = 0.9)/' "$src/examples/lenet5.nn" > lenet5_sgd.nn
+grep -q 'optimizer = sgd' lenet5_sgd.nn || fail "lenet5_sgd.nn: the optimizer line of lenet5.nn was not found"
+cp "$src/examples/mlp.nn" .
+for model in mlp lenet5_sgd; do
+  "$nnc" build "$model.nn" -o "$model" 2> build.log || fail "$model: $(cat build.log)"
   ./"$model" train --max-steps 50 --batch 64 --threads 1 --save "$model-1x64.safetensors" > "$model-1x64.log" 2>&1 ||
     fail "$model, one process: $(tail -3 "$model-1x64.log")"
-  for run in a b; do
-    "${mpi[@]}" ./"$model" train --max-steps 50 --batch 32 --threads 1 --save "$model-2x32$run.safetensors" \
-      > "$model-2x32$run.log" 2>&1 || fail "$model, 2 ranks: $(tail -5 "$model-2x32$run.log")"
+  # a and b all-reduce after the backward pass; c in buckets of 16 KB as it goes. With 2 ranks each sum has two
+  # terms, so the bucketing cannot change a bit.
+  for run in a:0 b:0 c:16; do
+    "${mpi[@]}" ./"$model" train --max-steps 50 --batch 32 --threads 1 --bucket-kb "${run#*:}" \
+      --save "$model-2x32${run%:*}.safetensors" > "$model-2x32${run%:*}.log" 2>&1 ||
+      fail "$model, 2 ranks: $(tail -5 "$model-2x32${run%:*}.log")"
   done
   "$tensor_diff" "$model-2x32a.safetensors" "$model-2x32b.safetensors" 0 0 > "$model-again.diff" ||
     fail "$model: two 2-rank runs differ: $(grep 'OUT OF' "$model-again.diff")"
+  "$tensor_diff" "$model-2x32a.safetensors" "$model-2x32c.safetensors" 0 0 > "$model-buckets.diff" ||
+    fail "$model: gradients all-reduced in buckets during the backward pass differ: $(grep 'OUT OF' "$model-buckets.diff")"
   lines=$(grep -c '^epoch 1: ' "$model-2x32a.log" || true)
   [ "$lines" = 1 ] || fail "$model: $lines epoch lines from 2 ranks (rank 0 alone prints)"
+  "$tensor_diff" "$model-1x64.safetensors" "$model-2x32a.safetensors" 1e-7 1e-4 > "$model.diff" ||
+    fail "$model: 2 ranks x 32 against 1 x 64 after 50 steps: $(grep 'OUT OF' "$model.diff")"
 done
-"$tensor_diff" mlp-1x64.safetensors mlp-2x32a.safetensors 1e-7 1e-4 > mlp.diff ||
-  fail "mlp: 2 ranks x 32 against 1 x 64 after 50 steps: $(grep 'OUT OF' mlp.diff)"
-echo "mlp: 2 ranks x 32 match 1 x 64 after 50 steps; two 2-rank runs of mlp and of LeNet-5 are identical"
+echo "mlp and LeNet-5 (SGD): 2 ranks x 32 match 1 x 64 after 50 steps; 2-rank runs are identical, bucketed or not"
+"$nnc" build "$src/examples/lenet5.nn" -o lenet5 2> build.log || fail "lenet5: $(cat build.log)"
 # LeNet-5 trains with Adam, which turns rounding noise in zero gradients (dead units) into steps of lr either way;
 # from there the runs part like two seeds (1e-5 after 20 steps, 1e-2 after 50). So one step from one checkpoint,
 # on grads' batch (the first 64 examples), with tests/tensor_diff.cpp's Adam bound for those elements.
@@ -69,6 +81,37 @@ MODEL
 "$tensor_diff" drop-1x64.safetensors drop-2x32.safetensors 1e-7 1e-4 > drop.diff ||
   fail "dropout: 2 ranks x 32 against 1 x 64 after 50 steps: $(grep 'OUT OF' drop.diff)"
 echo "dropout: 2 ranks x 32 draw the masks of 1 x 64 (50 steps match)"
+
+# 65 examples in batches of 64: each epoch's second step has one row, rank 1's, and rank 0 none (it sends zeros
+# for its share, in the same all-reduces as rank 1).
+mkdir -p rows65-data
+awk 'BEGIN { srand(3); print "a,b,c,d,label"; for (i = 0; i < 65; i++) { a = rand(); b = rand(); c = rand(); d = rand();
+  printf "%.4f,%.4f,%.4f,%.4f,%d\n", a, b, c, d, (a + b > c + d) } }' > rows65-data/train.csv
+head -11 rows65-data/train.csv > rows65-data/test.csv
+cat > rows65.nn << 'MODEL'
+model rows65(x: f32[B, 4], y: i32[B]) {
+    hidden = linear(x, 128)
+    logits = linear(tanh(hidden), 2)
+    loss = cross_entropy(logits, y)
+    return logits
+}
+train {
+    data = "rows65-data"
+    batch = 64
+    optimizer = sgd(lr = 0.1, momentum = 0.9)
+}
+MODEL
+"$nnc" build rows65.nn -o rows65 2> build.log || fail "rows65.nn: $(cat build.log)"
+./rows65 train --epochs 20 --threads 1 --save rows65-1x64.safetensors > /dev/null 2>&1
+for kb in 0 1; do
+  "${mpi[@]}" ./rows65 train --epochs 20 --batch 32 --threads 1 --bucket-kb $kb --save "rows65-2x32-$kb.safetensors" \
+    > rows65.log 2>&1 || fail "65 examples on 2 ranks, --bucket-kb $kb: $(tail -5 rows65.log)"
+done
+"$tensor_diff" rows65-1x64.safetensors rows65-2x32-0.safetensors 1e-7 1e-4 > rows65.diff ||
+  fail "a last batch of one row: 2 ranks x 32 against 1 x 64 after 20 epochs: $(grep 'OUT OF' rows65.diff)"
+"$tensor_diff" rows65-2x32-0.safetensors rows65-2x32-1.safetensors 0 0 > rows65-buckets.diff ||
+  fail "a last batch of one row: 1 KB buckets against one all-reduce: $(grep 'OUT OF' rows65-buckets.diff)"
+echo "a last batch of one row: 2 ranks x 32 match 1 x 64 after 20 epochs, bucketed or not"
 
 # A resume across rank counts: the same global batch continues; another is refused.
 ./mlp train --max-steps 20 --batch 64 --threads 1 --save resume.safetensors > resume1.log 2>&1

@@ -237,6 +237,9 @@ for value in 0 -0.1 nan inf abc; do
   expect 1 "\`--lr\` needs a positive number" -- ./tiny train --lr "$value"
 done
 expect 1 "\`--lr-schedule\` switches between" -- ./tiny train --lr-schedule sometimes
+for value in -1 abc 2000000; do
+  expect 1 "\`--bucket-kb\` needs an integer from 0 to 1048576" -- ./tiny train --bucket-kb "$value"
+done
 for value in 1 -0.1 abc 0.5x; do
   expect 1 "\`--validation-split\` needs a number in [0, 1)" -- ./tiny train --validation-split "$value"
 done
