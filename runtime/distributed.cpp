@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <string>
@@ -95,6 +96,12 @@ void allReduce(T* values, size_t count, void* type) {
 const Ranks& ranks() {
   static const Ranks r = start();
   return r;
+}
+
+void quietUnlessLeader() {
+  if (ranks().leader()) return;
+  std::fflush(stdout);
+  if (!std::freopen("/dev/null", "w", stdout)) throw DataError("rank " + std::to_string(ranks().rank) + ": /dev/null");
 }
 
 void allReduceSum(double* values, size_t count) { allReduce(values, count, mpi().double_type); }

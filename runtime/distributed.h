@@ -25,6 +25,9 @@ struct Ranks {
 // mpirun launched the trainer and OpenMPI's library cannot be loaded.
 const Ranks& ranks();
 
+// On a rank other than 0, sends stdout to /dev/null (rank 0 prints for all; errors still reach stderr).
+void quietUnlessLeader();
+
 // Sums `count` doubles element by element across the ranks, in place (every rank gets the sums).
 void allReduceSum(double* values, size_t count);
 // The same for floats.

@@ -21,10 +21,10 @@
 #include "runtime/errors.h"
 #include "runtime/output_path.h"
 #include "runtime/plot.h"
-#include "runtime/rank_average.h"
 #include "runtime/preprocess.h"
 #include "runtime/distributed.h"
 #include "runtime/progress.h"
+#include "runtime/rank_average.h"
 #include "runtime/resume.h"
 
 namespace nnc::rt {
@@ -354,9 +354,8 @@ int train(const ModelSpec& model, const TrainOptions& given) {
     options.save.clear();
     options.metrics.clear();
     options.plot.clear();
-    std::fflush(stdout);
-    if (!std::freopen("/dev/null", "w", stdout)) throw DataError("rank " + std::to_string(world.rank) + ": /dev/null");
   }
+  quietUnlessLeader();
   checkOutputPaths(options);
   Dataset train_set = loadSplit(options.data, Split::Train, options.label_column);
   Dataset test_set = loadSplit(options.data, Split::Test, options.label_column);

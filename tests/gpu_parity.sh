@@ -7,7 +7,8 @@
 #   train    the parameters and buffers (BatchNorm's running statistics) after one optimizer step on grads' batch,
 #            and after 10 steps where the optimizer is not Adam (see tests/tensor_diff.cpp for why)
 #   predict  the class probabilities of the whole test split
-# then mlp trains one epoch on OpenCL to the CPU's test accuracy (within 0.005), `info` names the device and a
+# then mlp trains one epoch on OpenCL to the CPU's test accuracy (within 0.005) and 10 steps on 2 ranks (mpirun)
+# as the CPU build's 2 ranks do, `info` names the device and a
 # missing one is exit 1, and every example's CUDA build embeds PTX for sm_80; without NVIDIA's driver the CUDA
 # trainer refuses to start (exit 1, naming the driver).
 # Tolerances: float32 sums in another order (GPU threads, no vector lanes); measured in bench/README.md.
@@ -69,6 +70,18 @@ done
 awk -v a="$(accuracy mlp-$gpu.jsonl)" -v b="$(accuracy mlp-host.jsonl)" 'BEGIN { exit !(a != "" && a - b <= 0.005 && b - a <= 0.005) }' ||
   fail "mlp after one epoch: $gpu $(accuracy mlp-$gpu.jsonl), CPU $(accuracy mlp-host.jsonl)"
 echo "mlp, one epoch: test accuracy $(accuracy mlp-$gpu.jsonl) on $gpu, $(accuracy mlp-host.jsonl) on the CPU"
+
+# Data-parallel training on the device: 2 ranks hand each gradient to the all-reduce as the plan finishes it
+# (copied from the device then), and must train as the CPU build's 2 ranks do.
+if command -v mpirun > /dev/null; then
+  for target in host "$gpu"; do
+    mpirun --allow-run-as-root --oversubscribe -np 2 ./"mlp-$target" train --init mlp-start.safetensors --max-steps 10 \
+      --batch 32 --threads 1 --save "mlp-ranks-$target.safetensors" > "mlp-ranks-$target.log" 2>&1 ||
+      fail "mlp for $target on 2 ranks: $(tail -5 "mlp-ranks-$target.log")"
+  done
+  compare mlp-ranks mlp-ranks-host.safetensors "mlp-ranks-$gpu.safetensors" 1e-7 1e-4
+  echo "mlp on 2 ranks: 10 steps on $gpu match the CPU's"
+fi
 
 # The device: `info` names it; a device that is not there, no OpenCL platform, or --device on a CPU build is exit 1.
 expect_exit_1() {  # WHAT MESSAGE COMMAND...
