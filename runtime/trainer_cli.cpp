@@ -58,7 +58,7 @@ const std::map<std::string, const char*> kCommandUsage = {
      "                  [--label-column NAME|INDEX] [--device N]\n"},
     {"bench",
      "usage: %s bench [--entry train_step|grads|predict|update|split_step] [--batch N] [--steps N] [--repeats N]\n"
-     "                [--threads N]\n"
+     "                [--threads N] [--bucket-kb N]\n"
      "                [--device N] [--benchmark_...: Google Benchmark's flags]\n"},
     {"grads",
      "usage: %s grads --weights CKPT -o GRADS.safetensors [--data DIR] [--batch N] [--seed N]\n"
