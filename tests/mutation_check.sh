@@ -21,7 +21,7 @@ mutants=(
   "leaky_relu's derivative ignores its slope|compiler/graph/op_rules_elementwise.cpp|scalar(1 - alpha)}), scalar(alpha)|scalar(1)}), scalar(0)|^Elementwise/OpGradient|^Activations/"
   "inverse schedule one step ahead|runtime/lr_schedule.cpp|return lr / (1 + s.k * t);|return lr / (1 + s.k * (t + 1));|TrainerParity|runtime_"
   "cosine schedule one step ahead|runtime/lr_schedule.cpp|static_cast<double>(step) / static_cast<double>(total_steps)|static_cast<double>(step + 1) / static_cast<double>(total_steps)|TrainerParity|LrSchedule"
-  "BatchNorm running variance biased|compiler/graph/build_graph.cpp|average(running_var, node(Op::Mul, {var, bessel}, e));|average(running_var, var);|TrainerParity|BatchNorm"
+  "BatchNorm running variance biased|compiler/graph/build_layers.cpp|average(running_var, node(Op::Mul, {var, bessel}, e));|average(running_var, var);|TrainerParity|BatchNorm"
   "gradient clipping without its epsilon|compiler/autodiff/optimizer.cpp|add(norm, number(1e-6))|add(norm, number(1e-2))|^Optimizers/TrainStep|TrainerParity"
   "last partial batch dropped|runtime/train_loop.cpp|int64_t steps_per_epoch = (train_set.count + batch - 1) / batch;|int64_t steps_per_epoch = train_set.count / batch;|TrainerParity|e2e_trainer"
   "the same dropout mask every step|runtime/kernels.cpp|seed ^ (static_cast<uint64_t>(step) * 0xd1b54a32d192ed03ULL)|seed ^ 0xd1b54a32d192ed03ULL|TrainerDropout|^Dropout"
