@@ -416,6 +416,7 @@ const std::map<std::string, GraphBuilder::CallRule>& GraphBuilder::callRules() {
       {"softmax", [](B& b, const Expr& e) { return b.reduction(e, Op::Softmax); }},
       {"log_softmax", [](B& b, const Expr& e) { return b.reduction(e, Op::LogSoftmax); }},
       {"transpose", [](B& b, const Expr& e) { return b.transpose(e); }},
+      {"permute", [](B& b, const Expr& e) { return b.permute(e); }},
       {"reshape", [](B& b, const Expr& e) { return b.reshape(e); }},
       {"flatten", [](B& b, const Expr& e) { return b.reshape(e); }},
       // Losses (build_ops.cpp).

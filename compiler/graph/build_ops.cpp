@@ -186,6 +186,36 @@ std::optional<Value> GraphBuilder::transpose(const Expr& e) {
   return apply(Op::Transpose, {x}, attrs, e, {e.args[0].get()});
 }
 
+std::optional<Value> GraphBuilder::permute(const Expr& e) {
+  if (e.args.empty() || !e.kwargs.empty()) {
+    error(dsl::DiagKind::WrongArgumentCount, e.span, "`permute` takes `permute(x, a0, a1, ..., an)`: one axis per axis of x");
+    return std::nullopt;
+  }
+  NodeId x = tensorExpr(*e.args[0]);
+  if (x == kNoNode) return std::nullopt;
+  const Shape& shape = graph_.node(x).shape;
+  if (e.args.size() - 1 != shape.size()) {
+    error(dsl::DiagKind::WrongArgumentCount, e.span,
+          fmt::format("`permute` of a tensor {} takes {} axes, one per axis, got {}", shapeToString(shape),
+                      shape.size(), e.args.size() - 1));
+    return std::nullopt;
+  }
+  Attrs attrs;
+  std::vector<bool> taken(shape.size(), false);
+  for (size_t i = 1; i < e.args.size(); ++i) {
+    std::optional<int64_t> axis = axisArg(*e.args[i], shape.size(), fmt::format("axis {} of `permute`", i - 1));
+    if (!axis) return std::nullopt;
+    if (taken[static_cast<size_t>(*axis)]) {
+      error(dsl::DiagKind::BadAttribute, e.args[i]->span,
+            fmt::format("`permute` takes each axis once; axis {} is given twice", *axis));
+      return std::nullopt;
+    }
+    taken[static_cast<size_t>(*axis)] = true;
+    attrs.axes.push_back(*axis);
+  }
+  return apply(Op::Transpose, {x}, attrs, e, {e.args[0].get()});
+}
+
 std::optional<Value> GraphBuilder::reshape(const Expr& e) {
   bool flatten = e.text == "flatten";
   if ((flatten ? e.args.size() != 1 : e.args.size() < 2) || !e.kwargs.empty()) {

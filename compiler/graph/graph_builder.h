@@ -159,6 +159,9 @@ class GraphBuilder {
   // transpose(x) swaps the last two axes; transpose(x, a, b) swaps axes a and b.
   std::optional<Value> transpose(const Expr& e);
 
+  // permute(x, a0, ..., an): output axis i is input axis ai (negative axes count from the end), as torch.permute.
+  std::optional<Value> permute(const Expr& e);
+
   // reshape(x, d1, ..., dn): [N, ...] -> [N, d1, ..., dn], the first (batch) dimension kept.
   // flatten(x): [N, d1, ..., dn] -> [N, d1 * ... * dn].
   std::optional<Value> reshape(const Expr& e);

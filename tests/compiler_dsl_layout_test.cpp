@@ -1,0 +1,72 @@
+// The language's layout forms for tensors of rank 4 and 5 (the shapes attention and patch embeddings need):
+// the graph they build, their errors, and whole models through them against central finite differences
+// (float64, JIT).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "compiler/compilation.h"
+#include "tests/compiler_model_check.h"
+
+namespace nnc {
+namespace {
+
+std::string diagnostics(const std::string& text) {
+  return compileFrontEnd(dsl::SourceFile("test.nn", text))->diags->render();
+}
+
+// The node a binding named `name` built.
+const Node& bound(const Graph& g, const std::string& name) {
+  for (const Node& node : g.nodes)
+    if (node.name == name) return node;
+  throw std::runtime_error("no node named " + name);
+}
+
+TEST(PermuteDsl, OutputAxisIIsInputAxisAi) {
+  auto c = compileFrontEnd(dsl::SourceFile("m.nn", R"(model m(x: f32[B, 24], y: i32[B]) {
+    cube = reshape(x, 2, 3, 4)
+    p = permute(cube, 0, 2, 3, 1)
+    q = permute(cube, 0, -1, 1, 2)
+    logits = linear(flatten(p + permute(q, 0, 3, 1, 2) * 0), 3)
+    loss = cross_entropy(logits, y)
+    return logits
+}
+)"));
+  ASSERT_EQ(c->diags->render(), "");
+  const Node& p = bound(*c->graph, "p");
+  EXPECT_EQ(p.op, Op::Transpose);
+  EXPECT_EQ(p.attrs.axes, (std::vector<int64_t>{0, 2, 3, 1}));
+  EXPECT_EQ(shapeToString(p.shape), "[B, 3, 4, 2]");  // torch.permute: out.shape[i] = in.shape[dims[i]]
+  EXPECT_EQ(shapeToString(bound(*c->graph, "q").shape), "[B, 4, 2, 3]");
+}
+
+TEST(PermuteDsl, BadAxesAreReported) {
+  std::string head = "model m(x: f32[B, 24], y: i32[B]) {\n    c = reshape(x, 2, 3, 4)\n    p = ";
+  std::string tail = "\n    logits = linear(flatten(p), 3)\n    loss = cross_entropy(logits, y)\n    return logits\n}\n";
+  EXPECT_NE(diagnostics(head + "permute(c, 0, 2, 1)" + tail).find("`permute` of a tensor [B, 2, 3, 4] takes 4 axes"),
+            std::string::npos);
+  EXPECT_NE(diagnostics(head + "permute(c, 0, 2, 2, 1)" + tail).find("axis 2 is given twice"), std::string::npos);
+  EXPECT_NE(diagnostics(head + "permute(c, 0, 2, 4, 1)" + tail).find("axis 2 of `permute` must be an integer axis"),
+            std::string::npos);
+  EXPECT_NE(diagnostics(head + "permute(c)" + tail).find("takes 4 axes, one per axis, got 0"), std::string::npos);
+}
+
+// Patches of a 4x4 image as a ViT takes them (2x2 patches: [B, 1, 4, 4] -> [B, 2, 2, 2, 2] -> [B, 4, 4] tokens of 4
+// pixels), through rank-5 permute, then a per-token layer: the gradient against central differences.
+TEST(PermuteDsl, PatchEmbeddingGradientMatchesFiniteDifferences) {
+  Program program = testing::compileModelSource("patches.nn", R"(model patches(x: f32[B, 16], y: i32[B]) {
+    image = reshape(x, 1, 2, 2, 2, 2)
+    tokens = reshape(permute(image, 0, 1, 2, 4, 3, 5), 4, 4)
+    embedded = tanh(tokens @ transpose(reshape(linear(x, 16), 4, 4)))
+    logits = linear(flatten(permute(embedded, 0, 2, 1)), 3)
+    loss = cross_entropy(logits, y)
+    return logits
+}
+)");
+  std::mt19937_64 rng(5);
+  testing::ModelValues values = testing::randomModelValues(program, 3, rng, 0.3);
+  testing::expectGradientsMatchFiniteDifferences(program, 3, values, rng);
+}
+
+}  // namespace
+}  // namespace nnc
