@@ -68,5 +68,29 @@ TEST(PermuteDsl, PatchEmbeddingGradientMatchesFiniteDifferences) {
   testing::expectGradientsMatchFiniteDifferences(program, 3, values, rng);
 }
 
+// Two-head self-attention over 4 tokens, written as the reference composes it: heads split by reshape and permute
+// ([B, T, H, D] -> [B, H, T, D]), scores [B, H, T, T] from a 4-D batched product with k transposed, the softmax
+// along the keys, heads merged back. The gradient of every parameter against central differences.
+TEST(AttentionDsl, MultiHeadAttentionGradientMatchesFiniteDifferences) {
+  Program program = testing::compileModelSource("attention.nn", R"(model attention(x: f32[B, 24], y: i32[B]) {
+    param Wq: f32[6, 8] = xavier_uniform()
+    param Wk: f32[6, 8] = xavier_uniform()
+    param Wv: f32[6, 8] = xavier_uniform()
+    tokens = reshape(x, 4, 6)
+    q = permute(reshape(tokens @ Wq, 4, 2, 4), 0, 2, 1, 3)
+    k = permute(reshape(tokens @ Wk, 4, 2, 4), 0, 2, 1, 3)
+    v = permute(reshape(tokens @ Wv, 4, 2, 4), 0, 2, 1, 3)
+    weights = softmax(q @ transpose(k) / 2)
+    heads = reshape(permute(weights @ v, 0, 2, 1, 3), 4, 8)
+    logits = linear(flatten(heads), 3)
+    loss = cross_entropy(logits, y)
+    return logits
+}
+)");
+  std::mt19937_64 rng(7);
+  testing::ModelValues values = testing::randomModelValues(program, 3, rng, 0.5);
+  testing::expectGradientsMatchFiniteDifferences(program, 3, values, rng);
+}
+
 }  // namespace
 }  // namespace nnc

@@ -133,6 +133,22 @@ TEST(MatMulForward, BatchedProductsWithSharedAndTransposedOperands) {
   EXPECT_NE(inferShape(g, Op::BatchMatMul, {w, w}, {}).error, "");
 }
 
+TEST(MatMulForward, BatchedProductsOverSeveralLeadingDimensions) {
+  Graph g;
+  // [B, 2, 1, 2]: entry (b, h) is the row [b + 1, h + 1]; w [2, 2] = [[1, 2], [3, 4]].
+  NodeId a = leaf(g, Op::Input, {B(), D(2), D(1), D(2)}, DType::F32, "a");
+  NodeId v = leaf(g, Op::Input, {B(), D(2), D(2), D(1)}, DType::F32, "v");  // entry (b, h): the column [h, b]
+  NodeId w = leaf(g, Op::Param, {D(2), D(2)}, DType::F32, "w");
+  std::map<NodeId, Values> values = {{a, {1, 1, 1, 2, 2, 1, 2, 2}}, {v, {0, 0, 1, 0, 0, 1, 1, 1}}, {w, {1, 2, 3, 4}}};
+  NodeId shared = g.add(Op::BatchMatMul, {a, w});
+  EXPECT_EQ(shapeToString(g.node(shared).shape), "[B, 2, 1, 2]");
+  EXPECT_EQ(evaluate(g, shared, values, {}, 2), (Values{4, 6, 7, 10, 5, 8, 8, 12}));
+  // [1, 2] @ [2, 1] per entry: (b + 1) h + (h + 1) b.
+  EXPECT_EQ(evaluate(g, g.add(Op::BatchMatMul, {a, v}), values, {}, 2), (Values{0, 1, 1, 4}));
+  NodeId other = leaf(g, Op::Input, {B(), D(3), D(2), D(1)}, DType::F32, "other");
+  EXPECT_NE(inferShape(g, Op::BatchMatMul, {a, other}, {}).error.find("the same leading dimensions"), std::string::npos);
+}
+
 TEST(LossForward, MseAndBinaryCrossEntropies) {
   Graph g;
   NodeId p = leaf(g, Op::Input, {B(), D(2)}, DType::F32, "p");
@@ -238,6 +254,16 @@ const GradCase kReduceGradCases[] = {
        attrs.transpose_a = attrs.transpose_b = true;
        return g.add(Op::BatchMatMul, {p[0], p[1]}, attrs);
      }},
+    // Attention's products: [B, H, T, D] @ [B, H, D, T] (scores, k stored transposed) and a 4-D entry by a shared
+    // matrix.
+    {"batch_matmul_4d_tb", {{B(), D(2), D(3), D(4)}, {B(), D(2), D(5), D(4)}},
+     [](Graph& g, auto& p, NodeId) {
+       Attrs attrs;
+       attrs.transpose_b = true;
+       return g.add(Op::BatchMatMul, {p[0], p[1]}, attrs);
+     }},
+    {"batch_matmul_4d_shared", {{B(), D(2), D(3), D(4)}, {D(4), D(2)}},
+     [](Graph& g, auto& p, NodeId) { return g.add(Op::BatchMatMul, {p[0], p[1]}); }},
     {"l2_penalty_composite", {{D(3), D(2)}, {D(4)}},
      [](Graph& g, auto& p, NodeId) {
        return g.add(Op::Add, {g.add(Op::Sum, {g.add(Op::Mul, {p[0], p[0]})}, over({0, 1})),

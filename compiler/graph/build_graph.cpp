@@ -351,7 +351,7 @@ std::optional<Value> GraphBuilder::binary(const Expr& e) {
     case dsl::BinaryOp::MatMul: op = Op::MatMul; break;
   }
   if (op == Op::MatMul && !a->number && !b->number &&
-      (graph_.node(a->node).shape.size() == 3 || graph_.node(b->node).shape.size() == 3))
+      (graph_.node(a->node).shape.size() >= 3 || graph_.node(b->node).shape.size() >= 3))
     op = Op::BatchMatMul;
   return apply(op, {tensor(*a, e.args[0]->span), tensor(*b, e.args[1]->span)}, {}, e,
                {e.args[0].get(), e.args[1].get()});

@@ -98,9 +98,12 @@ ShapeResult matmulShape(const Graph& g, const std::vector<NodeId>& in, const Att
 ShapeResult batchMatmulShape(const Graph& g, const std::vector<NodeId>& in, const Attrs& attrs) {
   const Shape& a = g.node(in[0]).shape;
   const Shape& b = g.node(in[1]).shape;
-  bool ranks_ok = (a.size() == 2 || a.size() == 3) && (b.size() == 2 || b.size() == 3) && a.size() + b.size() >= 5;
-  if (!ranks_ok || (a.size() == 3 && b.size() == 3 && !(a[0] == b[0])))
-    return fail(fmt::format("batched `@` needs [batch, M, K] and [batch, K, N] (or one of them 2-D), got {} and {}",
+  // The leading (batch) dimensions: equal on both operands, or one operand a plain matrix shared by every entry.
+  Shape lead_a(a.begin(), a.end() - std::min<size_t>(a.size(), 2)), lead_b(b.begin(), b.end() - std::min<size_t>(b.size(), 2));
+  bool ranks_ok = a.size() >= 2 && b.size() >= 2 && a.size() + b.size() >= 5;
+  if (!ranks_ok || (!lead_a.empty() && !lead_b.empty() && lead_a != lead_b))
+    return fail(fmt::format("batched `@` needs [.., M, K] and [.., K, N] with the same leading dimensions (or one of "
+                            "them 2-D), got {} and {}",
                             shapeToString(a), shapeToString(b)));
   Graph matrices;  // the per-entry product's shape rule on the last two dimensions
   for (const Shape* s : {&a, &b}) {
@@ -111,7 +114,8 @@ ShapeResult batchMatmulShape(const Graph& g, const std::vector<NodeId>& in, cons
   }
   ShapeResult result = matmulShape(matrices, {0, 1}, attrs);
   if (!result.error.empty()) return result;
-  result.shape.insert(result.shape.begin(), a.size() == 3 ? a[0] : b[0]);
+  const Shape& lead = lead_a.empty() ? lead_b : lead_a;
+  result.shape.insert(result.shape.begin(), lead.begin(), lead.end());
   return result;
 }
 

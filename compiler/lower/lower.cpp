@@ -289,10 +289,12 @@ class Lowerer : public LoweringContext {
     lowered.reductions = {k};
   }
 
-  // C(n, m, e) = sum_k A(k, m, e) * B(n, k, e) in Halide order, e the batch entry; a 2-D operand ignores e and a
-  // transposed one is read with swapped coordinates.
+  // C(n, m, e..) = sum_k A(k, m, e..) * B(n, k, e..) in Halide order, e.. the batch entry's leading coordinates;
+  // a 2-D operand ignores them and a transposed one is read with swapped coordinates.
   void lowerBatchMatMul(const Node& node, LoweredNode& lowered) {
-    Halide::Var n = dimVars()[0], m = dimVars()[1], e = dimVars()[2];
+    std::vector<Halide::Var> vars = varsFor(node.shape.size());
+    Halide::Var n = vars[0], m = vars[1];
+    std::vector<Expr> entry(vars.begin() + 2, vars.end());
     const Shape& a = g_.node(node.inputs[0]).shape;
     const Shape& b = g_.node(node.inputs[1]).shape;
     Func fa = out_.nodes.at(node.inputs[0]).func;
@@ -301,15 +303,16 @@ class Lowerer : public LoweringContext {
     RDom k(0, extent(k_dim), "k");
     auto at = [&](const Shape& shape, Expr inner, Expr outer) {
       std::vector<Expr> coords = {inner, outer};
-      if (shape.size() == 3) coords.push_back(e);
+      if (shape.size() > 2) coords.insert(coords.end(), entry.begin(), entry.end());
       return coords;
     };
     Expr a_km = node.attrs.transpose_a ? fa(at(a, m, k)) : fa(at(a, k, m));
     Expr b_nk = node.attrs.transpose_b ? fb(at(b, k, n)) : fb(at(b, n, k));
+    std::vector<Expr> out_at(vars.begin(), vars.end());
     Func acc = helper("acc");
-    acc(n, m, e) = constant(0);
-    acc(n, m, e) += a_km * b_nk;
-    lowered.func(n, m, e) = acc(n, m, e);
+    acc(out_at) = constant(0);
+    acc(out_at) += a_km * b_nk;
+    lowered.func(out_at) = acc(out_at);
     lowered.helpers = {acc};
     lowered.reductions = {k};
   }

@@ -136,12 +136,13 @@ void scheduleMatMul(const Node& node, LoweredNode& lowered, const LoweredEntry& 
   acc.update().reorder(n, m, k).vectorize(n, vector).unroll(n).unroll(m);
 }
 
-// Batched products: one batch entry per task; each row's accumulator vectorized over the columns.
+// Batched products: one batch entry per task (their leading dimensions fused); each row's accumulator vectorized
+// over the columns.
 void scheduleBatchMatMul(const Node& node, LoweredNode& lowered, const VectorUnit& unit) {
-  Var n = dimVars()[0], m = dimVars()[1], e = dimVars()[2];
+  Var n = dimVars()[0], m = dimVars()[1];
   Func out = lowered.func, acc = lowered.helpers[0];
   Halide::RVar k(lowered.reductions[0]);
-  out.compute_root().parallel(e);
+  out.compute_root().parallel(fuseBatchEntries(out, node.shape.size()));
   acc.compute_at(out, m);
   if (int vector = unit.lanesFor(innerExtent(node.shape))) {  // not RoundUp: it would read operands past their end
     out.vectorize(n, vector, Halide::TailStrategy::ShiftInwards);

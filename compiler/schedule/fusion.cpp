@@ -49,4 +49,14 @@ bool elementwiseAtRoot(const Uses& uses, NodeId id) {
          uses.by_kernels.count(id);
 }
 
+Halide::Var fuseBatchEntries(Halide::Func out, size_t rank) {
+  Halide::Var entry = dimVars()[2];
+  for (size_t d = 3; d < rank; ++d) {
+    Halide::Var fused("entry" + std::to_string(d));
+    out.fuse(entry, dimVars()[d], fused);
+    entry = fused;
+  }
+  return entry;
+}
+
 }  // namespace nnc

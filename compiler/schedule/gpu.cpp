@@ -143,7 +143,7 @@ void gpuMatMul(const Node& node, LoweredEntry& lowered, LoweredNode& funcs) {
   Var no("no"), mo("mo"), ni("ni"), mi("mi"), nt("nt"), mt("mt"), nr("nr"), mr("mr");
   if (node.op == Op::BatchMatMul) {
     out.compute_root().gpu_tile(n, m, no, mo, ni, mi, kTile2d, kTile2d, Halide::TailStrategy::GuardWithIf);
-    out.gpu_blocks(dimVars()[2]);
+    out.gpu_blocks(fuseBatchEntries(out, node.shape.size()));
     acc.compute_at(out, ni);
     return;
   }
