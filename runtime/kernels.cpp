@@ -147,6 +147,24 @@ Tensor asModelInput(const ModelSpec& model, const Tensor& x) {
   return uploadedView(x.data(), spec.rank, dims);
 }
 
+// Hands grads' results to a reduction as the plan finishes them (each copied to the host first); a plan watcher
+// of its own, not a std::function, so a step allocates nothing for it.
+struct GradientsAsTheyFinish final : PlanWatcher {
+  GradientsAsTheyFinish(std::vector<Tensor>& results, size_t first_result_arg, GradientReduction* to)
+      : grads(results), first_result(first_result_arg), reduction(to) {}
+  void afterCall(const std::vector<int>& finished_args) override {
+    for (int arg : finished_args)
+      if (static_cast<size_t>(arg) >= first_result) {
+        copyToHost(grads[arg - first_result], "grads");
+        reduction->finished(arg - first_result);
+      }
+    reduction->progress();
+  }
+  std::vector<Tensor>& grads;
+  size_t first_result;  // the argv index of grads[0]
+  GradientReduction* reduction;
+};
+
 }  // namespace
 
 void TrainState::swap() {
@@ -211,6 +229,12 @@ void stepScalars(const ModelSpec& model, double lr, int64_t step, uint64_t seed,
   }
 }
 
+int32_t intScalar(const ModelSpec& model, const std::vector<ScalarArg>& scalars, const char* name) {
+  for (int i = 0; i < model.num_scalars; ++i)
+    if (std::strcmp(model.scalars[i], name) == 0) return scalars[i].i;
+  return 0;
+}
+
 float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
                 const std::vector<ScalarArg>& scalars) {
   Tensor input = asModelInput(model, x);
@@ -266,17 +290,9 @@ float computeGrads(const ModelSpec& model, const Tensor& x, const LabelTensor& y
                     trainable ? "gradient of" : "new value of", model.params[i].name);
       args.push_back(resultArg(grads[g++]));
     }
-  size_t first_result = args.size() - grads.size();
-  PlanProgress progress = [&](const std::vector<int>& finished_args) {
-    for (int arg : finished_args)
-      if (static_cast<size_t>(arg) >= first_result) {
-        copyToHost(grads[arg - first_result], "grads");
-        reduction->finished(arg - first_result);
-      }
-    reduction->progress();
-  };
+  GradientsAsTheyFinish handover{grads, args.size() - grads.size(), reduction};
   std::optional<WatchPlans> watch;
-  if (reduction && reduction->overlaps()) watch.emplace(progress);
+  if (reduction && reduction->overlaps()) watch.emplace(handover);
   call(model.grads, "grads", args);
   copyToHost(loss, "grads");
   for (Tensor& grad : grads) copyToHost(grad, "grads");
@@ -306,11 +322,8 @@ void applyUpdate(const ModelSpec& model, std::vector<Tensor>& grads, TrainState&
 float splitTrainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
                      const std::vector<ScalarArg>& scalars, GradientReduction* reduction) {
   if (state.grads.empty()) state.grads = allocateGrads(model);
-  int32_t dropout_seed = 0, dropout_row = 0;
-  for (int i = 0; i < model.num_scalars; ++i) {
-    if (std::strcmp(model.scalars[i], "dropout_seed") == 0) dropout_seed = scalars[i].i;
-    if (std::strcmp(model.scalars[i], "dropout_row") == 0) dropout_row = scalars[i].i;
-  }
+  int32_t dropout_seed = intScalar(model, scalars, "dropout_seed");
+  int32_t dropout_row = intScalar(model, scalars, "dropout_row");
   int64_t rows = x.dimensions() > 0 ? x.dim(x.dimensions() - 1).extent() : 0;
   if (reduction) reduction->begin(state.grads, rows);
   float loss;

@@ -44,6 +44,9 @@ union ScalarArg {
 void stepScalars(const ModelSpec& model, double lr, int64_t step, uint64_t seed, std::vector<ScalarArg>& values,
                  int64_t first_row = 0);
 
+// The int32 scalar `name` (dropout_seed, dropout_row) among stepScalars' values; 0 when the model has none.
+int32_t intScalar(const ModelSpec& model, const std::vector<ScalarArg>& scalars, const char* name);
+
 // One optimizer step on a batch; returns the batch's mean loss. Throws std::runtime_error on a kernel error.
 float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
                 const std::vector<ScalarArg>& scalars);

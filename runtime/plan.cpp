@@ -52,7 +52,7 @@ std::vector<CallTimes>& profileOf(const PlanSpec& plan) {
   return all.back().second;
 }
 
-thread_local const PlanProgress* watcher = nullptr;
+thread_local PlanWatcher* watcher = nullptr;
 
 // For each call, the entry arguments whose last use it is.
 std::vector<std::vector<int>> lastUses(const PlanSpec& plan) {
@@ -68,7 +68,7 @@ std::vector<std::vector<int>> lastUses(const PlanSpec& plan) {
 
 }  // namespace
 
-WatchPlans::WatchPlans(const PlanProgress& progress) { watcher = &progress; }
+WatchPlans::WatchPlans(PlanWatcher& plan_watcher) { watcher = &plan_watcher; }
 WatchPlans::~WatchPlans() { watcher = nullptr; }
 
 void printPlanProfile() {
@@ -151,7 +151,7 @@ int runPlan(const PlanSpec& plan, void** args) {
     }
     if (watcher && result == 0) {
       if (scratch.finished_after.empty()) scratch.finished_after = lastUses(plan);
-      (*watcher)(scratch.finished_after[c]);
+      watcher->afterCall(scratch.finished_after[c]);
     }
   }
   setAllocationContext(nullptr, nullptr);

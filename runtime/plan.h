@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <vector>
 
 #include "runtime/model_spec.h"
@@ -54,11 +53,17 @@ int runPlan(const PlanSpec& plan, void** args);
 // plan reads or writes, so an entry result is final from then on (none, most of the time: the call is also a
 // chance to let communication progress). Data-parallel training all-reduces gradients there while the rest of
 // the backward pass runs. Entry points not compiled as plans (--single-pipeline) never report.
-using PlanProgress = std::function<void(const std::vector<int>& finished_args)>;
-// Installs `progress` for the plans run on this thread until the guard goes.
+class PlanWatcher {
+ public:
+  virtual void afterCall(const std::vector<int>& finished_args) = 0;
+
+ protected:
+  ~PlanWatcher() = default;
+};
+// Installs `watcher` for the plans run on this thread until the guard goes.
 class WatchPlans {
  public:
-  explicit WatchPlans(const PlanProgress& progress);
+  explicit WatchPlans(PlanWatcher& watcher);
   ~WatchPlans();
   WatchPlans(const WatchPlans&) = delete;
   WatchPlans& operator=(const WatchPlans&) = delete;
