@@ -113,6 +113,12 @@ done
   fail "a last batch of one row: 1 KB buckets against one all-reduce: $(grep 'OUT OF' rows65-buckets.diff)"
 echo "a last batch of one row: 2 ranks x 32 match 1 x 64 after 20 epochs, bucketed or not"
 
+# bench under mpirun times the data-parallel step; the ranks must make the same calls (a fixed --steps default).
+timeout 120 "${mpi[@]}" ./mlp bench --entry split_step --batch 32 --threads 1 --repeats 2 --benchmark_color=false \
+  > bench.log 2>&1 || fail "bench on 2 ranks: exit $?, $(tail -3 bench.log)"
+[ "$(grep -c '^split_step: batch 64 (2 ranks x 32), ' bench.log)" = 1 ] || fail "bench on 2 ranks printed: $(grep '^split_step' bench.log)"
+echo "bench --entry split_step on 2 ranks: $(grep '^split_step: ' bench.log)"
+
 # A resume across rank counts: the same global batch continues; another is refused.
 ./mlp train --max-steps 20 --batch 64 --threads 1 --save resume.safetensors > resume1.log 2>&1
 "${mpi[@]}" ./mlp train --max-steps 50 --batch 32 --threads 1 --resume resume.safetensors --save resumed.safetensors \
