@@ -151,20 +151,22 @@ bool sameIgnoringCase(const std::string& a, const std::string& b) {
          });
 }
 
-// Step 3: the index of the label column, chosen by name first, then by a decimal index.
-int64_t resolveLabelColumn(const std::vector<std::string>& columns, const std::string& label, const std::string& path) {
+// Step 3: the index of the label (or a target) column, chosen by name first, then by a decimal index.
+// `noun` names the column in errors ("label column").
+int64_t resolveColumn(const std::vector<std::string>& columns, const std::string& label, const std::string& path,
+                      const std::string& noun) {
   std::vector<size_t> named;
   for (size_t i = 0; i < columns.size(); ++i)
     if (columns[i] == label) named.push_back(i);
   if (named.size() > 1)
-    failAtLine(path, 1, "label column `" + label + "` is ambiguous: columns " + std::to_string(named[0]) +
+    failAtLine(path, 1, noun + " `" + label + "` is ambiguous: columns " + std::to_string(named[0]) +
                             " and " + std::to_string(named[1]) + " of the header both have that name");
   if (named.size() == 1) return static_cast<int64_t>(named[0]);
   const bool digits = !label.empty() && label.find_first_not_of("0123456789") == std::string::npos;
   if (digits && label.size() < 10 && std::stoll(label) < static_cast<int64_t>(columns.size())) return std::stoll(label);
-  std::string what = digits ? "label column index " + label + " is out of range (expected 0 to " +
+  std::string what = digits ? noun + " index " + label + " is out of range (expected 0 to " +
                                   std::to_string(columns.size() - 1) + ")"
-                            : "unknown label column `" + label + "`";
+                            : "unknown " + noun + " `" + label + "`";
   for (const std::string& c : columns)
     if (sameIgnoringCase(c, label)) what += "; did you mean `" + c + "`?";
   failAtLine(path, 1, what + "; the header has " + listColumns(columns));
@@ -174,11 +176,25 @@ std::vector<std::string> readHeader(RecordReader& reader, const std::string& pat
   std::vector<std::string> columns;
   int64_t line = 1;
   if (!reader.next(columns, line)) failAtLine(path, 1, "empty file: expected a header row of column names");
-  if (columns.size() < 2)
-    failAtLine(path, line, "expected a header with a label column and at least one feature column, got " +
-                               std::to_string(columns.size()) + " column");
   for (std::string& c : columns) c = std::string(trim(c));
   return columns;
+}
+
+// Step 3 for targets: the columns `names` lists (comma-separated), each once.
+std::vector<int64_t> resolveTargetColumns(const std::vector<std::string>& columns, const std::string& names,
+                                          const std::string& path) {
+  std::vector<int64_t> indices;
+  for (size_t start = 0;;) {
+    size_t comma = names.find(',', start);
+    std::string name(trim(std::string_view(names).substr(start, comma == std::string::npos ? std::string::npos
+                                                                                            : comma - start)));
+    int64_t index = resolveColumn(columns, name, path, "target column");
+    if (std::find(indices.begin(), indices.end(), index) != indices.end())
+      failAtLine(path, 1, "target column `" + columns[index] + "` is named twice");
+    indices.push_back(index);
+    if (comma == std::string::npos) return indices;
+    start = comma + 1;
+  }
 }
 
 // Step 4 for one record.
@@ -194,29 +210,51 @@ void appendRow(const std::vector<std::string>& fields, int64_t line, CsvTable& t
     int32_t label = 0;
     if (is_label ? parseLabel(fields[c], label) : parseFloat(fields[c], value)) {
       if (is_label) t.labels.push_back(label);
-      else t.features.push_back(value);
+      else if (std::find(t.target_indices.begin(), t.target_indices.end(), static_cast<int64_t>(c)) == t.target_indices.end())
+        t.features.push_back(value);
       continue;
     }
     failAtLine(path, line, "column `" + t.columns[c] + "`: expected " +
                                (is_label ? "a non-negative integer label" : "a finite number") + ", got \"" +
                                fields[c] + "\"");
   }
+  for (int64_t c : t.target_indices) {
+    float value = 0;
+    parseFloat(fields[c], value);  // checked above
+    t.targets.push_back(value);
+  }
 }
 
 }  // namespace
 
-CsvTable readCsv(const std::string& path, const std::string& label_column) {
+CsvTable readCsv(const std::string& path, const std::string& columns, TargetKind targets) {
   const std::vector<uint8_t> bytes = readFileMaybeGzip(path);
   std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
   RecordReader reader(text, path);
   CsvTable t;
   t.columns = readHeader(reader, path);
-  t.label_index = resolveLabelColumn(t.columns, label_column, path);
+  size_t not_features = 0;
+  if (targets == TargetKind::Label) {
+    if (t.columns.size() < 2)
+      failAtLine(path, 1, "expected a header with a label column and at least one feature column, got " +
+                              std::to_string(t.columns.size()) + " column");
+    t.label_index = resolveColumn(t.columns, columns, path, "label column");
+    not_features = 1;
+  } else {
+    t.label_index = -1;
+    if (targets == TargetKind::Values) t.target_indices = resolveTargetColumns(t.columns, columns, path);
+    auto named = std::find(t.columns.begin(), t.columns.end(), columns);
+    if (targets == TargetKind::None && named != t.columns.end()) t.target_indices = {named - t.columns.begin()};
+    not_features = t.target_indices.size();
+    if (t.columns.size() <= not_features)
+      failAtLine(path, 1, "expected a header with at least one feature column besides the target columns, got " +
+                              std::to_string(t.columns.size()) + " columns");
+  }
   // Reserve for one row per remaining line (an upper bound): growing 100+ MB vectors by doubling
   // costs seconds of copying and page faults on MNIST-sized files. The room is on 2 MB pages (hugePageFloats).
   const size_t lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) + 1;
-  t.features = hugePageFloats(lines * (t.columns.size() - 1));
+  t.features = hugePageFloats(lines * (t.columns.size() - not_features));
   t.features.clear();  // the capacity stays
   t.labels.reserve(lines);
   std::vector<std::string> fields;

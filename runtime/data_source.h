@@ -4,6 +4,10 @@
 //   CSV           train.csv and test.csv, a header row, the label in the column `label_column` (a name or a
 //                 0-based index; default `label`)
 //   NPY           train_x.npy, train_y.npy, test_x.npy, test_y.npy (features as stored, integer labels)
+//
+// A regressor's targets are float columns of the CSV (`label_column` names them, comma-separated) or train_y.npy
+// as floats; a model that reconstructs its input needs no labels (a CSV's label column is left out, train_y.npy
+// is not read).
 #pragma once
 
 #include <string>
@@ -14,7 +18,9 @@ namespace nnc::rt {
 
 enum class Split { Train, Test };
 
-// Loads one split of the data directory `dir`; a directory in none of the layouts is a DataError listing them.
-Dataset loadSplit(const std::string& dir, Split split, const std::string& label_column = "label");
+// Loads one split of the data directory `dir` with what `kind` asks for besides the features; a directory in none
+// of the layouts is a DataError listing them.
+Dataset loadSplit(const std::string& dir, Split split, const std::string& label_column = "label",
+                  TargetKind kind = TargetKind::Label);
 
 }  // namespace nnc::rt

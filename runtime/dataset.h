@@ -39,6 +39,10 @@ IdxArray readIdx(const std::string& path);
 // taken a core from the kernels).
 std::vector<float> hugePageFloats(size_t count);
 
+// What a data set holds besides the features, by the model's task: class labels (a classifier), float target
+// values (a regressor), or nothing (a model that reconstructs its input).
+enum class TargetKind { Label, Values, None };
+
 // One split of an MNIST-layout data set.
 struct Dataset {
   int64_t count = 0;        // number of examples
@@ -46,6 +50,8 @@ struct Dataset {
   int64_t num_classes = 0;  // max label + 1
   std::vector<float> images;    // [count, features], pixel / 255
   std::vector<int32_t> labels;  // [count]
+  std::vector<float> targets;   // TargetKind::Values: [count, target_size]
+  int64_t target_size = 0;
   // The shape of one example as the file gives it (IDX: rows, cols; NPY: its shape after the first), so images
   // of another size are refused, not reinterpreted; empty for flat rows (CSV).
   std::vector<int64_t> example_shape;

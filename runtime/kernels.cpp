@@ -118,13 +118,32 @@ void checkStates(const ModelSpec& model, const std::vector<Tensor>& states, cons
   }
 }
 
-// Checks the features and (when given) the labels of a batch; returns its row count.
-int64_t checkBatch(const ModelSpec& model, const Tensor& input, const LabelTensor* labels, const char* entry) {
+// Checks the features and (when given) the targets of a batch; returns its row count.
+int64_t checkBatch(const ModelSpec& model, const Tensor& input, const Targets* targets, const char* entry) {
   int64_t batch = input.dimensions() > 0 ? input.dim(input.dimensions() - 1).extent() : 0;
   checkArgument(input, model.inputs[0].rank, model.inputs[0].shape, batch, entry, "features");
-  if (labels) checkArgument(*labels, model.inputs[1].rank, model.inputs[1].shape, batch, entry, "labels");
+  if (!targets || model.num_inputs < 2) return batch;
+  const InputSpec& spec = model.inputs[1];
+  if (spec.is_integer) checkArgument(targets->labels, spec.rank, spec.shape, batch, entry, "labels");
+  else checkArgument(targets->values, spec.rank, spec.shape, batch, entry, "targets");
   return batch;
 }
+
+// The targets as train_step and grads take them: fresh views (uploaded with each call on a GPU target), passed
+// after the features unless the model has no second input.
+struct TargetArg {
+  TargetArg(const ModelSpec& model, const Targets& targets) {
+    if (model.num_inputs < 2) return;
+    if (model.inputs[1].is_integer) labels = uploadedView(targets.labels);
+    else values = uploadedView(targets.values);
+  }
+  void pushTo(std::vector<void*>& args) const {
+    if (labels.data()) args.push_back(raw(labels));
+    if (values.data()) args.push_back(raw(values));
+  }
+  LabelTensor labels;
+  Tensor values;
+};
 
 // The features as the model's input: the runtime holds them as [rows, features]; a model whose input has more
 // dimensions ([B, 1, 28, 28]) gets a view of the same row-major memory in its own shape.
@@ -166,6 +185,23 @@ struct GradientsAsTheyFinish final : PlanWatcher {
 };
 
 }  // namespace
+
+Targets Targets::cropped(int rows) const {
+  Targets out;
+  if (labels.data()) out.labels = labels.cropped(0, 0, rows);
+  if (values.data()) out.values = values.cropped(values.dimensions() - 1, 0, rows);
+  return out;
+}
+
+Targets allocateTargets(const ModelSpec& model, int64_t rows, const std::string& what) {
+  Targets targets;
+  if (model.num_inputs < 2) return targets;
+  const InputSpec& spec = model.inputs[1];
+  std::vector<int64_t> shape = concreteShape(spec.rank, spec.shape, rows);
+  if (spec.is_integer) targets.labels = allocate<int32_t>(shape, what);
+  else targets.values = allocate<float>(shape, what);
+  return targets;
+}
 
 void TrainState::swap() {
   params.swap(next_params);
@@ -235,17 +271,17 @@ int32_t intScalar(const ModelSpec& model, const std::vector<ScalarArg>& scalars,
   return 0;
 }
 
-float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
+float trainStep(const ModelSpec& model, const Tensor& x, const Targets& y, TrainState& state,
                 const std::vector<ScalarArg>& scalars) {
   Tensor input = asModelInput(model, x);
   checkBatch(model, input, &y, "train_step");
   for (const std::vector<Tensor>* params : {&state.params, &state.next_params}) checkParams(model, *params, "train_step");
   for (const std::vector<Tensor>* states : {&state.states, &state.next_states}) checkStates(model, *states, "train_step");
-  LabelTensor labels = uploadedView(y);
+  TargetArg targets(model, y);
   std::vector<void*>& args = state.args;
   args.clear();
   args.push_back(raw(input));
-  args.push_back(raw(labels));
+  targets.pushTo(args);
   for (Tensor& p : state.params) args.push_back(raw(p));
   for (Tensor& s : state.states) args.push_back(raw(s));
   for (const ScalarArg& scalar : scalars) args.push_back(const_cast<ScalarArg*>(&scalar));  // read, never written
@@ -267,7 +303,7 @@ std::vector<Tensor> allocateGrads(const ModelSpec& model) {
   return grads;
 }
 
-float computeGrads(const ModelSpec& model, const Tensor& x, const LabelTensor& y, const std::vector<Tensor>& params,
+float computeGrads(const ModelSpec& model, const Tensor& x, const Targets& y, const std::vector<Tensor>& params,
                    std::vector<Tensor>& grads, int32_t dropout_seed, int32_t dropout_row,
                    GradientReduction* reduction) {
   Tensor loss = Tensor::make_scalar();
@@ -275,8 +311,9 @@ float computeGrads(const ModelSpec& model, const Tensor& x, const LabelTensor& y
   checkBatch(model, input, &y, "grads");
   checkParams(model, params, "grads");
   checkCount(grads.size(), model.num_params, "grads", "gradient and buffer tensors");
-  LabelTensor labels = uploadedView(y);
-  std::vector<void*> args = {raw(input), raw(labels)};
+  TargetArg targets(model, y);
+  std::vector<void*> args = {raw(input)};
+  targets.pushTo(args);
   for (const Tensor& p : params) args.push_back(raw(p));
   bool has_dropout = false;
   for (int i = 0; i < model.num_scalars; ++i) has_dropout |= std::strcmp(model.scalars[i], "dropout_seed") == 0;
@@ -319,7 +356,7 @@ void applyUpdate(const ModelSpec& model, std::vector<Tensor>& grads, TrainState&
   call(model.update, "update", args);
 }
 
-float splitTrainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
+float splitTrainStep(const ModelSpec& model, const Tensor& x, const Targets& y, TrainState& state,
                      const std::vector<ScalarArg>& scalars, GradientReduction* reduction) {
   if (state.grads.empty()) state.grads = allocateGrads(model);
   int32_t dropout_seed = intScalar(model, scalars, "dropout_seed");
@@ -335,9 +372,8 @@ float splitTrainStep(const ModelSpec& model, const Tensor& x, const LabelTensor&
     extents.back() = 1;
     Tensor zero_row(extents);
     zero_row.fill(0.f);
-    LabelTensor label(1);
-    label.fill(0);
-    loss = computeGrads(model, zero_row, label, state.params, state.grads, dropout_seed, dropout_row, reduction);
+    loss = computeGrads(model, zero_row, allocateTargets(model, 1), state.params, state.grads, dropout_seed,
+                        dropout_row, reduction);
   }
   if (reduction) {
     loss = reduction->end(loss);

@@ -31,6 +31,16 @@ void initKernels(int threads);
 // before the host reads them; nothing to do on a CPU target. Throws std::runtime_error when the copy fails.
 void copyToHost(std::vector<Tensor>& tensors);
 
+// A batch's second model input, by the model's task (ModelSpec::task): class labels (a classifier: i32 [rows]),
+// target values (a regressor: f32 of the target input's shape), or neither (a model reconstructing its input).
+struct Targets {
+  LabelTensor labels;
+  Tensor values;
+  Targets cropped(int rows) const;  // the first `rows` examples
+};
+// Zero targets for `rows` examples, as the model takes them; `what` names them in errors.
+Targets allocateTargets(const ModelSpec& model, int64_t rows, const std::string& what = "the batch's targets");
+
 // A scalar argument of train_step: a float, or the int32 dropout seed.
 union ScalarArg {
   float f;
@@ -48,7 +58,7 @@ void stepScalars(const ModelSpec& model, double lr, int64_t step, uint64_t seed,
 int32_t intScalar(const ModelSpec& model, const std::vector<ScalarArg>& scalars, const char* name);
 
 // One optimizer step on a batch; returns the batch's mean loss. Throws std::runtime_error on a kernel error.
-float trainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
+float trainStep(const ModelSpec& model, const Tensor& x, const Targets& y, TrainState& state,
                 const std::vector<ScalarArg>& scalars);
 
 // Combines a step's gradients across processes before its update (data-parallel training averages them over the
@@ -76,14 +86,14 @@ class GradientReduction {
 // The same step as trainStep computed as grads, then update: what data-parallel training does, with `reduction`
 // combining the gradients in between. Parameters come out the same up to float rounding (the two entry points
 // are compiled apart, so sums may be grouped differently).
-float splitTrainStep(const ModelSpec& model, const Tensor& x, const LabelTensor& y, TrainState& state,
+float splitTrainStep(const ModelSpec& model, const Tensor& x, const Targets& y, TrainState& state,
                      const std::vector<ScalarArg>& scalars, GradientReduction* reduction = nullptr);
 
 // The gradients of the batch's mean loss with respect to the trainable parameters (one tensor each, in spec
 // order, in `grads`), then the new values of the buffers (BatchNorm's running statistics) after the batch;
 // returns the loss. `dropout_seed` picks the masks of models with dropout, counting rows from `dropout_row`.
 // With `reduction` overlapping, its finished() and progress() are called as the kernels run.
-float computeGrads(const ModelSpec& model, const Tensor& x, const LabelTensor& y, const std::vector<Tensor>& params,
+float computeGrads(const ModelSpec& model, const Tensor& x, const Targets& y, const std::vector<Tensor>& params,
                    std::vector<Tensor>& grads, int32_t dropout_seed, int32_t dropout_row = 0,
                    GradientReduction* reduction = nullptr);
 // One zero tensor per trainable parameter, then one per buffer, to receive computeGrads' results.

@@ -104,6 +104,12 @@ struct ModelSpec {
   EntryFn predict;
   int64_t max_elements_per_example;  // of any tensor with the batch dimension: batch * this must index in 32 bits
   EntryFn update;
+  // What the output is (compiler/graph/graph.h, Task): "classify" (inputs: features, i32 labels), "regress"
+  // (features, f32 targets of the output's shape) or "reconstruct" (features only, the output's target).
+  const char* task;
+  // Regress and reconstruct: how the loss compares the prediction with its target, the metric `eval` reports as
+  // the loss: "mse", "l1", "binary_cross_entropy" or "binary_cross_entropy_with_logits"; classify: "".
+  const char* criterion;
 };
 
 // Defined by the generated model.cpp.

@@ -203,20 +203,21 @@ void emitPanel(std::string& svg, const Panel& panel, double offset_x) {
 
 }  // namespace
 
-std::string renderTrainingSvg(const std::string& title, const std::vector<EpochPoint>& points) {
+std::string renderTrainingSvg(const std::string& title, const std::vector<EpochPoint>& points, const CurveNames& names) {
   // One colour per data split, the same in both panels.
   const char *train = "#1f77b4", *test = "#d62728", *val = "#2ca02c";
-  // train: the model's `loss` during the epoch (penalties included); test, val: cross-entropy after it.
-  Panel loss{"loss", "loss (test, val: cross-entropy)", {}, false, false};
+  // train: the model's `loss` during the epoch (penalties included); test, val: the evaluation loss after it.
+  Panel loss{"loss", "loss (test, val: " + names.eval_loss + ")", {}, false, false};
   addSeries(loss, gather(points, "train loss", train, &EpochPoint::train_loss));
   addSeries(loss, gather(points, "test loss", test, &EpochPoint::test_loss));
   addSeries(loss, gather(points, "val loss", val, &EpochPoint::val_loss));
-  Panel accuracy{"accuracy", "accuracy", {}, true, true};
-  addSeries(accuracy, gather(points, "train accuracy", train, &EpochPoint::train_accuracy));
-  addSeries(accuracy, gather(points, "test accuracy", test, &EpochPoint::test_accuracy));
-  addSeries(accuracy, gather(points, "val accuracy", val, &EpochPoint::val_accuracy));
+  const std::string& s = names.score;
+  Panel score{s, s, {}, s == "accuracy", true};
+  addSeries(score, gather(points, "train " + s, train, &EpochPoint::train_score));
+  addSeries(score, gather(points, "test " + s, test, &EpochPoint::test_score));
+  addSeries(score, gather(points, "val " + s, val, &EpochPoint::val_score));
 
-  const double width = 2 * kPanelWidth;
+  const double width = (s.empty() ? 1 : 2) * kPanelWidth;
   std::string svg = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   svg += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(width, 0) + "\" height=\"" + num(kHeight, 0) +
          "\" viewBox=\"0 0 " + num(width, 0) + " " + num(kHeight, 0) +
@@ -225,7 +226,7 @@ std::string renderTrainingSvg(const std::string& title, const std::vector<EpochP
   svg += "<text class=\"title\" x=\"" + num(width / 2) + "\" y=\"26\" text-anchor=\"middle\" font-size=\"18\">" +
          escapeXml(title) + "</text>\n";
   emitPanel(svg, loss, 0);
-  emitPanel(svg, accuracy, kPanelWidth);
+  if (!s.empty()) emitPanel(svg, score, kPanelWidth);
   return svg + "</svg>\n";
 }
 

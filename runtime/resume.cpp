@@ -29,13 +29,14 @@ double numberOr(const nlohmann::json& j, const char* key) {
   return j.contains(key) && j[key].is_number() ? j[key].get<double>() : NAN;
 }
 
+// The scores are kept under "*_accuracy", the keys they had before models had other scores (R²).
 std::string historyJson(const std::vector<EpochPoint>& history) {
   nlohmann::json points = nlohmann::json::array();
   for (const EpochPoint& p : history)
     points.push_back({{"epoch", p.epoch}, {"train_loss", number(p.train_loss)},
-                      {"train_accuracy", number(p.train_accuracy)}, {"test_loss", number(p.test_loss)},
-                      {"test_accuracy", number(p.test_accuracy)}, {"val_loss", number(p.val_loss)},
-                      {"val_accuracy", number(p.val_accuracy)}});
+                      {"train_accuracy", number(p.train_score)}, {"test_loss", number(p.test_loss)},
+                      {"test_accuracy", number(p.test_score)}, {"val_loss", number(p.val_loss)},
+                      {"val_accuracy", number(p.val_score)}});
   return points.dump();
 }
 
@@ -45,11 +46,11 @@ std::vector<EpochPoint> parseHistory(const std::string& text) {
     EpochPoint p;
     p.epoch = j.at("epoch").get<int64_t>();
     p.train_loss = numberOr(j, "train_loss");
-    p.train_accuracy = numberOr(j, "train_accuracy");
+    p.train_score = numberOr(j, "train_accuracy");
     p.test_loss = numberOr(j, "test_loss");
-    p.test_accuracy = numberOr(j, "test_accuracy");
+    p.test_score = numberOr(j, "test_accuracy");
     p.val_loss = numberOr(j, "val_loss");
-    p.val_accuracy = numberOr(j, "val_accuracy");
+    p.val_score = numberOr(j, "val_accuracy");
     history.push_back(p);
   }
   return history;

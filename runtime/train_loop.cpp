@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <cstdio>
 #include <cstring>
@@ -51,18 +52,41 @@ int64_t featuresPerExample(const ModelSpec& model) {
   return features;
 }
 
+int64_t outputSize(const ModelSpec& model) {
+  int64_t size = 1;
+  for (int64_t i = 1; i < model.output_rank; ++i) size *= model.output_shape[i];
+  return size;
+}
+
+Task modelTask(const ModelSpec& model) {
+  if (std::strcmp(model.task, "regress") == 0) return Task::Regress;
+  if (std::strcmp(model.task, "reconstruct") == 0) return Task::Reconstruct;
+  return Task::Classify;
+}
+
+TargetKind targetKind(const ModelSpec& model) {
+  switch (modelTask(model)) {
+    case Task::Classify: return TargetKind::Label;
+    case Task::Regress: return TargetKind::Values;
+    case Task::Reconstruct: break;
+  }
+  return TargetKind::None;
+}
+
 namespace {
 
 // Copies examples order[first, first + rows) into the batch tensors, cropped to `rows`; with `augmentation`,
 // augmented for epoch `epoch` of a run seeded with `seed`.
 void gatherBatch(const Dataset& data, const std::vector<int64_t>& order, int64_t first, int64_t rows, Tensor& x,
-                 LabelTensor& y, const Augmentation* augmentation = nullptr, uint64_t seed = 0, int64_t epoch = 0) {
-  int64_t features = data.features;
+                 Targets& y, const Augmentation* augmentation = nullptr, uint64_t seed = 0, int64_t epoch = 0) {
+  int64_t features = data.features, size = data.target_size;
   for (int64_t r = 0; r < rows; ++r) {
     int64_t example = order[first + r];
     std::memcpy(x.data() + r * features, data.images.data() + example * features, sizeof(float) * features);
     if (augmentation) augmentExample(*augmentation, x.data() + r * features, seed, epoch, example);
-    y.data()[r] = data.labels[example];
+    if (y.labels.data()) y.labels.data()[r] = data.labels[example];
+    if (y.values.data())
+      std::memcpy(y.values.data() + r * size, data.targets.data() + example * size, sizeof(float) * size);
   }
 }
 
@@ -72,11 +96,12 @@ void gatherBatch(const Dataset& data, const std::vector<int64_t>& order, int64_t
 // the kernels alone (`bench`); see bench/README.md for after.
 class BatchPrefetcher {
  public:
-  BatchPrefetcher(const Dataset& data, int64_t batch, const Augmentation* augmentation, uint64_t seed)
+  BatchPrefetcher(const ModelSpec& model, const Dataset& data, int64_t batch, const Augmentation* augmentation,
+                  uint64_t seed)
       : data_(data), augmentation_(augmentation), seed_(seed), worker_([this] { run(); }) {
     for (Slot& slot : slots_) {
       slot.x = allocate<float>({batch, data.features});
-      slot.y = allocate<int32_t>({batch});
+      slot.y = allocateTargets(model, batch);
     }
   }
   ~BatchPrefetcher() {
@@ -103,17 +128,17 @@ class BatchPrefetcher {
   }
 
   // Waits for the requested gather and returns its slot's tensors, cropped to its rows.
-  std::pair<Tensor, LabelTensor> take(int slot) {
+  std::pair<Tensor, Targets> take(int slot) {
     drain();
     std::lock_guard<std::mutex> lock(mutex_);
     int rows = static_cast<int>(slots_[slot].rows);
-    return {slots_[slot].x.cropped(1, 0, rows), slots_[slot].y.cropped(0, 0, rows)};
+    return {slots_[slot].x.cropped(1, 0, rows), slots_[slot].y.cropped(rows)};
   }
 
  private:
   struct Slot {
     Tensor x;
-    LabelTensor y;
+    Targets y;
     int64_t rows = 0;
   };
   struct Job {
@@ -186,20 +211,27 @@ void checkDatasetFits(const ModelSpec& model, const Dataset& data, const std::st
   if (data.features != featuresPerExample(model))
     throw DataError(where + ": examples have " + std::to_string(data.features) + " features, model input `" +
                     model.inputs[0].name + "` expects " + std::to_string(featuresPerExample(model)));
-  if (data.num_classes > outputClasses(model))
+  Task task = modelTask(model);
+  if (task == Task::Classify && data.num_classes > outputClasses(model))
     throw DataError(where + ": labels go up to " + std::to_string(data.num_classes - 1) + ", but the model predicts " +
                     std::to_string(outputClasses(model)) + " classes");
+  if (task == Task::Regress && data.target_size != outputSize(model))
+    throw DataError(where + ": examples have " + std::to_string(data.target_size) + " target values, model input `" +
+                    model.inputs[1].name + "` expects " + std::to_string(outputSize(model)));
 }
 
-EvalResult evaluate(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data, int64_t batch) {
-  batch = std::min(batch, data.count);
+namespace {
+
+// A classifier: the cross-entropy of its class probabilities and its accuracy, summed over its share of the
+// batches (sums[0], sums[1]).
+void sumClassification(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data, int64_t batch,
+                       std::vector<double>& sums) {
   int64_t columns = outputColumns(model), classes = outputClasses(model);
   Tensor x = allocate<float>({batch, data.features});
-  LabelTensor y = allocate<int32_t>({batch});
+  Targets y = allocateTargets(model, batch);
   Tensor logits = allocate<float>({batch, columns});
   std::vector<int64_t> order = identityOrder(data.count);
   std::vector<double> log_p(static_cast<size_t>(classes));
-  EvalResult result;
   // The ranks of a data-parallel run take turns at the batches and add up what they found (distributed.h).
   const Ranks& world = ranks();
   for (int64_t first = batch * world.rank; first < data.count; first += batch * world.size) {
@@ -210,17 +242,108 @@ EvalResult evaluate(const ModelSpec& model, const std::vector<Tensor>& params, c
     for (int64_t r = 0; r < rows; ++r) {
       classLogProbabilities(out.data() + r * columns, columns, log_p.data());
       int64_t best = std::max_element(log_p.begin(), log_p.end()) - log_p.begin();
-      result.loss -= log_p[y.data()[r]];
-      result.accuracy += best == y.data()[r];
+      sums[0] -= log_p[y.labels.data()[r]];
+      sums[1] += best == y.labels.data()[r];
     }
   }
-  double sums[2] = {result.loss, result.accuracy};
-  allReduceSum(sums, 2);
-  result.loss = sums[0];
-  result.accuracy = sums[1];
+}
+
+// The criterion of a regressor's or reconstruction's loss (ModelSpec::criterion) on one element: o the output,
+// t the target.
+struct Criterion {
+  enum class Kind { Mse, L1, Bce, BceWithLogits } kind;
+
+  explicit Criterion(const char* name) {
+    std::string n = name;
+    kind = n == "l1" ? Kind::L1
+           : n == "binary_cross_entropy" ? Kind::Bce
+           : n == "binary_cross_entropy_with_logits" ? Kind::BceWithLogits
+                                                     : Kind::Mse;
+  }
+  // As the model's loss op computes it (compiler/lower/lower_reduce.cpp).
+  double loss(double o, double t) const {
+    switch (kind) {
+      case Kind::Mse: return (o - t) * (o - t);
+      case Kind::L1: return std::abs(o - t);
+      case Kind::Bce: return -(t * std::max(std::log(o), -100.0) + (1 - t) * std::max(std::log(1 - o), -100.0));
+      case Kind::BceWithLogits: return std::max(o, 0.0) - o * t + std::log1p(std::exp(-std::abs(o)));
+    }
+    return 0;
+  }
+  // The predicted value: a logit's probability.
+  double value(double o) const { return kind == Kind::BceWithLogits ? 1 / (1 + std::exp(-o)) : o; }
+};
+
+// A regressor's or reconstruction's sums over its share of the batches: the criterion, the squared and the
+// absolute error (sums[0..2]); for a regressor also, per target element j, the sum of the targets, of their
+// squares and of the squared errors (sums[3 + 3j ..]), from which R² comes.
+void sumAgainstTargets(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data, int64_t batch,
+                       std::vector<double>& sums) {
+  bool regress = modelTask(model) == Task::Regress;
+  int64_t size = outputSize(model);
+  Criterion criterion(model.criterion);
+  Tensor x = allocate<float>({batch, data.features});
+  Targets y = allocateTargets(model, batch);
+  Tensor outputs = allocate<float>(concreteShape(static_cast<int>(model.output_rank), model.output_shape, batch));
+  std::vector<int64_t> order = identityOrder(data.count);
+  const Ranks& world = ranks();
+  for (int64_t first = batch * world.rank; first < data.count; first += batch * world.size) {
+    int64_t rows = std::min(batch, data.count - first);
+    gatherBatch(data, order, first, rows, x, y);
+    Tensor out = outputs.cropped(outputs.dimensions() - 1, 0, static_cast<int>(rows));
+    predict(model, x.cropped(1, 0, static_cast<int>(rows)), params, out);
+    const float* target = regress ? y.values.data() : x.data();  // a reconstruction's target is its input
+    for (int64_t i = 0; i < rows * size; ++i) {
+      double o = out.data()[i], t = target[i], error = criterion.value(o) - t;
+      sums[0] += criterion.loss(o, t);
+      sums[1] += error * error;
+      sums[2] += std::abs(error);
+      if (!regress) continue;
+      double* column = &sums[3 + 3 * (i % size)];
+      column[0] += t;
+      column[1] += t * t;
+      column[2] += error * error;
+    }
+  }
+}
+
+}  // namespace
+
+void predictedValues(const ModelSpec& model, float* outputs, int64_t count) {
+  Criterion criterion(model.criterion);
+  for (int64_t i = 0; i < count; ++i) outputs[i] = static_cast<float>(criterion.value(outputs[i]));
+}
+
+EvalResult evaluate(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data, int64_t batch) {
+  batch = std::min(batch, data.count);
+  Task task = modelTask(model);
+  int64_t size = outputSize(model);
+  std::vector<double> sums(task == Task::Classify ? 2 : task == Task::Regress ? 3 + 3 * size : 3, 0.0);
+  if (task == Task::Classify) sumClassification(model, params, data, batch, sums);
+  else sumAgainstTargets(model, params, data, batch, sums);
+  allReduceSum(sums.data(), sums.size());
+  EvalResult result;
   result.count = data.count;
-  result.loss /= static_cast<double>(data.count);
-  result.accuracy /= static_cast<double>(data.count);
+  auto n = static_cast<double>(data.count);
+  if (task == Task::Classify) {
+    result.loss = sums[0] / n;
+    result.accuracy = sums[1] / n;
+    return result;
+  }
+  double elements = n * static_cast<double>(size);
+  result.loss = sums[0] / elements;
+  result.mse = sums[1] / elements;
+  result.mae = sums[2] / elements;
+  if (task == Task::Regress) {
+    double r2 = 0;
+    for (int64_t j = 0; j < size; ++j) {
+      const double* column = &sums[3 + 3 * j];
+      double total = column[1] - column[0] * column[0] / n;  // the sum of squares about the targets' mean
+      // As sklearn: a constant target scores 1 when predicted exactly, else 0.
+      r2 += total > 0 ? 1 - column[2] / total : column[2] == 0 ? 1 : 0;
+    }
+    result.r2 = r2 / static_cast<double>(size);
+  }
   return result;
 }
 
@@ -229,18 +352,28 @@ namespace {
 // Holds out the last `fraction` of a seeded shuffle of `all` as the validation split (the rest stays in `all`).
 Dataset splitValidation(Dataset& all, double fraction, uint64_t seed) {
   auto held = static_cast<int64_t>(std::floor(fraction * static_cast<double>(all.count)));
-  Dataset val{held, all.features, all.num_classes, {}, {}};
+  auto emptyLike = [&](int64_t count) {  // no examples yet, the shape of `all`'s
+    Dataset part;
+    part.count = count;
+    part.features = all.features;
+    part.num_classes = all.num_classes;
+    part.target_size = all.target_size;
+    return part;
+  };
+  Dataset val = emptyLike(held);
   if (held == 0) return val;
   std::vector<int64_t> order = epochPermutation(all.count, seed, 0);  // epoch 0: the split, not a training epoch
-  Dataset kept{all.count - held, all.features, all.num_classes, {}, {}};
+  Dataset kept = emptyLike(all.count - held);
   kept.images = hugePageFloats(static_cast<size_t>(kept.count * all.features));
   val.images = hugePageFloats(static_cast<size_t>(held * all.features));
+  int64_t size = all.target_size;
   for (int64_t i = 0; i < all.count; ++i) {
     Dataset& to = i < kept.count ? kept : val;
     int64_t example = order[i], row = i < kept.count ? i : i - kept.count;
     std::copy(all.images.begin() + example * all.features, all.images.begin() + (example + 1) * all.features,
               to.images.begin() + row * all.features);
-    to.labels.push_back(all.labels[example]);
+    if (!all.labels.empty()) to.labels.push_back(all.labels[example]);
+    to.targets.insert(to.targets.end(), all.targets.begin() + example * size, all.targets.begin() + (example + 1) * size);
   }
   all = std::move(kept);
   return val;
@@ -264,15 +397,43 @@ struct BestEpoch {
   }
 };
 
-nlohmann::json metricsRecord(const EpochPoint& point, int64_t step, double lr, double seconds) {
-  nlohmann::json record = {{"epoch", point.epoch},         {"step", step},
-                           {"train_loss", point.train_loss}, {"train_accuracy", point.train_accuracy},
-                           {"test_loss", point.test_loss},
-                           {"test_accuracy", point.test_accuracy}};
-  if (!std::isnan(point.val_loss)) {
-    record["val_loss"] = point.val_loss;
-    record["val_accuracy"] = point.val_accuracy;
+// The name of a task's score in messages and metrics ("accuracy", "r2"), empty for none.
+const char* scoreName(Task task) {
+  switch (task) {
+    case Task::Classify: return "accuracy";
+    case Task::Regress: return "r2";
+    case Task::Reconstruct: break;
   }
+  return "";
+}
+
+// What evaluation measured on a split, as name-value pairs prefixed by the split ("test_loss", "test_accuracy").
+std::vector<std::pair<std::string, double>> evalFields(const std::string& split, const EvalResult& r, Task task) {
+  std::vector<std::pair<std::string, double>> fields = {{split + "_loss", r.loss}};
+  if (task == Task::Classify) fields.push_back({split + "_accuracy", r.accuracy});
+  if (task != Task::Classify) fields.push_back({split + "_mse", r.mse});
+  if (task == Task::Regress) fields.insert(fields.end(), {{split + "_mae", r.mae}, {split + "_r2", r.r2}});
+  return fields;
+}
+
+}  // namespace
+
+std::string evalText(const std::string& split, const EvalResult& r, Task task) {
+  std::string text;
+  for (const auto& [name, value] : evalFields(split, r, task))
+    text += (text.empty() ? "" : "  ") + name + fmt(task == Task::Classify ? " %.4f" : " %.4g", value);
+  return text;
+}
+
+namespace {
+
+nlohmann::json metricsRecord(const EpochPoint& point, const EvalResult& test, const EvalResult* val, Task task,
+                             int64_t step, double lr, double seconds) {
+  nlohmann::json record = {{"epoch", point.epoch}, {"step", step}, {"train_loss", point.train_loss}};
+  if (*scoreName(task)) record[std::string("train_") + scoreName(task)] = point.train_score;
+  for (const auto& [name, value] : evalFields("test", test, task)) record[name] = value;
+  if (val)
+    for (const auto& [name, value] : evalFields("val", *val, task)) record[name] = value;
   record["lr"] = lr;
   record["seconds"] = seconds;
   return record;
@@ -335,6 +496,12 @@ class InterruptGuard {
   void (*previous_term_)(int);
 };
 
+CurveNames curveNames(const ModelSpec& model) {
+  Task task = modelTask(model);
+  if (task == Task::Classify) return {};
+  return {model.criterion, task == Task::Regress ? "R²" : ""};
+}
+
 void checkOutputPaths(const TrainOptions& options) {
   if (!options.save.empty()) {
     checkOutputPath("--save", options.save, OutputKind::Replaced);
@@ -357,8 +524,12 @@ int train(const ModelSpec& model, const TrainOptions& given) {
   }
   quietUnlessLeader();
   checkOutputPaths(options);
-  Dataset train_set = loadSplit(options.data, Split::Train, options.label_column);
-  Dataset test_set = loadSplit(options.data, Split::Test, options.label_column);
+  Task task = modelTask(model);
+  if (options.monitor == "val_accuracy" && task != Task::Classify)
+    throw DataError(std::string("early stopping on val_accuracy needs a classifier, but model `") + model.name +
+                    "` " + (task == Task::Regress ? "regresses" : "reconstructs its input") + ": monitor val_loss");
+  Dataset train_set = loadSplit(options.data, Split::Train, options.label_column, targetKind(model));
+  Dataset test_set = loadSplit(options.data, Split::Test, options.label_column, targetKind(model));
   checkDatasetFits(model, train_set, options.data + " (train)");
   checkDatasetFits(model, test_set, options.data + " (t10k)");
   Dataset val_set = splitValidation(train_set, options.validation_split, options.seed);
@@ -387,7 +558,7 @@ int train(const ModelSpec& model, const TrainOptions& given) {
   // --batch is per rank: a step takes one global batch of ranks x --batch rows (or the data set, when larger), and
   // each rank its slice of it.
   int64_t batch = std::min(options.batch * world.size, train_set.count);
-  BatchPrefetcher prefetcher(train_set, std::min(options.batch, batch), augmentation.enabled() ? &augmentation : nullptr,
+  BatchPrefetcher prefetcher(model, train_set, std::min(options.batch, batch), augmentation.enabled() ? &augmentation : nullptr,
                              options.seed);
   int64_t steps_per_epoch = (train_set.count + batch - 1) / batch;
   int64_t total_steps = steps_per_epoch * options.epochs;  // the planned run; --max-steps may stop it earlier
@@ -481,29 +652,34 @@ int train(const ModelSpec& model, const TrainOptions& given) {
     stop = options.max_steps && step >= *options.max_steps;
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     EpochPoint point{epoch, seen ? loss_sum / static_cast<double>(seen) : 0, NAN, NAN, NAN, NAN};
-    point.train_accuracy = evaluate(model, state.params, train_set, 256).accuracy;
+    std::string train_text = fmt("train_loss %.4f", point.train_loss);
+    if (task != Task::Reconstruct) {  // a reconstruction has no score; its training loss says how it does
+      point.train_score = evaluate(model, state.params, train_set, 256).score();
+      train_text += fmt("  train_%s %.4f", scoreName(task), point.train_score);
+    }
     EvalResult test = evaluate(model, state.params, test_set, 256);
     point.test_loss = test.loss;
-    point.test_accuracy = test.accuracy;
+    point.test_score = test.score();
     std::string val_text;
+    std::optional<EvalResult> val;
     if (val_set.count > 0) {
-      EvalResult val = evaluate(model, state.params, val_set, 256);
-      point.val_loss = val.loss;
-      point.val_accuracy = val.accuracy;
-      val_text = fmt(" val_loss %.4f  val_accuracy %.4f ", val.loss, val.accuracy);
+      val = evaluate(model, state.params, val_set, 256);
+      point.val_loss = val->loss;
+      point.val_score = val->score();
+      val_text = " " + evalText("val", *val, task) + " ";
     }
-    std::printf(
-        "epoch %lld: train_loss %.4f  train_accuracy %.4f %s test_loss %.4f  test_accuracy %.4f  lr %.4g  (%.1f s, "
-        "%.0f img/s)\n",
-        static_cast<long long>(epoch), point.train_loss, point.train_accuracy, val_text.c_str(), test.loss,
-        test.accuracy, lr, seconds, static_cast<double>(seen) / seconds);
+    std::printf("epoch %lld: %s %s %s  lr %.4g  (%.1f s, %.0f img/s)\n", static_cast<long long>(epoch),
+                train_text.c_str(), val_text.c_str(), evalText("test", test, task).c_str(), lr, seconds,
+                static_cast<double>(seen) / seconds);
     std::fflush(stdout);
     if (step == epoch * steps_per_epoch) completed_epochs = epoch;  // a cut-short epoch is not counted
     history.push_back(point);
-    if (!options.metrics.empty()) appendMetrics(options.metrics, metricsRecord(point, step, lr, seconds));
-    if (!options.plot.empty()) writeFileAtomically(options.plot, renderTrainingSvg(model.name, history));
+    if (!options.metrics.empty())
+      appendMetrics(options.metrics, metricsRecord(point, test, val ? &*val : nullptr, task, step, lr, seconds));
+    if (!options.plot.empty())
+      writeFileAtomically(options.plot, renderTrainingSvg(model.name, history, curveNames(model)));
     if (early_stopping) {
-      double metric = higher_is_better ? point.val_accuracy : point.val_loss;
+      double metric = higher_is_better ? point.val_score : point.val_loss;
       if (best.improves(metric, higher_is_better)) {
         copyToHost(state.params);
         best.record(epoch, metric, state.params);

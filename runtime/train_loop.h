@@ -1,6 +1,7 @@
 // The training loop and evaluation, driven by the trainer's command line.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -42,18 +43,31 @@ struct TrainOptions {
 // The exit code of a run stopped by SIGINT or SIGTERM, as a shell reports a process killed by SIGINT.
 constexpr int kInterruptedExit = 130;
 
+// What the model's output is (ModelSpec::task), and so what its data holds and what evaluation measures.
+enum class Task { Classify, Regress, Reconstruct };
+Task modelTask(const ModelSpec& model);
+TargetKind targetKind(const ModelSpec& model);  // what the data must hold besides the features
+
 struct EvalResult {
-  double loss = 0;
-  double accuracy = 0;
+  double loss = 0;  // a classifier: the cross-entropy of its class probabilities; else its criterion
+                    // (ModelSpec::criterion), the term of the model's loss that compares prediction and target
+  double accuracy = NAN;        // a classifier
+  double mse = NAN, mae = NAN;  // a regressor or reconstruction: of the predicted values (for a criterion on
+                                // logits, their sigmoid) against the targets, over every element
+  double r2 = NAN;              // a regressor: R², averaged over the target's elements (sklearn's r2_score)
   int64_t count = 0;
+  // The score that rises as the model improves: accuracy, R², or NaN (a reconstruction has none).
+  double score() const { return std::isnan(accuracy) ? r2 : accuracy; }
 };
 
-// Checks that a dataset fits the model's inputs (features per example, label range); throws DataError.
+// Checks that a dataset fits the model's inputs (features per example, label range, target size); throws
+// DataError.
 void checkDatasetFits(const ModelSpec& model, const Dataset& data, const std::string& where);
 
-// Mean cross-entropy and accuracy of the model's output logits over a whole dataset.
 // The features of one example: the product of the model input's dimensions after the batch.
 int64_t featuresPerExample(const ModelSpec& model);
+// The output's values per example: the product of its dimensions after the batch.
+int64_t outputSize(const ModelSpec& model);
 
 // The classes a model predicts: its output's last dimension, or 2 when that is a single logit z (binary
 // classification: class 1 with probability sigmoid(z)).
@@ -64,6 +78,15 @@ int64_t outputColumns(const ModelSpec& model);
 // log(1 - sigmoid(z)), log sigmoid(z). `log_p` has room for outputClasses values.
 void classLogProbabilities(const float* row, int64_t columns, double* log_p);
 
+// "test_loss 0.3012  test_accuracy 0.8912": what evaluate measured on `split`, as the trainer prints it (a
+// classifier's loss and accuracy; a regressor's criterion, MSE, MAE and R², a reconstruction's criterion and MSE).
+std::string evalText(const std::string& split, const EvalResult& result, Task task);
+
+// A regressor's or reconstruction's predicted values from its outputs, in place: the sigmoid of logits when its
+// criterion takes logits, else the outputs as they are.
+void predictedValues(const ModelSpec& model, float* outputs, int64_t count);
+
+// Evaluates the model's predictions on a whole dataset, in batches (shared among the ranks of a data-parallel run).
 EvalResult evaluate(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data, int64_t batch);
 
 // Trains as the options say, printing progress and a line per epoch. Output paths are checked before any work

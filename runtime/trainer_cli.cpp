@@ -16,11 +16,13 @@
 
 #include <benchmark/benchmark.h>
 
+#include "runtime/atomic_file.h"
 #include "runtime/cpu_features.h"
 #include "runtime/data_source.h"
 #include "runtime/device.h"
 #include "runtime/distributed.h"
 #include "runtime/errors.h"
+#include "runtime/image_grid.h"
 #include "runtime/npy.h"
 #include "runtime/output_path.h"
 #include "runtime/preprocess.h"
@@ -64,11 +66,14 @@ const std::map<std::string, const char*> kCommandUsage = {
      "usage: %s grads --weights CKPT -o GRADS.safetensors [--data DIR] [--batch N] [--seed N]\n"
      "                [--label-column NAME|INDEX] [--threads N] [--device N]\n"},
     {"info", "usage: %s info [--device N]\n"},
+    {"reconstruct",
+     "usage: %s reconstruct --weights CKPT -o GRID.png [INPUT.npy|INPUT-idx] [--data DIR] [--count N] [--scale N]\n"
+     "                      [--device N]\n"},
 };
 
 const char* kOverview =
     "%s: a trainer compiled by nnc %s for model `%s`\n"
-    "commands: train, eval, predict, grads, bench, info; `%s COMMAND --help` for one; `%s --version`\n"
+    "commands: train, eval, predict, reconstruct, grads, bench, info; `%s COMMAND --help` for one; `%s --version`\n"
     "exit codes: 0 success, 1 a user error (flag, data, checkpoint, path), 2 an internal error, 130 interrupted\n";
 
 void printUsage(const char* self, const std::string& command) {
@@ -244,7 +249,8 @@ std::vector<Tensor> loadWeights(const ModelSpec& model, const std::map<std::stri
 // A split of --data (the train block's data by default), checked against the model's input.
 Dataset loadCheckedSplit(const ModelSpec& model, const std::map<std::string, std::string>& flags, Split split) {
   std::string data_dir = stringFlag(flags, "--data", model.train.data);
-  Dataset data = loadSplit(data_dir, split, stringFlag(flags, "--label-column", model.train.label_column));
+  Dataset data = loadSplit(data_dir, split, stringFlag(flags, "--label-column", model.train.label_column),
+                           targetKind(model));
   checkDatasetFits(model, data, data_dir + (split == Split::Train ? " (train)" : " (t10k)"));
   return data;
 }
@@ -259,7 +265,7 @@ int evalCommand(const ModelSpec& model, int argc, char** argv) {
   applyNormalization(checkpointNormalization(flags["--weights"]), test.images.data(), test.count, test.features);
   EvalResult result = evaluate(model, params, test, checkedBatch(model, positiveInt(flags, "--batch", 256), "--batch"));
   if (ranks().leader())  // under mpirun the ranks share the batches (evaluate) and rank 0 reports
-    std::printf("test_loss %.4f  test_accuracy %.4f  (%lld examples)\n", result.loss, result.accuracy,
+    std::printf("%s  (%lld examples)\n", evalText("test", result, modelTask(model)).c_str(),
                 static_cast<long long>(result.count));
   finishRanks();
   return 0;
@@ -290,27 +296,47 @@ Dataset loadPredictInput(const ModelSpec& model, const std::string& path) {
   return input;
 }
 
-// Class probabilities (softmax of the model's output; for a single logit z, 1 - sigmoid(z) and sigmoid(z)) for
-// every example, [count, classes].
-std::vector<float> predictProbabilities(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data) {
+// The model's outputs for every example, [count, outputSize(model)].
+std::vector<float> predictAll(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data) {
   constexpr int64_t kBatch = 256;
-  int64_t columns = outputColumns(model), classes = outputClasses(model);
-  std::vector<float> probabilities(static_cast<size_t>(data.count * classes));
-  std::vector<double> log_p(static_cast<size_t>(classes));
+  int64_t size = outputSize(model);
+  std::vector<float> outputs(static_cast<size_t>(data.count * size));
   Tensor x = allocate<float>({kBatch, data.features});
-  Tensor logits = allocate<float>({kBatch, columns});
+  Tensor batch_out = allocate<float>(concreteShape(static_cast<int>(model.output_rank), model.output_shape, kBatch));
   for (int64_t first = 0; first < data.count; first += kBatch) {
     int rows = static_cast<int>(std::min(kBatch, data.count - first));
     std::memcpy(x.data(), data.images.data() + first * data.features, sizeof(float) * rows * data.features);
-    Tensor out = logits.cropped(1, 0, rows);
+    Tensor out = batch_out.cropped(batch_out.dimensions() - 1, 0, rows);
     predict(model, x.cropped(1, 0, rows), params, out);
-    for (int r = 0; r < rows; ++r) {
-      classLogProbabilities(out.data() + r * columns, columns, log_p.data());
-      for (int64_t c = 0; c < classes; ++c)
-        probabilities[static_cast<size_t>((first + r) * classes + c)] = static_cast<float>(std::exp(log_p[c]));
-    }
+    std::memcpy(outputs.data() + first * size, out.data(), sizeof(float) * rows * size);
+  }
+  return outputs;
+}
+
+// Class probabilities (softmax of a classifier's output; for a single logit z, 1 - sigmoid(z) and sigmoid(z))
+// from its outputs, [count, classes].
+std::vector<float> classProbabilities(const ModelSpec& model, const std::vector<float>& outputs, int64_t count) {
+  int64_t columns = outputColumns(model), classes = outputClasses(model);
+  std::vector<float> probabilities(static_cast<size_t>(count * classes));
+  std::vector<double> log_p(static_cast<size_t>(classes));
+  for (int64_t r = 0; r < count; ++r) {
+    classLogProbabilities(outputs.data() + r * columns, columns, log_p.data());
+    for (int64_t c = 0; c < classes; ++c)
+      probabilities[static_cast<size_t>(r * classes + c)] = static_cast<float>(std::exp(log_p[c]));
   }
   return probabilities;
+}
+
+// "0.1234 -2.5 ..": the first values of a prediction or target row.
+std::string valuesText(const float* row, int64_t size) {
+  constexpr int64_t kShown = 6;
+  std::string text;
+  for (int64_t i = 0; i < std::min(size, kShown); ++i) {
+    char value[32];
+    std::snprintf(value, sizeof value, "%s%.4g", i ? " " : "", static_cast<double>(row[i]));
+    text += value;
+  }
+  return size > kShown ? text + " .." : text;
 }
 
 int predictCommand(const ModelSpec& model, int argc, char** argv) {
@@ -330,24 +356,84 @@ int predictCommand(const ModelSpec& model, int argc, char** argv) {
     data = loadPredictInput(model, input_path);
   }
   applyNormalization(checkpointNormalization(flags["--weights"]), data.images.data(), data.count, data.features);
-  int64_t classes = outputClasses(model);
-  std::vector<float> probabilities = predictProbabilities(model, params, data);
-  if (flags.count("-o")) {
-    writeNpy(flags["-o"], {data.count, classes}, probabilities.data());
-    std::printf("wrote class probabilities [%lld, %lld] to %s\n", static_cast<long long>(data.count),
-                static_cast<long long>(classes), flags["-o"].c_str());
+  // A classifier's class probabilities, a regressor's values, a reconstruction of each input.
+  Task task = modelTask(model);
+  std::vector<float> predictions = predictAll(model, params, data);
+  std::vector<int64_t> shape = concreteShape(static_cast<int>(model.output_rank), model.output_shape, data.count);
+  if (task == Task::Classify) {
+    predictions = classProbabilities(model, predictions, data.count);
+    shape = {data.count, outputClasses(model)};
+  } else {
+    predictedValues(model, predictions.data(), static_cast<int64_t>(predictions.size()));
   }
-  // On screen: the first rows (all of a small input), unless the probabilities went to a file.
+  int64_t size = static_cast<int64_t>(predictions.size()) / data.count;
+  if (flags.count("-o")) {
+    writeNpy(flags["-o"], shape, predictions.data());
+    std::printf("wrote %s %s to %s\n",
+                task == Task::Classify ? "class probabilities" : task == Task::Regress ? "predictions" : "reconstructions",
+                shapeString(shape).c_str(), flags["-o"].c_str());
+  }
+  // On screen: the first rows (all of a small input), unless the predictions went to a file.
   int64_t shown = flags.count("--limit") ? positiveInt(flags, "--limit", 10)
                   : flags.count("-o")    ? 0
                                          : std::min<int64_t>(data.count, labeled ? 10 : 20);
-  if (shown > 0) std::printf(labeled ? "index predicted label\n" : "index predicted\n");
+  bool with_target = labeled && task == Task::Regress;
+  if (shown > 0)
+    std::printf("%s\n", task == Task::Classify ? (labeled ? "index predicted label" : "index predicted")
+                        : with_target          ? "index predicted | target"
+                                               : "index predicted");
   for (int64_t r = 0; r < std::min(shown, data.count); ++r) {
-    const float* row = probabilities.data() + r * classes;
-    long long predicted = std::max_element(row, row + classes) - row;
-    if (labeled) std::printf("%lld %lld %d\n", static_cast<long long>(r), predicted, data.labels[r]);
-    else std::printf("%lld %lld\n", static_cast<long long>(r), predicted);
+    const float* row = predictions.data() + r * size;
+    if (task == Task::Classify) {
+      long long predicted = std::max_element(row, row + size) - row;
+      if (labeled) std::printf("%lld %lld %d\n", static_cast<long long>(r), predicted, data.labels[r]);
+      else std::printf("%lld %lld\n", static_cast<long long>(r), predicted);
+    } else {
+      std::string text = valuesText(row, size);
+      if (with_target) text += " | " + valuesText(data.targets.data() + r * size, size);
+      std::printf("%lld %s\n", static_cast<long long>(r), text.c_str());
+    }
   }
+  return 0;
+}
+
+// A PNG for a model that reconstructs its input: the first --count examples of the test split (or of INPUT), in
+// rows of 8, each row of inputs above a row of their reconstructions.
+int reconstructCommand(const ModelSpec& model, int argc, char** argv) {
+  std::string input_path;
+  auto flags = parseFlags(argc, argv, {{"--weights", true}, {"-o", true}, {"--data", true}, {"--count", true},
+                                       {"--scale", true}, {"--label-column", true}, {"--device", true}},
+                          &input_path);
+  if (modelTask(model) != Task::Reconstruct)
+    throw UsageError(std::string("`reconstruct` draws a model that reconstructs its input; `") + model.name +
+                     "` is a " + (modelTask(model) == Task::Classify ? "classifier" : "regressor"));
+  if (!flags.count("--weights")) throw UsageError("`reconstruct` needs `--weights CKPT`");
+  if (!flags.count("-o")) throw UsageError("`reconstruct` needs `-o GRID.png`");
+  checkOutputPath("-o", flags["-o"], OutputKind::Replaced);
+  int64_t count = positiveInt(flags, "--count", 16, 1, 256);
+  int scale = static_cast<int>(positiveInt(flags, "--scale", 3, 1, 16));
+  ImageShape shape = imageShapeOf(model.inputs[0]);
+  startKernels(model, flags);
+  std::vector<Tensor> params = loadWeights(model, flags);
+  Dataset data = input_path.empty() ? loadCheckedSplit(model, flags, Split::Test) : loadPredictInput(model, input_path);
+  applyNormalization(checkpointNormalization(flags["--weights"]), data.images.data(), data.count, data.features);
+  data.count = std::min(count, data.count);
+  data.images.resize(static_cast<size_t>(data.count * data.features));
+  std::vector<float> reconstructions = predictAll(model, params, data);
+  predictedValues(model, reconstructions.data(), static_cast<int64_t>(reconstructions.size()));
+  constexpr int64_t kColumns = 8;
+  std::vector<std::vector<const float*>> grid;
+  for (int64_t first = 0; first < data.count; first += kColumns) {
+    grid.emplace_back();
+    grid.emplace_back();
+    for (int64_t i = first; i < std::min(first + kColumns, data.count); ++i) {
+      grid[grid.size() - 2].push_back(data.images.data() + i * data.features);
+      grid.back().push_back(reconstructions.data() + i * data.features);
+    }
+  }
+  writeFileAtomically(flags["-o"], imageGridPng(grid, shape, scale));
+  std::printf("wrote %lld inputs (odd rows) and their reconstructions (even rows) to %s\n",
+              static_cast<long long>(data.count), flags["-o"].c_str());
   return 0;
 }
 
@@ -370,9 +456,10 @@ int gradsCommand(const ModelSpec& model, int argc, char** argv) {
   int64_t batch = std::min(checkedBatch(model, positiveInt(flags, "--batch", model.train.batch), "--batch"), data.count);
   applyNormalization(checkpointNormalization(flags["--weights"]), data.images.data(), batch, data.features);
   Tensor x = allocate<float>({batch, data.features}, "the batch's features");
-  LabelTensor y = allocate<int32_t>({batch}, "the batch's labels");
+  Targets y = allocateTargets(model, batch);
   std::copy_n(data.images.data(), batch * data.features, x.data());
-  std::copy_n(data.labels.data(), batch, y.data());
+  if (y.labels.data()) std::copy_n(data.labels.data(), batch, y.labels.data());
+  if (y.values.data()) std::copy_n(data.targets.data(), batch * data.target_size, y.values.data());
   std::vector<ScalarArg> scalars;
   stepScalars(model, model.train.lr, 0, static_cast<uint64_t>(seed), scalars);
   std::vector<Tensor> grads = allocateGrads(model);
@@ -462,15 +549,20 @@ int benchCommand(const ModelSpec& model, int argc, char** argv) {
   int64_t features = featuresPerExample(model), classes = outputClasses(model);
   struct Batch {
     Tensor x, out;
-    LabelTensor y;
+    Targets y;
   };
   // A fixed pseudo-random batch of `rows` examples.
   auto makeBatch = [&](int64_t rows) {
     Batch b{allocate<float>({rows, features}, "the batch's features"),
-            allocate<float>({rows, outputColumns(model)}, "the batch's outputs"),
-            allocate<int32_t>({rows}, "the batch's labels")};
+            allocate<float>(concreteShape(static_cast<int>(model.output_rank), model.output_shape, rows),
+                            "the batch's outputs"),
+            allocateTargets(model, rows)};
     for (int64_t i = 0; i < rows * features; ++i) b.x.data()[i] = static_cast<float>((i * 7919) % 256) / 255.0f;
-    for (int64_t i = 0; i < rows; ++i) b.y.data()[i] = static_cast<int32_t>(i % classes);
+    if (b.y.labels.data())
+      for (int64_t i = 0; i < rows; ++i) b.y.labels.data()[i] = static_cast<int32_t>(i % classes);
+    if (b.y.values.data())
+      for (int64_t i = 0; i < static_cast<int64_t>(b.y.values.number_of_elements()); ++i)
+        b.y.values.data()[i] = static_cast<float>((i * 104729) % 256) / 255.0f;
     return b;
   };
   std::map<std::string, int64_t> batch_of;
@@ -562,6 +654,7 @@ int infoCommand(const ModelSpec& model, int argc, char** argv) {
     selectDevice(model, device);  // the CPU's error
   }
   std::printf("entry points: train_step, grads, predict\n");
+  std::printf("task: %s%s%s\n", model.task, *model.criterion ? ", loss compares by " : "", model.criterion);
   for (int i = 0; i < model.num_inputs; ++i)
     std::printf("input %s: %s%s\n", model.inputs[i].name, model.inputs[i].is_integer ? "i32" : "f32",
                 shapeString(concreteShape(model.inputs[i].rank, model.inputs[i].shape, kBatchDim)).c_str());
@@ -600,13 +693,13 @@ int runTrainer(const ModelSpec& model, int argc, char** argv) {
       return 0;
     }
     if (command == "info") return infoCommand(model, argc, argv);
-    if (command == "train" || command == "eval" || command == "predict" || command == "bench" || command == "grads")
-      checkCpu(model);
+    if (command != "info") checkCpu(model);
     if (command == "train") return trainCommand(model, argc, argv);
     if (command == "eval") return evalCommand(model, argc, argv);
     if (command == "predict") return predictCommand(model, argc, argv);
     if (command == "bench") return benchCommand(model, argc, argv);
     if (command == "grads") return gradsCommand(model, argc, argv);
+    if (command == "reconstruct") return reconstructCommand(model, argc, argv);
     throw UsageError(command.empty() ? "no command given" : "unknown command `" + command + "`");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "%s: error: %s\n", self, e.what());

@@ -18,10 +18,51 @@ TEST(BuildGraph, ModelNeedsFeaturesAndLabels) {
                      "    loss = cross_entropy(logits, y)\n"
                      "    return x @ W\n"
                      "}\n"),
-            "t.nn:1:7: error: a trainable model takes two inputs: features `f32[B, ...]` and integer labels "
-            "`i32[B]`, e.g. `model m(x: f32[B, 784], y: i32[B])`\n"
+            "t.nn:1:7: error: a trainable model takes features `f32[B, ...]`, then integer labels `i32[B]` (a "
+            "classifier), float targets `f32[B, ...]` (a regressor) or nothing (a model that reconstructs its input), "
+            "e.g. `model m(x: f32[B, 784], y: i32[B])`\n"
             "    model m(x: f32[B, 4], y: i32[B], z: f32[B, 3]) {\n"
             "          ^\n");
+}
+
+// The task follows from the inputs; a regressor's or reconstruction's loss must compare prediction and target.
+TEST(BuildGraph, TaskFromInputsAndCriterionFromLoss) {
+  auto graphOf = [](const std::string& text) {
+    auto c = compileFrontEnd(dsl::SourceFile("t.nn", text));
+    EXPECT_TRUE(c->graph) << c->diags->render();
+    return c->graph ? *c->graph : Graph{};
+  };
+  Graph classifier = graphOf("model m(x: f32[B, 4], y: i32[B]) {\n  z = linear(x, 3)\n"
+                             "  loss = cross_entropy(z, y)\n  return z\n}\n");
+  EXPECT_EQ(classifier.task, Task::Classify);
+  EXPECT_EQ(classifier.criterion, kNoNode);
+  Graph regressor = graphOf("model m(x: f32[B, 4], y: f32[B, 2]) {\n  z = linear(x, 2)\n"
+                            "  loss = l1(z, y) + 0.1 * mean(square(z))\n  return z\n}\n");
+  EXPECT_EQ(regressor.task, Task::Regress);
+  ASSERT_NE(regressor.criterion, kNoNode);
+  EXPECT_EQ(regressor.node(regressor.criterion).op, Op::L1);
+  Graph autoencoder = graphOf("model m(x: f32[B, 4]) {\n  code = linear(x, 2)\n  z = linear(relu(code), 4)\n"
+                              "  loss = binary_cross_entropy_with_logits(z, x)\n  return z\n}\n");
+  EXPECT_EQ(autoencoder.task, Task::Reconstruct);
+  ASSERT_NE(autoencoder.criterion, kNoNode);
+  EXPECT_EQ(autoencoder.node(autoencoder.criterion).op, Op::BinaryCrossEntropyWithLogits);
+
+  EXPECT_EQ(errorsOf("model m(x: f32[B, 4], y: f32[B, 2]) {\n  z = linear(x, 3)\n"
+                     "  loss = mean(z)\n  return z\n}\n"),
+            "t.nn:4:10: error: the returned prediction must have the shape of the targets `y`, [B, 2], but this has "
+            "shape [B, 3]\n"
+            "      return z\n"
+            "             ^\n");
+  EXPECT_EQ(errorsOf("model m(x: f32[B, 4], y: f32[B, 2]) {\n  z = linear(x, 2)\n"
+                     "  loss = mean(square(z - y))\n  return z\n}\n"),
+            "t.nn:3:10: error: the loss of a regressor must compare the returned prediction with `y` by `mse`, `l1`, "
+            "`binary_cross_entropy` or `binary_cross_entropy_with_logits` (other terms may be added), e.g. "
+            "`loss = mse(prediction, y)`\n"
+            "      loss = mean(square(z - y))\n"
+            "             ^~~~~~~~~~~~~~~~~~~\n");
+  EXPECT_NE(errorsOf("model m(x: f32[B, 4]) {\n  z = linear(x, 3)\n  loss = mse(z, z)\n  return z\n}\n")
+                .find("must have the shape of the input it reconstructs `x`, [B, 4]"),
+            std::string::npos);
 }
 
 TEST(BuildGraph, PredictionMustBeBatchByClasses) {

@@ -155,6 +155,8 @@ TEST(LossForward, MseAndBinaryCrossEntropies) {
   NodeId t = leaf(g, Op::Input, {B(), D(2)}, DType::F32, "t");
   // mse: ((0.5)^2 + 1^2 + 0 + 2^2) / 4
   EXPECT_NEAR(evaluate(g, g.add(Op::Mse, {p, t}), {{p, {0.5, 1, 2, 3}}, {t, {0, 0, 2, 1}}}, {}, 2)[0], 5.25 / 4, 1e-15);
+  // l1: (0.5 + 1 + 0 + 2) / 4
+  EXPECT_NEAR(evaluate(g, g.add(Op::L1, {p, t}), {{p, {0.5, 1, 2, 3}}, {t, {0, 0, 2, 1}}}, {}, 2)[0], 3.5 / 4, 1e-15);
   // bce: -(log 0.8 + log(1 - 0.4) + log 0.5 + 0.5 log 0.25 + 0.5 log 0.75) / 4 ... and p = 0 with t = 1 gives the
   // clamped log, -100, as PyTorch does.
   double want = -(std::log(0.8) + std::log(0.6) + std::log(0.5) + 0.5 * std::log(0.25) + 0.5 * std::log(0.75)) / 4;
@@ -226,6 +228,7 @@ const GradCase kReduceGradCases[] = {
        return unary(g, Op::BroadcastTo, p[0], shaped({g.node(y).shape[0], D(4)}, {0}, 1));
      }},
     {"mse", {{B(), D(3)}, {B(), D(3)}}, [](Graph& g, auto& p, NodeId) { return g.add(Op::Mse, {p[0], p[1]}); }},
+    {"l1", {{B(), D(3)}, {B(), D(3)}}, [](Graph& g, auto& p, NodeId) { return g.add(Op::L1, {p[0], p[1]}); }},
     {"binary_cross_entropy", {{B(), D(3)}},
      [](Graph& g, auto& p, NodeId) {
        // The target gets no gradient, so it is a constant here: 0.3 everywhere.

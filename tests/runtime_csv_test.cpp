@@ -67,6 +67,29 @@ TEST_F(CsvTest, LabelByIndexAndNamesBeforeIndices) {
   EXPECT_EQ(named.labels, (std::vector<int32_t>{7}));
 }
 
+// A regressor's targets: float columns named in order (names or indices), left out of the features.
+TEST_F(CsvTest, TargetColumnsAsFloatsInTheOrderNamed) {
+  CsvTable t = readCsv(put("a,y2,b,y1\n1,0.25,2,-3.5\n4,5,6,7\n"), "y1, 1", TargetKind::Values);
+  EXPECT_EQ(t.target_indices, (std::vector<int64_t>{3, 1}));
+  EXPECT_EQ(t.features, (std::vector<float>{1, 2, 4, 6}));
+  EXPECT_EQ(t.targets, (std::vector<float>{-3.5f, 0.25f, 7, 5}));
+  EXPECT_TRUE(t.labels.empty());
+  std::string path = put("a,y\n1,2\n");
+  EXPECT_HAS(dataErrorOf([&] { readCsv(path, "y,y", TargetKind::Values); }), "target column `y` is named twice");
+  EXPECT_HAS(dataErrorOf([&] { readCsv(path, "Y", TargetKind::Values); }), "unknown target column `Y`; did you mean `y`?");
+  EXPECT_HAS(dataErrorOf([&] { readCsv(path, "a,y", TargetKind::Values); }), "at least one feature column");
+  std::string bad = put("a,y\n1,inf\n");
+  EXPECT_HAS(dataErrorOf([&] { readCsv(bad, "y", TargetKind::Values); }), ":2: column `y`: expected a finite number");
+}
+
+// A model reconstructing its input: every column is a feature, except a label column when the file has one.
+TEST_F(CsvTest, NoTargetsLeavesOutANamedLabelColumn) {
+  CsvTable plain = readCsv(put("a,b\n1,2\n"), "label", TargetKind::None);
+  EXPECT_EQ(plain.features, (std::vector<float>{1, 2}));
+  CsvTable labeled = readCsv(put("a,label,b\n1,7,2\n"), "label", TargetKind::None);
+  EXPECT_EQ(labeled.features, (std::vector<float>{1, 2}));
+}
+
 TEST_F(CsvTest, QuotesCrlfBomAndTrailingBlankLines) {
   const std::string text =
       "\xEF\xBB\xBF\"label\",\"x,1\",\"say \"\"hi\"\"\"\r\n"

@@ -46,6 +46,27 @@ TEST(DataSource, NpyLayout) {
   EXPECT_NE(dataErrorOf([&] { loadSplit(dir, Split::Train); }).find("expected one row per label"), std::string::npos);
 }
 
+// A regressor's targets from NPY are floats of any shape per example; MNIST holds none.
+TEST(DataSource, NpyTargetsAsFloats) {
+  std::string dir = freshDir("npy_targets");
+  std::vector<float> x = {0.5f, 1.5f, 2.5f, 3.5f}, y = {0.25f, -1, 2, 1e6f};
+  writeNpy(dir + "/train_x.npy", {2, 2}, x.data());
+  writeNpy(dir + "/train_y.npy", {2, 2}, y.data());
+  Dataset train = loadSplit(dir, Split::Train, "label", TargetKind::Values);
+  EXPECT_EQ(train.target_size, 2);
+  EXPECT_EQ(train.targets, y);
+  writeNpy(dir + "/train_y.npy", {3, 1}, y.data());
+  EXPECT_NE(dataErrorOf([&] { loadSplit(dir, Split::Train, "label", TargetKind::Values); })
+                .find("expected one row per target row"),
+            std::string::npos);
+  // A reconstruction reads no targets: a missing train_y.npy is fine.
+  std::filesystem::remove(dir + "/train_y.npy");
+  EXPECT_EQ(loadSplit(dir, Split::Train, "label", TargetKind::None).count, 2);
+  EXPECT_NE(dataErrorOf([] { loadSplit("/usr/share/datasets/fashion-mnist", Split::Test, "label", TargetKind::Values); })
+                .find("a regressor needs float targets"),
+            std::string::npos);
+}
+
 TEST(DataSource, MissingDirectoryListsTheLayouts) {
   std::string message = dataErrorOf([] { loadSplit("/nonexistent/nnc-data", Split::Train); });
   EXPECT_NE(message.find("/nonexistent/nnc-data: no such data directory"), std::string::npos) << message;

@@ -106,7 +106,7 @@ TEST(Plot, PointsGoLeftToRightAndHigherValuesHigherUp) {
 TEST(Plot, ValidationSeriesSkipMissingEpochs) {
   auto points = decreasingRun(8);
   for (auto& p : points)
-    if (p.epoch % 2 == 0) p.val_loss = 1.0 / p.epoch, p.val_accuracy = 0.6;
+    if (p.epoch % 2 == 0) p.val_loss = 1.0 / p.epoch, p.val_score = 0.6;
   points[3].train_loss = NAN;  // a diverged or unmeasured value is skipped, not drawn at 0
   const auto lines = polylines(renderTrainingSvg("t", points));
   ASSERT_EQ(lines.size(), 5u);

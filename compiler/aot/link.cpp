@@ -150,10 +150,11 @@ std::string emitModelSource(const Program& program, const Target& target, const 
       cString(t.normalize), t.augment_flip, t.augment_shift);
   out += fmt::format(
       "extern const ModelSpec kModel = {{\n    {}, {}, {}, kCpuFeatures, {},\n    kParams, {}, {}, {},\n    kInputs, {},\n    {},\n"
-      "    {},\n    kScalars, {},\n    train_step_argv, grads_argv, predict_argv,\n    {},\n    update_argv,\n}};\n\n",
+      "    {},\n    kScalars, {},\n    train_step_argv, grads_argv, predict_argv,\n    {},\n    update_argv,\n    {}, {},\n}};\n\n",
       cString(g.model_name), cString(target.halide), cString(target.name), target.cpu_features.size(), g.params.size(), states.empty() ? "nullptr" : "kStates",
       program.states.size(), g.inputs.size(), rankAndShape(g.node(g.output).shape), defaults,
-      program.step_scalars.size() + 1, maxElementsPerExample(g));
+      program.step_scalars.size() + 1, maxElementsPerExample(g), cString(taskName(g.task)),
+      cString(g.criterion == kNoNode ? "" : opInfo(g.node(g.criterion).op).name));
   out += "}  // namespace nnc::rt\n\n";
   if (plan)
     for (size_t e = 0; e < plan->entries.size(); ++e)

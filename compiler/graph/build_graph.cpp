@@ -184,24 +184,25 @@ void GraphBuilder::checkEntryValues() {
   if (!loss.shape.empty())
     error(dsl::DiagKind::LossNotScalar, module_.loss->value->span,
                  fmt::format("the loss must be a scalar, but this has shape {}", shapeToString(loss.shape)));
-  auto inputIs = [&](size_t i, DType dtype, size_t min_rank) {
-    if (i >= graph_.inputs.size()) return false;
-    const Node& input = graph_.node(graph_.inputs[i].node);
-    return input.dtype == dtype && input.shape.size() >= min_rank && input.shape[0].isSymbolic() &&
-           (i == 0 || input.shape.size() == 1);
-  };
-  if (graph_.inputs.size() != 2 || !inputIs(0, DType::F32, 2) || !inputIs(1, DType::I32, 1)) {
-    error(dsl::DiagKind::BadModelInputs, module_.model->name_span,
-                 "a trainable model takes two inputs: features `f32[B, ...]` and integer labels `i32[B]`, "
-                 "e.g. `model m(x: f32[B, 784], y: i32[B])`");
-    return;
-  }
+  if (!checkInputs()) return;
   const Node& output = graph_.node(graph_.output);
-  const Dim& batch = graph_.node(graph_.inputs[0].node).shape[0];
-  if (output.shape.size() != 2 || !(output.shape[0] == batch) || output.shape[1].isSymbolic())
-    error(dsl::DiagKind::BadPrediction, module_.output->value->span,
-                 fmt::format("the returned prediction must have shape [{}, classes], but this has shape {}",
-                             batch.symbol, shapeToString(output.shape)));
+  const Node& features = graph_.node(graph_.inputs[0].node);
+  const Dim& batch = features.shape[0];
+  if (graph_.task == Task::Classify) {
+    if (output.shape.size() != 2 || !(output.shape[0] == batch) || output.shape[1].isSymbolic())
+      error(dsl::DiagKind::BadPrediction, module_.output->value->span,
+            fmt::format("the returned prediction must have shape [{}, classes], but this has shape {}", batch.symbol,
+                        shapeToString(output.shape)));
+  } else {
+    const Node& target = graph_.node(graph_.inputs.back().node);
+    if (output.shape != target.shape) {
+      error(dsl::DiagKind::BadPrediction, module_.output->value->span,
+            fmt::format("the returned prediction must have the shape of {} `{}`, {}, but this has shape {}",
+                        graph_.task == Task::Regress ? "the targets" : "the input it reconstructs", target.name,
+                        shapeToString(target.shape), shapeToString(output.shape)));
+      return;
+    }
+  }
   std::vector<bool> uses(graph_.nodes.size(), false);
   uses[graph_.output] = true;
   for (NodeId id = graph_.output; id >= 0; --id)
@@ -212,6 +213,55 @@ void GraphBuilder::checkEntryValues() {
       error(dsl::DiagKind::BadPrediction, module_.output->value->span,
                    fmt::format("the returned prediction depends on `{}`; `predict` only gets the features",
                                graph_.inputs[i].name));
+  if (graph_.task != Task::Classify && !diags_.hasErrors()) findCriterion();
+}
+
+bool GraphBuilder::checkInputs() {
+  auto batched = [&](size_t i, DType dtype) {
+    const Node& input = graph_.node(graph_.inputs[i].node);
+    return input.dtype == dtype && !input.shape.empty() && input.shape[0].isSymbolic();
+  };
+  const size_t count = graph_.inputs.size();
+  bool features = count >= 1 && batched(0, DType::F32) && graph_.node(graph_.inputs[0].node).shape.size() >= 2;
+  bool same_batch = count == 2 && graph_.node(graph_.inputs[1].node).shape[0] == graph_.node(graph_.inputs[0].node).shape[0];
+  if (features && count == 1) {
+    graph_.task = Task::Reconstruct;
+  } else if (features && same_batch && batched(1, DType::I32) && graph_.node(graph_.inputs[1].node).shape.size() == 1) {
+    graph_.task = Task::Classify;
+  } else if (features && same_batch && batched(1, DType::F32)) {
+    graph_.task = Task::Regress;
+  } else {
+    error(dsl::DiagKind::BadModelInputs, module_.model->name_span,
+          "a trainable model takes features `f32[B, ...]`, then integer labels `i32[B]` (a classifier), float "
+          "targets `f32[B, ...]` (a regressor) or nothing (a model that reconstructs its input), e.g. "
+          "`model m(x: f32[B, 784], y: i32[B])`");
+    return false;
+  }
+  return true;
+}
+
+void GraphBuilder::findCriterion() {
+  // A criterion term: the prediction against the target input itself, by an op the trainer can evaluate alone.
+  NodeId target = graph_.inputs.back().node;
+  std::vector<bool> feeds_loss(graph_.nodes.size(), false);
+  feeds_loss[graph_.loss] = true;
+  for (NodeId id = graph_.loss; id >= 0; --id) {
+    if (!feeds_loss[id]) continue;
+    const Node& node = graph_.node(id);
+    bool criterion = node.op == Op::Mse || node.op == Op::L1 || node.op == Op::BinaryCrossEntropy ||
+                     node.op == Op::BinaryCrossEntropyWithLogits;
+    if (criterion && node.inputs[0] == graph_.train_output && node.inputs[1] == target) {
+      graph_.criterion = id;
+      return;
+    }
+    for (NodeId in : node.inputs) feeds_loss[in] = true;
+  }
+  const std::string& name = graph_.inputs.back().name;
+  error(dsl::DiagKind::BadPrediction, module_.loss->value->span,
+        fmt::format("the loss of a {} must compare the returned prediction with `{}` by `mse`, `l1`, "
+                    "`binary_cross_entropy` or `binary_cross_entropy_with_logits` (other terms may be added), e.g. "
+                    "`loss = mse(prediction, {})`",
+                    graph_.task == Task::Regress ? "regressor" : "model that reconstructs its input", name, name));
 }
 
 void GraphBuilder::warnParamsWithoutGradient() {
@@ -422,6 +472,7 @@ const std::map<std::string, GraphBuilder::CallRule>& GraphBuilder::callRules() {
       // Losses (build_ops.cpp).
       {"cross_entropy", [](B& b, const Expr& e) { return b.crossEntropy(e); }},
       {"mse", [](B& b, const Expr& e) { return b.pairLoss(e, Op::Mse, "mse(pred, target)"); }},
+      {"l1", [](B& b, const Expr& e) { return b.pairLoss(e, Op::L1, "l1(pred, target)"); }},
       {"binary_cross_entropy",
        [](B& b, const Expr& e) {
          return b.pairLoss(e, Op::BinaryCrossEntropy, "binary_cross_entropy(probabilities, target)");

@@ -99,8 +99,19 @@ struct InputInfo {
   NodeId node = kNoNode;
 };
 
+// What a model's output is, decided from its inputs (graph_building::GraphBuilder::checkEntryValues): a
+// classifier's logits (features and i32 labels), a regressor's values (features and f32 targets of the output's
+// shape) or a reconstruction of its own input (features only: autoencoders). The trainer's metrics, `eval` and
+// `predict` follow it.
+enum class Task { Classify, Regress, Reconstruct };
+const char* taskName(Task task);  // "classify", "regress", "reconstruct"
+
 struct Graph {
   std::string model_name;
+  Task task = Task::Classify;
+  // Regress and Reconstruct: the loss term comparing the train-mode output with the target (mse, l1 or a binary
+  // cross-entropy), whose criterion the trainer's metrics use.
+  NodeId criterion = kNoNode;
   std::vector<Node> nodes;
   std::vector<InputInfo> inputs;  // in declaration order; Input attr index points here
   std::vector<ParamInfo> params;  // Param attr index points here (parameters and buffers)

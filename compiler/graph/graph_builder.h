@@ -86,9 +86,13 @@ class GraphBuilder {
 
   std::optional<Value> paramStatement(const dsl::Stmt& stmt);
 
-  // What the trainer runtime relies on: inputs (features [B, ...] f32, labels [B] i32), a scalar loss, and a
-  // prediction [B, classes] that does not need the labels.
+  // What the trainer runtime relies on: features [B, ...] f32 and then i32 labels [B] (a classifier), f32 targets
+  // (a regressor) or nothing (a reconstruction), which set graph_.task; a scalar loss; a prediction that does not
+  // need the labels, of shape [B, classes] or of its target's shape; and for a regressor or a reconstruction the
+  // loss term comparing the prediction with its target (graph_.criterion).
   void checkEntryValues();
+  bool checkInputs();  // sets graph_.task, or reports the inputs
+  void findCriterion();
 
   // A parameter that shapes the prediction but not the loss would never change in training. (Parameters that
   // reach neither belong to an unused binding, which the checker already warns about.)

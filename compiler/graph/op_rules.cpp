@@ -41,6 +41,15 @@ const char* dtypeName(DType dtype) {
   return "?";
 }
 
+const char* taskName(Task task) {
+  switch (task) {
+    case Task::Classify: return "classify";
+    case Task::Regress: return "regress";
+    case Task::Reconstruct: return "reconstruct";
+  }
+  return "?";
+}
+
 Shape broadcastShapes(const Shape& a, const Shape& b, bool& ok) {
   ok = true;
   const Shape& longer = a.size() >= b.size() ? a : b;

@@ -107,6 +107,7 @@ ShapeResult reduceFamilyShape(const Graph& g, Op op, const std::vector<NodeId>& 
         return fail(fmt::format("cannot broadcast {} to {}", shapeToString(x), shapeToString(attrs.shape)));
       return {attrs.shape, DType::F32, {}};
     case Op::Mse:
+    case Op::L1:
     case Op::BinaryCrossEntropy:
     case Op::BinaryCrossEntropyWithLogits:
       if (ShapeResult r = lossShape(g, op, in); !r.error.empty()) return r;
@@ -135,7 +136,8 @@ double reduceFamilyFlops(const Graph& g, NodeId id, int64_t batch) {
     case Op::Reshape: return 0;
     case Op::BroadcastTo: return node.attrs.alpha != 0 ? out : 0;
     // Per element: subtract, square, add (3); one divide for the mean.
-    case Op::Mse: return 3 * in + 1;
+    case Op::Mse:
+    case Op::L1: return 3 * in + 1;
     // Per element: two logs, two clamps, 1 - p, 1 - t, two multiplies, add, add into the sum (10); one divide.
     case Op::BinaryCrossEntropy: return 10 * in + 1;
     // Per element: max, multiply, subtract, abs, negate, exp, add, log, add, add into the sum (10); one divide.
@@ -211,6 +213,11 @@ std::vector<NodeId> reduceFamilyVjp(Graph& g, NodeId id, NodeId grad, const std:
     case Op::Mse: {
       NodeId twice = add(Op::Mul, {add(Op::Sub, {a, b}), g.fill(2, {}, span)});
       NodeId dp = add(Op::Mul, {twice, broadcastBack(grad, allAxes(), false, true)});
+      return {dp, wanted[1] ? add(Op::Neg, {dp}) : kNoNode};
+    }
+    // l1 = mean(|p - t|): dp = sign(p - t) G / N (0 where p == t, as PyTorch), dt = -dp
+    case Op::L1: {
+      NodeId dp = add(Op::Mul, {add(Op::Sign, {add(Op::Sub, {a, b})}), broadcastBack(grad, allAxes(), false, true)});
       return {dp, wanted[1] ? add(Op::Neg, {dp}) : kNoNode};
     }
     // bce = mean(-(t log p + (1 - t) log(1 - p))): dp = (p - t) / (p (1 - p)) G / N. The target gets no gradient

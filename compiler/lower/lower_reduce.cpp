@@ -42,6 +42,7 @@ class ReduceLowering {
       case Op::Reshape: return reshape();
       case Op::BroadcastTo: return broadcastTo();
       case Op::Mse:
+      case Op::L1:
       case Op::BinaryCrossEntropy:
       case Op::BinaryCrossEntropyWithLogits: return meanLoss();
       case Op::BinaryCrossEntropyWithLogitsGrad: return logitsGrad();
@@ -217,6 +218,7 @@ class ReduceLowering {
     Expr loss;
     switch (node_.op) {
       case Op::Mse: loss = (a - t) * (a - t); break;
+      case Op::L1: loss = Halide::abs(a - t); break;
       // PyTorch's BCELoss clamps each log at -100, so p = 0 or 1 gives a finite loss.
       case Op::BinaryCrossEntropy: {
         Expr floor = ctx_.constant(-100);

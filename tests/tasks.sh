@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Tasks beyond classification, through the trainers users build: a regressor (examples/regression.nn on the CSV
+# data set examples/data/make_regression.sh writes) and a model reconstructing its input
+# (examples/autoencoder.nn). Their metrics (MSE, MAE and R², checked here against the same figures computed by
+# awk from `predict`'s output), `eval`, `predict`, the metrics file and plot, and the errors a wrong data set gets.
+# Usage: tasks.sh NNC SOURCE_DIR WORK_DIR
+set -euo pipefail
+nnc=$1 src=$2 work=$3
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+# The value after `key` in a line of `key value` pairs.
+field() { sed -n "s/.*$1 \([-0-9.e]*\).*/\1/p" | tail -1; }
+
+# The generator writes the committed data set.
+bash "$src/examples/data/make_regression.sh" data
+for split in train test; do
+  cmp -s "data/$split.csv" "$src/examples/data/regression/$split.csv" || fail "make_regression.sh: $split.csv differs"
+done
+
+"$nnc" build "$src/examples/regression.nn" -o regression 2> /dev/null
+./regression info | grep -q "^task: regress, loss compares by mse" || fail "info: $(./regression info)"
+./regression train --data data --threads 1 --save r.safetensors --metrics r.jsonl --plot r.svg > train.log
+r2=$(field test_r2 < train.log)
+awk -v r="$r2" 'BEGIN { exit !(r >= 0.99) }' || fail "regression: test R² $r2 below 0.99: $(tail -n 2 train.log)"
+for key in train_loss train_r2 test_loss test_mse test_mae test_r2; do
+  grep -q "\"$key\":" r.jsonl || fail "regression metrics lack $key: $(tail -n 1 r.jsonl)"
+done
+grep -q '"test_accuracy"' r.jsonl && fail "a regressor's metrics report accuracy: $(tail -n 1 r.jsonl)"
+grep -q 'data-series="test R²"' r.svg || fail "the plot has no R² curve"
+./regression eval --weights r.safetensors --data data > eval.log
+[ "$(field test_r2 < eval.log)" = "$r2" ] || fail "eval gives R² $(field test_r2 < eval.log), training printed $r2"
+# predict prints every test example's prediction and target: MSE, MAE and R² from those match eval's (within the
+# rounding of the printed values).
+./regression predict --weights r.safetensors --data data --limit 250 > predict.log
+[ "$(head -n 1 predict.log)" = "index predicted | target" ] || fail "predict: $(head -n 2 predict.log)"
+awk -v mse="$(field test_mse < eval.log)" -v mae="$(field test_mae < eval.log)" -v r2="$r2" '
+  NR > 1 { p = $2; t = $4; n++; se += (p - t) ^ 2; ae += (p > t ? p - t : t - p); s += t; ss += t * t }
+  END {
+    total = ss - s * s / n
+    ok = n == 250 && (se / n - mse) ^ 2 < (1e-3 * mse) ^ 2 + 1e-12 && (ae / n - mae) ^ 2 < (2e-3 * mae) ^ 2 &&
+         (1 - se / total - r2) ^ 2 < 1e-8
+    if (!ok) printf "awk from predict: n %d mse %g mae %g r2 %g\n", n, se / n, ae / n, 1 - se / total
+    exit !ok
+  }' predict.log || fail "predict's values disagree with eval: mse $(field test_mse < eval.log)"
+./regression predict --weights r.safetensors --data data -o pred.npy > predict.log
+grep -q "wrote predictions \[250, 1\] to pred.npy" predict.log || fail "predict -o: $(cat predict.log)"
+
+# Data-parallel: 2 ranks x 16 train and evaluate a regressor as 1 process x 32 (the same figures to 4 digits).
+if command -v mpirun > /dev/null; then
+  mpirun --allow-run-as-root --oversubscribe -np 2 ./regression train --data data --batch 16 --epochs 3 \
+    --threads 1 --save m2.safetensors 2> /dev/null | grep "^epoch 3:" | sed 's/  lr.*//' > ranks2.log
+  ./regression train --data data --batch 32 --epochs 3 --threads 1 --save m1.safetensors 2> /dev/null |
+    grep "^epoch 3:" | sed 's/  lr.*//' > ranks1.log
+  cmp -s ranks1.log ranks2.log || fail "2 ranks: $(cat ranks2.log); 1 process: $(cat ranks1.log)"
+fi
+
+# A regressor refuses data without float targets, and early stopping on accuracy.
+expect_error() {
+  local want=$1
+  shift
+  if "$@" > out.log 2>&1; then fail "$* succeeded; expected: $want"; fi
+  grep -qF "$want" out.log || fail "$*: expected \"$want\", got: $(cat out.log)"
+}
+expect_error "a regressor needs float targets" ./regression train --data /usr/share/datasets/fashion-mnist
+expect_error "unknown target column \`z\`" ./regression train --data data --label-column z
+sed 's/seed = 1/seed = 1\n    validation_split = 0.1\n    early_stopping = patience(2, monitor = "val_accuracy")/' \
+  "$src/examples/regression.nn" > watch_accuracy.nn
+"$nnc" build watch_accuracy.nn -o watch_accuracy 2> /dev/null
+expect_error "early stopping on val_accuracy needs a classifier" ./watch_accuracy train --data data
+printf 'x0,x1,x2,x3,x4,x5,x6,x7,y\n1,2,3,4,5,6,7,8,nan\n' > data/bad.csv
+mkdir -p bad && cp data/bad.csv bad/train.csv && cp data/bad.csv bad/test.csv
+expect_error "bad/train.csv:2: column \`y\`: expected a finite number" ./regression train --data bad
+
+# The autoencoder: 200 steps bring the test reconstruction MSE well below the pixels' variance about their mean
+# image (0.09 on Fashion-MNIST's test set; a model that learned nothing scores that or worse).
+"$nnc" build "$src/examples/autoencoder.nn" -o autoencoder 2> /dev/null
+./autoencoder info | grep -q "^task: reconstruct, loss compares by binary_cross_entropy_with_logits" ||
+  fail "info: $(./autoencoder info)"
+./autoencoder train --max-steps 200 --threads 2 --save a.safetensors --metrics a.jsonl --plot a.svg > train.log
+mse=$(field test_mse < train.log)
+awk -v m="$mse" 'BEGIN { exit !(m != "" && m < 0.04) }' || fail "autoencoder: test MSE $mse: $(tail -n 2 train.log)"
+grep -q '"train_r2"\|"test_accuracy"\|"train_accuracy"' a.jsonl && fail "a reconstruction reports a score: $(cat a.jsonl)"
+grep -q '"test_mse":' a.jsonl || fail "autoencoder metrics lack test_mse: $(cat a.jsonl)"
+grep -q 'data-series="test loss"' a.svg || fail "autoencoder plot has no loss curve"
+grep -q 'data-series="test accuracy"' a.svg && fail "autoencoder plot has an accuracy curve"
+./autoencoder eval --weights a.safetensors > eval.log
+[ "$(field test_mse < eval.log)" = "$mse" ] || fail "eval: $(cat eval.log), training printed test_mse $mse"
+./autoencoder predict --weights a.safetensors -o recon.npy > predict.log
+grep -q "wrote reconstructions \[10000, 784\] to recon.npy" predict.log || fail "predict -o: $(cat predict.log)"
+# Reconstructions are pixel values (the sigmoid of the logits), not logits.
+./autoencoder predict --weights a.safetensors --limit 20 |
+  awk 'NR > 1 { for (i = 2; i <= NF; i++) if ($i != ".." && ($i < 0 || $i > 1)) exit 1 }' ||
+  fail "predict shows values outside [0, 1]"
+# reconstruct: a PNG of the first test images above their reconstructions. Decoded here (Python's zlib), the
+# top-left image is test image 0's bytes and the one below it `predict`'s reconstruction, at 3x3 pixels a value.
+./autoencoder reconstruct --weights a.safetensors -o grid.png --count 12 > recon.log
+grep -q "wrote 12 inputs (odd rows) and their reconstructions (even rows) to grid.png" recon.log ||
+  fail "reconstruct: $(cat recon.log)"
+python3 - grid.png recon.npy /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz <<'PY' || fail "grid.png"
+import array, gzip, struct, sys, zlib
+png = open(sys.argv[1], "rb").read()
+assert png[:8] == b"\x89PNG\r\n\x1a\n"
+chunks, pos = {}, 8
+while pos < len(png):
+    (length,) = struct.unpack(">I", png[pos:pos + 4])
+    kind, data = png[pos + 4:pos + 8], png[pos + 8:pos + 8 + length]
+    assert struct.unpack(">I", png[pos + 8 + length:pos + 12 + length])[0] == zlib.crc32(kind + data)
+    chunks[kind] = chunks.get(kind, b"") + data
+    pos += 12 + length
+width, height, depth, color = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+assert (width, height, depth, color) == (2 + 8 * 86, 2 + 4 * 86, 8, 0), (width, height, depth, color)
+rows = zlib.decompress(chunks[b"IDAT"])
+pixel = lambda x, y: rows[y * (width + 1) + 1 + x]
+images = gzip.open(sys.argv[3]).read()[16:]
+npy = open(sys.argv[2], "rb").read()
+(header,) = struct.unpack("<H", npy[8:10])
+recon = array.array("f", npy[10 + header:10 + header + 784 * 4])
+for i in range(784):
+    y, x = 2 + 3 * (i // 28), 2 + 3 * (i % 28)
+    assert pixel(x + 1, y + 2) == images[i], ("input", i, pixel(x + 1, y + 2), images[i])
+    assert pixel(x, y + 86) == round(255 * recon[i]), ("reconstruction", i, pixel(x, y + 86), recon[i])
+PY
+./regression reconstruct --weights r.safetensors -o no.png > out.log 2>&1 && fail "a regressor drew reconstructions"
+grep -q "\`reconstruct\` draws a model that reconstructs its input; \`regression\` is a regressor" out.log ||
+  fail "reconstruct of a regressor: $(cat out.log)"
+echo "regression R² $r2, autoencoder test MSE $mse"
