@@ -59,7 +59,7 @@ expect_error() {
   local want=$1
   shift
   if "$@" > out.log 2>&1; then fail "$* succeeded; expected: $want"; fi
-  grep -qF "$want" out.log || fail "$*: expected \"$want\", got: $(cat out.log)"
+  grep -qF -- "$want" out.log || fail "$*: expected \"$want\", got: $(cat out.log)"
 }
 expect_error "a regressor needs float targets" ./regression train --data /usr/share/datasets/fashion-mnist
 expect_error "unknown target column \`z\`" ./regression train --data data --label-column z
@@ -120,6 +120,10 @@ for i in range(784):
     assert pixel(x + 1, y + 2) == images[i], ("input", i, pixel(x + 1, y + 2), images[i])
     assert pixel(x, y + 86) == round(255 * recon[i]), ("reconstruction", i, pixel(x, y + 86), recon[i])
 PY
+expect_error "\`reconstruct\` needs \`-o GRID.png\`" ./autoencoder reconstruct --weights a.safetensors
+expect_error "\`--count\` needs an integer from 1 to 256" ./autoencoder reconstruct --weights a.safetensors -o g.png --count 0
+expect_error "\`--count\` needs an integer from 1 to 256" ./autoencoder reconstruct --weights a.safetensors -o g.png --count 100000
+expect_error "-o missing/g.png" ./autoencoder reconstruct --weights a.safetensors -o missing/g.png
 ./regression reconstruct --weights r.safetensors -o no.png > out.log 2>&1 && fail "a regressor drew reconstructions"
 grep -q "\`reconstruct\` draws a model that reconstructs its input; \`regression\` is a regressor" out.log ||
   fail "reconstruct of a regressor: $(cat out.log)"
