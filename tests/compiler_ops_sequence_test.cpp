@@ -50,7 +50,7 @@ std::vector<std::vector<double>> run(const Program& p, const std::vector<NodeId>
                                      const testing::ModelValues& values, int batch, int32_t row = 0,
                                      Halide::Type float_type = Halide::Float(64)) {
   const Graph& g = p.graph;
-  EntryPoint entry{"eval", {g.inputs[0].node}, outputs, {}};
+  EntryPoint entry{"eval", {g.inputs[0].node}, outputs, {}, {}};
   for (size_t i = 0; i < outputs.size(); ++i) entry.output_names.push_back("out" + std::to_string(i));
   for (const ParamInfo& info : g.params) entry.arguments.push_back(info.node);
   if (g.dropout_seed != kNoNode) entry.arguments.insert(entry.arguments.end(), {g.dropout_seed, g.dropout_row});
@@ -197,7 +197,7 @@ TEST(CausalMask, ZeroOnAndBelowTheDiagonalLargeNegativeAbove) {
   EXPECT_EQ(g.node(mask).op, Op::CausalMask);
   EXPECT_EQ(shapeToString(g.node(mask).shape), "[4, 4]");
   for (Halide::Type type : {Halide::Float(64), Halide::Float(32)}) {
-    EntryPoint entry{"mask", {}, {mask}, {"mask"}};
+    EntryPoint entry{"mask", {}, {mask}, {"mask"}, {}};
     std::vector<double> values = testing::JitEntry(g, entry, 1, {}, type).run()[0];
     ASSERT_EQ(values.size(), 16u);
     for (int row = 0; row < 4; ++row)
@@ -223,7 +223,9 @@ TEST(CausalMask, MaskedSoftmaxIsTheSoftmaxOfEachPrefix) {
       for (int c = 0; c < 4; ++c) {
         double expected = c <= row ? std::exp(30 * values.x[r * 4 + c] - max) / sum : 0;
         EXPECT_NEAR(out[0][r * 4 + c], expected, type.bits() == 64 ? 1e-14 : 1e-5) << r << " " << c << " " << type;
-        if (c > row) EXPECT_EQ(out[0][r * 4 + c], 0) << "masked entries are exactly 0";
+        if (c > row) {
+          EXPECT_EQ(out[0][r * 4 + c], 0) << "masked entries are exactly 0";
+        }
       }
     }
     for (double logit : out[1]) EXPECT_TRUE(std::isfinite(logit));
