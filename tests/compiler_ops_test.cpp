@@ -254,13 +254,14 @@ INSTANTIATE_TEST_SUITE_P(AllOps, OpGradient, ::testing::ValuesIn(kGradCases),
 namespace testing {
 std::set<std::string> convTestedOps();  // compiler_ops_conv_test.cpp: ops in its gradient-checked graphs
 std::set<std::string> normTestedOps();  // compiler_ops_norm_test.cpp: ops in its gradient-checked models
+std::set<std::string> sequenceTestedOps();  // compiler_ops_sequence_test.cpp: likewise
 }  // namespace testing
 
 namespace {
 
 // Every op of the op table has a gradient case (in this file or another op family's test file: every
 // instantiation of OpGradient counts, and every op in the gradient-checked graphs of compiler_ops_conv_test.cpp and
-// compiler_ops_norm_test.cpp), or is
+// compiler_ops_norm_test.cpp and compiler_ops_sequence_test.cpp), or is
 // a leaf, or is a backward-only helper, which the gradient case of the op that uses it checks (and which has a
 // forward case of its own).
 TEST(OpTable, EveryOpIsCovered) {
@@ -277,6 +278,7 @@ TEST(OpTable, EveryOpIsCovered) {
   }
   std::set<std::string> checked_graphs = testing::convTestedOps();
   checked_graphs.merge(testing::normTestedOps());
+  checked_graphs.merge(testing::sequenceTestedOps());
   auto covered = [&](const std::string& op) {
     if (checked_graphs.count(op)) return true;
     for (const std::string& c : cases)

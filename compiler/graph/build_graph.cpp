@@ -425,7 +425,7 @@ std::optional<Value> GraphBuilder::apply(Op op, std::vector<NodeId> in, Attrs at
   dsl::Diagnostic& diag = error(dsl::DiagKind::ShapeMismatch, at.span, result.error);
   for (size_t i = 0; i < in.size() && i < operands.size(); ++i) {
     const Node& node = graph_.node(in[i]);
-    if (operands[i]->kind == ExprKind::Name)
+    if (operands[i] && operands[i]->kind == ExprKind::Name)
       dsl::DiagnosticEngine::note(diag, node.span,
                                   fmt::format("`{}` declared here with shape {}", node.name, shapeToString(node.shape)));
   }
@@ -469,6 +469,14 @@ const std::map<std::string, GraphBuilder::CallRule>& GraphBuilder::callRules() {
       {"permute", [](B& b, const Expr& e) { return b.permute(e); }},
       {"reshape", [](B& b, const Expr& e) { return b.reshape(e); }},
       {"flatten", [](B& b, const Expr& e) { return b.reshape(e); }},
+      // Joining and cutting along an axis (build_slices.cpp).
+      {"concat", [](B& b, const Expr& e) { return b.concat(e); }},
+      {"slice", [](B& b, const Expr& e) { return b.slice(e); }},
+      {"chunk", [](B& b, const Expr& e) { return b.chunk(e); }},
+      // Attention and variational autoencoders (build_ops.cpp, build_layers.cpp).
+      {"causal_mask", [](B& b, const Expr& e) { return b.causalMask(e); }},
+      {"kl_normal", [](B& b, const Expr& e) { return b.klNormal(e); }},
+      {"randn_like", [](B& b, const Expr& e) { return b.randnLike(e); }},
       // Losses (build_ops.cpp).
       {"cross_entropy", [](B& b, const Expr& e) { return b.crossEntropy(e); }},
       {"mse", [](B& b, const Expr& e) { return b.pairLoss(e, Op::Mse, "mse(pred, target)"); }},

@@ -156,20 +156,37 @@ std::optional<Value> GraphBuilder::dropout(const Expr& e) {
   if (v[0] == 0) return Value{x, {}};
   mode_dependent_ = true;
   if (mode_ == Mode::Eval) return Value{x, {}};
-  if (graph_.dropout_seed == kNoNode) {
-    for (auto [leaf, name] : {std::pair{&graph_.dropout_seed, "dropout_seed"}, {&graph_.dropout_row, "dropout_row"}}) {
-      Node scalar;
-      scalar.op = Op::Scalar;
-      scalar.dtype = DType::I32;
-      scalar.name = name;
-      *leaf = append(std::move(scalar));
-    }
-  }
+  randomScalars();
   Attrs mask;
   mask.shape = graph_.node(x).shape;
   mask.alpha = v[0];
   mask.index = dropout_sites_++;
   return Value{node(Op::Mul, {x, node(Op::DropoutMask, {graph_.dropout_seed, graph_.dropout_row}, e, mask)}, e), {}};
+}
+
+void GraphBuilder::randomScalars() {
+  if (graph_.dropout_seed != kNoNode) return;
+  for (auto [leaf, name] : {std::pair{&graph_.dropout_seed, "dropout_seed"}, {&graph_.dropout_row, "dropout_row"}}) {
+    Node scalar;
+    scalar.op = Op::Scalar;
+    scalar.dtype = DType::I32;
+    scalar.name = name;
+    *leaf = append(std::move(scalar));
+  }
+}
+
+std::optional<Value> GraphBuilder::randnLike(const Expr& e) {
+  if (!expectArgs(e, 1, "randn_like(x)")) return std::nullopt;
+  NodeId x = tensorExpr(*e.args[0]);
+  if (x == kNoNode) return std::nullopt;
+  mode_dependent_ = true;
+  Shape shape = graph_.node(x).shape;
+  if (mode_ == Mode::Eval) return Value{graph_.fill(0, shape, e.span), {}};  // predict is deterministic: the mean
+  randomScalars();
+  Attrs attrs;
+  attrs.shape = std::move(shape);
+  attrs.index = dropout_sites_++;
+  return Value{node(Op::RandNormal, {graph_.dropout_seed, graph_.dropout_row}, e, attrs), {}};
 }
 
 std::optional<Value> GraphBuilder::prelu(const Expr& e) {

@@ -267,6 +267,49 @@ std::optional<Value> GraphBuilder::pairLoss(const Expr& e, Op op, const char* si
   return apply(op, {a, b}, {}, e, {e.args[0].get(), e.args[1].get()});
 }
 
+std::optional<Value> GraphBuilder::klNormal(const Expr& e) {
+  if (!expectArgs(e, 2, "kl_normal(mu, logvar)")) return std::nullopt;
+  NodeId mu = tensorExpr(*e.args[0]);
+  NodeId logvar = tensorExpr(*e.args[1]);
+  if (mu == kNoNode || logvar == kNoNode) return std::nullopt;
+  const Shape shape = graph_.node(mu).shape;
+  if (shape.empty() || shape != graph_.node(logvar).shape || graph_.node(mu).dtype != DType::F32 ||
+      graph_.node(logvar).dtype != DType::F32) {
+    dsl::Diagnostic& diag = error(
+        dsl::DiagKind::ShapeMismatch, e.span,
+        fmt::format("`kl_normal` needs `mu` and `logvar` of one shape [batch, ...], got {} and {}",
+                    shapeToString(shape), shapeToString(graph_.node(logvar).shape)));
+    for (auto [arg, id] : {std::pair{e.args[0].get(), mu}, {e.args[1].get(), logvar}})
+      if (arg->kind == ExprKind::Name)
+        dsl::DiagnosticEngine::note(diag, graph_.node(id).span, fmt::format("`{}` declared here with shape {}",
+                                                                            arg->text, shapeToString(graph_.node(id).shape)));
+    return std::nullopt;
+  }
+  // 1 + logvar - mu^2 - exp(logvar), per element
+  NodeId terms = node(Op::Sub, {node(Op::Sub, {node(Op::Add, {number(1, e), logvar}, e), node(Op::Square, {mu}, e)}, e),
+                                node(Op::Exp, {logvar}, e)},
+                      e);
+  Attrs per_example, batch;
+  for (size_t i = 1; i < shape.size(); ++i) per_example.axes.push_back(static_cast<int64_t>(i));
+  batch.axes = {0};
+  NodeId summed = shape.size() > 1 ? node(Op::Sum, {terms}, e, per_example) : terms;
+  return Value{node(Op::Mul, {number(-0.5, e), node(Op::Mean, {summed}, e, batch)}, e), {}};
+}
+
+std::optional<Value> GraphBuilder::causalMask(const Expr& e) {
+  if (!expectArgs(e, 1, "causal_mask(T)")) return std::nullopt;
+  std::optional<int64_t> size = positiveInteger(*e.args[0], "the size `T` of `causal_mask`");
+  if (!size) return std::nullopt;
+  if (*size > 46340) {  // T^2 elements must fit a buffer's 32-bit index
+    error(dsl::DiagKind::BadAttribute, e.args[0]->span,
+          fmt::format("`causal_mask({})` would have {}^2 elements; T must be at most 46340", *size, *size));
+    return std::nullopt;
+  }
+  Attrs attrs;
+  attrs.shape = {Dim{*size, {}}, Dim{*size, {}}};
+  return apply(Op::CausalMask, {}, attrs, e, {});
+}
+
 std::optional<Value> GraphBuilder::l2Penalty(const Expr& e) {
   if (e.args.empty() || !e.kwargs.empty()) {
     error(dsl::DiagKind::WrongArgumentCount, e.span, "`l2_penalty` takes one or more tensors: `l2_penalty(W1, W2)`");

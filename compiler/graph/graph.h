@@ -53,7 +53,7 @@ constexpr NodeId kNoNode = -1;
 
 struct Attrs {
   int64_t index = 0;  // Input, Param, State, Scalar: position among the pipeline arguments of its kind;
-                      // DropoutMask: the salt that makes each dropout site's mask its own
+                      // DropoutMask, RandNormal: the salt that makes each site's random numbers its own
   double value = 0;   // Fill
   bool transpose_a = false, transpose_b = false;  // MatMul
   Shape shape;        // Fill, SumTo, Reshape: the result shape
@@ -61,8 +61,12 @@ struct Attrs {
   bool keepdims = false;      // reductions
   double alpha = 0, beta = 0;  // scalar parameters of an op (slope, alpha, exponent, clamp bounds)
   bool approximate = false;    // gelu: the tanh approximation
+  int64_t start = 0, end = 0;  // Slice: the range [start, end) along axes[0], non-negative
   int64_t kernel[2] = {1, 1}, stride[2] = {1, 1}, padding[2] = {0, 0}, dilation[2] = {1, 1};  // Conv (H, W)
 };
+
+// causal_mask's value above the diagonal: large and negative, finite (see compiler/lower/lower.cpp).
+constexpr double kCausalMasked = -1e9;
 
 struct Node {
   Op op = Op::Fill;

@@ -4,6 +4,7 @@
 //   build_ops.cpp     elementwise math, reductions, layout and losses
 //   build_layers.cpp  linear, normalization, dropout, prelu
 //   build_conv.cpp    convolution and pooling
+//   build_slices.cpp  concat, slice, chunk
 #pragma once
 
 #include <cstdint>
@@ -115,7 +116,7 @@ class GraphBuilder {
   // Arithmetic on two numbers is done now (`2 * HIDDEN` is a number, usable as a layer width).
   static double fold(const Expr& e, double a, double b);
 
-  // Adds `op`, or reports its shape rule's complaint at `at` with notes at the named operands.
+  // Adds `op`, or reports its shape rule's complaint at `at` with notes at the named operands (null: no note).
   std::optional<Value> apply(Op op, std::vector<NodeId> in, Attrs attrs, const Expr& at,
                              std::vector<const Expr*> operands);
 
@@ -172,8 +173,39 @@ class GraphBuilder {
 
   std::optional<Value> pairLoss(const Expr& e, Op op, const char* signature);
 
+  // kl_normal(mu, logvar) = mean over the batch (axis 0) of -0.5 sum_{other axes} (1 + logvar - mu^2 - exp(logvar)),
+  // KL(N(mu, exp(logvar)) || N(0, I)) per example, built from table ops.
+  std::optional<Value> klNormal(const Expr& e);
+
+  // causal_mask(T): the constant [T, T], 0 on and below the diagonal and -1e9 above (added to attention scores).
+  std::optional<Value> causalMask(const Expr& e);
+
   // l2_penalty(W1, ..., Wn) = sum_i sum(Wi * Wi), the squared Frobenius norms of the given tensors.
   std::optional<Value> l2Penalty(const Expr& e);
+
+  // ---- joining and cutting along an axis (build_slices.cpp) ------------------------------------------
+
+  // concat(x1, ..., xn, axis = a): torch.cat, n >= 2, the axis by keyword (negative counts from the end); the
+  // tensors agree on every other axis, and the axis has a fixed size. Chains binary concat ops left to right.
+  std::optional<Value> concat(const Expr& e);
+
+  // slice(x, axis, start, end): entries [start, end) along a fixed-size axis; negative start/end count from the
+  // end as in Python; out-of-range or empty ranges are errors.
+  std::optional<Value> slice(const Expr& e);
+
+  // chunk(x, axis, n, i): chunk i of n equal chunks along the axis (n must divide its size), a slice.
+  std::optional<Value> chunk(const Expr& e);
+
+  // Reads the tensor and the `axis` (argument 1 or keyword) of slice/chunk, whose arguments are `names` after x;
+  // the axis must have a fixed size.
+  std::optional<std::pair<NodeId, int64_t>> fixedAxis(const Expr& e, const std::vector<std::string>& names,
+                                                      const char* signature);
+
+  // A required integer argument (position or keyword).
+  std::optional<int64_t> integerArg(const Expr& call, size_t position, const char* keyword);
+
+  // The expression of an argument given by position or keyword (that it is present was checked).
+  static const Expr& argument(const Expr& call, size_t position, const char* keyword);
 
   // ---- layers (build_layers.cpp): normalization, dropout and prelu are built from table ops; batch_norm and
   // dropout differ by mode
@@ -212,6 +244,13 @@ class GraphBuilder {
   // by 1 / (1 - p)), the identity in eval mode. Masks hash the runtime's per-step seed (see dropout_mask).
   std::optional<Value> dropout(const Expr& e);
 
+  // randn_like(x): standard normal samples of x's shape in train mode (counter-based like dropout's masks: the
+  // run's seed, the step, the global row, a salt per site), zeros in eval mode; no gradient to x.
+  std::optional<Value> randnLike(const Expr& e);
+
+  // The i32 scalars the random ops hash (graph.dropout_seed, graph.dropout_row), created on first use.
+  void randomScalars();
+
   // prelu(x, num_parameters = 1, init = 0.25): torch.nn.PReLU, max(0, x) + weight min(0, x) with NAME.weight
   // [num_parameters], one slope shared or one per channel (axis 1), trained.
   std::optional<Value> prelu(const Expr& e);
@@ -242,7 +281,7 @@ class GraphBuilder {
   const dsl::Stmt* stmt_ = nullptr;  // the statement being built (names layer forms)
   Mode mode_ = Mode::Train;
   bool mode_dependent_ = false;  // the model has ops whose eval mode differs (a second pass builds it)
-  int64_t dropout_sites_ = 0;
+  int64_t dropout_sites_ = 0;  // random sites (dropout, randn_like) so far: each salts its hash with its number
   std::vector<std::pair<std::string, dsl::Span>> calls_;  // the function calls being inlined, outermost first
 };
 

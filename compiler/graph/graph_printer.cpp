@@ -22,6 +22,7 @@ void elementwiseAttrs(const Node& node, std::vector<std::string>& parts) {
     parts.push_back(fmt::format("p={}", attrs.alpha));
     parts.push_back(fmt::format("site={}", attrs.index));
   }
+  if (node.op == Op::RandNormal) parts.push_back(fmt::format("site={}", attrs.index));
 }
 
 std::string attrsToString(const Node& node) {
@@ -43,6 +44,7 @@ std::string attrsToString(const Node& node) {
       if (node.op == Op::BroadcastTo && node.attrs.alpha != 0) parts.push_back("mean");
       if (node.op == Op::Reshape || node.op == Op::BroadcastTo)
         parts.push_back(fmt::format("shape={}", shapeToString(node.attrs.shape)));
+      if (node.op == Op::Slice) parts.push_back(fmt::format("range=[{}, {})", node.attrs.start, node.attrs.end));
       break;
     case OpFamily::Loss: break;
     case OpFamily::Conv:  // window attributes as (height, width) pairs; global pooling has none

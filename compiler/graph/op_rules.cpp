@@ -174,10 +174,16 @@ ShapeResult inferShape(const Graph& g, Op op, const std::vector<NodeId>& in, con
       if (g.node(in[0]).dtype != DType::I32) return fail("`float` converts integer tensors (labels); this is already f32");
       return {g.node(in[0]).shape, DType::F32, {}};
     case Op::DropoutMask:
+    case Op::RandNormal:
       for (NodeId scalar : in)
         if (g.node(scalar).dtype != DType::I32 || !g.node(scalar).shape.empty())
-          return fail("`dropout_mask` takes an integer seed and an integer first row, both scalars");
-      if (!(attrs.alpha >= 0 && attrs.alpha < 1)) return fail("the dropout probability must be in [0, 1)");
+          return fail(fmt::format("`{}` takes an integer seed and an integer first row, both scalars", opInfo(op).name));
+      if (op == Op::DropoutMask && !(attrs.alpha >= 0 && attrs.alpha < 1))
+        return fail("the dropout probability must be in [0, 1)");
+      return {attrs.shape, DType::F32, {}};
+    case Op::CausalMask:
+      if (attrs.shape.size() != 2 || !(attrs.shape[0] == attrs.shape[1]) || attrs.shape[0].isSymbolic())
+        return fail(fmt::format("`causal_mask` is a fixed square matrix [T, T], not {}", shapeToString(attrs.shape)));
       return {attrs.shape, DType::F32, {}};
     case Op::Add:
     case Op::Sub:
@@ -232,6 +238,10 @@ double flops(const Graph& g, NodeId id, int64_t batch) {
     // Hashing the element index is integer work; the scale is the one float operation per element.
     case Op::ToFloat:
     case Op::DropoutMask: return elements(id);
+    // Box-Muller per element: a log, a square root, a cosine, two multiplies and two int-to-float scalings (7).
+    case Op::RandNormal: return 7 * elements(id);
+    // A constant: a compare and a select per element, counted as 0 like a fill.
+    case Op::CausalMask: return 0;
     // [M,K] @ [K,N]: M*N dot products of length K, a multiply and an add each: 2*M*N*K.
     case Op::MatMul:
     case Op::BatchMatMul: {  // per batch entry
@@ -322,9 +332,12 @@ std::vector<NodeId> vjp(Graph& g, NodeId id, NodeId grad, const std::vector<bool
     case Op::Relu: return {add(Op::Mul, {grad, add(Op::Step, {a})})};
     // step is piecewise constant: zero gradient
     case Op::Step: return {g.fill(0, g.node(a).shape, span)};
-    // integers have no gradient (the dropout mask depends only on the integer seed)
+    // integers have no gradient (the dropout mask and the normal samples depend only on the integer seed and row)
     case Op::ToFloat:
-    case Op::DropoutMask: return {kNoNode, kNoNode};
+    case Op::DropoutMask:
+    case Op::RandNormal: return {kNoNode, kNoNode};
+    // a constant: no inputs, nothing to differentiate
+    case Op::CausalMask: return {};
     // C = op(A) op(B): dA = G op(B)^T (stored transposed if A was), dB = op(A)^T G (likewise); batched, per entry
     // (a shared 2-D operand's adjoint comes out batched and autodiff sums it over the batch)
     case Op::MatMul:

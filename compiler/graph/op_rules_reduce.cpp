@@ -56,6 +56,27 @@ ShapeResult lossShape(const Graph& g, Op op, const std::vector<NodeId>& in) {
   return {};
 }
 
+// torch.cat of two tensors: the same rank and dimensions but along the axis, which is fixed in both.
+ShapeResult concatShape(const Graph& g, const std::vector<NodeId>& in, const Attrs& attrs) {
+  if (ShapeResult r = needsFloat(g, Op::Concat, in[1]); !r.error.empty()) return r;
+  const Shape& a = g.node(in[0]).shape;
+  const Shape& b = g.node(in[1]).shape;
+  if (attrs.axes.size() != 1 || !axesValid(attrs.axes, a.size()))
+    return fail(fmt::format("`concat` along axis {} of a tensor {}", axesToString(attrs.axes), shapeToString(a)));
+  auto axis = static_cast<size_t>(attrs.axes[0]);
+  bool others_equal = a.size() == b.size();
+  for (size_t i = 0; others_equal && i < a.size(); ++i) others_equal = i == axis || a[i] == b[i];
+  if (!others_equal)
+    return fail(fmt::format("`concat` along axis {} needs tensors that agree on every other axis, got {} and {}", axis,
+                            shapeToString(a), shapeToString(b)));
+  if (a[axis].isSymbolic() || b[axis].isSymbolic())
+    return fail(fmt::format("`concat` along axis {} of {} and {}: the axis must have a fixed size, not the batch's",
+                            axis, shapeToString(a), shapeToString(b)));
+  Shape out = a;
+  out[axis] = Dim{a[axis].extent + b[axis].extent, {}};
+  return {out, DType::F32, {}};
+}
+
 }  // namespace
 
 Shape reducedShape(const Shape& shape, const std::vector<int64_t>& axes, bool keepdims) {
@@ -106,6 +127,17 @@ ShapeResult reduceFamilyShape(const Graph& g, Op op, const std::vector<NodeId>& 
       if (!axesValid(attrs.axes, attrs.shape.size()) || reducedShape(attrs.shape, attrs.axes, attrs.keepdims) != x)
         return fail(fmt::format("cannot broadcast {} to {}", shapeToString(x), shapeToString(attrs.shape)));
       return {attrs.shape, DType::F32, {}};
+    case Op::Concat: return concatShape(g, in, attrs);
+    case Op::Slice: {
+      size_t axis = attrs.axes.empty() ? 0 : static_cast<size_t>(attrs.axes[0]);
+      if (attrs.axes.size() != 1 || !axesValid(attrs.axes, x.size()) || x[axis].isSymbolic() || attrs.start < 0 ||
+          attrs.start >= attrs.end || attrs.end > x[axis].extent)
+        return fail(fmt::format("`slice` [{}, {}) along axis {} of a tensor {}", attrs.start, attrs.end,
+                                axesToString(attrs.axes), shapeToString(x)));
+      Shape out = x;
+      out[axis] = Dim{attrs.end - attrs.start, {}};
+      return {out, DType::F32, {}};
+    }
     case Op::Mse:
     case Op::L1:
     case Op::BinaryCrossEntropy:
@@ -133,7 +165,9 @@ double reduceFamilyFlops(const Graph& g, NodeId id, int64_t batch) {
     case Op::LogSoftmax: return 5 * in;
     // Data movement only; broadcast_to of a mean's adjoint divides once per output element.
     case Op::Transpose:
-    case Op::Reshape: return 0;
+    case Op::Reshape:
+    case Op::Concat:
+    case Op::Slice: return 0;
     case Op::BroadcastTo: return node.attrs.alpha != 0 ? out : 0;
     // Per element: subtract, square, add (3); one divide for the mean.
     case Op::Mse:
@@ -201,6 +235,34 @@ std::vector<NodeId> reduceFamilyVjp(Graph& g, NodeId id, NodeId grad, const std:
       Attrs back;
       back.shape = a_shape;
       return {add(Op::Reshape, {grad}, back)};
+    }
+    // concat(a, b) along axis k: da = G[.., 0:n_a, ..], db = G[.., n_a:n_a + n_b, ..] (slices along k)
+    case Op::Concat: {
+      auto axis = static_cast<size_t>(node.attrs.axes[0]);
+      int64_t n_a = a_shape[axis].extent;
+      auto part = [&](int64_t start, int64_t end) {
+        Attrs range;
+        range.axes = node.attrs.axes;
+        range.start = start;
+        range.end = end;
+        return add(Op::Slice, {grad}, range);
+      };
+      return {wanted[0] ? part(0, n_a) : kNoNode, wanted[1] ? part(n_a, node.shape[axis].extent) : kNoNode};
+    }
+    // slice(a, k, s, e): da = G padded with zeros along k, [zeros of s, G, zeros of n - e] (concats)
+    case Op::Slice: {
+      auto axis = static_cast<size_t>(node.attrs.axes[0]);
+      Attrs along;
+      along.axes = node.attrs.axes;
+      auto zeros = [&](int64_t count) {
+        Shape shape = a_shape;
+        shape[axis] = Dim{count, {}};
+        return g.fill(0, shape, span);
+      };
+      NodeId da = grad;
+      if (node.attrs.start > 0) da = add(Op::Concat, {zeros(node.attrs.start), da}, along);
+      if (node.attrs.end < a_shape[axis].extent) da = add(Op::Concat, {da, zeros(a_shape[axis].extent - node.attrs.end)}, along);
+      return {da};
     }
     // broadcast_to copies a along axes (scaled by 1/count with alpha): da = sum_axes(G) (or mean_axes(G))
     case Op::BroadcastTo: {

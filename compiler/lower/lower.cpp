@@ -210,6 +210,8 @@ class Lowerer : public LoweringContext {
       case Op::Step: f(vars) = Halide::select(operand(0) > constant(0), constant(1), constant(0)); break;
       case Op::ToFloat: f(vars) = Halide::cast(out_.float_type, operand(0)); break;
       case Op::DropoutMask: f(vars) = dropoutMask(node, vars); break;
+      case Op::RandNormal: f(vars) = randNormal(node, vars); break;
+      case Op::CausalMask: f(vars) = causalMask(vars); break;
       case Op::MatMul: lowerMatMul(node, lowered); break;
       case Op::BatchMatMul: lowerBatchMatMul(node, lowered); break;
       case Op::SumTo:
@@ -226,31 +228,65 @@ class Lowerer : public LoweringContext {
   }
 
   // The dropout mask is counter-based: element i (row-major) of site `salt` is kept when the top 24 bits of
-  // mix(i ^ mix(seed + salt * 0x9E3779B9)) are at least p * 2^24, so a mask depends only on (seed, site, i), never
-  // on the schedule or the thread count. mix is the "lowbias32" integer finalizer (C. Wellons). For a batched
-  // mask, i counts from the first row of the step's global batch (the dropout_row scalar), so the ranks of a
+  // hash(i) = mix(i ^ mix(seed + salt * 0x9E3779B9)) are at least p * 2^24, so a mask depends only on (seed, site,
+  // i), never on the schedule or the thread count. mix is the "lowbias32" integer finalizer (C. Wellons). For a
+  // batched mask, i counts from the first row of the step's global batch (the dropout_row scalar), so the ranks of a
   // data-parallel run draw the masks one process would.
   Expr dropoutMask(const Node& node, const std::vector<Halide::Var>& vars) const {
-    auto u32 = [](Expr e) { return Halide::cast(Halide::UInt(32), std::move(e)); };
-    auto number = [](uint32_t value) { return Halide::Internal::UIntImm::make(Halide::UInt(32), value); };
-    auto mix = [&](Expr x) {
-      x = x ^ (x >> 16);
-      x = x * number(0x7feb352du);
-      x = x ^ (x >> 15);
-      x = x * number(0x846ca68bu);
-      return x ^ (x >> 16);
+    auto threshold = static_cast<uint32_t>(std::ceil(node.attrs.alpha * 16777216.0));
+    Expr keep = (counterHash(node, elementIndex(node, vars)) >> 8) >= u32(threshold);
+    return Halide::select(keep, constant(1 / (1 - node.attrs.alpha)), constant(0));
+  }
+
+  // randn: standard normal samples by Box-Muller, z = sqrt(-2 ln u1) cos(2 pi u2), from two uniforms made of the
+  // top 24 bits of the counter-based hashes of 2i and 2i + 1 (i and the site's salt as for the dropout mask):
+  // u1 = (h + 1/2) / 2^24 in (0, 1), so the logarithm is finite (|z| <= 5.9), and u2 = h / 2^24 in [0, 1).
+  Expr randNormal(const Node& node, const std::vector<Halide::Var>& vars) const {
+    Expr twice = elementIndex(node, vars) * u32(2);
+    auto uniform = [&](Expr hash, double offset) {
+      return (Halide::cast(out_.float_type, hash >> 8) + constant(offset)) * constant(1.0 / 16777216.0);
     };
-    Expr index = number(0), stride = number(1);
+    Expr u1 = uniform(counterHash(node, twice), 0.5), u2 = uniform(counterHash(node, twice + u32(1)), 0);
+    return Halide::sqrt(constant(-2) * Halide::log(u1)) * Halide::cos(constant(2 * M_PI) * u2);
+  }
+
+  static Expr u32(Expr e) { return Halide::cast(Halide::UInt(32), std::move(e)); }
+  static Expr u32(uint32_t value) { return Halide::Internal::UIntImm::make(Halide::UInt(32), value); }
+
+  // The "lowbias32" integer finalizer (C. Wellons).
+  static Expr mix(Expr x) {
+    x = x ^ (x >> 16);
+    x = x * u32(0x7feb352du);
+    x = x ^ (x >> 15);
+    x = x * u32(0x846ca68bu);
+    return x ^ (x >> 16);
+  }
+
+  // The row-major index of the element at `vars` of a node over (seed, first row), counted from the first row of
+  // the step's global batch when the node is batched.
+  Expr elementIndex(const Node& node, const std::vector<Halide::Var>& vars) const {
+    Expr index = u32(0u), stride = u32(1u);
     for (size_t i = 0; i < vars.size(); ++i) {
-      index = index + u32(vars[i]) * stride;
+      index = index + u32(Expr(vars[i])) * stride;
       stride = stride * u32(extent(node.shape[node.shape.size() - 1 - i]));
     }
     if (!node.shape.empty() && node.shape[0].isSymbolic())  // stride: one row's elements
       index = index + u32(out_.nodes.at(node.inputs[1]).func()) * (stride / u32(extent(node.shape[0])));
-    Expr seed = u32(out_.nodes.at(node.inputs[0]).func()) + number(static_cast<uint32_t>(node.attrs.index) * 0x9E3779B9u);
-    auto threshold = static_cast<uint32_t>(std::ceil(node.attrs.alpha * 16777216.0));
-    Expr keep = (mix(index ^ mix(seed)) >> 8) >= number(threshold);
-    return Halide::select(keep, constant(1 / (1 - node.attrs.alpha)), constant(0));
+    return index;
+  }
+
+  // mix(counter ^ mix(seed + salt * 0x9E3779B9)): the seed is the node's first input, the salt its attr index.
+  Expr counterHash(const Node& node, Expr counter) const {
+    Expr seed = u32(out_.nodes.at(node.inputs[0]).func()) + u32(static_cast<uint32_t>(node.attrs.index) * 0x9E3779B9u);
+    return mix(counter ^ mix(seed));
+  }
+
+  // causal_mask: (column, row) -> 0 where column <= row, else -1e9. PyTorch's generate_square_subsequent_mask puts
+  // -inf there, but Halide compiles float arithmetic with LLVM's fast-math flags, which assume finite values: a
+  // softmax of scores + (-inf) came out unmasked (measured, float32 and float64). exp(-1e9 - max) is exactly 0 in
+  // both types, so masked softmax rows and their gradients are PyTorch's.
+  Expr causalMask(const std::vector<Halide::Var>& vars) const {
+    return Halide::select(vars[0] <= vars[1], constant(0), constant(kCausalMasked));
   }
 
   bool sumsBias(NodeId grad_weight) const {

@@ -41,6 +41,8 @@ class ReduceLowering {
       case Op::Transpose: return transpose();
       case Op::Reshape: return reshape();
       case Op::BroadcastTo: return broadcastTo();
+      case Op::Concat: return concat();
+      case Op::Slice: return slice();
       case Op::Mse:
       case Op::L1:
       case Op::BinaryCrossEntropy:
@@ -198,6 +200,29 @@ class ReduceLowering {
     Expr value = x_(reversed(at));
     if (node_.attrs.alpha != 0) value = value / count(node_.shape, node_.attrs.axes);
     out_.func(vars_halide()) = value;
+  }
+
+  // Along axis k: out[.., i, ..] = a[.., i, ..] for i < n_a, else b[.., i - n_a, ..]. Each read is clamped into its
+  // operand, so the bounds Halide infers for the branch not taken stay inside it (a pipeline argument has exactly
+  // its shape).
+  void concat() {
+    auto axis = static_cast<size_t>(node_.attrs.axes[0]);
+    Func b = ctx_.func(node_.inputs[1]);
+    const Shape& b_shape = ctx_.graph().node(node_.inputs[1]).shape;
+    Expr n_a = ctx_.extent(x_shape_[axis]);
+    std::vector<Expr> at_a(vars_.begin(), vars_.end()), at_b(vars_.begin(), vars_.end());
+    Expr i = vars_[axis];
+    at_a[axis] = Halide::min(i, n_a - 1);
+    at_b[axis] = Halide::clamp(i - n_a, 0, ctx_.extent(b_shape[axis]) - 1);
+    out_.func(vars_halide()) = Halide::select(i < n_a, x_(reversed(at_a)), b(reversed(at_b)));
+  }
+
+  // Along axis k: out[.., i, ..] = x[.., start + i, ..].
+  void slice() {
+    std::vector<Expr> at(vars_.begin(), vars_.end());
+    auto axis = static_cast<size_t>(node_.attrs.axes[0]);
+    at[axis] = at[axis] + static_cast<int>(node_.attrs.start);
+    out_.func(vars_halide()) = x_(reversed(at));
   }
 
   // mean over every element of the per-element loss of (a, b).
