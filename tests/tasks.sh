@@ -127,4 +127,18 @@ expect_error "-o missing/g.png" ./autoencoder reconstruct --weights a.safetensor
 ./regression reconstruct --weights r.safetensors -o no.png > out.log 2>&1 && fail "a regressor drew reconstructions"
 grep -q "\`reconstruct\` draws a model that reconstructs its input; \`regression\` is a regressor" out.log ||
   fail "reconstruct of a regressor: $(cat out.log)"
-echo "regression R² $r2, autoencoder test MSE $mse"
+# The VAE: randn_like's samples follow the global row, so 2 ranks x 32 train as 1 process x 64; eval mode decodes
+# the mean, and 200 steps reconstruct as well as the autoencoder's threshold asks.
+"$nnc" build "$src/examples/vae.nn" -o vae 2> /dev/null
+./vae train --max-steps 200 --threads 2 --save v.safetensors > train.log
+vae_mse=$(field test_mse < train.log)
+awk -v m="$vae_mse" 'BEGIN { exit !(m != "" && m < 0.04) }' || fail "vae: test MSE $vae_mse: $(tail -n 2 train.log)"
+./vae reconstruct --weights v.safetensors -o vae.png > /dev/null || fail "vae reconstruct"
+if command -v mpirun > /dev/null; then
+  mpirun --allow-run-as-root --oversubscribe -np 2 ./vae train --max-steps 20 --batch 32 --threads 1 \
+    --save v2.safetensors 2> /dev/null | grep "^epoch 1:" | sed 's/  lr.*//' > ranks2.log
+  ./vae train --max-steps 20 --batch 64 --threads 1 --save v1.safetensors 2> /dev/null | grep "^epoch 1:" |
+    sed 's/  lr.*//' > ranks1.log
+  cmp -s ranks1.log ranks2.log || fail "vae on 2 ranks: $(cat ranks2.log); 1 process: $(cat ranks1.log)"
+fi
+echo "regression R² $r2, autoencoder test MSE $mse, vae test MSE $vae_mse"
