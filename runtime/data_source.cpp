@@ -78,12 +78,36 @@ Dataset fromNpy(const std::string& x_path, const std::string& y_path, TargetKind
   return data;
 }
 
+Dataset fromText(const std::string& path, int64_t window) {
+  if (window <= 0)
+    throw DataError(path + ": text data is read as token ids, for a model whose features are `i32[B, T]`");
+  std::vector<uint8_t> bytes = readFileMaybeGzip(path);
+  if (static_cast<int64_t>(bytes.size()) <= window)
+    throw DataError(path + ": " + std::to_string(bytes.size()) + " bytes, but an example takes " +
+                    std::to_string(window) + " tokens and the byte after them");
+  Dataset data;
+  data.count = (static_cast<int64_t>(bytes.size()) - 1) / window;
+  data.features = window;
+  data.labels_per_example = window;
+  data.images = hugePageFloats(static_cast<size_t>(data.count * window));
+  data.labels.resize(static_cast<size_t>(data.count * window));
+  for (int64_t i = 0; i < data.count * window; ++i) {
+    data.images[i] = bytes[i];
+    data.labels[i] = bytes[i + 1];
+  }
+  data.num_classes = classCount(data.labels);
+  return data;
+}
+
 }  // namespace
 
-Dataset loadSplit(const std::string& dir, Split split, const std::string& label_column, TargetKind kind) {
+Dataset loadSplit(const std::string& dir, Split split, const DataRequest& request) {
   bool train = split == Split::Train;
+  TargetKind kind = request.targets;
+  std::string text = dir + (train ? "/train.txt" : "/test.txt");
+  if (exists(text)) return fromText(text, request.text_window);
   std::string csv = dir + (train ? "/train.csv" : "/test.csv");
-  if (exists(csv)) return fromCsv(csv, label_column, kind);
+  if (exists(csv)) return fromCsv(csv, request.label_column, kind);
   std::string npy_x = dir + (train ? "/train_x.npy" : "/test_x.npy");
   if (exists(npy_x)) return fromNpy(npy_x, dir + (train ? "/train_y.npy" : "/test_y.npy"), kind);
   if (kind == TargetKind::Values)
@@ -91,8 +115,8 @@ Dataset loadSplit(const std::string& dir, Split split, const std::string& label_
                           "train_x.npy/train_y.npy/test_x.npy/test_y.npy (the MNIST layout holds class labels)");
   std::string idx = dir + (train ? "/train-images-idx3-ubyte" : "/t10k-images-idx3-ubyte");
   if (!exists(idx) && !exists(idx + ".gz") && !exists(dir))
-    throw DataError(dir + ": no such data directory (expected the MNIST layout, train.csv/test.csv, or "
-                          "train_x.npy/train_y.npy/test_x.npy/test_y.npy)");
+    throw DataError(dir + ": no such data directory (expected the MNIST layout, train.csv/test.csv, "
+                          "train_x.npy/train_y.npy/test_x.npy/test_y.npy, or train.txt/test.txt)");
   return loadMnistSplit(dir, train ? "train" : "t10k");
 }
 

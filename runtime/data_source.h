@@ -4,6 +4,8 @@
 //   CSV           train.csv and test.csv, a header row, the label in the column `label_column` (a name or a
 //                 0-based index; default `label`)
 //   NPY           train_x.npy, train_y.npy, test_x.npy, test_y.npy (features as stored, integer labels)
+//   text          train.txt and test.txt, for a model of token ids (features i32[B, T]): each byte is a token
+//                 id; example i is bytes [iT, iT + T), its labels the bytes one further (next-byte prediction)
 //
 // A regressor's targets are float columns of the CSV (`label_column` names them, comma-separated) or train_y.npy
 // as floats; a model that reconstructs its input needs no labels (a CSV's label column is left out, train_y.npy
@@ -18,9 +20,15 @@ namespace nnc::rt {
 
 enum class Split { Train, Test };
 
-// Loads one split of the data directory `dir` with what `kind` asks for besides the features; a directory in none
-// of the layouts is a DataError listing them.
-Dataset loadSplit(const std::string& dir, Split split, const std::string& label_column = "label",
-                  TargetKind kind = TargetKind::Label);
+// What a model needs read besides the layout a directory has.
+struct DataRequest {
+  std::string label_column = "label";
+  TargetKind targets = TargetKind::Label;
+  int64_t text_window = 0;  // tokens per example of a model of token ids ([B, T]: T); 0: the model takes no text
+};
+
+// Loads one split of the data directory `dir` as `request` says; a directory in none of the layouts is a
+// DataError listing them.
+Dataset loadSplit(const std::string& dir, Split split, const DataRequest& request = {});
 
 }  // namespace nnc::rt

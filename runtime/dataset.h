@@ -49,7 +49,8 @@ struct Dataset {
   int64_t features = 0;     // rows * cols
   int64_t num_classes = 0;  // max label + 1
   std::vector<float> images;    // [count, features], pixel / 255
-  std::vector<int32_t> labels;  // [count]
+  std::vector<int32_t> labels;  // [count, labels_per_example]
+  int64_t labels_per_example = 1;  // a class per position of a sequence (text: one per token)
   std::vector<float> targets;   // TargetKind::Values: [count, target_size]
   int64_t target_size = 0;
   // The shape of one example as the file gives it (IDX: rows, cols; NPY: its shape after the first), so images

@@ -166,6 +166,18 @@ Tensor asModelInput(const ModelSpec& model, const Tensor& x) {
   return uploadedView(x.data(), spec.rank, dims);
 }
 
+// A model of token ids (i32 features) takes them as int32: the runtime's float features (whole numbers) converted
+// into storage this thread reuses from call to call, so steps allocate nothing once the first has run. Empty for
+// float features.
+LabelTensor tokenIds(const ModelSpec& model, const Tensor& input) {
+  if (!model.inputs[0].is_integer) return {};
+  thread_local std::vector<int32_t> storage;
+  size_t count = input.number_of_elements();
+  if (storage.size() < count) storage.resize(count);
+  for (size_t i = 0; i < count; ++i) storage[i] = static_cast<int32_t>(input.data()[i]);
+  return uploadedView(storage.data(), input.dimensions(), input.raw_buffer()->dim);
+}
+
 // Hands grads' results to a reduction as the plan finishes them (each copied to the host first); a plan watcher
 // of its own, not a std::function, so a step allocates nothing for it.
 struct GradientsAsTheyFinish final : PlanWatcher {
@@ -280,7 +292,8 @@ float trainStep(const ModelSpec& model, const Tensor& x, const Targets& y, Train
   TargetArg targets(model, y);
   std::vector<void*>& args = state.args;
   args.clear();
-  args.push_back(raw(input));
+  LabelTensor ids = tokenIds(model, input);
+  args.push_back(ids.data() ? raw(ids) : raw(input));
   targets.pushTo(args);
   for (Tensor& p : state.params) args.push_back(raw(p));
   for (Tensor& s : state.states) args.push_back(raw(s));
@@ -312,7 +325,8 @@ float computeGrads(const ModelSpec& model, const Tensor& x, const Targets& y, co
   checkParams(model, params, "grads");
   checkCount(grads.size(), model.num_params, "grads", "gradient and buffer tensors");
   TargetArg targets(model, y);
-  std::vector<void*> args = {raw(input)};
+  LabelTensor ids = tokenIds(model, input);
+  std::vector<void*> args = {ids.data() ? raw(ids) : raw(input)};
   targets.pushTo(args);
   for (const Tensor& p : params) args.push_back(raw(p));
   bool has_dropout = false;
@@ -393,7 +407,8 @@ void predict(const ModelSpec& model, const Tensor& x, const std::vector<Tensor>&
   int64_t batch = checkBatch(model, input, nullptr, "predict");
   checkParams(model, params, "predict");
   checkArgument(out, static_cast<int>(model.output_rank), model.output_shape, batch, "predict", "output");
-  std::vector<void*> args = {raw(input)};
+  LabelTensor ids = tokenIds(model, input);
+  std::vector<void*> args = {ids.data() ? raw(ids) : raw(input)};
   for (const Tensor& p : params) args.push_back(raw(p));
   args.push_back(resultArg(out));
   call(model.predict, "predict", args);

@@ -64,13 +64,13 @@ Task modelTask(const ModelSpec& model) {
   return Task::Classify;
 }
 
-TargetKind targetKind(const ModelSpec& model) {
-  switch (modelTask(model)) {
-    case Task::Classify: return TargetKind::Label;
-    case Task::Regress: return TargetKind::Values;
-    case Task::Reconstruct: break;
-  }
-  return TargetKind::None;
+DataRequest dataRequest(const ModelSpec& model, const std::string& label_column) {
+  DataRequest request;
+  request.label_column = label_column;
+  Task task = modelTask(model);
+  request.targets = task == Task::Classify ? TargetKind::Label : task == Task::Regress ? TargetKind::Values : TargetKind::None;
+  if (model.inputs[0].is_integer) request.text_window = featuresPerExample(model);
+  return request;
 }
 
 namespace {
@@ -79,12 +79,13 @@ namespace {
 // augmented for epoch `epoch` of a run seeded with `seed`.
 void gatherBatch(const Dataset& data, const std::vector<int64_t>& order, int64_t first, int64_t rows, Tensor& x,
                  Targets& y, const Augmentation* augmentation = nullptr, uint64_t seed = 0, int64_t epoch = 0) {
-  int64_t features = data.features, size = data.target_size;
+  int64_t features = data.features, size = data.target_size, labels = data.labels_per_example;
   for (int64_t r = 0; r < rows; ++r) {
     int64_t example = order[first + r];
     std::memcpy(x.data() + r * features, data.images.data() + example * features, sizeof(float) * features);
     if (augmentation) augmentExample(*augmentation, x.data() + r * features, seed, epoch, example);
-    if (y.labels.data()) y.labels.data()[r] = data.labels[example];
+    if (y.labels.data())
+      std::memcpy(y.labels.data() + r * labels, data.labels.data() + example * labels, sizeof(int32_t) * labels);
     if (y.values.data())
       std::memcpy(y.values.data() + r * size, data.targets.data() + example * size, sizeof(float) * size);
   }
@@ -212,6 +213,9 @@ void checkDatasetFits(const ModelSpec& model, const Dataset& data, const std::st
     throw DataError(where + ": examples have " + std::to_string(data.features) + " features, model input `" +
                     model.inputs[0].name + "` expects " + std::to_string(featuresPerExample(model)));
   Task task = modelTask(model);
+  if (task == Task::Classify && data.labels_per_example != outputSize(model) / outputColumns(model))
+    throw DataError(where + ": examples have " + std::to_string(data.labels_per_example) + " labels, model input `" +
+                    model.inputs[1].name + "` expects " + std::to_string(outputSize(model) / outputColumns(model)));
   if (task == Task::Classify && data.num_classes > outputClasses(model))
     throw DataError(where + ": labels go up to " + std::to_string(data.num_classes - 1) + ", but the model predicts " +
                     std::to_string(outputClasses(model)) + " classes");
@@ -223,13 +227,13 @@ void checkDatasetFits(const ModelSpec& model, const Dataset& data, const std::st
 namespace {
 
 // A classifier: the cross-entropy of its class probabilities and its accuracy, summed over its share of the
-// batches (sums[0], sums[1]).
+// batches (sums[0], sums[1]), a term per label (a sequence model has one per position).
 void sumClassification(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data, int64_t batch,
                        std::vector<double>& sums) {
-  int64_t columns = outputColumns(model), classes = outputClasses(model);
+  int64_t columns = outputColumns(model), classes = outputClasses(model), positions = data.labels_per_example;
   Tensor x = allocate<float>({batch, data.features});
   Targets y = allocateTargets(model, batch);
-  Tensor logits = allocate<float>({batch, columns});
+  Tensor logits = allocate<float>(concreteShape(static_cast<int>(model.output_rank), model.output_shape, batch));
   std::vector<int64_t> order = identityOrder(data.count);
   std::vector<double> log_p(static_cast<size_t>(classes));
   // The ranks of a data-parallel run take turns at the batches and add up what they found (distributed.h).
@@ -237,9 +241,9 @@ void sumClassification(const ModelSpec& model, const std::vector<Tensor>& params
   for (int64_t first = batch * world.rank; first < data.count; first += batch * world.size) {
     int64_t rows = std::min(batch, data.count - first);
     gatherBatch(data, order, first, rows, x, y);
-    Tensor out = logits.cropped(1, 0, static_cast<int>(rows));
+    Tensor out = logits.cropped(logits.dimensions() - 1, 0, static_cast<int>(rows));
     predict(model, x.cropped(1, 0, static_cast<int>(rows)), params, out);
-    for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t r = 0; r < rows * positions; ++r) {  // a row of logits per label
       classLogProbabilities(out.data() + r * columns, columns, log_p.data());
       int64_t best = std::max_element(log_p.begin(), log_p.end()) - log_p.begin();
       sums[0] -= log_p[y.labels.data()[r]];
@@ -325,9 +329,10 @@ EvalResult evaluate(const ModelSpec& model, const std::vector<Tensor>& params, c
   EvalResult result;
   result.count = data.count;
   auto n = static_cast<double>(data.count);
-  if (task == Task::Classify) {
-    result.loss = sums[0] / n;
-    result.accuracy = sums[1] / n;
+  if (task == Task::Classify) {  // per label: a sequence model's per position
+    double labels = n * static_cast<double>(data.labels_per_example);
+    result.loss = sums[0] / labels;
+    result.accuracy = sums[1] / labels;
     return result;
   }
   double elements = n * static_cast<double>(size);
@@ -358,6 +363,7 @@ Dataset splitValidation(Dataset& all, double fraction, uint64_t seed) {
     part.features = all.features;
     part.num_classes = all.num_classes;
     part.target_size = all.target_size;
+    part.labels_per_example = all.labels_per_example;
     return part;
   };
   Dataset val = emptyLike(held);
@@ -372,7 +378,9 @@ Dataset splitValidation(Dataset& all, double fraction, uint64_t seed) {
     int64_t example = order[i], row = i < kept.count ? i : i - kept.count;
     std::copy(all.images.begin() + example * all.features, all.images.begin() + (example + 1) * all.features,
               to.images.begin() + row * all.features);
-    if (!all.labels.empty()) to.labels.push_back(all.labels[example]);
+    int64_t labels = all.labels_per_example;
+    if (!all.labels.empty())
+      to.labels.insert(to.labels.end(), all.labels.begin() + example * labels, all.labels.begin() + (example + 1) * labels);
     to.targets.insert(to.targets.end(), all.targets.begin() + example * size, all.targets.begin() + (example + 1) * size);
   }
   all = std::move(kept);
@@ -528,8 +536,11 @@ int train(const ModelSpec& model, const TrainOptions& given) {
   if (options.monitor == "val_accuracy" && task != Task::Classify)
     throw DataError(std::string("early stopping on val_accuracy needs a classifier, but model `") + model.name +
                     "` " + (task == Task::Regress ? "regresses" : "reconstructs its input") + ": monitor val_loss");
-  Dataset train_set = loadSplit(options.data, Split::Train, options.label_column, targetKind(model));
-  Dataset test_set = loadSplit(options.data, Split::Test, options.label_column, targetKind(model));
+  if (model.inputs[0].is_integer && options.normalize != "none")
+    throw DataError(std::string("model `") + model.name + "` takes token ids (input `" + model.inputs[0].name +
+                    "` is i32): they cannot be normalized (normalize " + options.normalize + ")");
+  Dataset train_set = loadSplit(options.data, Split::Train, dataRequest(model, options.label_column));
+  Dataset test_set = loadSplit(options.data, Split::Test, dataRequest(model, options.label_column));
   checkDatasetFits(model, train_set, options.data + " (train)");
   checkDatasetFits(model, test_set, options.data + " (t10k)");
   Dataset val_set = splitValidation(train_set, options.validation_split, options.seed);

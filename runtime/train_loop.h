@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "runtime/data_source.h"
 #include "runtime/dataset.h"
 #include "runtime/kernels.h"
 #include "runtime/lr_schedule.h"
@@ -46,7 +47,9 @@ constexpr int kInterruptedExit = 130;
 // What the model's output is (ModelSpec::task), and so what its data holds and what evaluation measures.
 enum class Task { Classify, Regress, Reconstruct };
 Task modelTask(const ModelSpec& model);
-TargetKind targetKind(const ModelSpec& model);  // what the data must hold besides the features
+// What the model needs from a data directory: labels, float targets or neither (its task), and for a model of
+// token ids, text windows of its sequence length.
+DataRequest dataRequest(const ModelSpec& model, const std::string& label_column);
 
 struct EvalResult {
   double loss = 0;  // a classifier: the cross-entropy of its class probabilities; else its criterion

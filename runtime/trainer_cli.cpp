@@ -249,8 +249,8 @@ std::vector<Tensor> loadWeights(const ModelSpec& model, const std::map<std::stri
 // A split of --data (the train block's data by default), checked against the model's input.
 Dataset loadCheckedSplit(const ModelSpec& model, const std::map<std::string, std::string>& flags, Split split) {
   std::string data_dir = stringFlag(flags, "--data", model.train.data);
-  Dataset data = loadSplit(data_dir, split, stringFlag(flags, "--label-column", model.train.label_column),
-                           targetKind(model));
+  Dataset data =
+      loadSplit(data_dir, split, dataRequest(model, stringFlag(flags, "--label-column", model.train.label_column)));
   checkDatasetFits(model, data, data_dir + (split == Split::Train ? " (train)" : " (t10k)"));
   return data;
 }
@@ -290,7 +290,10 @@ Dataset loadPredictInput(const ModelSpec& model, const std::string& path) {
   input.count = shape[0];
   input.features = input.count ? static_cast<int64_t>(input.images.size()) / input.count : 0;
   input.example_shape.assign(shape.begin() + 1, shape.end());
-  input.labels.assign(static_cast<size_t>(input.count), 0);
+  if (modelTask(model) == Task::Classify) {  // no labels: placeholders, one per position of a sequence model
+    input.labels_per_example = outputSize(model) / outputColumns(model);
+    input.labels.assign(static_cast<size_t>(input.count * input.labels_per_example), 0);
+  }
   if (input.count == 0) throw DataError(path + ": no examples");
   checkDatasetFits(model, input, path);
   return input;
@@ -360,9 +363,10 @@ int predictCommand(const ModelSpec& model, int argc, char** argv) {
   Task task = modelTask(model);
   std::vector<float> predictions = predictAll(model, params, data);
   std::vector<int64_t> shape = concreteShape(static_cast<int>(model.output_rank), model.output_shape, data.count);
+  int64_t positions = outputSize(model) / outputColumns(model);  // a sequence model classifies each position
   if (task == Task::Classify) {
-    predictions = classProbabilities(model, predictions, data.count);
-    shape = {data.count, outputClasses(model)};
+    predictions = classProbabilities(model, predictions, data.count * positions);
+    shape.back() = outputClasses(model);
   } else {
     predictedValues(model, predictions.data(), static_cast<int64_t>(predictions.size()));
   }
@@ -384,10 +388,18 @@ int predictCommand(const ModelSpec& model, int argc, char** argv) {
                                                : "index predicted");
   for (int64_t r = 0; r < std::min(shown, data.count); ++r) {
     const float* row = predictions.data() + r * size;
-    if (task == Task::Classify) {
-      long long predicted = std::max_element(row, row + size) - row;
-      if (labeled) std::printf("%lld %lld %d\n", static_cast<long long>(r), predicted, data.labels[r]);
-      else std::printf("%lld %lld\n", static_cast<long long>(r), predicted);
+    if (task == Task::Classify) {  // the predicted class (each position's, for a sequence model) and the label
+      int64_t classes = size / positions;
+      std::string predicted, labels;
+      for (int64_t p = 0; p < std::min<int64_t>(positions, 16); ++p) {
+        const float* scores = row + p * classes;
+        predicted += (p ? " " : "") + std::to_string(std::max_element(scores, scores + classes) - scores);
+        labels += (p ? " " : "") + std::to_string(data.labels[r * positions + p]);
+      }
+      std::string more = positions > 16 ? " .." : "";
+      std::string text = predicted + more;
+      if (labeled) text += (positions > 1 ? " | " : " ") + labels + more;
+      std::printf("%lld %s\n", static_cast<long long>(r), text.c_str());
     } else {
       std::string text = valuesText(row, size);
       if (with_target) text += " | " + valuesText(data.targets.data() + r * size, size);
@@ -557,9 +569,12 @@ int benchCommand(const ModelSpec& model, int argc, char** argv) {
             allocate<float>(concreteShape(static_cast<int>(model.output_rank), model.output_shape, rows),
                             "the batch's outputs"),
             allocateTargets(model, rows)};
-    for (int64_t i = 0; i < rows * features; ++i) b.x.data()[i] = static_cast<float>((i * 7919) % 256) / 255.0f;
+    for (int64_t i = 0; i < rows * features; ++i)  // pixels in [0, 1], or token ids for a model of them
+      b.x.data()[i] = model.inputs[0].is_integer ? static_cast<float>((i * 7919) % 61)
+                                                  : static_cast<float>((i * 7919) % 256) / 255.0f;
     if (b.y.labels.data())
-      for (int64_t i = 0; i < rows; ++i) b.y.labels.data()[i] = static_cast<int32_t>(i % classes);
+      for (int64_t i = 0; i < static_cast<int64_t>(b.y.labels.number_of_elements()); ++i)
+        b.y.labels.data()[i] = static_cast<int32_t>(i % classes);
     if (b.y.values.data())
       for (int64_t i = 0; i < static_cast<int64_t>(b.y.values.number_of_elements()); ++i)
         b.y.values.data()[i] = static_cast<float>((i * 104729) % 256) / 255.0f;

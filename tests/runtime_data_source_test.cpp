@@ -52,18 +52,36 @@ TEST(DataSource, NpyTargetsAsFloats) {
   std::vector<float> x = {0.5f, 1.5f, 2.5f, 3.5f}, y = {0.25f, -1, 2, 1e6f};
   writeNpy(dir + "/train_x.npy", {2, 2}, x.data());
   writeNpy(dir + "/train_y.npy", {2, 2}, y.data());
-  Dataset train = loadSplit(dir, Split::Train, "label", TargetKind::Values);
+  Dataset train = loadSplit(dir, Split::Train, {"label", TargetKind::Values});
   EXPECT_EQ(train.target_size, 2);
   EXPECT_EQ(train.targets, y);
   writeNpy(dir + "/train_y.npy", {3, 1}, y.data());
-  EXPECT_NE(dataErrorOf([&] { loadSplit(dir, Split::Train, "label", TargetKind::Values); })
+  EXPECT_NE(dataErrorOf([&] { loadSplit(dir, Split::Train, {"label", TargetKind::Values}); })
                 .find("expected one row per target row"),
             std::string::npos);
   // A reconstruction reads no targets: a missing train_y.npy is fine.
   std::filesystem::remove(dir + "/train_y.npy");
-  EXPECT_EQ(loadSplit(dir, Split::Train, "label", TargetKind::None).count, 2);
-  EXPECT_NE(dataErrorOf([] { loadSplit("/usr/share/datasets/fashion-mnist", Split::Test, "label", TargetKind::Values); })
+  EXPECT_EQ(loadSplit(dir, Split::Train, {"label", TargetKind::None}).count, 2);
+  EXPECT_NE(dataErrorOf([] { loadSplit("/usr/share/datasets/fashion-mnist", Split::Test, {"label", TargetKind::Values}); })
                 .find("a regressor needs float targets"),
+            std::string::npos);
+}
+
+// Text for a model of token ids: each byte a token, windows of T bytes labelled by the bytes one further.
+TEST(DataSource, TextLayoutAsNextByteWindows) {
+  std::string dir = freshDir("text");
+  std::ofstream(dir + "/train.txt") << "abcdefgh";
+  Dataset train = loadSplit(dir, Split::Train, {"label", TargetKind::Label, 3});
+  EXPECT_EQ(train.count, 2);  // "abc" -> "bcd", "def" -> "efg"; "gh" is too short for a window and its next byte
+  EXPECT_EQ(train.features, 3);
+  EXPECT_EQ(train.labels_per_example, 3);
+  EXPECT_EQ(train.images, (std::vector<float>{'a', 'b', 'c', 'd', 'e', 'f'}));
+  EXPECT_EQ(train.labels, (std::vector<int32_t>{'b', 'c', 'd', 'e', 'f', 'g'}));
+  EXPECT_EQ(train.num_classes, 'g' + 1);
+  EXPECT_NE(dataErrorOf([&] { loadSplit(dir, Split::Train, {"label", TargetKind::Label, 8}); })
+                .find("8 bytes, but an example takes 8 tokens and the byte after them"),
+            std::string::npos);
+  EXPECT_NE(dataErrorOf([&] { loadSplit(dir, Split::Train); }).find("for a model whose features are `i32[B, T]`"),
             std::string::npos);
 }
 
