@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Times the same training step (and eval at batch 256) in PyTorch and in an nnc trainer, and prints the ratios.
 
-  /usr/bin/python3 bench/compare_pytorch.py [--models mlp lenet5] [--threads 1 2] [--repeats 7] [--steps 50]
+  /usr/bin/python3 bench/compare_pytorch.py [--models mlp lenet5 vit] [--threads 1 2] [--repeats 7] [--steps 50]
                                             [--record bench/baseline.json] [--baseline bench/baseline.json]
                                             [--torch-runs 3] [--nnc-runs 3] [--accuracy-epochs 1]
                                             [--single-pipeline-too]
@@ -65,6 +65,9 @@ def torch_setup(model_name, threads):
         net = Net()
         return net, torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9), 0.02
 
+    if model_name == "vit":  # examples/vit.nn
+        return vit_setup(torch, nn)
+
     class Net(nn.Module):  # examples/lenet5.nn
         def __init__(self):
             super().__init__()
@@ -78,6 +81,47 @@ def torch_setup(model_name, threads):
             return self.logits(torch.relu(self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))))
     net = Net()
     return net, torch.optim.Adam(net.parameters(), lr=0.002), 0.002
+
+
+VIT = {"patch": 7, "width": 128, "heads": 4, "blocks": 2, "mlp": 2, "lr": 0.001}  # examples/vit.nn
+
+
+def vit_setup(torch, nn):
+    """examples/vit.nn in PyTorch: patches of VIT["patch"]^2 pixels embedded and added to a position table, Pre-LN
+    blocks (multi-head self-attention, a GELU MLP), layer-norm, mean over the tokens, a linear head; Adam."""
+    side = 28 // VIT["patch"]
+    tokens, width, heads = side * side, VIT["width"], VIT["heads"]
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
+            self.q, self.k, self.v, self.o = (nn.Linear(width, width, bias=False) for _ in range(4))
+            self.fc1, self.fc2 = nn.Linear(width, VIT["mlp"] * width), nn.Linear(VIT["mlp"] * width, width)
+
+        def forward(self, x):
+            h = self.ln1(x)
+            split = lambda t: t.reshape(-1, tokens, heads, width // heads).transpose(1, 2)
+            q, k, v = split(self.q(h)), split(self.k(h)), split(self.v(h))
+            weights = torch.softmax(q @ k.transpose(-1, -2) / (width // heads) ** 0.5, dim=-1)
+            x = x + self.o((weights @ v).transpose(1, 2).reshape(-1, tokens, width))
+            return x + self.fc2(nn.functional.gelu(self.fc1(self.ln2(x))))
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Linear(VIT["patch"] ** 2, width, bias=False)
+            self.pos = nn.Parameter(torch.randn(tokens, width) * 0.02)
+            self.blocks = nn.Sequential(*(Block() for _ in range(VIT["blocks"])))
+            self.final, self.logits = nn.LayerNorm(width), nn.Linear(width, 10)
+
+        def forward(self, x):
+            x = (x.reshape(-1, side, VIT["patch"], side, VIT["patch"]) - 0.2860) / 0.3530
+            x = x.permute(0, 1, 3, 2, 4).reshape(-1, tokens, VIT["patch"] ** 2)
+            x = self.blocks(self.embed(x) + self.pos)
+            return self.logits(self.final(x).mean(1))
+    net = Net()
+    return net, torch.optim.Adam(net.parameters(), lr=VIT["lr"]), VIT["lr"]
 
 
 def fashion_mnist(split, count=None):

@@ -6,7 +6,9 @@
 //   matmul/MxNxK/FORM/IMPL       every distinct matrix product of the examples' train_step and predict (forward
 //                                and both backward products; FORM nn, tn or nt says which operand is transposed)
 //                                by nnc, naive, and OpenBLAS's cblas_sgemm, the practical bound
+//                                (a product over flattened rows, examples/vit.nn's token projections, as its 2-D GEMM)
 //   OP/SHAPES/POLICY             every distinct convolution, convolution gradient and pooling node, nnc vs naive
+//   batch_matmul/SHAPES/FORM/POLICY  every distinct per-entry product (examples/vit.nn's attention), nnc vs naive
 //
 // Kernels are JIT-compiled with the same lowering and schedule `nnc build` uses (float32, host target), on
 // first use, so `--benchmark_filter` also limits the compile time. Counters: FLOP/s (the op table's FLOP
@@ -210,22 +212,27 @@ void registerModel(const std::filesystem::path& path, std::set<std::string>& see
   for (NodeId id = 0; id < static_cast<NodeId>(g.nodes.size()); ++id) {
     const Node& node = g.node(id);
     OpFamily family = opInfo(node.op).family;
-    if (node.op != Op::MatMul && family != OpFamily::Conv) continue;
+    if (family != OpFamily::MatMul && family != OpFamily::Conv) continue;
     std::string label = model + ": " + describe(g, id);
     std::string base;
-    if (node.op == Op::MatMul) {
+    if (node.op == Op::MatMul) {  // a product over flattened rows as the 2-D GEMM it is
       const Shape& a = g.node(node.inputs[0]).shape;
-      auto extent = [&](const Dim& d) { return d.isSymbolic() ? batch : static_cast<int>(d.extent); };
-      GemmShape s{extent(node.shape[0]), extent(node.shape[1]), extent(node.attrs.transpose_a ? a[0] : a[1]),
-                  node.attrs.transpose_a, node.attrs.transpose_b};
-      if (node.shape.size() != 2 || (s.ta && s.tb)) continue;
+      auto rows = [&](const Shape& shape) {  // all but the last dimension, flattened
+        return static_cast<int>(elementCount(Shape(shape.begin(), shape.end() - 1), batch));
+      };
+      auto columns = [&](const Shape& shape) { return static_cast<int>(elementCount({shape.back()}, batch)); };
+      bool ta = node.attrs.transpose_a;
+      GemmShape s{ta ? columns(a) : rows(node.shape), columns(node.shape), ta ? rows(a) : columns(a), ta,
+                  node.attrs.transpose_b};
+      if (s.ta && s.tb) continue;
       base = "matmul/" + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k) + "/" +
              (s.ta ? "tn" : s.tb ? "nt" : "nn");
       if (!seen.insert(base).second) continue;
       registerOpenBlas(base + "/openblas", label, s);
-    } else {
+    } else {  // batch_matmul (attention's per-entry products), convolutions, pools: nnc against naive
       base = std::string(opInfo(node.op).name) + "/";
       for (NodeId input : node.inputs) base += (input == node.inputs[0] ? "" : ",") + shapeText(g.node(input).shape, batch);
+      if (node.op == Op::BatchMatMul) base += node.attrs.transpose_a ? "/tn" : node.attrs.transpose_b ? "/nt" : "/nn";
       if (!seen.insert(base).second) continue;
     }
     std::shared_ptr<SingleNode> single = isolate(g, id);
@@ -255,7 +262,7 @@ int main(int argc, char** argv) {
   nnc::rt::setKernelThreads(threads);
   openblas_set_num_threads(threads);
   std::set<std::string> seen;
-  for (const char* model : {"mlp", "lenet5", "cnn_bn", "mlp_bn_dropout", "softmax_regression"})
+  for (const char* model : {"mlp", "lenet5", "cnn_bn", "mlp_bn_dropout", "softmax_regression", "vit"})
     nnc::registerModel(std::filesystem::path(NNC_SOURCE_DIR) / "examples" / (std::string(model) + ".nn"), seen);
   int count = static_cast<int>(args.size());
   benchmark::Initialize(&count, args.data());

@@ -92,5 +92,48 @@ TEST(AttentionDsl, MultiHeadAttentionGradientMatchesFiniteDifferences) {
   testing::expectGradientsMatchFiniteDifferences(program, 3, values, rng);
 }
 
+// A tiny version of examples/vit.nn, built the same way: a 4x4 image cut into four 2x2 patches (rank-6 permute),
+// patch embedding and position table, two Pre-LN blocks (an `fn` with its own params per call) whose token
+// projections are products over flattened rows ([B, 4, 8] @ [8, 8]) and whose attention products are per entry
+// ([B, 2, 4, 4]), a GELU MLP, layer-norm, mean pooling over the tokens and a linear head. The gradient of every
+// parameter against central differences.
+TEST(AttentionDsl, VisionTransformerGradientMatchesFiniteDifferences) {
+  Program program = testing::compileModelSource("vit.nn", R"(fn heads(t) {
+    return permute(reshape(t, 4, 2, 4), 0, 2, 1, 3)
+}
+
+fn block(x) {
+    param Wq: f32[8, 8] = xavier_uniform()
+    param Wk: f32[8, 8] = xavier_uniform()
+    param Wv: f32[8, 8] = xavier_uniform()
+    param Wo: f32[8, 8] = xavier_uniform()
+    param W1: f32[8, 16] = xavier_uniform()
+    param b1: f32[16] = zeros()
+    param W2: f32[16, 8] = xavier_uniform()
+    param b2: f32[8] = zeros()
+    ln1 = layer_norm(x)
+    weights = softmax(heads(ln1 @ Wq) @ transpose(heads(ln1 @ Wk)) / 2)
+    x3 = x + reshape(permute(weights @ heads(ln1 @ Wv), 0, 2, 1, 3), 4, 8) @ Wo
+    ln2 = layer_norm(x3)
+    return gelu(ln2 @ W1 + b1) @ W2 + b2 + x3
+}
+
+model vit(x: f32[B, 16], y: i32[B]) {
+    param E: f32[4, 8] = xavier_uniform()
+    param pos: f32[4, 8] = normal(0, 0.02)
+    tokens = reshape(permute(reshape(x, 2, 2, 2, 2), 0, 1, 3, 2, 4), 4, 4) @ E + pos
+    block1 = block(tokens)
+    block2 = block(block1)
+    final = layer_norm(block2)
+    logits = linear(mean(final, axis = 1), 3)
+    loss = cross_entropy(logits, y)
+    return logits
+}
+)");
+  std::mt19937_64 rng(19);
+  testing::ModelValues values = testing::randomModelValues(program, 3, rng, 0.5);
+  testing::expectGradientsMatchFiniteDifferences(program, 3, values, rng);
+}
+
 }  // namespace
 }  // namespace nnc

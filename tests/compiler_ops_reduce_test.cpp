@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 
 #include "compiler/compilation.h"
 #include "compiler/graph/program.h"
@@ -149,6 +150,110 @@ TEST(MatMulForward, BatchedProductsOverSeveralLeadingDimensions) {
   EXPECT_NE(inferShape(g, Op::BatchMatMul, {a, other}, {}).error.find("the same leading dimensions"), std::string::npos);
 }
 
+// Products over flattened rows (a matmul whose A has leading dimensions) against naive loops: the rows form
+// [B, 2, 7, 5] @ [5, N] (and B stored transposed), 7 rows per entry so the register tiles of 6 rows shift inwards,
+// and the contraction form [B, 2, 7, 5]^T @ [B, 2, 7, N] -> [5, N], summed over every entry and row; N = 16 (whole
+// vectors) and 20 (a narrow product's zero-extended columns).
+TEST(MatMulForward, FlattenedRowsMatchNaiveLoops) {
+  constexpr int kBatch = 3, kEntries = kBatch * 2, kRows = 7, kDepth = 5;
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> uniform(-1, 1);
+  auto random = [&](size_t count) {
+    Values v(count);
+    for (double& x : v) x = uniform(rng);
+    return v;
+  };
+  for (int columns : {16, 20}) {
+    Graph g;
+    NodeId a = leaf(g, Op::Input, {B(), D(2), D(kRows), D(kDepth)}, DType::F32, "a");
+    NodeId w = leaf(g, Op::Param, {D(kDepth), D(columns)}, DType::F32, "w");
+    NodeId wt = leaf(g, Op::Param, {D(columns), D(kDepth)}, DType::F32, "wt");
+    NodeId dy = leaf(g, Op::Input, {B(), D(2), D(kRows), D(columns)}, DType::F32, "dy");
+    std::map<NodeId, Values> values = {{a, random(kEntries * kRows * kDepth)},
+                                       {w, random(kDepth * columns)},
+                                       {wt, random(kDepth * columns)},
+                                       {dy, random(kEntries * kRows * columns)}};
+    const Values &va = values[a], &vw = values[w], &vwt = values[wt], &vdy = values[dy];
+    Values rows(kEntries * kRows * columns, 0), rows_t(rows.size(), 0), sums(kDepth * columns, 0);
+    for (int e = 0; e < kEntries; ++e)
+      for (int i = 0; i < kRows; ++i)
+        for (int j = 0; j < columns; ++j)
+          for (int k = 0; k < kDepth; ++k) {
+            double x = va[(e * kRows + i) * kDepth + k];
+            rows[(e * kRows + i) * columns + j] += x * vw[k * columns + j];
+            rows_t[(e * kRows + i) * columns + j] += x * vwt[j * kDepth + k];
+            sums[k * columns + j] += x * vdy[(e * kRows + i) * columns + j];
+          }
+    Attrs tb, ta;
+    tb.transpose_b = true;
+    ta.transpose_a = true;
+    NodeId product = g.add(Op::MatMul, {a, w});
+    NodeId contraction = g.add(Op::MatMul, {a, dy}, ta);
+    EXPECT_EQ(shapeToString(g.node(product).shape), "[B, 2, 7, " + std::to_string(columns) + "]");
+    EXPECT_EQ(shapeToString(g.node(contraction).shape), "[5, " + std::to_string(columns) + "]");
+    auto expectNear = [](const Values& got, const Values& want) {
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-12) << "element " << i;
+    };
+    expectNear(evaluate(g, product, values, {}, kBatch), rows);
+    expectNear(evaluate(g, g.add(Op::MatMul, {a, wt}, tb), values, {}, kBatch), rows_t);
+    expectNear(evaluate(g, contraction, values, {}, kBatch), sums);
+  }
+  Graph g;  // B shared by the rows, or both operands with the same leading dimensions and A transposed
+  NodeId a = leaf(g, Op::Input, {B(), D(2), D(3)}, DType::F32, "a");
+  NodeId c = leaf(g, Op::Input, {B(), D(4), D(3)}, DType::F32, "c");
+  Attrs ta;
+  ta.transpose_a = true;
+  EXPECT_NE(inferShape(g, Op::MatMul, {a, c}, {}).error.find("flattened rows"), std::string::npos);
+  EXPECT_NE(inferShape(g, Op::MatMul, {a, c}, ta).error, "");
+}
+
+// Per-entry products in register tiles (attention's [B, H, T, D] products) against naive loops: entries of 7 rows
+// (tiles of 6 shifted inwards) by 16 or 20 columns, with B stored transposed (packed per entry) and A transposed.
+TEST(MatMulForward, BatchedTilesMatchNaiveLoops) {
+  constexpr int kBatch = 3, kEntries = kBatch * 2, kRows = 7, kDepth = 5;
+  std::mt19937_64 rng(6);
+  std::uniform_real_distribution<double> uniform(-1, 1);
+  auto random = [&](size_t count) {
+    Values v(count);
+    for (double& x : v) x = uniform(rng);
+    return v;
+  };
+  for (int columns : {16, 20}) {
+    Graph g;
+    NodeId a = leaf(g, Op::Input, {B(), D(2), D(kRows), D(kDepth)}, DType::F32, "a");
+    NodeId at = leaf(g, Op::Input, {B(), D(2), D(kDepth), D(kRows)}, DType::F32, "at");
+    NodeId b = leaf(g, Op::Input, {B(), D(2), D(kDepth), D(columns)}, DType::F32, "b");
+    NodeId bt = leaf(g, Op::Input, {B(), D(2), D(columns), D(kDepth)}, DType::F32, "bt");
+    std::map<NodeId, Values> values = {{a, random(kEntries * kRows * kDepth)},
+                                       {at, random(kEntries * kRows * kDepth)},
+                                       {b, random(kEntries * kDepth * columns)},
+                                       {bt, random(kEntries * kDepth * columns)}};
+    const Values &va = values[a], &vat = values[at], &vb = values[b], &vbt = values[bt];
+    Values plain(kEntries * kRows * columns, 0), tb(plain.size(), 0), ta(plain.size(), 0);
+    for (int e = 0; e < kEntries; ++e)
+      for (int i = 0; i < kRows; ++i)
+        for (int j = 0; j < columns; ++j)
+          for (int k = 0; k < kDepth; ++k) {
+            double x = va[(e * kRows + i) * kDepth + k], xt = vat[(e * kDepth + k) * kRows + i];
+            size_t o = (e * kRows + i) * columns + j;
+            plain[o] += x * vb[(e * kDepth + k) * columns + j];
+            tb[o] += x * vbt[(e * columns + j) * kDepth + k];
+            ta[o] += xt * vb[(e * kDepth + k) * columns + j];
+          }
+    Attrs transpose_b, transpose_a;
+    transpose_b.transpose_b = true;
+    transpose_a.transpose_a = true;
+    auto expectNear = [](const Values& got, const Values& want) {
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-12) << "element " << i;
+    };
+    expectNear(evaluate(g, g.add(Op::BatchMatMul, {a, b}), values, {}, kBatch), plain);
+    expectNear(evaluate(g, g.add(Op::BatchMatMul, {a, bt}, transpose_b), values, {}, kBatch), tb);
+    expectNear(evaluate(g, g.add(Op::BatchMatMul, {at, b}, transpose_a), values, {}, kBatch), ta);
+  }
+}
+
 TEST(LossForward, MseAndBinaryCrossEntropies) {
   Graph g;
   NodeId p = leaf(g, Op::Input, {B(), D(2)}, DType::F32, "p");
@@ -265,8 +370,30 @@ const GradCase kReduceGradCases[] = {
        attrs.transpose_b = true;
        return g.add(Op::BatchMatMul, {p[0], p[1]}, attrs);
      }},
+    {"batch_matmul_4d_tiled_tb", {{B(), D(2), D(7), D(4)}, {B(), D(2), D(16), D(4)}},
+     [](Graph& g, auto& p, NodeId) {
+       Attrs attrs;
+       attrs.transpose_b = true;
+       return g.add(Op::BatchMatMul, {p[0], p[1]}, attrs);
+     }},
     {"batch_matmul_4d_shared", {{B(), D(2), D(3), D(4)}, {D(4), D(2)}},
      [](Graph& g, auto& p, NodeId) { return g.add(Op::BatchMatMul, {p[0], p[1]}); }},
+    // Products over flattened rows (op_rules.cpp): the rows form, with B stored transposed and narrow, and the
+    // contraction form a shared matrix's gradient takes.
+    {"matmul_rows", {{B(), D(2), D(3)}, {D(3), D(4)}},
+     [](Graph& g, auto& p, NodeId) { return g.add(Op::MatMul, {p[0], p[1]}); }},
+    {"matmul_rows_4d_tb", {{B(), D(2), D(7), D(4)}, {D(9), D(4)}},
+     [](Graph& g, auto& p, NodeId) {
+       Attrs attrs;
+       attrs.transpose_b = true;
+       return g.add(Op::MatMul, {p[0], p[1]}, attrs);
+     }},
+    {"matmul_contraction", {{B(), D(2), D(3), D(7)}, {B(), D(2), D(3), D(16)}},
+     [](Graph& g, auto& p, NodeId) {
+       Attrs attrs;
+       attrs.transpose_a = true;
+       return g.add(Op::MatMul, {p[0], p[1]}, attrs);
+     }},
     {"l2_penalty_composite", {{D(3), D(2)}, {D(4)}},
      [](Graph& g, auto& p, NodeId) {
        return g.add(Op::Add, {g.add(Op::Sum, {g.add(Op::Mul, {p[0], p[0]})}, over({0, 1})),

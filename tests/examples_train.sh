@@ -20,7 +20,8 @@ examples=(  "logreg             0.7972    0.77"
             "mlp                0.8203    0.80"
             "mlp_bn_dropout     0.8339    0.81"
             "lenet5             0.8228    0.80"
-            "cnn_bn             0.8583    0.83" )
+            "cnn_bn             0.8583    0.83"
+            "vit                0.7881    0.77" )
 for row in "${examples[@]}"; do
   read -r model measured threshold <<< "$row"
   "$nnc" build "${build_flags[@]}" "$src/examples/$model.nn" -o "$model" 2> /dev/null

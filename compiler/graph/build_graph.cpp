@@ -400,8 +400,11 @@ std::optional<Value> GraphBuilder::binary(const Expr& e) {
     case dsl::BinaryOp::Div: op = Op::Div; break;
     case dsl::BinaryOp::MatMul: op = Op::MatMul; break;
   }
+  // [.., M, K] @ [K, N] is one GEMM over the flattened rows (a matmul); other products with leading dimensions are
+  // per entry (a batch_matmul).
   if (op == Op::MatMul && !a->number && !b->number &&
-      (graph_.node(a->node).shape.size() >= 3 || graph_.node(b->node).shape.size() >= 3))
+      (graph_.node(a->node).shape.size() >= 3 || graph_.node(b->node).shape.size() >= 3) &&
+      graph_.node(b->node).shape.size() != 2)
     op = Op::BatchMatMul;
   return apply(op, {tensor(*a, e.args[0]->span), tensor(*b, e.args[1]->span)}, {}, e,
                {e.args[0].get(), e.args[1].get()});

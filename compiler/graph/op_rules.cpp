@@ -87,9 +87,37 @@ ShapeResult elementwiseShape(const Graph& g, Op op, const std::vector<NodeId>& i
   return {out, DType::F32, {}};
 }
 
+ShapeResult matmulShape(const Graph& g, const std::vector<NodeId>& in, const Attrs& attrs);
+
+// A product over flattened rows: the leading dimensions of its operands are more rows of one 2-D GEMM.
+//   rows:        A [L.., M, K] @ op(B) [K, N] -> [L.., M, N], B a plain matrix shared by every row
+//   contraction: A [L.., R, K]^T @ B [L.., R, N] -> [K, N], summed over L.. and R (the shared matrix's gradient)
+ShapeResult flatRowsMatmulShape(const Graph& g, const std::vector<NodeId>& in, const Attrs& attrs) {
+  const Shape& a = g.node(in[0]).shape;
+  const Shape& b = g.node(in[1]).shape;
+  bool rows = b.size() == 2 && !attrs.transpose_a;
+  bool contraction = attrs.transpose_a && !attrs.transpose_b && a.size() == b.size() &&
+                     Shape(a.begin(), a.end() - 2) == Shape(b.begin(), b.end() - 2);
+  if (!rows && !contraction)
+    return fail(fmt::format("`matmul` over flattened rows needs [.., M, K] @ [K, N] or [.., R, K]^T @ [.., R, N], "
+                            "got {} and {}",
+                            shapeToString(a), shapeToString(b)));
+  Graph matrices;  // the 2-D product's shape rule on the last two dimensions
+  for (const Shape* s : {&a, &b}) {
+    Node node;
+    node.op = Op::Param;
+    node.shape = Shape(s->end() - 2, s->end());
+    matrices.nodes.push_back(node);
+  }
+  ShapeResult result = matmulShape(matrices, {0, 1}, attrs);
+  if (result.error.empty() && rows) result.shape.insert(result.shape.begin(), a.begin(), a.end() - 2);
+  return result;
+}
+
 ShapeResult matmulShape(const Graph& g, const std::vector<NodeId>& in, const Attrs& attrs) {
   const Shape& a = g.node(in[0]).shape;
   const Shape& b = g.node(in[1]).shape;
+  if (a.size() >= 2 && b.size() >= 2 && a.size() + b.size() > 4) return flatRowsMatmulShape(g, in, attrs);
   if (a.size() != 2 || b.size() != 2)
     return fail(fmt::format("`@` needs two matrices, got {} and {}", shapeToString(a), shapeToString(b)));
   Dim m = attrs.transpose_a ? a[1] : a[0], ka = attrs.transpose_a ? a[0] : a[1];
@@ -244,11 +272,12 @@ double flops(const Graph& g, NodeId id, int64_t batch) {
     case Op::CausalMask: return 0;
     // [M,K] @ [K,N]: M*N dot products of length K, a multiply and an add each: 2*M*N*K.
     case Op::MatMul:
-    case Op::BatchMatMul: {  // per batch entry
+    case Op::BatchMatMul: {  // per batch entry; a flattened-rows contraction runs over every row of A
       const Shape& a = g.node(node.inputs[0]).shape;
       size_t rows = a.size() - 2;
-      double k = static_cast<double>(elementCount({node.attrs.transpose_a ? a[rows] : a[rows + 1]}, batch));
-      return 2 * elements(id) * k;
+      Shape contracted = {node.attrs.transpose_a ? a[rows] : a[rows + 1]};
+      if (node.op == Op::MatMul && node.attrs.transpose_a) contracted.assign(a.begin(), a.end() - 1);
+      return 2 * elements(id) * static_cast<double>(elementCount(contracted, batch));
     }
     // One add per input element.
     case Op::SumTo: return elements(node.inputs[0]);
@@ -339,7 +368,8 @@ std::vector<NodeId> vjp(Graph& g, NodeId id, NodeId grad, const std::vector<bool
     // a constant: no inputs, nothing to differentiate
     case Op::CausalMask: return {};
     // C = op(A) op(B): dA = G op(B)^T (stored transposed if A was), dB = op(A)^T G (likewise); batched, per entry
-    // (a shared 2-D operand's adjoint comes out batched and autodiff sums it over the batch)
+    // (a shared 2-D operand's adjoint comes out batched and autodiff sums it over the batch). A matmul over
+    // flattened rows stays one: the rows form's dB = A^T G is the contraction form, whose adjoints are rows forms.
     case Op::MatMul:
     case Op::BatchMatMul: {
       Attrs ga, gb;

@@ -302,31 +302,56 @@ class Lowerer : public LoweringContext {
   Func helper(const std::string& role) const override { return Func(funcName(current_, role)); }
 
   // C(n, m) = sum_k A(k, m) * B(n, k) in Halide order. A transposed operand is read with swapped coordinates; a
-  // transposed B is first packed into (n, k) order so the inner loop over n reads contiguous memory.
+  // transposed B is first packed into (n, k) order so the inner loop over n reads contiguous memory. Over flattened
+  // rows (op_rules.cpp): the rows form C(n, m, e..) reads A at the entry e.. and the shared B at (n, k); the
+  // contraction form's RDom runs over A's stored rows and then its leading coordinates,
+  // C(n, m) = sum_{r, e..} A(m, r, e..) * B(n, r, e..), so no row index is divided or wrapped.
   void lowerMatMul(const Node& node, LoweredNode& lowered) {
-    Halide::Var n = dimVars()[0], m = dimVars()[1];
-    const Node& a = g_.node(node.inputs[0]);
+    std::vector<Halide::Var> vars = varsFor(node.shape.size());
+    Halide::Var n = vars[0], m = vars[1];
+    const Shape& a = g_.node(node.inputs[0]).shape;
     Func fa = out_.nodes.at(node.inputs[0]).func;
     Func fb = out_.nodes.at(node.inputs[1]).func;
-    Dim k_dim = node.attrs.transpose_a ? a.shape[0] : a.shape[1];
-    RDom k(0, extent(k_dim), "k");
+    size_t rank = a.size();
+    Halide::Region ranges = {{0, extent(node.attrs.transpose_a ? a[rank - 2] : a[rank - 1])}};
+    if (node.attrs.transpose_a)  // the contraction form (or a plain 2-D A^T): every leading dimension too
+      for (size_t d = 2; d < rank; ++d) ranges.push_back({0, extent(a[rank - 1 - d])});
+    RDom r(ranges, "k");
+    Expr k = r.x;
+    std::vector<Expr> rows_at(vars.begin() + 2, vars.end()), sums_at;  // the entry: rows form / contraction form
+    for (int d = 1; d < r.dimensions(); ++d) sums_at.push_back(r[d]);
+    auto at = [](Expr inner, Expr outer, const std::vector<Expr>& entry) {
+      std::vector<Expr> coords = {std::move(inner), std::move(outer)};
+      coords.insert(coords.end(), entry.begin(), entry.end());
+      return coords;
+    };
     Func b_nk = helper("packed_b");
     bool narrow = narrowProduct(node);
     Expr columns = extent(node.shape.back());
     Expr column = narrow ? Halide::clamp(n, 0, columns - 1) : Expr(n);
-    Expr b = node.attrs.transpose_b ? fb(m, column) : fb(column, m);  // stored [N, K]: Halide (k, n) -> (n, k)
-    b_nk(n, m) = narrow ? Halide::select(n < columns, b, constant(0)) : b;
-    Expr a_km = node.attrs.transpose_a ? fa(m, k) : fa(k, m);
+    std::vector<Halide::Var> b_vars = {n, m};  // B(n, k, e..) of the contraction form keeps its entry
+    std::vector<Expr> b_entry;
+    for (size_t d = 2; d < g_.node(node.inputs[1]).shape.size(); ++d) {
+      b_vars.push_back(dimVars()[d]);
+      b_entry.push_back(dimVars()[d]);
+    }
+    Expr b = node.attrs.transpose_b ? fb(at(m, column, b_entry)) : fb(at(column, m, b_entry));  // stored [N, K]: swap
+    b_nk(b_vars) = narrow ? Halide::select(n < columns, b, constant(0)) : b;
+    Expr a_km = node.attrs.transpose_a ? fa(at(m, k, sums_at)) : fa(at(k, m, rows_at));
+    std::vector<Expr> b_at = {n, k};
+    b_at.insert(b_at.end(), sums_at.begin(), sums_at.end());
+    std::vector<Expr> out_at(vars.begin(), vars.end());
     Func acc = helper("acc");
-    acc(n, m) = constant(0);
-    acc(n, m) += a_km * b_nk(n, k);
-    lowered.func(n, m) = acc(n, m);
+    acc(out_at) = constant(0);
+    acc(out_at) += a_km * b_nk(b_at);
+    lowered.func(out_at) = acc(out_at);
     lowered.helpers = {acc, b_nk};
-    lowered.reductions = {k};
+    lowered.reductions = {r};
   }
 
   // C(n, m, e..) = sum_k A(k, m, e..) * B(n, k, e..) in Halide order, e.. the batch entry's leading coordinates;
-  // a 2-D operand ignores them and a transposed one is read with swapped coordinates.
+  // a 2-D operand ignores them and a transposed one is read with swapped coordinates. B is read through a helper
+  // b_nk(n, k[, e..]) in (n, k) order, which the schedule packs when B is stored transposed (as lowerMatMul's).
   void lowerBatchMatMul(const Node& node, LoweredNode& lowered) {
     std::vector<Halide::Var> vars = varsFor(node.shape.size());
     Halide::Var n = vars[0], m = vars[1];
@@ -343,13 +368,16 @@ class Lowerer : public LoweringContext {
       return coords;
     };
     Expr a_km = node.attrs.transpose_a ? fa(at(a, m, k)) : fa(at(a, k, m));
-    Expr b_nk = node.attrs.transpose_b ? fb(at(b, k, n)) : fb(at(b, n, k));
+    std::vector<Halide::Var> b_vars = {n, m};  // b_nk(n, k[, e..]), k in the Var m
+    if (b.size() > 2) b_vars.insert(b_vars.end(), vars.begin() + 2, vars.end());
+    Func b_nk = helper("packed_b");
+    b_nk(b_vars) = node.attrs.transpose_b ? fb(at(b, m, n)) : fb(at(b, n, m));
     std::vector<Expr> out_at(vars.begin(), vars.end());
     Func acc = helper("acc");
     acc(out_at) = constant(0);
-    acc(out_at) += a_km * b_nk;
+    acc(out_at) += a_km * b_nk(at(b, n, k));
     lowered.func(out_at) = acc(out_at);
-    lowered.helpers = {acc};
+    lowered.helpers = {acc, b_nk};
     lowered.reductions = {k};
   }
 

@@ -10,7 +10,8 @@
 //                root one that alone reads a convolution stores the convolution's register tiles (epilogue)
 //   matmul       root; register tiles of 6 rows x 2 vectors of columns, the reduction loop outside the tile,
 //                row tiles in parallel; narrow products (the logits) in one rounded-up vector of columns;
-//                batch_matmul: batch entries in parallel, each row's accumulator vectorized over the columns
+//                products with leading dimensions (batch_matmul, a matmul over flattened rows): the same tiles
+//                per entry, the entries in parallel
 //   conv         compiler/lower/lower_conv.cpp (window sums, weight gradients, pools)
 //   reduce/loss  root with their helpers (slice maxima and sums, arg-max), vectorized over the innermost kept
 //                dimension, or over vector partial sums of the innermost reduced one when the kept one is short;
@@ -87,13 +88,39 @@ Halide::Expr extentOf(const Dim& dim, const LoweredEntry& entry) {
 // element: train_step 1.83 ms, predict at batch 256 7.4 ms; this schedule: see bench/README.md.
 constexpr int kTileRows = 6;
 
+// A B stored transposed (or a narrow product's zero-extended B) is packed into (n, k) order in blocks of vector x
+// vector (vector loads and stores, not a strided gather): once, or per entry when each batch entry has its own B.
+void schedulePackedB(const Node& node, Func packed, Func out, const std::optional<Var>& entry_loop, int vector,
+                     const int64_t* depth, Halide::TailStrategy column_tail) {
+  if (!node.attrs.transpose_b && !narrowProduct(node)) return;  // b_nk only renames B: inlined
+  Var n = dimVars()[0], m = dimVars()[1];  // packed(n, k[, e..]), k in the Var m
+  if (packed.dimensions() > 2 && entry_loop) packed.compute_at(out, *entry_loop);
+  else packed.compute_root();
+  Var no("no"), ni("ni"), ko("ko"), ki("ki");
+  if (vector && depth && *depth >= vector)
+    packed.split(n, no, ni, vector, column_tail)
+        .split(m, ko, ki, vector, Halide::TailStrategy::ShiftInwards)
+        .reorder(ni, ki, no, ko)
+        .vectorize(ni)
+        .unroll(ki);
+}
+
 void scheduleMatMul(const Node& node, LoweredNode& lowered, const LoweredEntry& entry, const VectorUnit& unit) {
   Var n = dimVars()[0], m = dimVars()[1];
   Var no("no"), ni("ni"), mo("mo"), mi("mi");
   Func out = lowered.func, acc = lowered.helpers[0], packed = lowered.helpers[1];
-  Halide::RVar k(lowered.reductions[0]);
-  const int64_t* depth = Halide::Internal::as_const_int(lowered.reductions[0].x.extent());
-  bool parallel = worthParallel(node.shape, depth ? *depth : 64);
+  const Halide::RDom& r = lowered.reductions[0];
+  const int64_t* depth = Halide::Internal::as_const_int(r.x.extent());
+  int64_t work = 1;  // multiply-adds per output, a symbolic extent counted as 64
+  for (int d = 0; d < r.dimensions(); ++d) {
+    const int64_t* e = Halide::Internal::as_const_int(r[d].extent());
+    work *= e ? *e : 64;
+  }
+  bool parallel = worthParallel(node.shape, work);
+  // Products with leading dimensions (a batch_matmul's entries, a matmul's rows form: compiler/graph/op_rules.cpp)
+  // tile each entry's rows as a matrix's and run the entries as one loop, in parallel: ViT's token projections
+  // ([B, 16, 64] @ [64, 64]) and attention's [B, 4, 16, 16] products.
+  bool entries = node.shape.size() > 2;
   out.compute_root();
   int64_t columns = innerExtent(node.shape);
   int vector = unit.lanesFor(columns);
@@ -102,20 +129,17 @@ void scheduleMatMul(const Node& node, LoweredNode& lowered, const LoweredEntry& 
   bool round_up = narrowProduct(node) && columns < unit.lanes;
   if (round_up) vector = unit.lanes;
   Halide::TailStrategy column_tail = round_up ? Halide::TailStrategy::RoundUp : Halide::TailStrategy::ShiftInwards;
-  if (node.attrs.transpose_b || narrowProduct(node)) {
-    packed.compute_root();  // packed(n, k), k in the Var m
-    Var ko("ko"), ki("ki");
-    if (vector && depth && *depth >= vector)
-      packed.split(n, no, ni, vector, column_tail)
-          .split(m, ko, ki, vector, Halide::TailStrategy::ShiftInwards)
-          .reorder(ni, ki, no, ko)
-          .vectorize(ni)
-          .unroll(ki);
-  }
+  // The task loop: the row tiles, or the entries.
+  std::optional<Var> entry_loop;
+  auto tasks = [&](Halide::Stage stage, Var rows) {
+    if (entries) entry_loop = fuseBatchEntries(stage, node.shape.size());
+    if (parallel) stage.parallel(entries ? *entry_loop : rows);
+  };
   int tile = columns >= 2 * vector ? 2 * vector : vector;
   if (tile == 0) {  // fewer columns than one vector: plain loops
-    if (parallel) out.parallel(m);
+    tasks(out, m);
     acc.compute_at(out, m);
+    schedulePackedB(node, packed, out, entry_loop, vector, depth, column_tail);
     return;
   }
   const Dim& rows = node.shape[node.shape.size() - 2];
@@ -126,29 +150,18 @@ void scheduleMatMul(const Node& node, LoweredNode& lowered, const LoweredEntry& 
         .split(m, mo, mi, kTileRows, Halide::TailStrategy::ShiftInwards)
         .reorder(ni, mi, no, mo)
         .vectorize(ni, vector);
-    if (parallel) tiled.parallel(mo);
+    tasks(tiled, mo);
   }
   if (!fixed_rows || rows.extent < kTileRows) {  // one-row tiles (the fallback of the specialization)
     out.split(n, no, ni, tile, column_tail).reorder(ni, no, m).vectorize(ni, vector);
-    if (parallel) out.parallel(m);
+    tasks(out, m);
   }
+  // The reduction loops (the contraction form's run over rows and entries) outside the register tile.
+  std::vector<Halide::VarOrRVar> order = {n, m};
+  for (int d = 0; d < r.dimensions(); ++d) order.push_back(Halide::RVar(r[d]));
   acc.compute_at(out, no).vectorize(n, vector).unroll(n).unroll(m);
-  acc.update().reorder(n, m, k).vectorize(n, vector).unroll(n).unroll(m);
-}
-
-// Batched products: one batch entry per task (their leading dimensions fused); each row's accumulator vectorized
-// over the columns.
-void scheduleBatchMatMul(const Node& node, LoweredNode& lowered, const VectorUnit& unit) {
-  Var n = dimVars()[0], m = dimVars()[1];
-  Func out = lowered.func, acc = lowered.helpers[0];
-  Halide::RVar k(lowered.reductions[0]);
-  out.compute_root().parallel(fuseBatchEntries(out, node.shape.size()));
-  acc.compute_at(out, m);
-  if (int vector = unit.lanesFor(innerExtent(node.shape))) {  // not RoundUp: it would read operands past their end
-    out.vectorize(n, vector, Halide::TailStrategy::ShiftInwards);
-    acc.vectorize(n, vector, Halide::TailStrategy::ShiftInwards);
-    acc.update().reorder(n, k).vectorize(n, vector, Halide::TailStrategy::GuardWithIf);
-  }
+  acc.update().reorder(order).vectorize(n, vector).unroll(n).unroll(m);
+  schedulePackedB(node, packed, out, entry_loop, vector, depth, column_tail);
 }
 
 // Whether a sum or maximum reduces its operand's innermost (contiguous) dimension, which is then the first
@@ -284,8 +297,7 @@ void scheduleEntry(const Graph& graph, LoweredEntry& lowered) {
         }
         break;
       case OpFamily::MatMul:
-        if (node.op == Op::BatchMatMul) scheduleBatchMatMul(node, node_funcs, unit);
-        else scheduleMatMul(node, node_funcs, lowered, unit);
+        scheduleMatMul(node, node_funcs, lowered, unit);
         rooted.insert(id);
         break;
       case OpFamily::Layout:  // index arithmetic, inlined into its consumer; but a product's vector loads of a

@@ -49,7 +49,7 @@ bool elementwiseAtRoot(const Uses& uses, NodeId id) {
          uses.by_kernels.count(id);
 }
 
-Halide::Var fuseBatchEntries(Halide::Func out, size_t rank) {
+Halide::Var fuseBatchEntries(Halide::Stage out, size_t rank) {
   Halide::Var entry = dimVars()[2];
   for (size_t d = 3; d < rank; ++d) {
     Halide::Var fused("entry" + std::to_string(d));

@@ -29,8 +29,9 @@ bool elementwiseAtRoot(const Uses& uses, NodeId id);
 
 bool isOutput(const LoweredEntry& lowered, NodeId id);
 
-// A batched product's entries as one loop: fuses its leading dimensions (Halide dims 2 .. rank - 1 of `out`) and
-// returns the fused variable, which the schedule then runs in parallel or over GPU blocks.
-Halide::Var fuseBatchEntries(Halide::Func out, size_t rank);
+// A batched product's entries as one loop: fuses its leading dimensions (Halide dims 2 .. rank - 1 of `out`, a Func
+// or one of its specializations) and returns the fused variable, which the schedule then runs in parallel or over
+// GPU blocks.
+Halide::Var fuseBatchEntries(Halide::Stage out, size_t rank);
 
 }  // namespace nnc

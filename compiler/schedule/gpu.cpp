@@ -136,14 +136,16 @@ void stageInSharedMemory(Func staged, Func consumer, Halide::RVar at) {
 // registers where both extents are multiples of kGemmBlock at compile time (weight gradients: rows are output
 // features); Halide 14 keeps only fixed-size allocations in registers, so a product whose tiles may be partial (a
 // batch of rows, the logits' 10 columns) keeps them in shared memory, each thread reading and writing its own.
-// Batched products (attention's) keep one output per thread.
+// Batched products (attention's) and products over flattened rows (compiler/graph/op_rules.cpp) keep one output
+// per thread; a flattened-rows contraction (a shared matrix's gradient) runs its whole reduction in each thread.
 void gpuMatMul(const Node& node, LoweredEntry& lowered, LoweredNode& funcs) {
   Func out = funcs.func, acc = funcs.helpers[0];
   Var n = dimVars()[0], m = dimVars()[1];
   Var no("no"), mo("mo"), ni("ni"), mi("mi"), nt("nt"), mt("mt"), nr("nr"), mr("mr");
-  if (node.op == Op::BatchMatMul) {
+  bool flat_rows = node.op == Op::MatMul && (node.shape.size() > 2 || funcs.reductions[0].dimensions() > 1);
+  if (node.op == Op::BatchMatMul || flat_rows) {
     out.compute_root().gpu_tile(n, m, no, mo, ni, mi, kTile2d, kTile2d, Halide::TailStrategy::GuardWithIf);
-    out.gpu_blocks(fuseBatchEntries(out, node.shape.size()));
+    if (node.shape.size() > 2) out.gpu_blocks(fuseBatchEntries(out, node.shape.size()));
     acc.compute_at(out, ni);
     return;
   }
