@@ -18,8 +18,8 @@ TEST(BuildGraph, ModelNeedsFeaturesAndLabels) {
                      "    loss = cross_entropy(logits, y)\n"
                      "    return x @ W\n"
                      "}\n"),
-            "t.nn:1:7: error: a trainable model takes features `f32[B, ...]`, then integer labels `i32[B]` (a "
-            "classifier), float targets `f32[B, ...]` (a regressor) or nothing (a model that reconstructs its input), "
+            "t.nn:1:7: error: a trainable model takes features `f32[B, ...]` (or token ids `i32[B, T, ...]`), then "
+            "integer labels `i32[B]` or `i32[B, T, ...]` (a classifier, a class per example or per position), float targets `f32[B, ...]` (a regressor) or nothing (a model that reconstructs its input), "
             "e.g. `model m(x: f32[B, 784], y: i32[B])`\n"
             "    model m(x: f32[B, 4], y: i32[B], z: f32[B, 3]) {\n"
             "          ^\n");

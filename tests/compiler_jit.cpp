@@ -78,6 +78,7 @@ void JitEntry::set(NodeId leaf, const std::vector<double>& values) {
 
 void JitEntry::setLabels(NodeId leaf, const std::vector<int32_t>& labels) {
   Halide::Buffer<int32_t> buffer(halideExtents(graph_.node(leaf).shape, batch_));
+  if (labels.size() != buffer.number_of_elements()) throw std::logic_error("test labels have the wrong size");
   std::copy(labels.begin(), labels.end(), buffer.data());
   buffers_[leaf] = buffer;
 }

@@ -33,10 +33,18 @@ ModelValues randomModelValues(const Program& program, int batch, std::mt19937_64
     return v;
   };
   ModelValues values;
-  values.x = random(elementCount(g.node(g.inputs[0].node).shape, batch), 1.0, 0);
+  const Node& features = g.node(g.inputs[0].node);
+  int64_t feature_count = elementCount(features.shape, batch);
+  if (features.dtype == DType::I32) {
+    std::uniform_int_distribution<int32_t> id(0, 3);
+    for (int64_t i = 0; i < feature_count; ++i) values.ids.push_back(id(rng));
+  } else {
+    values.x = random(feature_count, 1.0, 0);
+  }
   const Shape& output = g.node(g.output).shape;
   int32_t classes = std::max<int32_t>(2, static_cast<int32_t>(output.back().extent));
-  for (int32_t i = 0; i < batch; ++i) values.y.push_back(i % classes);
+  int64_t labels = g.inputs.size() > 1 ? elementCount(g.node(g.inputs[1].node).shape, batch) : batch;
+  for (int32_t i = 0; i < labels; ++i) values.y.push_back(i % classes);
   for (const ParamInfo& p : g.params)
     values.params.push_back(p.trainable ? random(elementCount(g.node(p.node).shape, batch), param_scale, 0)
                                         : random(elementCount(g.node(p.node).shape, batch), 0.5, 1.0));
@@ -46,7 +54,8 @@ ModelValues randomModelValues(const Program& program, int batch, std::mt19937_64
 void setModelValues(JitEntry& jit, const Program& program, const EntryPoint& entry, const ModelValues& values) {
   const Graph& g = program.graph;
   auto takes = [&](NodeId id) { return std::find(entry.arguments.begin(), entry.arguments.end(), id) != entry.arguments.end(); };
-  if (takes(g.inputs[0].node)) jit.set(g.inputs[0].node, values.x);
+  if (takes(g.inputs[0].node) && g.node(g.inputs[0].node).dtype == DType::I32) jit.setLabels(g.inputs[0].node, values.ids);
+  else if (takes(g.inputs[0].node)) jit.set(g.inputs[0].node, values.x);
   if (takes(g.inputs[1].node)) jit.setLabels(g.inputs[1].node, values.y);
   for (size_t i = 0; i < g.params.size(); ++i)
     if (takes(g.params[i].node)) jit.set(g.params[i].node, values.params[i]);

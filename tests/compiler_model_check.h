@@ -18,8 +18,9 @@ Program compileExample(const std::string& name);
 
 // Values for every argument a program's entry points take.
 struct ModelValues {
-  std::vector<double> x;                    // features, U(-1, 1)
-  std::vector<int32_t> y;                   // labels, row i gets i mod the class count
+  std::vector<double> x;                    // f32 features, U(-1, 1)
+  std::vector<int32_t> ids;                 // i32 features (token ids), uniform in [0, 4); tests may set others
+  std::vector<int32_t> y;                   // labels, element i (row-major) gets i mod the class count
   std::vector<std::vector<double>> params;  // per graph param, U(-scale, scale); buffers in (0.5, 1.5)
   int32_t dropout_seed = 12345;
 };

@@ -244,6 +244,15 @@ const GradCase kGradCases[] = {
        return g.add(Op::SumTo, {p[0]}, to);
      }},
     {"cross_entropy", {{B(), D(4)}}, [](Graph& g, auto& p, NodeId y) { return g.add(Op::CrossEntropy, {p[0], y}); }},
+    // Rows 1, 0 and 2 of a 4-row table (the labels as ids); repeated ids: TokenModel tests.
+    {"gather", {{D(4), D(3)}}, [](Graph& g, auto& p, NodeId y) { return g.add(Op::Gather, {p[0], y}); }},
+    // The scatter-add as a function of dout (its adjoint is a gather).
+    {"gather_grad", {{B(), D(3)}},
+     [](Graph& g, auto& p, NodeId y) {
+       Attrs table;
+       table.shape = {D(4), D(3)};
+       return g.add(Op::GatherGrad, {y, p[0]}, table);
+     }},
 };
 
 INSTANTIATE_TEST_SUITE_P(AllOps, OpGradient, ::testing::ValuesIn(kGradCases),
@@ -255,6 +264,7 @@ namespace testing {
 std::set<std::string> convTestedOps();  // compiler_ops_conv_test.cpp: ops in its gradient-checked graphs
 std::set<std::string> normTestedOps();  // compiler_ops_norm_test.cpp: ops in its gradient-checked models
 std::set<std::string> sequenceTestedOps();  // compiler_ops_sequence_test.cpp: likewise
+std::set<std::string> embeddingTestedOps();  // compiler_ops_embedding_test.cpp: likewise
 }  // namespace testing
 
 namespace {
@@ -279,6 +289,7 @@ TEST(OpTable, EveryOpIsCovered) {
   std::set<std::string> checked_graphs = testing::convTestedOps();
   checked_graphs.merge(testing::normTestedOps());
   checked_graphs.merge(testing::sequenceTestedOps());
+  checked_graphs.merge(testing::embeddingTestedOps());
   auto covered = [&](const std::string& op) {
     if (checked_graphs.count(op)) return true;
     for (const std::string& c : cases)

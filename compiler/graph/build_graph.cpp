@@ -189,10 +189,20 @@ void GraphBuilder::checkEntryValues() {
   const Node& features = graph_.node(graph_.inputs[0].node);
   const Dim& batch = features.shape[0];
   if (graph_.task == Task::Classify) {
-    if (output.shape.size() != 2 || !(output.shape[0] == batch) || output.shape[1].isSymbolic())
+    // Logits: the labels' shape plus a fixed classes axis ([B, C] for labels [B], [B, T, C] for labels [B, T]).
+    const Shape& labels = graph_.node(graph_.inputs[1].node).shape;
+    bool per_position = labels.size() >= 2;
+    if (output.shape.size() != labels.size() + 1 || output.shape.back().isSymbolic() ||
+        Shape(output.shape.begin(), output.shape.end() - 1) != labels) {
+      Shape expected = labels;
+      expected.push_back(Dim{1, "classes"});
       error(dsl::DiagKind::BadPrediction, module_.output->value->span,
-            fmt::format("the returned prediction must have shape [{}, classes], but this has shape {}", batch.symbol,
-                        shapeToString(output.shape)));
+            per_position ? fmt::format("the returned prediction must have the shape of the labels `{}` plus a "
+                                       "classes axis, {}, but this has shape {}",
+                                       graph_.inputs[1].name, shapeToString(expected), shapeToString(output.shape))
+                         : fmt::format("the returned prediction must have shape [{}, classes], but this has shape {}",
+                                       batch.symbol, shapeToString(output.shape)));
+    }
   } else {
     const Node& target = graph_.node(graph_.inputs.back().node);
     if (output.shape != target.shape) {
@@ -216,24 +226,28 @@ void GraphBuilder::checkEntryValues() {
   if (graph_.task != Task::Classify && !diags_.hasErrors()) findCriterion();
 }
 
+// Features come first: f32 values or i32 token ids, batched, of rank 2 or more. Then integer labels i32[B, ..]
+// (a classifier: a class per example, or per position of [B, T]), float targets or nothing.
 bool GraphBuilder::checkInputs() {
   auto batched = [&](size_t i, DType dtype) {
     const Node& input = graph_.node(graph_.inputs[i].node);
     return input.dtype == dtype && !input.shape.empty() && input.shape[0].isSymbolic();
   };
   const size_t count = graph_.inputs.size();
-  bool features = count >= 1 && batched(0, DType::F32) && graph_.node(graph_.inputs[0].node).shape.size() >= 2;
+  bool features = count >= 1 && (batched(0, DType::F32) || batched(0, DType::I32)) &&
+                  graph_.node(graph_.inputs[0].node).shape.size() >= 2;
   bool same_batch = count == 2 && graph_.node(graph_.inputs[1].node).shape[0] == graph_.node(graph_.inputs[0].node).shape[0];
   if (features && count == 1) {
     graph_.task = Task::Reconstruct;
-  } else if (features && same_batch && batched(1, DType::I32) && graph_.node(graph_.inputs[1].node).shape.size() == 1) {
+  } else if (features && same_batch && batched(1, DType::I32)) {
     graph_.task = Task::Classify;
   } else if (features && same_batch && batched(1, DType::F32)) {
     graph_.task = Task::Regress;
   } else {
     error(dsl::DiagKind::BadModelInputs, module_.model->name_span,
-          "a trainable model takes features `f32[B, ...]`, then integer labels `i32[B]` (a classifier), float "
-          "targets `f32[B, ...]` (a regressor) or nothing (a model that reconstructs its input), e.g. "
+          "a trainable model takes features `f32[B, ...]` (or token ids `i32[B, T, ...]`), then integer labels "
+          "`i32[B]` or `i32[B, T, ...]` (a classifier, a class per example or per position), float targets "
+          "`f32[B, ...]` (a regressor) or nothing (a model that reconstructs its input), e.g. "
           "`model m(x: f32[B, 784], y: i32[B])`");
     return false;
   }
@@ -495,6 +509,7 @@ const std::map<std::string, GraphBuilder::CallRule>& GraphBuilder::callRules() {
       {"l2_penalty", [](B& b, const Expr& e) { return b.l2Penalty(e); }},
       // Layers (build_layers.cpp).
       {"linear", [](B& b, const Expr& e) { return b.linear(e); }},
+      {"embedding", [](B& b, const Expr& e) { return b.embedding(e); }},
       {"batch_norm", [](B& b, const Expr& e) { return b.batchNorm(e); }},
       {"layer_norm", [](B& b, const Expr& e) { return b.layerNorm(e); }},
       {"dropout", [](B& b, const Expr& e) { return b.dropout(e); }},

@@ -1,4 +1,4 @@
-// Graph building of layers: linear, batch_norm, layer_norm, dropout, prelu; see graph_builder.h.
+// Graph building of layers: linear, embedding, batch_norm, layer_norm, dropout, prelu; see graph_builder.h.
 #include "compiler/graph/graph_builder.h"
 
 #include <fmt/format.h>
@@ -28,6 +28,28 @@ std::optional<Value> GraphBuilder::linear(const Expr& e) {
   attrs.transpose_b = true;
   NodeId product = graph_.add(Op::MatMul, {x, weight}, attrs, {}, e.span);
   return Value{graph_.add(Op::Add, {product, bias}, {}, {}, e.span), {}};
+}
+
+// embedding(ids, num, dim): the parameter `<binding>.weight` [num, dim], initialized N(0, 1) as
+// torch.nn.Embedding's, and its rows gathered at the ids: [.., dim] for ids i32 [..]. Ids outside [0, num) read the
+// nearest row (the lowering clamps them; the trainer checks its data separately).
+std::optional<Value> GraphBuilder::embedding(const Expr& e) {
+  if (!expectArgs(e, 3, "embedding(ids, num, dim)")) return std::nullopt;
+  std::optional<int64_t> num = positiveInteger(*e.args[1], "`num` of `embedding`");
+  std::optional<int64_t> dim = positiveInteger(*e.args[2], "`dim` of `embedding`");
+  std::optional<std::string> name = layerName(e);
+  NodeId ids = tensorExpr(*e.args[0]);
+  if (!num || !dim || !name || ids == kNoNode) return std::nullopt;
+  const Node& ids_node = graph_.node(ids);
+  if (ids_node.dtype != DType::I32 || ids_node.shape.size() > 5) {
+    error(dsl::DiagKind::ShapeMismatch, e.args[0]->span,
+          fmt::format("`embedding` looks up integer ids `i32` of rank at most 5, got {} {}", dtypeName(ids_node.dtype),
+                      shapeToString(ids_node.shape)));
+    return std::nullopt;
+  }
+  NodeId weight = declareParam(*name + ".weight", {{*num, {}}, {*dim, {}}}, {InitKind::Normal, 0, 1}, e.span);
+  if (weight == kNoNode) return std::nullopt;
+  return Value{graph_.add(Op::Gather, {weight, ids}, {}, {}, e.span), {}};
 }
 
 NodeId GraphBuilder::node(Op op, std::vector<NodeId> in, const Expr& at, Attrs attrs) {

@@ -212,6 +212,8 @@ class GraphBuilder {
 
   // linear(x, out_features): x [.., in] @ weight[out, in]^T + bias[out], parameters named after the binding.
   std::optional<Value> linear(const Expr& e);
+  // embedding(ids, num, dim): ids i32 [..] -> rows of weight [num, dim] ~ N(0, 1), [.., dim] (a gather).
+  std::optional<Value> embedding(const Expr& e);
 
   NodeId node(Op op, std::vector<NodeId> in, const Expr& at, Attrs attrs = {});
 

@@ -165,19 +165,51 @@ ShapeResult sumToShape(const Graph& g, const std::vector<NodeId>& in, const Attr
   return {attrs.shape, DType::F32, {}};
 }
 
+// logits [B, .., C] and labels i32 [B, ..]: a class per position, the labels' shape plus the classes axis.
 ShapeResult crossEntropyShape(const Graph& g, const std::vector<NodeId>& in) {
   const Node& logits = g.node(in[0]);
   const Node& labels = g.node(in[1]);
-  if (logits.shape.size() != 2 || logits.dtype != DType::F32)
-    return fail(fmt::format("`cross_entropy` needs f32 logits [batch, classes], got {} {}", dtypeName(logits.dtype),
-                            shapeToString(logits.shape)));
-  if (labels.dtype != DType::I32 || labels.shape.size() != 1)
-    return fail(fmt::format("`cross_entropy` needs integer labels [batch], got {} {}", dtypeName(labels.dtype),
-                            shapeToString(labels.shape)));
-  if (!(labels.shape[0] == logits.shape[0]))
+  if (logits.shape.size() < 2 || logits.dtype != DType::F32)
+    return fail(fmt::format("`cross_entropy` needs f32 logits [batch, classes] (or [batch, .., classes]), got {} {}",
+                            dtypeName(logits.dtype), shapeToString(logits.shape)));
+  if (labels.dtype != DType::I32 || labels.shape.empty())
+    return fail(fmt::format("`cross_entropy` needs integer labels [batch] (or [batch, ..]), got {} {}",
+                            dtypeName(labels.dtype), shapeToString(labels.shape)));
+  if (logits.shape.size() == 2 && labels.shape.size() == 1 && !(labels.shape[0] == logits.shape[0]))
     return fail(fmt::format("`cross_entropy`: logits {} and labels {} have different batch sizes",
                             shapeToString(logits.shape), shapeToString(labels.shape)));
+  if (Shape(logits.shape.begin(), logits.shape.end() - 1) != labels.shape)
+    return fail(fmt::format("`cross_entropy`: logits {} must be the labels' shape {} plus a classes axis",
+                            shapeToString(logits.shape), shapeToString(labels.shape)));
   return {{}, DType::F32, {}};
+}
+
+// table f32 [N, D] (fixed), ids i32 of any rank -> [ids.., D].
+ShapeResult gatherShape(const Graph& g, const std::vector<NodeId>& in) {
+  const Node& table = g.node(in[0]);
+  const Node& ids = g.node(in[1]);
+  if (table.dtype != DType::F32 || table.shape.size() != 2 || isBatched(table.shape))
+    return fail(fmt::format("`gather` reads rows of a fixed f32 table [rows, columns], got {} {}",
+                            dtypeName(table.dtype), shapeToString(table.shape)));
+  if (ids.dtype != DType::I32)
+    return fail(fmt::format("`embedding` looks up integer ids (i32), got {} {}", dtypeName(ids.dtype),
+                            shapeToString(ids.shape)));
+  if (ids.shape.size() > 5)
+    return fail(fmt::format("`embedding` looks up ids of rank at most 5, got {}", shapeToString(ids.shape)));
+  Shape out = ids.shape;
+  out.push_back(table.shape[1]);
+  return {out, DType::F32, {}};
+}
+
+// ids i32 [..], dout [ids.., D] -> the table's shape (attr shape [N, D]).
+ShapeResult gatherGradShape(const Graph& g, const std::vector<NodeId>& in, const Attrs& attrs) {
+  const Shape& ids = g.node(in[0]).shape;
+  Shape expected = ids;
+  if (attrs.shape.size() == 2) expected.push_back(attrs.shape[1]);
+  if (g.node(in[0]).dtype != DType::I32 || attrs.shape.size() != 2 || g.node(in[1]).shape != expected)
+    return fail(fmt::format("`gather_grad` of ids {} and dout {} into {}", shapeToString(ids),
+                            shapeToString(g.node(in[1]).shape), shapeToString(attrs.shape)));
+  return {attrs.shape, DType::F32, {}};
 }
 
 }  // namespace
@@ -225,6 +257,8 @@ ShapeResult inferShape(const Graph& g, Op op, const std::vector<NodeId>& in, con
     case Op::SumTo: return sumToShape(g, in, attrs);
     case Op::CrossEntropy: return crossEntropyShape(g, in);
     case Op::CrossEntropyGrad: return {g.node(in[0]).shape, DType::F32, {}};
+    case Op::Gather: return gatherShape(g, in);
+    case Op::GatherGrad: return gatherGradShape(g, in, attrs);
     default: break;  // ops of the other rule modules returned above
   }
   throw std::logic_error(std::string("internal error: no core shape rule for op ") + opInfo(op).name);
@@ -281,13 +315,17 @@ double flops(const Graph& g, NodeId id, int64_t batch) {
     }
     // One add per input element.
     case Op::SumTo: return elements(node.inputs[0]);
-    // Per logit: max, subtract, exp, add into the row sum (4); per row: log, add the max, subtract the label's logit,
-    // add into the batch sum (4); then one divide for the mean. exp and log count 1 each.
+    // Per logit: max, subtract, exp, add into the row sum (4); per row (a position: [B] or [B, T]): log, add the max,
+    // subtract the label's logit, add into the sum (4); then one divide for the mean. exp and log count 1 each.
     case Op::CrossEntropy: {
       const Shape& logits = g.node(node.inputs[0]).shape;
-      double rows = static_cast<double>(elementCount({logits[0]}, batch));
+      double rows = static_cast<double>(elementCount(Shape(logits.begin(), logits.end() - 1), batch));
       return 4 * elements(node.inputs[0]) + 4 * rows + 1;
     }
+    // Copying rows is data movement, like the layout ops: 0.
+    case Op::Gather: return 0;
+    // One add per element of dout.
+    case Op::GatherGrad: return elements(node.inputs[1]);
     // Per logit: the row max and row sum again (4), then subtract, exp, divide by the sum (softmax), subtract the
     // one-hot, multiply by dloss, divide by the batch size (6).
     case Op::CrossEntropyGrad: return 10 * elements(id);
@@ -396,10 +434,20 @@ std::vector<NodeId> vjp(Graph& g, NodeId id, NodeId grad, const std::vector<bool
     }
     // sum_to is a sum over broadcast dimensions; its adjoint broadcasts back: da = G broadcast to a's shape
     case Op::SumTo: return {add(Op::Add, {grad, g.fill(0, g.node(a).shape, span)})};
-    // d mean_b(-log softmax(z_b)[y_b]) / dz = (softmax(z) - onehot(y)) / B; labels have no gradient
+    // d mean_p(-log softmax(z_p)[y_p]) / dz = (softmax(z) - onehot(y)) / P over the P positions (rows [B] or
+    // [B, T]); labels have no gradient
     case Op::CrossEntropy: return {add(Op::CrossEntropyGrad, {a, b, grad}), kNoNode};
     case Op::CrossEntropyGrad:
       throw std::logic_error("internal error: cross_entropy_grad has no second derivative yet");
+    // out[p, :] = table[ids[p], :]: dtable[n, :] = sum of G[p, :] over the positions p with ids[p] == n (clamped);
+    // ids have no gradient
+    case Op::Gather: {
+      Attrs table;
+      table.shape = g.node(a).shape;
+      return {want(0, [&] { return add(Op::GatherGrad, {b, grad}, table); }), kNoNode};
+    }
+    // gather_grad is linear in dout: d dout[p, :] = G[ids[p], :], a gather of the adjoint; ids have no gradient
+    case Op::GatherGrad: return {kNoNode, want(1, [&] { return add(Op::Gather, {grad, a}); })};
     default: break;  // ops of the other rule modules returned above
   }
   throw std::logic_error(std::string("internal error: no core VJP for op ") + opInfo(node.op).name);

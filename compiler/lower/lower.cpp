@@ -222,6 +222,8 @@ class Lowerer : public LoweringContext {
         break;
       case Op::CrossEntropy: lowerCrossEntropy(node, lowered, false); break;
       case Op::CrossEntropyGrad: lowerCrossEntropy(node, lowered, true); break;
+      case Op::Gather: lowerGather(node, lowered); break;
+      case Op::GatherGrad: lowerGatherGrad(node, lowered); break;
       default: throw std::logic_error(std::string("internal error: no core lowering for op ") + opInfo(node.op).name);
     }
     return lowered;
@@ -407,42 +409,89 @@ class Lowerer : public LoweringContext {
     lowered.reductions = {r};
   }
 
-  // Softmax cross-entropy with integer labels, stable via the row maximum:
-  //   lse(b) = max_c z(c, b) + log sum_c exp(z(c, b) - max)
-  //   loss = mean_b (lse(b) - z(y(b), b));  dz(c, b) = (softmax(z)(c, b) - [c == y(b)]) * dloss / B
+  // Softmax cross-entropy with integer labels, stable via the row maximum, at every position p: the rows b of
+  // logits [B, C], or every (b, t) of logits [B, T, C] (a class per position; p is Halide dims 1..):
+  //   lse(p) = max_c z(c, p) + log sum_c exp(z(c, p) - max)
+  //   loss = mean_p (lse(p) - z(y(p), p));  dz(c, p) = (softmax(z)(c, p) - [c == y(p)]) * dloss / P
+  // over the P positions (B, or B * T), the positions summed in row-major order. Labels are clamped to [0, C).
   void lowerCrossEntropy(const Node& node, LoweredNode& lowered, bool gradient) {
-    Halide::Var c = dimVars()[0], b = dimVars()[1];
     const Shape& shape = g_.node(node.inputs[0]).shape;
+    std::vector<Halide::Var> vars = varsFor(shape.size());
+    Halide::Var c = vars[0];
+    std::vector<Halide::Var> b(vars.begin() + 1, vars.end());  // the position
     Func z = out_.nodes.at(node.inputs[0]).func;
     Func y = out_.nodes.at(node.inputs[1]).func;
-    Expr classes = extent(shape[1]), batch = extent(shape[0]);
+    Expr classes = extent(shape.back()), positions = extent(shape[0]);
+    for (size_t i = 1; i + 1 < shape.size(); ++i) positions = positions * extent(shape[i]);
+    auto logit = [&](Expr cls, const auto& position) {  // z at class `cls` of `position`
+      std::vector<Expr> at = {std::move(cls)};
+      at.insert(at.end(), position.begin(), position.end());
+      return z(at);
+    };
     RDom rc(0, classes, "rc");
     Func row_max = helper("row_max"), row_sum = helper("row_sum");
     row_max(b) = out_.float_type.min();
-    row_max(b) = Halide::max(row_max(b), z(rc, b));
+    row_max(b) = Halide::max(row_max(b), logit(rc, b));
     row_sum(b) = constant(0);
-    row_sum(b) += Halide::exp(z(rc, b) - row_max(b));
+    row_sum(b) += Halide::exp(logit(rc, b) - row_max(b));
     Expr label = Halide::clamp(y(b), 0, classes - 1);
     lowered.helpers = {row_max, row_sum};
     if (gradient) {
       Func dloss = out_.nodes.at(node.inputs[2]).func;
-      Expr softmax = Halide::exp(z(c, b) - row_max(b)) / row_sum(b);
+      Expr softmax = Halide::exp(logit(c, b) - row_max(b)) / row_sum(b);
       Expr onehot = Halide::select(c == label, constant(1), constant(0));
-      lowered.func(c, b) = (softmax - onehot) * dloss() / Halide::cast(out_.float_type, batch);
+      lowered.func(vars) = (softmax - onehot) * dloss() / Halide::cast(out_.float_type, positions);
       lowered.reductions = {rc};
       return;
     }
     Func row_loss = helper("row_loss");
-    row_loss(b) = row_max(b) + Halide::log(row_sum(b)) - z(label, b);
-    RDom rb(0, batch, "rb");
+    row_loss(b) = row_max(b) + Halide::log(row_sum(b)) - logit(label, b);
+    Halide::Region position_ranges;
+    for (size_t i = 1; i < vars.size(); ++i) position_ranges.emplace_back(0, extent(shape[shape.size() - 1 - i]));
+    RDom rb = shape.size() == 2 ? RDom(0, positions, "rb") : RDom(position_ranges, "rb");
+    std::vector<Expr> each_position;
+    for (int i = 0; i < rb.dimensions(); ++i) each_position.push_back(rb[i]);
     lowered.func() = constant(0);
-    lowered.func() += row_loss(rb);
+    lowered.func() += row_loss(each_position);
     lowered.helpers.push_back(row_loss);
     lowered.reductions = {rc, rb};
     Func total = lowered.func;
     lowered.func = helper("mean");
-    lowered.func() = total() / Halide::cast(out_.float_type, batch);
+    lowered.func() = total() / Halide::cast(out_.float_type, positions);
     lowered.helpers.push_back(total);
+  }
+
+  // gather: out(d, p..) = table(d, clamp(ids(p..), 0, N - 1)), the row of each position's id; an id out of range
+  // reads the first or last row (PyTorch raises an error instead; the trainer checks its data).
+  void lowerGather(const Node& node, LoweredNode& lowered) {
+    std::vector<Halide::Var> vars = varsFor(node.shape.size());
+    std::vector<Halide::Var> position(vars.begin() + 1, vars.end());
+    Func table = out_.nodes.at(node.inputs[0]).func, ids = out_.nodes.at(node.inputs[1]).func;
+    Expr rows = extent(g_.node(node.inputs[0]).shape[0]);
+    lowered.func(vars) = table(vars[0], Halide::clamp(ids(position), 0, rows - 1));
+  }
+
+  // gather_grad: dtable(d, n) = 0, then for every position p in row-major order (an RDom, never parallel: two
+  // positions may share an id) dtable(d, clamp(ids(p), 0, N - 1)) += dout(d, p): a deterministic scatter-add.
+  void lowerGatherGrad(const Node& node, LoweredNode& lowered) {
+    Halide::Var d = dimVars()[0], n = dimVars()[1];
+    const Shape& ids_shape = g_.node(node.inputs[0]).shape;
+    Func ids = out_.nodes.at(node.inputs[0]).func, dout = out_.nodes.at(node.inputs[1]).func;
+    Halide::Region ranges;
+    for (size_t i = 0; i < ids_shape.size(); ++i) ranges.emplace_back(0, extent(ids_shape[ids_shape.size() - 1 - i]));
+    std::vector<Expr> position, at = {d};
+    Expr row = 0;
+    if (ranges.empty()) {  // a single id
+      row = ids();
+    } else {
+      RDom p(ranges, "p");
+      for (int i = 0; i < p.dimensions(); ++i) position.push_back(p[i]);
+      row = ids(position);
+      lowered.reductions = {p};
+    }
+    at.insert(at.end(), position.begin(), position.end());
+    lowered.func(d, n) = constant(0);
+    lowered.func(d, Halide::clamp(row, 0, extent(node.shape[0]) - 1)) += dout(at);
   }
 
   const Graph& g_;
