@@ -119,7 +119,9 @@ TEST(TokenModel, InputsAndPerPositionPredictionsAreChecked) {
 // ---- forward values ----------------------------------------------------------------------------------------
 
 // tok = embedding(x, 5, 4) read as logits per position: rows of the table at the ids (clamped), and the loss the
-// mean over all B * T positions of -log softmax(row)[label], computed here by hand.
+// mean over all B * T positions of -log softmax(row)[label], computed here by hand. (A loss and gradient divided
+// by B instead of B * T pass the finite-difference tests, which see only their agreement; this one and
+// RankTwoAndRankThreeAgree fail: planted and seen.)
 TEST(Embedding, GatherAndPerPositionCrossEntropyMatchHandComputation) {
   Program p = compileModelSource("m.nn", "model m(x: i32[B, 3], y: i32[B, 3]) {\n    tok = embedding(x, 5, 4)\n"
                                          "    loss = cross_entropy(tok, y)\n    return tok\n}\n");
@@ -217,7 +219,8 @@ TEST(TokenModel, TinyCausalCharLmGradientMatchesFiniteDifferences) {
 
 // ---- gather_grad -------------------------------------------------------------------------------------------
 
-// The scatter-add alone, 64 x 64 positions into a 96 x 64 table (the char LM's sizes), in float32 as trainers run:
+// The scatter-add alone (a scatter into the row after the id's, planted, failed here and in the gather and
+// gather_grad OpGradient cases), 64 x 64 positions into a 96 x 64 table (the char LM's sizes), in float32 as trainers run:
 // row n of the result is the sum of the rows of dout whose id is n, in position order; and it is not slow.
 TEST(GatherGrad, ScatterAddsEachPositionIntoItsRowQuickly) {
   constexpr int kBatch = 64, kT = 64, kNum = 96, kDim = 64;
