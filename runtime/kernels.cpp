@@ -200,7 +200,7 @@ struct GradientsAsTheyFinish final : PlanWatcher {
 
 Targets Targets::cropped(int rows) const {
   Targets out;
-  if (labels.data()) out.labels = labels.cropped(0, 0, rows);
+  if (labels.data()) out.labels = labels.cropped(labels.dimensions() - 1, 0, rows);
   if (values.data()) out.values = values.cropped(values.dimensions() - 1, 0, rows);
   return out;
 }

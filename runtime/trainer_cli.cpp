@@ -381,10 +381,10 @@ int predictCommand(const ModelSpec& model, int argc, char** argv) {
   int64_t shown = flags.count("--limit") ? positiveInt(flags, "--limit", 10)
                   : flags.count("-o")    ? 0
                                          : std::min<int64_t>(data.count, labeled ? 10 : 20);
-  bool with_target = labeled && task == Task::Regress;
+  bool with_target = labeled && (task == Task::Regress || (task == Task::Classify && positions > 1));
   if (shown > 0)
-    std::printf("%s\n", task == Task::Classify ? (labeled ? "index predicted label" : "index predicted")
-                        : with_target          ? "index predicted | target"
+    std::printf("%s\n", task == Task::Classify && !with_target ? (labeled ? "index predicted label" : "index predicted")
+                        : with_target          ? (task == Task::Regress ? "index predicted | target" : "index predicted | label")
                                                : "index predicted");
   for (int64_t r = 0; r < std::min(shown, data.count); ++r) {
     const float* row = predictions.data() + r * size;

@@ -141,4 +141,23 @@ if command -v mpirun > /dev/null; then
     sed 's/  lr.*//' > ranks1.log
   cmp -s ranks1.log ranks2.log || fail "vae on 2 ranks: $(cat ranks2.log); 1 process: $(cat ranks1.log)"
 fi
-echo "regression R² $r2, autoencoder test MSE $mse, vae test MSE $vae_mse"
+# The character language model: token ids from text, a class per position. Within 200 steps its test loss (per
+# position) falls below the entropy of the training text's byte frequencies, the loss of the best model that
+# ignores context (a unigram model).
+bash "$src/examples/data/make_text.sh" text
+for split in train test; do
+  cmp -s "text/$split.txt" "$src/examples/data/text/$split.txt" || fail "make_text.sh: $split.txt differs"
+done
+"$nnc" build "$src/examples/charlm.nn" -o charlm 2> /dev/null
+./charlm train --data text --max-steps 200 --threads 2 --save c.safetensors > train.log
+unigram=$(awk 'BEGIN { RS = "\001" } { n = length($0); for (i = 1; i <= n; i++) count[substr($0, i, 1)]++ }
+               END { for (c in count) { p = count[c] / n; h -= p * log(p) }; printf "%.4f", h }' text/train.txt)
+text_loss=$(field test_loss < train.log)
+awk -v l="$text_loss" -v u="$unigram" 'BEGIN { exit !(l != "" && l < u) }' ||
+  fail "charlm: test loss $text_loss after 200 steps, not below the unigram baseline $unigram"
+./charlm eval --weights c.safetensors --data text > eval.log
+[ "$(field test_loss < eval.log)" = "$text_loss" ] || fail "charlm eval: $(cat eval.log), training printed $text_loss"
+./charlm predict --weights c.safetensors --data text --limit 2 > predict.log
+awk 'NR == 2 && NF == 2 + 16 + 1 + 16 + 1 { ok = 1 } END { exit !ok }' predict.log ||
+  fail "charlm predict (16 predicted bytes | 16 labels, ..): $(cat predict.log)"
+echo "regression R² $r2, autoencoder test MSE $mse, vae test MSE $vae_mse, charlm test loss $text_loss (unigram $unigram)"
