@@ -226,30 +226,39 @@ void checkDatasetFits(const ModelSpec& model, const Dataset& data, const std::st
 
 namespace {
 
-// A classifier: the cross-entropy of its class probabilities and its accuracy, summed over its share of the
-// batches (sums[0], sums[1]), a term per label (a sequence model has one per position).
-void sumClassification(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data, int64_t batch,
-                       std::vector<double>& sums) {
-  int64_t columns = outputColumns(model), classes = outputClasses(model), positions = data.labels_per_example;
+// Predicts this rank's share of `data` in batches of `batch` (the ranks of a data-parallel run take turns at the
+// batches and add up what they found: distributed.h) and hands each to `visit(rows, features, targets, outputs)`.
+template <typename Visit>
+void forEachPredictedBatch(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data,
+                           int64_t batch, Visit visit) {
   Tensor x = allocate<float>({batch, data.features});
   Targets y = allocateTargets(model, batch);
-  Tensor logits = allocate<float>(concreteShape(static_cast<int>(model.output_rank), model.output_shape, batch));
+  Tensor outputs = allocate<float>(concreteShape(static_cast<int>(model.output_rank), model.output_shape, batch));
   std::vector<int64_t> order = identityOrder(data.count);
-  std::vector<double> log_p(static_cast<size_t>(classes));
-  // The ranks of a data-parallel run take turns at the batches and add up what they found (distributed.h).
   const Ranks& world = ranks();
   for (int64_t first = batch * world.rank; first < data.count; first += batch * world.size) {
     int64_t rows = std::min(batch, data.count - first);
     gatherBatch(data, order, first, rows, x, y);
-    Tensor out = logits.cropped(logits.dimensions() - 1, 0, static_cast<int>(rows));
+    Tensor out = outputs.cropped(outputs.dimensions() - 1, 0, static_cast<int>(rows));
     predict(model, x.cropped(1, 0, static_cast<int>(rows)), params, out);
+    visit(rows, x, y, out);
+  }
+}
+
+// A classifier: the cross-entropy of its class probabilities and its accuracy, summed over its share of the
+// batches (sums[0], sums[1]), a term per label (a sequence model has one per position).
+void sumClassification(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data, int64_t batch,
+                       std::vector<double>& sums) {
+  int64_t columns = outputColumns(model), positions = data.labels_per_example;
+  std::vector<double> log_p(static_cast<size_t>(outputClasses(model)));
+  forEachPredictedBatch(model, params, data, batch, [&](int64_t rows, const Tensor&, const Targets& y, const Tensor& out) {
     for (int64_t r = 0; r < rows * positions; ++r) {  // a row of logits per label
       classLogProbabilities(out.data() + r * columns, columns, log_p.data());
       int64_t best = std::max_element(log_p.begin(), log_p.end()) - log_p.begin();
       sums[0] -= log_p[y.labels.data()[r]];
       sums[1] += best == y.labels.data()[r];
     }
-  }
+  });
 }
 
 // The criterion of a regressor's or reconstruction's loss (ModelSpec::criterion) on one element: o the output,
@@ -286,16 +295,7 @@ void sumAgainstTargets(const ModelSpec& model, const std::vector<Tensor>& params
   bool regress = modelTask(model) == Task::Regress;
   int64_t size = outputSize(model);
   Criterion criterion(model.criterion);
-  Tensor x = allocate<float>({batch, data.features});
-  Targets y = allocateTargets(model, batch);
-  Tensor outputs = allocate<float>(concreteShape(static_cast<int>(model.output_rank), model.output_shape, batch));
-  std::vector<int64_t> order = identityOrder(data.count);
-  const Ranks& world = ranks();
-  for (int64_t first = batch * world.rank; first < data.count; first += batch * world.size) {
-    int64_t rows = std::min(batch, data.count - first);
-    gatherBatch(data, order, first, rows, x, y);
-    Tensor out = outputs.cropped(outputs.dimensions() - 1, 0, static_cast<int>(rows));
-    predict(model, x.cropped(1, 0, static_cast<int>(rows)), params, out);
+  forEachPredictedBatch(model, params, data, batch, [&](int64_t rows, const Tensor& x, const Targets& y, const Tensor& out) {
     const float* target = regress ? y.values.data() : x.data();  // a reconstruction's target is its input
     for (int64_t i = 0; i < rows * size; ++i) {
       double o = out.data()[i], t = target[i], error = criterion.value(o) - t;
@@ -308,7 +308,7 @@ void sumAgainstTargets(const ModelSpec& model, const std::vector<Tensor>& params
       column[1] += t * t;
       column[2] += error * error;
     }
-  }
+  });
 }
 
 }  // namespace

@@ -89,6 +89,18 @@ ShapeResult elementwiseShape(const Graph& g, Op op, const std::vector<NodeId>& i
 
 ShapeResult matmulShape(const Graph& g, const std::vector<NodeId>& in, const Attrs& attrs);
 
+// The 2-D product's shape rule on the last two dimensions of a and b (the matrices of a batched product).
+ShapeResult lastTwoDimsMatmulShape(const Shape& a, const Shape& b, const Attrs& attrs) {
+  Graph matrices;
+  for (const Shape* s : {&a, &b}) {
+    Node node;
+    node.op = Op::Param;
+    node.shape = Shape(s->end() - 2, s->end());
+    matrices.nodes.push_back(node);
+  }
+  return matmulShape(matrices, {0, 1}, attrs);
+}
+
 // A product over flattened rows: the leading dimensions of its operands are more rows of one 2-D GEMM.
 //   rows:        A [L.., M, K] @ op(B) [K, N] -> [L.., M, N], B a plain matrix shared by every row
 //   contraction: A [L.., R, K]^T @ B [L.., R, N] -> [K, N], summed over L.. and R (the shared matrix's gradient)
@@ -102,14 +114,7 @@ ShapeResult flatRowsMatmulShape(const Graph& g, const std::vector<NodeId>& in, c
     return fail(fmt::format("`matmul` over flattened rows needs [.., M, K] @ [K, N] or [.., R, K]^T @ [.., R, N], "
                             "got {} and {}",
                             shapeToString(a), shapeToString(b)));
-  Graph matrices;  // the 2-D product's shape rule on the last two dimensions
-  for (const Shape* s : {&a, &b}) {
-    Node node;
-    node.op = Op::Param;
-    node.shape = Shape(s->end() - 2, s->end());
-    matrices.nodes.push_back(node);
-  }
-  ShapeResult result = matmulShape(matrices, {0, 1}, attrs);
+  ShapeResult result = lastTwoDimsMatmulShape(a, b, attrs);
   if (result.error.empty() && rows) result.shape.insert(result.shape.begin(), a.begin(), a.end() - 2);
   return result;
 }
@@ -142,14 +147,7 @@ ShapeResult batchMatmulShape(const Graph& g, const std::vector<NodeId>& in, cons
     return fail(fmt::format("batched `@` needs [.., M, K] and [.., K, N] with the same leading dimensions (or one of "
                             "them 2-D), got {} and {}",
                             shapeToString(a), shapeToString(b)));
-  Graph matrices;  // the per-entry product's shape rule on the last two dimensions
-  for (const Shape* s : {&a, &b}) {
-    Node node;
-    node.op = Op::Param;
-    node.shape = Shape(s->end() - 2, s->end());
-    matrices.nodes.push_back(node);
-  }
-  ShapeResult result = matmulShape(matrices, {0, 1}, attrs);
+  ShapeResult result = lastTwoDimsMatmulShape(a, b, attrs);  // per entry
   if (!result.error.empty()) return result;
   const Shape& lead = lead_a.empty() ? lead_b : lead_a;
   result.shape.insert(result.shape.begin(), lead.begin(), lead.end());
