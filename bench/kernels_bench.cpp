@@ -9,6 +9,7 @@
 //                                (a product over flattened rows, examples/vit.nn's token projections, as its 2-D GEMM)
 //   OP/SHAPES/POLICY             every distinct convolution, convolution gradient and pooling node, nnc vs naive
 //   batch_matmul/SHAPES/FORM/POLICY  every distinct per-entry product (examples/vit.nn's attention), nnc vs naive
+//   gather_grad/SHAPES/POLICY    every distinct embedding-table gradient (examples/charlm.nn's scatter-add), nnc vs naive
 //
 // Kernels are JIT-compiled with the same lowering and schedule `nnc build` uses (float32, host target), on
 // first use, so `--benchmark_filter` also limits the compile time. Counters: FLOP/s (the op table's FLOP
@@ -212,7 +213,7 @@ void registerModel(const std::filesystem::path& path, std::set<std::string>& see
   for (NodeId id = 0; id < static_cast<NodeId>(g.nodes.size()); ++id) {
     const Node& node = g.node(id);
     OpFamily family = opInfo(node.op).family;
-    if (family != OpFamily::MatMul && family != OpFamily::Conv) continue;
+    if (family != OpFamily::MatMul && family != OpFamily::Conv && node.op != Op::GatherGrad) continue;
     std::string label = model + ": " + describe(g, id);
     std::string base;
     if (node.op == Op::MatMul) {  // a product over flattened rows as the 2-D GEMM it is
@@ -229,7 +230,7 @@ void registerModel(const std::filesystem::path& path, std::set<std::string>& see
              (s.ta ? "tn" : s.tb ? "nt" : "nn");
       if (!seen.insert(base).second) continue;
       registerOpenBlas(base + "/openblas", label, s);
-    } else {  // batch_matmul (attention's per-entry products), convolutions, pools: nnc against naive
+    } else {  // batch_matmul (attention's per-entry products), convolutions, pools, scatters: nnc against naive
       base = std::string(opInfo(node.op).name) + "/";
       for (NodeId input : node.inputs) base += (input == node.inputs[0] ? "" : ",") + shapeText(g.node(input).shape, batch);
       if (node.op == Op::BatchMatMul) base += node.attrs.transpose_a ? "/tn" : node.attrs.transpose_b ? "/nt" : "/nn";
@@ -262,7 +263,7 @@ int main(int argc, char** argv) {
   nnc::rt::setKernelThreads(threads);
   openblas_set_num_threads(threads);
   std::set<std::string> seen;
-  for (const char* model : {"mlp", "lenet5", "cnn_bn", "mlp_bn_dropout", "softmax_regression", "vit"})
+  for (const char* model : {"mlp", "lenet5", "cnn_bn", "mlp_bn_dropout", "softmax_regression", "vit", "charlm"})
     nnc::registerModel(std::filesystem::path(NNC_SOURCE_DIR) / "examples" / (std::string(model) + ".nn"), seen);
   int count = static_cast<int>(args.size());
   benchmark::Initialize(&count, args.data());

@@ -58,6 +58,8 @@ int64_t outputSize(const ModelSpec& model) {
   return size;
 }
 
+int64_t labelsPerExample(const ModelSpec& model) { return outputSize(model) / outputColumns(model); }
+
 Task modelTask(const ModelSpec& model) {
   if (std::strcmp(model.task, "regress") == 0) return Task::Regress;
   if (std::strcmp(model.task, "reconstruct") == 0) return Task::Reconstruct;
@@ -213,9 +215,9 @@ void checkDatasetFits(const ModelSpec& model, const Dataset& data, const std::st
     throw DataError(where + ": examples have " + std::to_string(data.features) + " features, model input `" +
                     model.inputs[0].name + "` expects " + std::to_string(featuresPerExample(model)));
   Task task = modelTask(model);
-  if (task == Task::Classify && data.labels_per_example != outputSize(model) / outputColumns(model))
+  if (task == Task::Classify && data.labels_per_example != labelsPerExample(model))
     throw DataError(where + ": examples have " + std::to_string(data.labels_per_example) + " labels, model input `" +
-                    model.inputs[1].name + "` expects " + std::to_string(outputSize(model) / outputColumns(model)));
+                    model.inputs[1].name + "` expects " + std::to_string(labelsPerExample(model)));
   if (task == Task::Classify && data.num_classes > outputClasses(model))
     throw DataError(where + ": labels go up to " + std::to_string(data.num_classes - 1) + ", but the model predicts " +
                     std::to_string(outputClasses(model)) + " classes");

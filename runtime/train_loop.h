@@ -71,6 +71,8 @@ void checkDatasetFits(const ModelSpec& model, const Dataset& data, const std::st
 int64_t featuresPerExample(const ModelSpec& model);
 // The output's values per example: the product of its dimensions after the batch.
 int64_t outputSize(const ModelSpec& model);
+// A classifier's labels per example: 1, or one per position of a sequence model ([B, T, C] logits: T).
+int64_t labelsPerExample(const ModelSpec& model);
 
 // The classes a model predicts: its output's last dimension, or 2 when that is a single logit z (binary
 // classification: class 1 with probability sigmoid(z)).

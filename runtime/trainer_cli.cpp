@@ -291,7 +291,7 @@ Dataset loadPredictInput(const ModelSpec& model, const std::string& path) {
   input.features = input.count ? static_cast<int64_t>(input.images.size()) / input.count : 0;
   input.example_shape.assign(shape.begin() + 1, shape.end());
   if (modelTask(model) == Task::Classify) {  // no labels: placeholders, one per position of a sequence model
-    input.labels_per_example = outputSize(model) / outputColumns(model);
+    input.labels_per_example = labelsPerExample(model);
     input.labels.assign(static_cast<size_t>(input.count * input.labels_per_example), 0);
   }
   if (input.count == 0) throw DataError(path + ": no examples");
@@ -363,7 +363,7 @@ int predictCommand(const ModelSpec& model, int argc, char** argv) {
   Task task = modelTask(model);
   std::vector<float> predictions = predictAll(model, params, data);
   std::vector<int64_t> shape = concreteShape(static_cast<int>(model.output_rank), model.output_shape, data.count);
-  int64_t positions = outputSize(model) / outputColumns(model);  // a sequence model classifies each position
+  int64_t positions = labelsPerExample(model);  // a sequence model classifies each position
   if (task == Task::Classify) {
     predictions = classProbabilities(model, predictions, data.count * positions);
     shape.back() = outputClasses(model);

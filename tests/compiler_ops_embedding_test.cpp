@@ -5,8 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <chrono>
-#include <iostream>
 #include <cmath>
 #include <random>
 #include <set>
@@ -221,8 +219,9 @@ TEST(TokenModel, TinyCausalCharLmGradientMatchesFiniteDifferences) {
 
 // The scatter-add alone (a scatter into the row after the id's, planted, failed here and in the gather and
 // gather_grad OpGradient cases), 64 x 64 positions into a 96 x 64 table (the char LM's sizes), in float32 as trainers run:
-// row n of the result is the sum of the rows of dout whose id is n, in position order; and it is not slow.
-TEST(GatherGrad, ScatterAddsEachPositionIntoItsRowQuickly) {
+// row n of the result is the sum of the rows of dout whose id is n, in position order. (Its speed:
+// bench/kernels_bench's gather_grad entries.)
+TEST(GatherGrad, ScatterAddsEachPositionIntoItsRow) {
   constexpr int kBatch = 64, kT = 64, kNum = 96, kDim = 64;
   Graph g;
   NodeId ids = testing::leaf(g, Op::Input, {testing::B(), D(kT)}, DType::I32, "ids");
@@ -245,12 +244,6 @@ TEST(GatherGrad, ScatterAddsEachPositionIntoItsRowQuickly) {
   for (int p = 0; p < kBatch * kT; ++p)
     for (int d = 0; d < kDim; ++d) want[id_values[p] * kDim + d] += dout_values[p * kDim + d];
   ASSERT_EQ(got, want);
-  auto start = std::chrono::steady_clock::now();
-  constexpr int kRuns = 20;
-  for (int i = 0; i < kRuns; ++i) jit.run();
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / kRuns;
-  std::cout << "gather_grad 64 x 64 positions into 96 x 64: " << ms << " ms per call (with the JIT harness's copies)\n";
-  EXPECT_LT(ms, 5.0);
 }
 
 }  // namespace

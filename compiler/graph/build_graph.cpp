@@ -350,10 +350,14 @@ std::optional<ParamInit> GraphBuilder::initializer(const Expr& call, const dsl::
   return init;
 }
 
-bool GraphBuilder::numberArg(const Expr& call, size_t position, const char* keyword, double& out, bool required) {
-  const Expr* arg = position < call.args.size() ? call.args[position].get() : nullptr;
+const Expr* GraphBuilder::findArgument(const Expr& call, size_t position, const char* keyword) {
   for (const dsl::KeywordArg& kw : call.kwargs)
-    if (kw.name == keyword) arg = kw.value.get();
+    if (kw.name == keyword) return kw.value.get();
+  return position < call.args.size() ? call.args[position].get() : nullptr;
+}
+
+bool GraphBuilder::numberArg(const Expr& call, size_t position, const char* keyword, double& out, bool required) {
+  const Expr* arg = findArgument(call, position, keyword);
   if (!arg && required) {
     error(dsl::DiagKind::WrongArgumentCount, call.span, fmt::format("`{}` needs its argument `{}`", call.text, keyword));
     return false;

@@ -60,20 +60,13 @@ std::optional<int64_t> GraphBuilder::integerArg(const Expr& call, size_t positio
   double value = 0.5;
   if (!numberArg(call, position, keyword, value, true)) return std::nullopt;
   if (value != std::floor(value) || std::abs(value) > 1e9) {
-    const Expr* arg = position < call.args.size() ? call.args[position].get() : nullptr;
-    for (const dsl::KeywordArg& kw : call.kwargs)
-      if (kw.name == keyword) arg = kw.value.get();
-    error(dsl::DiagKind::BadAttribute, arg->span, fmt::format("`{}` of `{}` must be an integer", keyword, call.text));
+    error(dsl::DiagKind::BadAttribute, argument(call, position, keyword).span,
+          fmt::format("`{}` of `{}` must be an integer", keyword, call.text));
     return std::nullopt;
   }
   return static_cast<int64_t>(value);
 }
 
-const Expr& GraphBuilder::argument(const Expr& call, size_t position, const char* keyword) {
-  for (const dsl::KeywordArg& kw : call.kwargs)
-    if (kw.name == keyword) return *kw.value;
-  return *call.args[position];
-}
 
 std::optional<std::pair<NodeId, int64_t>> GraphBuilder::fixedAxis(const Expr& e, const std::vector<std::string>& names,
                                                                    const char* signature) {
@@ -81,7 +74,7 @@ std::optional<std::pair<NodeId, int64_t>> GraphBuilder::fixedAxis(const Expr& e,
   NodeId x = tensorExpr(*e.args[0]);
   if (x == kNoNode) return std::nullopt;
   const Shape shape = graph_.node(x).shape;
-  if (e.args.size() < 2 && !std::any_of(e.kwargs.begin(), e.kwargs.end(), [](auto& kw) { return kw.name == "axis"; })) {
+  if (!findArgument(e, 1, "axis")) {
     error(dsl::DiagKind::WrongArgumentCount, e.span, fmt::format("`{}` needs its argument `axis`: `{}`", e.text, signature));
     return std::nullopt;
   }

@@ -204,8 +204,12 @@ class GraphBuilder {
   // A required integer argument (position or keyword).
   std::optional<int64_t> integerArg(const Expr& call, size_t position, const char* keyword);
 
-  // The expression of an argument given by position or keyword (that it is present was checked).
-  static const Expr& argument(const Expr& call, size_t position, const char* keyword);
+  // The expression of an argument given by position or keyword (the keyword wins); null when absent.
+  static const Expr* findArgument(const Expr& call, size_t position, const char* keyword);
+  // The same, when its presence was checked.
+  static const Expr& argument(const Expr& call, size_t position, const char* keyword) {
+    return *findArgument(call, position, keyword);
+  }
 
   // ---- layers (build_layers.cpp): normalization, dropout and prelu are built from table ops; batch_norm and
   // dropout differ by mode

@@ -218,8 +218,8 @@ void scheduleReduction(const Graph& graph, const Node& node, LoweredNode& lowere
 
 // gather_grad's scatter-add: the table zeroed, then each position's row of dout added into the row of its id, one
 // vector of columns at a time. The loop over positions stays serial, in row-major order (never parallel, never
-// atomic: two positions may share an id), so the sums are the same in every run. 64 x 64 positions into a 96 x 64
-// table: see tests/compiler_ops_embedding_test.cpp (GatherGrad.ScatterIsFast).
+// atomic: two positions may share an id), so the sums are the same in every run. Its speed: bench/kernels_bench's
+// gather_grad entries (examples/charlm.nn's table gradient).
 void scheduleScatter(const Node& node, LoweredNode& lowered, const VectorUnit& unit) {
   Func f = lowered.func;
   f.compute_root();
