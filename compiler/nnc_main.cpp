@@ -6,7 +6,8 @@
 //                                                        kernels, each cached by content)
 //   nnc check FILE.nn [--json]    diagnostics, then a model summary (parameters, FLOPs, activation memory, target)
 //   nnc graph FILE.nn [--backward] [--dot]
-//   nnc emit --stage=tokens|ast|graph|backward|plan|stmt|assembly [--entry=train_step|grads|predict|KERNEL] FILE.nn
+//   nnc emit --stage=tokens|ast|graph|backward|plan|stmt|assembly [--entry=train_step|grads|predict|update|sample|KERNEL]
+//            FILE.nn
 //
 // Exit codes: 0 success, 1 user error (diagnostics printed), 2 internal error (a bug in nnc).
 #include <fmt/format.h>
@@ -53,7 +54,7 @@ const std::map<std::string, std::string> kCommandUsage = {
     {"graph", "usage: nnc graph FILE.nn [--backward] [--dot] [--error-limit=N]\n"},
     {"emit",
      "usage: nnc emit --stage=tokens|ast|graph|backward|plan|stmt|assembly\n"
-     "                [--entry=train_step|grads|predict|KERNEL] [--schedule=POLICY] [--target=TARGET]\n"
+     "                [--entry=train_step|grads|predict|update|sample|KERNEL] [--schedule=POLICY] [--target=TARGET]\n"
      "                [--error-limit=N] FILE.nn\n"},
 };
 const char* kValues =
@@ -165,7 +166,8 @@ nnc::EntryPoint selectEntry(const nnc::Program& program, const Options& options)
   for (const nnc::PlanKernel& kernel :
        nnc::planProgram(program, options.kernels.target, options.kernels.schedule).kernels)
     if (kernel.name == options.entry) return kernel.entry;
-  throw UserError(fmt::format("nnc: unknown entry point `{}`; expected train_step, grads, predict or a kernel that "
+  throw UserError(fmt::format("nnc: unknown entry point `{}`; expected train_step, grads, predict, update, sample (a model with "
+                              "a latent code) or a kernel that "
                               "`nnc emit --stage=plan` lists",
                               options.entry));
 }

@@ -40,7 +40,7 @@ ImageShape imageShapeOf(const InputSpec& features) {
     if (side * side == dims[0]) shape = {1, side, side};
   }
   if (shape.height == 0)
-    throw DataError(std::string("input `") + features.name + "` of shape " +
+    throw DataError(std::string("`") + features.name + "` of shape " +
                     shapeString(concreteShape(features.rank, features.shape, kBatchDim)) +
                     " is no image: expected [B, C, H, W] with 1 or 3 channels, [B, H, W], or [B, N] with N a square");
   return shape;

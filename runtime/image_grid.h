@@ -15,8 +15,8 @@ struct ImageShape {
   int64_t size() const { return channels * height * width; }
 };
 
-// The image shape of the model's features: [B, C, H, W] (C 1 or 3), [B, H, W], or [B, N] with N a perfect square
-// (one channel). Throws DataError naming the shape when they are no image.
+// The image shape of a model's features (or of its output): [B, C, H, W] (C 1 or 3), [B, H, W], or [B, N] with N a
+// perfect square (one channel). Throws DataError naming the shape when they are no image.
 ImageShape imageShapeOf(const InputSpec& features);
 
 // A PNG of `grid` (rows of images, each `shape.size()` floats in channel-major order; rows may differ in length),

@@ -415,4 +415,18 @@ void predict(const ModelSpec& model, const Tensor& x, const std::vector<Tensor>&
   copyToHost(out, "predict");
 }
 
+void sample(const ModelSpec& model, const Tensor& latent, const std::vector<Tensor>& params, Tensor& out) {
+  if (!model.sample) throw std::runtime_error(std::string("model `") + model.name + "` has no latent code to decode");
+  int64_t batch = latent.dimensions() > 0 ? latent.dim(latent.dimensions() - 1).extent() : 0;
+  checkArgument(latent, static_cast<int>(model.latent_rank), model.latent_shape, batch, "sample", "latent codes");
+  checkParams(model, params, "sample");
+  checkArgument(out, static_cast<int>(model.output_rank), model.output_shape, batch, "sample", "output");
+  Tensor codes = uploadedView(latent);
+  std::vector<void*> args = {raw(codes)};
+  for (const Tensor& p : params) args.push_back(raw(p));
+  args.push_back(resultArg(out));
+  call(model.sample, "sample", args);
+  copyToHost(out, "sample");
+}
+
 }  // namespace nnc::rt

@@ -108,4 +108,8 @@ void applyUpdate(const ModelSpec& model, std::vector<Tensor>& grads, TrainState&
 // The model's output (logits) for a batch of features; `out` has the batch's row count.
 void predict(const ModelSpec& model, const Tensor& x, const std::vector<Tensor>& params, Tensor& out);
 
+// The model's output for a batch of latent codes (of ModelSpec::latent_shape) in place of features: a model that
+// marks `latent(z)`, ModelSpec::sample set.
+void sample(const ModelSpec& model, const Tensor& latent, const std::vector<Tensor>& params, Tensor& out);
+
 }  // namespace nnc::rt

@@ -16,6 +16,9 @@
 //   update(grads..., trainable params..., states..., &lr, [&bias_correction1, &bias_correction2])
 //                                                    -> (new trainable params..., new states...)
 // is train_step's update alone, for a step whose gradients come from elsewhere (all-reduced across processes).
+// A model that marks a latent code (`latent(z)`) also has
+//   sample(latent, params...)                        -> (output)
+// the prediction computed from latent codes given in place of the features (a VAE's decoder).
 #pragma once
 
 #include <cstdint>
@@ -110,6 +113,9 @@ struct ModelSpec {
   // Regress and reconstruct: how the loss compares the prediction with its target, the metric `eval` reports as
   // the loss: "mse", "l1", "binary_cross_entropy" or "binary_cross_entropy_with_logits"; classify: "".
   const char* criterion;
+  EntryFn sample;  // nullptr without a latent code
+  int64_t latent_rank;
+  int64_t latent_shape[kMaxRank];  // kBatchDim where symbolic
 };
 
 // Defined by the generated model.cpp.

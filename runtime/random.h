@@ -2,6 +2,7 @@
 // on every platform, compiler and standard library for a given seed.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 namespace nnc::rt {
@@ -26,6 +27,11 @@ struct SplitMix64 {
   }
   // Uniform in [0, 1) with 53 random bits.
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+  // Normal with `mean` and `std`, by Box-Muller.
+  double normal(double mean, double std) {
+    double u1 = 1.0 - uniform(), u2 = uniform();
+    return mean + std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+  }
 };
 
 

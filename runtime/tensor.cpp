@@ -53,11 +53,6 @@ std::pair<double, double> fans(const ParamSpec& spec) {
   return {fan_in, fan_out};
 }
 
-double normal(SplitMix64& rng, double mean, double std) {  // Box-Muller
-  double u1 = 1.0 - rng.uniform(), u2 = rng.uniform();
-  return mean + std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
-}
-
 double uniformIn(SplitMix64& rng, double bound) { return -bound + 2 * bound * rng.uniform(); }
 
 }  // namespace
@@ -75,13 +70,13 @@ void initializeParams(const ModelSpec& model, uint64_t seed, std::vector<Tensor>
         case InitKind::Ones: value = 1; break;
         case InitKind::Constant: value = spec.a; break;
         case InitKind::Uniform: value = spec.a + (spec.b - spec.a) * rng.uniform(); break;
-        case InitKind::Normal: value = normal(rng, spec.a, spec.b); break;
+        case InitKind::Normal: value = rng.normal(spec.a, spec.b); break;
         // torch.nn.init: xavier bound gain * sqrt(6 / (fan_in + fan_out)), std gain * sqrt(2 / (fan_in + fan_out));
         // kaiming (fan_in mode) bound gain * sqrt(3 / fan_in), std gain / sqrt(fan_in); gain sqrt(2) for ReLU.
         case InitKind::XavierUniform: value = uniformIn(rng, spec.a * std::sqrt(6.0 / (fan_in + fan_out))); break;
-        case InitKind::XavierNormal: value = normal(rng, 0, spec.a * std::sqrt(2.0 / (fan_in + fan_out))); break;
+        case InitKind::XavierNormal: value = rng.normal(0, spec.a * std::sqrt(2.0 / (fan_in + fan_out))); break;
         case InitKind::HeUniform: value = uniformIn(rng, spec.a * std::sqrt(3.0 / fan_in)); break;
-        case InitKind::HeNormal: value = normal(rng, 0, spec.a / std::sqrt(fan_in)); break;
+        case InitKind::HeNormal: value = rng.normal(0, spec.a / std::sqrt(fan_in)); break;
       }
       data[j] = static_cast<float>(value);
     }

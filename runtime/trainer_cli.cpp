@@ -26,6 +26,7 @@
 #include "runtime/npy.h"
 #include "runtime/output_path.h"
 #include "runtime/preprocess.h"
+#include "runtime/random.h"
 #include "runtime/rank_average.h"
 #include "runtime/safetensors.h"
 #include "runtime/train_loop.h"
@@ -69,11 +70,12 @@ const std::map<std::string, const char*> kCommandUsage = {
     {"reconstruct",
      "usage: %s reconstruct --weights CKPT -o GRID.png [INPUT.npy|INPUT-idx] [--data DIR] [--count N] [--scale N]\n"
      "                      [--device N]\n"},
+    {"sample", "usage: %s sample --weights CKPT -o GRID.png [--count N] [--seed N] [--scale N] [--device N]\n"},
 };
 
 const char* kOverview =
     "%s: a trainer compiled by nnc %s for model `%s`\n"
-    "commands: train, eval, predict, reconstruct, grads, bench, info; `%s COMMAND --help` for one; `%s --version`\n"
+    "commands: train, eval, predict, reconstruct, sample, grads, bench, info; `%s COMMAND --help` for one; `%s --version`\n"
     "exit codes: 0 success, 1 a user error (flag, data, checkpoint, path), 2 an internal error, 130 interrupted\n";
 
 void printUsage(const char* self, const std::string& command) {
@@ -409,6 +411,19 @@ int predictCommand(const ModelSpec& model, int argc, char** argv) {
   return 0;
 }
 
+// Rows of 8 images for a PNG grid: for each 8 of the `count` examples, a row from each of `sources` (arrays of
+// `size` floats per example), one below the other.
+std::vector<std::vector<const float*>> imageRows(const std::vector<const float*>& sources, int64_t count, int64_t size) {
+  constexpr int64_t kColumns = 8;
+  std::vector<std::vector<const float*>> rows;
+  for (int64_t first = 0; first < count; first += kColumns)
+    for (const float* source : sources) {
+      rows.emplace_back();
+      for (int64_t i = first; i < std::min(first + kColumns, count); ++i) rows.back().push_back(source + i * size);
+    }
+  return rows;
+}
+
 // A PNG for a model that reconstructs its input: the first --count examples of the test split (or of INPUT), in
 // rows of 8, each row of inputs above a row of their reconstructions.
 int reconstructCommand(const ModelSpec& model, int argc, char** argv) {
@@ -433,19 +448,43 @@ int reconstructCommand(const ModelSpec& model, int argc, char** argv) {
   data.images.resize(static_cast<size_t>(data.count * data.features));
   std::vector<float> reconstructions = predictAll(model, params, data);
   predictedValues(model, reconstructions.data(), static_cast<int64_t>(reconstructions.size()));
-  constexpr int64_t kColumns = 8;
-  std::vector<std::vector<const float*>> grid;
-  for (int64_t first = 0; first < data.count; first += kColumns) {
-    grid.emplace_back();
-    grid.emplace_back();
-    for (int64_t i = first; i < std::min(first + kColumns, data.count); ++i) {
-      grid[grid.size() - 2].push_back(data.images.data() + i * data.features);
-      grid.back().push_back(reconstructions.data() + i * data.features);
-    }
-  }
-  writeFileAtomically(flags["-o"], imageGridPng(grid, shape, scale));
+  writeFileAtomically(flags["-o"], imageGridPng(imageRows({data.images.data(), reconstructions.data()}, data.count,
+                                                          data.features),
+                                                shape, scale));
   std::printf("wrote %lld inputs (odd rows) and their reconstructions (even rows) to %s\n",
               static_cast<long long>(data.count), flags["-o"].c_str());
+  return 0;
+}
+
+// A PNG of what a model that marks a latent code decodes from --count codes drawn from N(0, I) (a VAE's samples),
+// in rows of 8. --seed picks the codes: the same seed, the same picture.
+int sampleCommand(const ModelSpec& model, int argc, char** argv) {
+  auto flags = parseFlags(argc, argv, {{"--weights", true}, {"-o", true}, {"--count", true}, {"--seed", true},
+                                       {"--scale", true}, {"--device", true}});
+  if (!model.sample)
+    throw UsageError(std::string("`sample` decodes latent codes, and model `") + model.name +
+                     "` marks none; mark its code in the model file, e.g. `z = latent(mu + exp(0.5 * logvar) * "
+                     "randn_like(mu))`");
+  if (!flags.count("--weights")) throw UsageError("`sample` needs `--weights CKPT`");
+  if (!flags.count("-o")) throw UsageError("`sample` needs `-o GRID.png`");
+  checkOutputPath("-o", flags["-o"], OutputKind::Replaced);
+  int64_t count = positiveInt(flags, "--count", 16, 1, 256);
+  auto seed = static_cast<uint64_t>(positiveInt(flags, "--seed", 1, 0, std::numeric_limits<int64_t>::max()));
+  int scale = static_cast<int>(positiveInt(flags, "--scale", 3, 1, 16));
+  InputSpec output{"the output", false, static_cast<int>(model.output_rank), {}};
+  std::copy(model.output_shape, model.output_shape + model.output_rank, output.shape);
+  ImageShape shape = imageShapeOf(output);
+  startKernels(model, flags);
+  std::vector<Tensor> params = loadWeights(model, flags);
+  Tensor codes = allocate<float>(concreteShape(static_cast<int>(model.latent_rank), model.latent_shape, count));
+  SplitMix64 rng{seed};
+  for (size_t i = 0; i < codes.number_of_elements(); ++i) codes.data()[i] = static_cast<float>(rng.normal(0, 1));
+  Tensor out = allocate<float>(concreteShape(static_cast<int>(model.output_rank), model.output_shape, count));
+  sample(model, codes, params, out);
+  predictedValues(model, out.data(), static_cast<int64_t>(out.number_of_elements()));
+  writeFileAtomically(flags["-o"], imageGridPng(imageRows({out.data()}, count, outputSize(model)), shape, scale));
+  std::printf("wrote %lld images decoded from latent codes drawn from N(0, I) (seed %llu) to %s\n",
+              static_cast<long long>(count), static_cast<unsigned long long>(seed), flags["-o"].c_str());
   return 0;
 }
 
@@ -668,7 +707,10 @@ int infoCommand(const ModelSpec& model, int argc, char** argv) {
   } else if (device >= 0) {
     selectDevice(model, device);  // the CPU's error
   }
-  std::printf("entry points: train_step, grads, predict\n");
+  std::printf("entry points: train_step, grads, predict, update%s\n", model.sample ? ", sample" : "");
+  if (model.sample)
+    std::printf("latent code: f32%s\n",
+                shapeString(concreteShape(static_cast<int>(model.latent_rank), model.latent_shape, kBatchDim)).c_str());
   std::printf("task: %s%s%s\n", model.task, *model.criterion ? ", loss compares by " : "", model.criterion);
   for (int i = 0; i < model.num_inputs; ++i)
     std::printf("input %s: %s%s\n", model.inputs[i].name, model.inputs[i].is_integer ? "i32" : "f32",
@@ -715,6 +757,7 @@ int runTrainer(const ModelSpec& model, int argc, char** argv) {
     if (command == "bench") return benchCommand(model, argc, argv);
     if (command == "grads") return gradsCommand(model, argc, argv);
     if (command == "reconstruct") return reconstructCommand(model, argc, argv);
+    if (command == "sample") return sampleCommand(model, argc, argv);
     throw UsageError(command.empty() ? "no command given" : "unknown command `" + command + "`");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "%s: error: %s\n", self, e.what());

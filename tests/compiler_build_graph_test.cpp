@@ -96,5 +96,34 @@ TEST(BuildGraph, MatMulMismatchNamesBothShapes) {
             "              ^\n");
 }
 
+// latent(z) marks the code `sample` decodes: one per model, batched, and the prediction's only way to the features.
+TEST(BuildGraph, LatentCodeIsTheDecodersOnlyInput) {
+  const std::string head = "model m(x: f32[B, 4]) {\n  code = linear(x, 2)\n";
+  const std::string tail = "  loss = mse(out, x)\n  return out\n}\n";
+  EXPECT_EQ(errorsOf(head + "  z = latent(code)\n  out = linear(z, 4) + x\n" + tail),
+            "t.nn:6:10: error: the returned prediction depends on `x` other than through the latent code; `sample` "
+            "decodes latent codes alone\n"
+            "      return out\n"
+            "             ^~~\n"
+            "t.nn:3:7: note: the latent code is marked here\n"
+            "      z = latent(code)\n"
+            "          ^~~~~~~~~~~~\n");
+  EXPECT_NE(errorsOf(head + "  z = latent(code)\n  out = linear(x, 4)\n  loss = mse(out, x) + mean(z)\n"
+                            "  return out\n}\n")
+                .find("error: the returned prediction does not depend on the latent code"),
+            std::string::npos);
+  EXPECT_NE(errorsOf(head + "  z = latent(code)\n  w = latent(z)\n  out = linear(w, 4)\n" + tail)
+                .find("error: a model has one latent code; `sample` decodes it alone"),
+            std::string::npos);
+  EXPECT_NE(errorsOf(head + "  z = latent(mean(code))\n  out = linear(code, 4) + z\n" + tail)
+                .find("error: a latent code is `f32[B, ...]`, a vector (or tensor) of fixed extents per example, but "
+                      "this is f32[]"),
+            std::string::npos);
+  auto c = compileFrontEnd(dsl::SourceFile("t.nn", head + "  z = latent(code)\n  out = linear(z, 4)\n" + tail));
+  ASSERT_TRUE(c->graph) << c->diags->render();
+  ASSERT_NE(c->graph->latent, kNoNode);
+  EXPECT_EQ(shapeToString(c->graph->node(c->graph->latent).shape), "[B, 2]");
+}
+
 }  // namespace
 }  // namespace nnc

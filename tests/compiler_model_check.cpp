@@ -56,7 +56,7 @@ void setModelValues(JitEntry& jit, const Program& program, const EntryPoint& ent
   auto takes = [&](NodeId id) { return std::find(entry.arguments.begin(), entry.arguments.end(), id) != entry.arguments.end(); };
   if (takes(g.inputs[0].node) && g.node(g.inputs[0].node).dtype == DType::I32) jit.setLabels(g.inputs[0].node, values.ids);
   else if (takes(g.inputs[0].node)) jit.set(g.inputs[0].node, values.x);
-  if (takes(g.inputs[1].node)) jit.setLabels(g.inputs[1].node, values.y);
+  if (g.inputs.size() > 1 && takes(g.inputs[1].node)) jit.setLabels(g.inputs[1].node, values.y);
   for (size_t i = 0; i < g.params.size(); ++i)
     if (takes(g.params[i].node)) jit.set(g.params[i].node, values.params[i]);
   if (g.dropout_seed != kNoNode && takes(g.dropout_seed)) jit.setIntScalar(g.dropout_seed, values.dropout_seed);

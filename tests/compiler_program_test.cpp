@@ -40,6 +40,39 @@ INSTANTIATE_TEST_SUITE_P(Examples, WholeModel,
                                            "mlp_bn_dropout", "lenet5", "cnn_bn"),
                          [](const auto& info) { return info.param; });
 
+// examples/vae.nn marks its latent code: `sample` given the codes predict's eval mode computes (the mean) decodes
+// them to predict's output, and other codes to other images. Only the parameters and the code reach it.
+TEST(SampleEntry, DecodesTheLatentCodeAsPredictDoes) {
+  Program program = compileExample("vae");
+  const Graph& g = program.graph;
+  ASSERT_NE(g.latent, kNoNode);
+  EXPECT_EQ(shapeToString(g.node(g.latent).shape), "[B, 16]");
+  ASSERT_EQ(program.entryPoints().back(), &program.sample);
+  ASSERT_EQ(program.sample.arguments.size(), 1 + g.params.size());
+  EXPECT_EQ(program.sample.arguments[0], g.latent);
+  std::mt19937_64 rng(5);
+  testing::ModelValues values = testing::randomModelValues(program, kBatch, rng, 0.3);
+
+  EntryPoint code_entry = program.predict;
+  code_entry.outputs = {g.latent};
+  testing::JitEntry encode(g, code_entry, kBatch);
+  testing::setModelValues(encode, program, code_entry, values);
+  std::vector<double> code = encode.run()[0];
+  testing::JitEntry predict(g, program.predict, kBatch);
+  testing::setModelValues(predict, program, program.predict, values);
+  std::vector<double> predicted = predict.run()[0];
+
+  testing::JitEntry sample(g, program.sample, kBatch);
+  for (size_t i = 0; i < g.params.size(); ++i) sample.set(g.params[i].node, values.params[i]);
+  sample.set(g.latent, code);
+  std::vector<double> decoded = sample.run()[0];
+  ASSERT_EQ(decoded.size(), predicted.size());
+  for (size_t i = 0; i < decoded.size(); ++i) ASSERT_NEAR(decoded[i], predicted[i], 1e-12) << i;
+  for (double& v : code) v = -v;
+  sample.set(g.latent, code);
+  EXPECT_NE(sample.run()[0], predicted);
+}
+
 // train_step against torch.optim's update applied by hand to the output of grads, for each optimizer variant.
 struct OptimizerCase {
   const char* name;

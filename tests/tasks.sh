@@ -96,23 +96,14 @@ grep -q "wrote reconstructions \[10000, 784\] to recon.npy" predict.log || fail 
 ./autoencoder reconstruct --weights a.safetensors -o grid.png --count 12 > recon.log
 grep -q "wrote 12 inputs (odd rows) and their reconstructions (even rows) to grid.png" recon.log ||
   fail "reconstruct: $(cat recon.log)"
-python3 - grid.png recon.npy /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz <<'PY' || fail "grid.png"
-import array, gzip, struct, sys, zlib
-png = open(sys.argv[1], "rb").read()
-assert png[:8] == b"\x89PNG\r\n\x1a\n"
-chunks, pos = {}, 8
-while pos < len(png):
-    (length,) = struct.unpack(">I", png[pos:pos + 4])
-    kind, data = png[pos + 4:pos + 8], png[pos + 8:pos + 8 + length]
-    assert struct.unpack(">I", png[pos + 8 + length:pos + 12 + length])[0] == zlib.crc32(kind + data)
-    chunks[kind] = chunks.get(kind, b"") + data
-    pos += 12 + length
-width, height, depth, color = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
-assert (width, height, depth, color) == (2 + 8 * 86, 2 + 4 * 86, 8, 0), (width, height, depth, color)
-rows = zlib.decompress(chunks[b"IDAT"])
-pixel = lambda x, y: rows[y * (width + 1) + 1 + x]
-images = gzip.open(sys.argv[3]).read()[16:]
-npy = open(sys.argv[2], "rb").read()
+python3 - "$src/tests" grid.png recon.npy /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz <<'PY' ||
+import array, gzip, struct, sys
+sys.path.insert(0, sys.argv[1])
+from png_gray import read_gray_png
+width, height, pixel = read_gray_png(sys.argv[2])
+assert (width, height) == (2 + 8 * 86, 2 + 4 * 86), (width, height)
+images = gzip.open(sys.argv[4]).read()[16:]
+npy = open(sys.argv[3], "rb").read()
 (header,) = struct.unpack("<H", npy[8:10])
 recon = array.array("f", npy[10 + header:10 + header + 784 * 4])
 for i in range(784):
@@ -120,6 +111,7 @@ for i in range(784):
     assert pixel(x + 1, y + 2) == images[i], ("input", i, pixel(x + 1, y + 2), images[i])
     assert pixel(x, y + 86) == round(255 * recon[i]), ("reconstruction", i, pixel(x, y + 86), recon[i])
 PY
+  fail "grid.png"
 expect_error "\`reconstruct\` needs \`-o GRID.png\`" ./autoencoder reconstruct --weights a.safetensors
 expect_error "\`--count\` needs an integer from 1 to 256" ./autoencoder reconstruct --weights a.safetensors -o g.png --count 0
 expect_error "\`--count\` needs an integer from 1 to 256" ./autoencoder reconstruct --weights a.safetensors -o g.png --count 100000
@@ -134,6 +126,51 @@ grep -q "\`reconstruct\` draws a model that reconstructs its input; \`regression
 vae_mse=$(field test_mse < train.log)
 awk -v m="$vae_mse" 'BEGIN { exit !(m != "" && m < 0.04) }' || fail "vae: test MSE $vae_mse: $(tail -n 2 train.log)"
 ./vae reconstruct --weights v.safetensors -o vae.png > /dev/null || fail "vae reconstruct"
+# sample: 16 codes drawn from N(0, I) (the runtime's SplitMix64 and Box-Muller from --seed), decoded. Recomputed
+# here in plain Python from the seed and the checkpoint's decoder: four of the images, each pixel within a gray level.
+./vae sample --weights v.safetensors -o samples.png --count 16 --seed 7 > sample.log
+grep -q "wrote 16 images decoded from latent codes drawn from N(0, I) (seed 7) to samples.png" sample.log ||
+  fail "sample: $(cat sample.log)"
+python3 - "$src/tests" samples.png v.safetensors <<'PY' || fail "samples.png"
+import array, json, math, struct, sys
+sys.path.insert(0, sys.argv[1])
+from png_gray import read_gray_png
+width, height, pixel = read_gray_png(sys.argv[2])
+assert (width, height) == (2 + 8 * 86, 2 + 2 * 86), (width, height)
+raw = open(sys.argv[3], "rb").read()
+(size,) = struct.unpack("<Q", raw[:8])
+header = json.loads(raw[8:8 + size])
+def tensor(name):
+    begin, end = header[name]["data_offsets"]
+    return array.array("f", raw[8 + size + begin:8 + size + end])
+mask, state = (1 << 64) - 1, 7
+def uniform():
+    global state
+    state = (state + 0x9E3779B97F4A7C15) & mask
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return ((z ^ (z >> 31)) >> 11) * 2.0 ** -53
+def normal():
+    u1, u2 = 1 - uniform(), uniform()
+    return math.sqrt(-2 * math.log(u1)) * math.cos(2 * math.pi * u2)
+codes = [[normal() for _ in range(16)] for _ in range(16)]
+w1, b1, w2, b2 = (tensor(n) for n in ("dec1.weight", "dec1.bias", "logits.weight", "logits.bias"))
+for i in (0, 5, 10, 15):
+    hidden = [max(0.0, b1[j] + sum(w1[j * 16 + k] * codes[i][k] for k in range(16))) for j in range(256)]
+    left, top = 2 + 86 * (i % 8), 2 + 86 * (i // 8)
+    for p in range(784):
+        logit = b2[p] + sum(w2[p * 256 + j] * hidden[j] for j in range(256) if hidden[j])
+        want = 255 / (1 + math.exp(-logit))
+        got = pixel(left + 3 * (p % 28), top + 3 * (p // 28))
+        assert abs(got - want) <= 0.5 + 1e-3, ("image", i, "pixel", p, got, want)
+PY
+./vae sample --weights v.safetensors -o again.png --count 16 --seed 7 > /dev/null
+cmp -s samples.png again.png || fail "sample with the same seed drew another picture"
+./vae sample --weights v.safetensors -o other.png --count 16 --seed 8 > /dev/null
+cmp -s samples.png other.png && fail "sample with another seed drew the same picture"
+expect_error "\`sample\` decodes latent codes, and model \`autoencoder\` marks none" \
+  ./autoencoder sample --weights a.safetensors -o s.png
 if command -v mpirun > /dev/null; then
   mpirun --allow-run-as-root --oversubscribe -np 2 ./vae train --max-steps 20 --batch 32 --threads 1 \
     --save v2.safetensors 2> /dev/null | grep "^epoch 1:" | sed 's/  lr.*//' > ranks2.log

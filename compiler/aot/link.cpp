@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 
 #include <cstdlib>
 #include <stdexcept>
@@ -43,6 +44,21 @@ std::string rankAndShape(const Shape& shape) {
   std::vector<std::string> dims;
   for (const Dim& dim : shape) dims.push_back(dim.isSymbolic() ? "kBatchDim" : std::to_string(dim.extent));
   return fmt::format("{}, {{{}}}", shape.size(), fmt::join(dims, ", "));
+}
+
+// An entry point's name in the generated tables: "TrainStep" for train_step.
+std::string planId(const EntryPoint& entry) {
+  std::string id;
+  bool upper = true;
+  for (char c : entry.name) {
+    if (c == '_') {
+      upper = true;
+      continue;
+    }
+    id += upper ? static_cast<char>(std::toupper(static_cast<unsigned char>(c))) : c;
+    upper = false;
+  }
+  return id;
 }
 
 std::string shellQuote(const std::string& text) {
@@ -126,9 +142,8 @@ std::string emitModelSource(const Program& program, const Target& target, const 
   if (plan)
     for (const PlanKernel& kernel : plan->kernels) out += fmt::format("extern \"C\" int {}_argv(void**);\n", kernel.name);
   out += "\nnamespace nnc::rt {\nnamespace {\n";
-  const char* const kPlanIds[] = {"TrainStep", "Grads", "Predict", "Update"};
   if (plan)
-    for (size_t e = 0; e < plan->entries.size(); ++e) out += planSource(program, *plan, plan->entries[e], kPlanIds[e], profiled);
+    for (const EntryPlan& entry : plan->entries) out += planSource(program, *plan, entry, planId(*entry.entry), profiled);
   out += fmt::format("const ParamSpec kParams[] = {{\n{}}};\n", params);
   if (!states.empty()) out += fmt::format("const StateSpec kStates[] = {{\n{}}};\n", states);
   out += fmt::format("const InputSpec kInputs[] = {{\n{}}};\n", inputs);
@@ -150,16 +165,19 @@ std::string emitModelSource(const Program& program, const Target& target, const 
       cString(t.normalize), t.augment_flip, t.augment_shift);
   out += fmt::format(
       "extern const ModelSpec kModel = {{\n    {}, {}, {}, kCpuFeatures, {},\n    kParams, {}, {}, {},\n    kInputs, {},\n    {},\n"
-      "    {},\n    kScalars, {},\n    train_step_argv, grads_argv, predict_argv,\n    {},\n    update_argv,\n    {}, {},\n}};\n\n",
+      "    {},\n    kScalars, {},\n    train_step_argv, grads_argv, predict_argv,\n    {},\n    update_argv,\n    {}, {},\n"
+      "    {}, {},\n}};\n\n",
       cString(g.model_name), cString(target.halide), cString(target.name), target.cpu_features.size(), g.params.size(), states.empty() ? "nullptr" : "kStates",
       program.states.size(), g.inputs.size(), rankAndShape(g.node(g.output).shape), defaults,
       program.step_scalars.size() + 1, maxElementsPerExample(g), cString(taskName(g.task)),
-      cString(g.criterion == kNoNode ? "" : opInfo(g.node(g.criterion).op).name));
+      cString(g.criterion == kNoNode ? "" : opInfo(g.node(g.criterion).op).name),
+      program.sample.name.empty() ? "nullptr" : "sample_argv",
+      rankAndShape(g.latent == kNoNode ? Shape{} : g.node(g.latent).shape));
   out += "}  // namespace nnc::rt\n\n";
   if (plan)
-    for (size_t e = 0; e < plan->entries.size(); ++e)
+    for (const EntryPlan& entry : plan->entries)
       out += fmt::format("extern \"C\" int {}_argv(void** args) {{ return nnc::rt::runPlan(nnc::rt::k{}Plan, args); }}\n",
-                         plan->entries[e].entry->name, kPlanIds[e]);
+                         entry.entry->name, planId(*entry.entry));
   out += "int main(int argc, char** argv) { return nnc::rt::runTrainer(nnc::rt::kModel, argc, argv); }\n";
   return out;
 }

@@ -224,6 +224,23 @@ void GraphBuilder::checkEntryValues() {
                    fmt::format("the returned prediction depends on `{}`; `predict` only gets the features",
                                graph_.inputs[i].name));
   if (graph_.task != Task::Classify && !diags_.hasErrors()) findCriterion();
+  if (graph_.latent != kNoNode && !diags_.hasErrors()) checkLatent();
+}
+
+void GraphBuilder::checkLatent() {
+  std::vector<bool> uses(graph_.nodes.size(), false);
+  uses[graph_.output] = true;
+  for (NodeId id = graph_.output; id >= 0; --id)
+    if (uses[id] && id != graph_.latent)
+      for (NodeId in : graph_.node(id).inputs) uses[in] = true;
+  const std::string& features = graph_.inputs[0].name;
+  std::string problem = !uses[graph_.latent]   ? "does not depend on the latent code"
+                        : uses[graph_.inputs[0].node] ? fmt::format("depends on `{}` other than through the latent code", features)
+                                                      : "";
+  if (problem.empty()) return;
+  dsl::Diagnostic& diag = error(dsl::DiagKind::BadLatent, module_.output->value->span,
+                                fmt::format("the returned prediction {}; `sample` decodes latent codes alone", problem));
+  dsl::DiagnosticEngine::note(diag, latent_call_->span, "the latent code is marked here");
 }
 
 // Features come first: f32 values or i32 token ids, batched, of rank 2 or more. Then integer labels i32[B, ..]
@@ -498,6 +515,7 @@ const std::map<std::string, GraphBuilder::CallRule>& GraphBuilder::callRules() {
       {"causal_mask", [](B& b, const Expr& e) { return b.causalMask(e); }},
       {"kl_normal", [](B& b, const Expr& e) { return b.klNormal(e); }},
       {"randn_like", [](B& b, const Expr& e) { return b.randnLike(e); }},
+      {"latent", [](B& b, const Expr& e) { return b.latent(e); }},
       // Losses (build_ops.cpp).
       {"cross_entropy", [](B& b, const Expr& e) { return b.crossEntropy(e); }},
       {"mse", [](B& b, const Expr& e) { return b.pairLoss(e, Op::Mse, "mse(pred, target)"); }},

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace nnc::graph_building {
@@ -209,6 +210,32 @@ std::optional<Value> GraphBuilder::randnLike(const Expr& e) {
   attrs.shape = std::move(shape);
   attrs.index = dropout_sites_++;
   return Value{node(Op::RandNormal, {graph_.dropout_seed, graph_.dropout_row}, e, attrs), {}};
+}
+
+std::optional<Value> GraphBuilder::latent(const Expr& e) {
+  if (!expectArgs(e, 1, "latent(z)")) return std::nullopt;
+  NodeId z = tensorExpr(*e.args[0]);
+  if (z == kNoNode) return std::nullopt;
+  const Shape& shape = graph_.node(z).shape;
+  bool batched = shape.size() >= 2 && shape[0].isSymbolic() &&
+                 std::none_of(shape.begin() + 1, shape.end(), [](const Dim& dim) { return dim.isSymbolic(); });
+  if (!batched || graph_.node(z).dtype != DType::F32) {
+    error(dsl::DiagKind::BadLatent, e.span,
+          fmt::format("a latent code is `f32[B, ...]`, a vector (or tensor) of fixed extents per example, but this is "
+                      "{}{}", dtypeName(graph_.node(z).dtype), shapeToString(shape)));
+    return std::nullopt;
+  }
+  if (mode_ == Mode::Train) {
+    if (latent_call_) {
+      dsl::Diagnostic& diag = error(dsl::DiagKind::BadLatent, e.span,
+                                    "a model has one latent code; `sample` decodes it alone");
+      dsl::DiagnosticEngine::note(diag, latent_call_->span, "first marked here");
+      return std::nullopt;
+    }
+    latent_call_ = &e;
+  }
+  graph_.latent = z;  // the eval-mode pass, when there is one, marks its own node last
+  return Value{z, {}};
 }
 
 std::optional<Value> GraphBuilder::prelu(const Expr& e) {

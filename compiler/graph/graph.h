@@ -122,6 +122,7 @@ struct Graph {
   NodeId loss = kNoNode;
   NodeId output = kNoNode;        // the prediction, in eval mode (predict)
   NodeId train_output = kNoNode;  // the prediction in train mode; the same node unless dropout or batch_norm
+  NodeId latent = kNoNode;        // the value latent(z) marks, in eval mode: where the `sample` entry point starts
   NodeId dropout_seed = kNoNode;  // the i32 Scalar leaf the dropout masks hash, when the model has dropout
   NodeId dropout_row = kNoNode;   // the i32 Scalar leaf: the batch's first row in the step's global batch (a rank's
                                   // offset in data-parallel training, else 0), so masks follow the global row

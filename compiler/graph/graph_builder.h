@@ -94,6 +94,8 @@ class GraphBuilder {
   void checkEntryValues();
   bool checkInputs();  // sets graph_.task, or reports the inputs
   void findCriterion();
+  // The prediction must depend on the features through graph_.latent alone, so `sample` can decode from it.
+  void checkLatent();
 
   // A parameter that shapes the prediction but not the loss would never change in training. (Parameters that
   // reach neither belong to an unused binding, which the checker already warns about.)
@@ -176,6 +178,10 @@ class GraphBuilder {
   // kl_normal(mu, logvar) = mean over the batch (axis 0) of -0.5 sum_{other axes} (1 + logvar - mu^2 - exp(logvar)),
   // KL(N(mu, exp(logvar)) || N(0, I)) per example, built from table ops.
   std::optional<Value> klNormal(const Expr& e);
+
+  // latent(z): z itself, marked as the model's latent code: the `sample` entry point decodes values given in its
+  // place (graph.latent), so the prediction must depend on the features through it alone.
+  std::optional<Value> latent(const Expr& e);
 
   // causal_mask(T): the constant [T, T], 0 on and below the diagonal and -1e9 above (added to attention scores).
   std::optional<Value> causalMask(const Expr& e);
@@ -287,6 +293,7 @@ class GraphBuilder {
   const dsl::Stmt* stmt_ = nullptr;  // the statement being built (names layer forms)
   Mode mode_ = Mode::Train;
   bool mode_dependent_ = false;  // the model has ops whose eval mode differs (a second pass builds it)
+  const Expr* latent_call_ = nullptr;  // the model's latent(...) call, once train mode has built it
   int64_t dropout_sites_ = 0;  // random sites (dropout, randn_like) so far: each salts its hash with its number
   std::vector<std::pair<std::string, dsl::Span>> calls_;  // the function calls being inlined, outermost first
 };

@@ -95,6 +95,16 @@ Program buildProgram(Graph graph, const dsl::TrainConfig& train) {
   p.predict.arguments.insert(p.predict.arguments.end(), param_nodes.begin(), param_nodes.end());
   p.predict.outputs = {g.output};
   p.predict.output_names = {"output"};
+
+  if (g.latent != kNoNode) {  // the eval-mode prediction from the latent code on, read as an argument
+    p.sample.name = "sample";
+    p.sample.arguments = {g.latent};
+    p.sample.arguments.insert(p.sample.arguments.end(), param_nodes.begin(), param_nodes.end());
+    p.sample.argument_names = {"latent"};
+    for (NodeId param : param_nodes) p.sample.argument_names.push_back(g.node(param).name);
+    p.sample.outputs = {g.output};
+    p.sample.output_names = {"output"};
+  }
   return p;
 }
 

@@ -6,6 +6,7 @@
 //   predict(features, params...)                    -> (output)
 //   update(grads..., trainable params..., states..., lr, Adam's corrections...)
 //                                                   -> (new trainable params..., new states...)
+//   sample(latent, params...)                       -> (output)   only for a model that marks latent(z)
 // train_step = grads followed by update, fused; data-parallel training can call grads, all-reduce the gradients
 // (and average the buffers, BatchNorm's running statistics), then update. Buffers are new values the forward pass
 // computes from the batch, so grads returns them and update neither takes nor returns them.
@@ -52,9 +53,14 @@ struct Program {
   std::vector<NodeId> new_params;  // one per param: the update, or a buffer's new value
   std::vector<NodeId> new_states;  // one per state
   EntryPoint train_step, grads_entry, predict, update;
+  EntryPoint sample;  // the prediction from a latent code in place of the features; no name without latent(z)
 
   // Every entry point, in the order the trainer's ModelSpec lists them.
-  std::vector<const EntryPoint*> entryPoints() const { return {&train_step, &grads_entry, &predict, &update}; }
+  std::vector<const EntryPoint*> entryPoints() const {
+    std::vector<const EntryPoint*> entries = {&train_step, &grads_entry, &predict, &update};
+    if (!sample.name.empty()) entries.push_back(&sample);
+    return entries;
+  }
 };
 
 // Differentiates the loss, appends the optimizer update and defines the entry points.

@@ -32,7 +32,8 @@ int64_t EntryPlan::peakElements(int64_t batch) const {
 }
 
 int batchEstimate(const Program& program, const EntryPoint& entry) {
-  return &entry == &program.predict ? static_cast<int>(kEvalBatch) : static_cast<int>(program.train.batch);
+  bool evaluates = &entry == &program.predict || &entry == &program.sample;
+  return evaluates ? static_cast<int>(kEvalBatch) : static_cast<int>(program.train.batch);
 }
 
 namespace {
