@@ -10,6 +10,11 @@
 //   OP/SHAPES/POLICY             every distinct convolution, convolution gradient and pooling node, nnc vs naive
 //   batch_matmul/SHAPES/FORM/POLICY  every distinct per-entry product (examples/vit.nn's attention), nnc vs naive
 //   gather_grad/SHAPES/POLICY    every distinct embedding-table gradient (examples/charlm.nn's scatter-add), nnc vs naive
+//   attention_scores/MODEL/PASS/FORM  attention's probabilities softmax(q @ transpose(k) / sqrt(d) [+ causal_mask])
+//                                of examples/vit.nn and examples/charlm.nn (forward; backward: the gradients of q and
+//                                k from the probabilities' gradient, the forward recomputed) as nnc lowers and fuses
+//                                the chain (`fused`) and as an eager framework runs it, every node its own kernel
+//                                over buffers in memory (`unfused`, each kernel scheduled by nnc)
 //
 // Kernels are JIT-compiled with the same lowering and schedule `nnc build` uses (float32, host target), on
 // first use, so `--benchmark_filter` also limits the compile time. Counters: FLOP/s (the op table's FLOP
@@ -19,6 +24,7 @@
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -26,6 +32,7 @@
 #include <random>
 #include <set>
 
+#include "compiler/autodiff/autodiff.h"
 #include "compiler/compilation.h"
 #include "compiler/lower/lower.h"
 #include "runtime/block_cache.h"
@@ -89,6 +96,9 @@ class JitKernel {
     Halide::Realization realization(outputs_);
     pipeline_.realize(realization);
   }
+  // Reads argument `leaf` from `buffer` (another kernel's result) instead of its random values.
+  void bind(NodeId leaf, const Halide::Buffer<>& buffer) { lowered_.images.at(leaf).set(buffer); }
+  const Halide::Buffer<>& output(size_t i) const { return outputs_[i]; }
   double flops() const { return flops_; }
   double bytes() const { return static_cast<double>(bytes_); }
 
@@ -106,12 +116,14 @@ void setCounters(benchmark::State& state, double flops, double bytes) {
   state.counters["bytes/s"] = Counter(bytes, Counter::kIsIterationInvariantRate, Counter::kIs1024);
 }
 
-// Registers a benchmark of a JIT kernel that is built (once) when the benchmark first runs.
-void registerJit(const std::string& name, const std::string& label, std::function<std::unique_ptr<JitKernel>()> make) {
-  auto kernel = std::make_shared<std::unique_ptr<JitKernel>>();
+// Registers a benchmark of a JIT kernel (or of EagerKernels) that is built (once) when the benchmark first runs.
+template <typename Make>  // () -> std::unique_ptr<Kernel>
+void registerJit(const std::string& name, const std::string& label, Make make) {
+  using Kernel = typename decltype(make())::element_type;
+  auto kernel = std::make_shared<std::unique_ptr<Kernel>>();
   benchmark::RegisterBenchmark(name.c_str(), [kernel, make, label](benchmark::State& state) {
     if (!*kernel) *kernel = make();
-    JitKernel& k = **kernel;
+    Kernel& k = **kernel;
     for (int i = 0; i < 3; ++i) k.run();  // warm-up: the allocator's free list, caches
     for (auto _ : state) k.run();
     setCounters(state, k.flops(), k.bytes());
@@ -143,6 +155,115 @@ std::shared_ptr<SingleNode> isolate(const Graph& source, NodeId id) {
   NodeId out = g.add(node.op, leaves, node.attrs);
   single->entry = EntryPoint{opInfo(node.op).name, leaves, {out}, {"out"}};
   return single;
+}
+
+// An entry point run as an eager framework runs it: every node its own kernel (scheduled by nnc's policy), in
+// order, each reading its inputs from the buffers earlier kernels wrote. Nodes that depend on no argument
+// (constants: a scale, a mask) are computed once, before the runs.
+class EagerKernels {
+ public:
+  EagerKernels(const Graph& graph, const EntryPoint& entry, int batch) {
+    std::vector<bool> needed(graph.nodes.size(), false), variable(graph.nodes.size(), false);
+    for (NodeId out : entry.outputs) needed[out] = true;
+    for (NodeId id = static_cast<NodeId>(graph.nodes.size()) - 1; id >= 0; --id)
+      if (needed[id])
+        for (NodeId in : graph.node(id).inputs) needed[in] = true;
+    std::map<NodeId, Halide::Buffer<>> values;
+    std::mt19937 rng(7);
+    for (NodeId argument : entry.arguments) {
+      values[argument] = randomBuffer(graph.node(argument), batch, rng);
+      variable[argument] = true;
+      bytes_ += bytesOf(graph.node(argument), batch);
+    }
+    for (NodeId id = 0; id < static_cast<NodeId>(graph.nodes.size()); ++id) {
+      if (!needed[id] || values.count(id)) continue;
+      std::shared_ptr<SingleNode> single = isolate(graph, id);
+      auto kernel = std::make_unique<JitKernel>(single->graph, single->entry, SchedulePolicy::Manual, batch);
+      const Node& node = graph.node(id);
+      for (size_t i = 0; i < node.inputs.size(); ++i) {
+        kernel->bind(single->entry.arguments[i], values.at(node.inputs[i]));
+        variable[id] = variable[id] || variable[node.inputs[i]];
+      }
+      kernel->run();
+      values[id] = kernel->output(0);
+      if (!variable[id]) continue;
+      flops_ += nnc::flops(graph, id, batch);
+      steps_.push_back(std::move(kernel));
+    }
+    for (NodeId out : entry.outputs) bytes_ += bytesOf(graph.node(out), batch);
+  }
+  void run() {
+    for (const std::unique_ptr<JitKernel>& step : steps_) step->run();
+  }
+  double flops() const { return flops_; }
+  double bytes() const { return static_cast<double>(bytes_); }
+
+ private:
+  std::vector<std::unique_ptr<JitKernel>> steps_;
+  double flops_ = 0;
+  int64_t bytes_ = 0;
+};
+
+// Attention's probabilities, softmax(q @ transpose(k) / sqrt(width) [+ causal_mask(tokens)]) over [B, heads,
+// tokens, width] queries and keys, as the examples write them; `backward` also takes the probabilities' gradient
+// and returns those of q and k.
+struct ScoresChain {
+  Graph graph;
+  EntryPoint forward, backward;
+};
+
+std::shared_ptr<ScoresChain> scoresChain(int64_t heads, int64_t tokens, int64_t width, bool causal) {
+  auto chain = std::make_shared<ScoresChain>();
+  Graph& g = chain->graph;
+  auto input = [&](const char* name, int64_t last) {
+    Node leaf;
+    leaf.op = Op::Input;
+    leaf.name = name;
+    leaf.shape = {Dim{1, "B"}, Dim{heads, {}}, Dim{tokens, {}}, Dim{last, {}}};
+    return g.addLeaf(std::move(leaf));
+  };
+  NodeId q = input("q", width), k = input("k", width), grad_probs = input("grad_probs", tokens);
+  Attrs transposed;
+  transposed.transpose_b = true;
+  NodeId scores = g.add(Op::Mul, {g.add(Op::BatchMatMul, {q, k}, transposed), g.fill(1 / std::sqrt(double(width)), {})});
+  if (causal) {
+    Attrs mask;
+    mask.shape = {Dim{tokens, {}}, Dim{tokens, {}}};
+    scores = g.add(Op::Add, {scores, g.add(Op::CausalMask, {}, mask)});
+  }
+  Attrs rows, all;
+  rows.axes = {3};
+  all.axes = {0, 1, 2, 3};
+  NodeId probs = g.add(Op::Softmax, {scores}, rows);
+  NodeId loss = g.add(Op::Sum, {g.add(Op::Mul, {probs, grad_probs})}, all);  // its gradient is grad_probs
+  std::vector<NodeId> grads = differentiate(g, loss, {q, k});
+  chain->forward = EntryPoint{"forward", {q, k}, {probs}, {"probs"}, {}};
+  chain->backward = EntryPoint{"backward", {q, k, grad_probs}, {grads[0], grads[1]}, {"grad_q", "grad_k"}, {}};
+  return chain;
+}
+
+void registerAttentionScores() {
+  struct Case {
+    const char* model;
+    int batch;
+    int64_t heads, tokens, width;
+    bool causal;
+  };
+  for (const Case& c : {Case{"vit", 64, 4, 16, 32, false}, Case{"charlm", 32, 4, 64, 16, true}}) {
+    std::shared_ptr<ScoresChain> chain = scoresChain(c.heads, c.tokens, c.width, c.causal);
+    std::string label = std::string(c.model) + ": batch " + std::to_string(c.batch) + ", " + std::to_string(c.heads) +
+                        " heads, " + std::to_string(c.tokens) + " tokens of " + std::to_string(c.width);
+    for (const EntryPoint* entry : {&chain->forward, &chain->backward}) {
+      std::string base = std::string("attention_scores/") + c.model + "/" + entry->name;
+      int batch = c.batch;
+      registerJit(base + "/fused", label, [chain, entry, batch] {
+        return std::make_unique<JitKernel>(chain->graph, *entry, SchedulePolicy::Manual, batch);
+      });
+      registerJit(base + "/unfused", label, [chain, entry, batch] {
+        return std::make_unique<EagerKernels>(chain->graph, *entry, batch);
+      });
+    }
+  }
 }
 
 std::string shapeText(const Shape& shape, int batch) {
@@ -265,6 +386,7 @@ int main(int argc, char** argv) {
   std::set<std::string> seen;
   for (const char* model : {"mlp", "lenet5", "cnn_bn", "mlp_bn_dropout", "softmax_regression", "vit", "charlm"})
     nnc::registerModel(std::filesystem::path(NNC_SOURCE_DIR) / "examples" / (std::string(model) + ".nn"), seen);
+  nnc::registerAttentionScores();
   int count = static_cast<int>(args.size());
   benchmark::Initialize(&count, args.data());
   if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
