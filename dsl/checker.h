@@ -39,6 +39,7 @@ struct LrScheduleConfig {
 struct EarlyStoppingConfig {
   int64_t patience = 0;              // epochs without improvement before stopping; 0: off
   std::string monitor = "val_loss";  // or val_accuracy
+  Span span;                         // the `early_stopping = ...` value; empty when not set
 };
 
 struct TrainConfig {

@@ -200,6 +200,7 @@ void TrainChecker::checkEntry(const TrainEntry& entry) {
   } else if (entry.key == "early_stopping") {
     if (auto call = checkCall(entry.key, value, earlyStoppingSetting())) {
       config_.early_stopping.patience = static_cast<int64_t>(call->numbers.at("epochs"));
+      config_.early_stopping.span = value.span;
       if (call->strings.count("monitor")) config_.early_stopping.monitor = call->strings.at("monitor");
     }
   } else {

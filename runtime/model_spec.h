@@ -116,6 +116,9 @@ struct ModelSpec {
   EntryFn sample;  // nullptr without a latent code
   int64_t latent_rank;
   int64_t latent_shape[kMaxRank];  // kBatchDim where symbolic
+  // Features that are token ids index embedding tables: each id must be below this (the smallest table's rows);
+  // 0 when the features are no ids.
+  int64_t token_ids_below;
 };
 
 // Defined by the generated model.cpp.

@@ -214,6 +214,18 @@ void checkDatasetFits(const ModelSpec& model, const Dataset& data, const std::st
   if (data.features != featuresPerExample(model))
     throw DataError(where + ": examples have " + std::to_string(data.features) + " features, model input `" +
                     model.inputs[0].name + "` expects " + std::to_string(featuresPerExample(model)));
+  if (model.token_ids_below > 0)  // the kernels would clamp an id outside the embedding table
+    for (size_t i = 0; i < data.images.size(); ++i) {
+      float id = data.images[i];
+      if (id >= 0 && id < static_cast<float>(model.token_ids_below) && id == std::floor(id)) continue;
+      auto features = static_cast<size_t>(data.features);
+      char text[32];
+      std::snprintf(text, sizeof text, "%g", id);
+      throw DataError(where + ": example " + std::to_string(i / features) + ", position " +
+                      std::to_string(i % features) + ": token id " + text + " is not an index into the "
+                      "model's embedding table of " + std::to_string(model.token_ids_below) + " rows (input `" +
+                      model.inputs[0].name + "` is i32 token ids)");
+    }
   Task task = modelTask(model);
   if (task == Task::Classify && data.labels_per_example != labelsPerExample(model))
     throw DataError(where + ": examples have " + std::to_string(data.labels_per_example) + " labels, model input `" +
@@ -535,9 +547,6 @@ int train(const ModelSpec& model, const TrainOptions& given) {
   quietUnlessLeader();
   checkOutputPaths(options);
   Task task = modelTask(model);
-  if (options.monitor == "val_accuracy" && task != Task::Classify)
-    throw DataError(std::string("early stopping on val_accuracy needs a classifier, but model `") + model.name +
-                    "` " + (task == Task::Regress ? "regresses" : "reconstructs its input") + ": monitor val_loss");
   if (model.inputs[0].is_integer && options.normalize != "none")
     throw DataError(std::string("model `") + model.name + "` takes token ids (input `" + model.inputs[0].name +
                     "` is i32): they cannot be normalized (normalize " + options.normalize + ")");

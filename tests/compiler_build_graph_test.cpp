@@ -96,6 +96,18 @@ TEST(BuildGraph, MatMulMismatchNamesBothShapes) {
             "              ^\n");
 }
 
+// Only a classifier has an accuracy to stop on.
+TEST(BuildGraph, EarlyStoppingOnAccuracyNeedsAClassifier) {
+  const std::string regressor = "model m(x: f32[B, 4], y: f32[B, 2]) {\n  z = linear(x, 2)\n  loss = mse(z, y)\n"
+                                "  return z\n}\n";
+  EXPECT_EQ(errorsOf(regressor + "train {\n  early_stopping = patience(2, monitor = \"val_accuracy\")\n}\n"),
+            "t.nn:7:20: error: early stopping on `val_accuracy` needs a classifier, and model `m` regresses; monitor "
+            "`val_loss`\n"
+            "      early_stopping = patience(2, monitor = \"val_accuracy\")\n"
+            "                       ^~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~\n");
+  EXPECT_EQ(errorsOf(regressor + "train {\n  early_stopping = patience(2)\n}\n"), "");
+}
+
 // latent(z) marks the code `sample` decodes: one per model, batched, and the prediction's only way to the features.
 TEST(BuildGraph, LatentCodeIsTheDecodersOnlyInput) {
   const std::string head = "model m(x: f32[B, 4]) {\n  code = linear(x, 2)\n";

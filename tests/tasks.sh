@@ -65,8 +65,8 @@ expect_error "a regressor needs float targets" ./regression train --data /usr/sh
 expect_error "unknown target column \`z\`" ./regression train --data data --label-column z
 sed 's/seed = 1/seed = 1\n    validation_split = 0.1\n    early_stopping = patience(2, monitor = "val_accuracy")/' \
   "$src/examples/regression.nn" > watch_accuracy.nn
-"$nnc" build watch_accuracy.nn -o watch_accuracy 2> /dev/null
-expect_error "early stopping on val_accuracy needs a classifier" ./watch_accuracy train --data data
+expect_error "error: early stopping on \`val_accuracy\` needs a classifier, and model \`regression\` regresses" \
+  "$nnc" build watch_accuracy.nn -o watch_accuracy
 printf 'x0,x1,x2,x3,x4,x5,x6,x7,y\n1,2,3,4,5,6,7,8,nan\n' > data/bad.csv
 mkdir -p bad && cp data/bad.csv bad/train.csv && cp data/bad.csv bad/test.csv
 expect_error "bad/train.csv:2: column \`y\`: expected a finite number" ./regression train --data bad
@@ -195,6 +195,10 @@ awk -v l="$text_loss" -v u="$unigram" 'BEGIN { exit !(l != "" && l < u) }' ||
 ./charlm eval --weights c.safetensors --data text > eval.log
 [ "$(field test_loss < eval.log)" = "$text_loss" ] || fail "charlm eval: $(cat eval.log), training printed $text_loss"
 ./charlm predict --weights c.safetensors --data text --limit 2 > predict.log
+# A byte beyond the embedding's 128 rows (UTF-8's "é" is bytes 195 169) is refused, not clamped by the kernels.
+mkdir -p utf8 && cp text/test.txt utf8/test.txt && { head -c 1000 text/train.txt; printf '\303\251'; head -c 200 text/test.txt; } > utf8/train.txt
+expect_error "utf8 (train): example 15, position 40: token id 195 is not an index into the model's embedding table of 128 rows" \
+  ./charlm train --data utf8 --max-steps 1
 awk 'NR == 2 && NF == 2 + 16 + 1 + 16 + 1 { ok = 1 } END { exit !ok }' predict.log ||
   fail "charlm predict (16 predicted bytes | 16 labels, ..): $(cat predict.log)"
 echo "regression R² $r2, autoencoder test MSE $mse, vae test MSE $vae_mse, charlm test loss $text_loss (unigram $unigram)"

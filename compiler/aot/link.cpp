@@ -119,6 +119,23 @@ int64_t maxElementsPerExample(const Graph& g) {
   return most;
 }
 
+// Token-id features index embedding tables: the rows of the smallest table they reach (ids must be below it), or 0
+// when the features are no ids.
+int64_t tokenIdsBelow(const Graph& g) {
+  std::vector<bool> from_features(g.nodes.size(), false);
+  from_features[g.inputs[0].node] = g.node(g.inputs[0].node).dtype == DType::I32;
+  int64_t below = 0;
+  for (NodeId id = 0; id < static_cast<NodeId>(g.nodes.size()); ++id) {
+    const Node& node = g.node(id);
+    for (NodeId in : node.inputs) from_features[id] = from_features[id] || from_features[in];
+    if (node.op == Op::Gather && from_features[node.inputs[1]]) {
+      int64_t rows = g.node(node.inputs[0]).shape[0].extent;
+      below = below == 0 ? rows : std::min(below, rows);
+    }
+  }
+  return below;
+}
+
 }  // namespace
 
 std::string emitModelSource(const Program& program, const Target& target, const ProgramPlan* plan, bool profiled) {
@@ -166,13 +183,13 @@ std::string emitModelSource(const Program& program, const Target& target, const 
   out += fmt::format(
       "extern const ModelSpec kModel = {{\n    {}, {}, {}, kCpuFeatures, {},\n    kParams, {}, {}, {},\n    kInputs, {},\n    {},\n"
       "    {},\n    kScalars, {},\n    train_step_argv, grads_argv, predict_argv,\n    {},\n    update_argv,\n    {}, {},\n"
-      "    {}, {},\n}};\n\n",
+      "    {}, {},\n    {},\n}};\n\n",
       cString(g.model_name), cString(target.halide), cString(target.name), target.cpu_features.size(), g.params.size(), states.empty() ? "nullptr" : "kStates",
       program.states.size(), g.inputs.size(), rankAndShape(g.node(g.output).shape), defaults,
       program.step_scalars.size() + 1, maxElementsPerExample(g), cString(taskName(g.task)),
       cString(g.criterion == kNoNode ? "" : opInfo(g.node(g.criterion).op).name),
       program.sample.name.empty() ? "nullptr" : "sample_argv",
-      rankAndShape(g.latent == kNoNode ? Shape{} : g.node(g.latent).shape));
+      rankAndShape(g.latent == kNoNode ? Shape{} : g.node(g.latent).shape), tokenIdsBelow(g));
   out += "}  // namespace nnc::rt\n\n";
   if (plan)
     for (const EntryPlan& entry : plan->entries)

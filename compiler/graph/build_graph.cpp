@@ -225,6 +225,11 @@ void GraphBuilder::checkEntryValues() {
                                graph_.inputs[i].name));
   if (graph_.task != Task::Classify && !diags_.hasErrors()) findCriterion();
   if (graph_.latent != kNoNode && !diags_.hasErrors()) checkLatent();
+  const dsl::EarlyStoppingConfig& stopping = module_.train.early_stopping;
+  if (stopping.monitor == "val_accuracy" && graph_.task != Task::Classify)
+    error(dsl::DiagKind::BadTrainValue, stopping.span,
+          fmt::format("early stopping on `val_accuracy` needs a classifier, and model `{}` {}; monitor `val_loss`",
+                      graph_.model_name, graph_.task == Task::Regress ? "regresses" : "reconstructs its input"));
 }
 
 void GraphBuilder::checkLatent() {
