@@ -37,6 +37,7 @@ struct ParamSpec {
   InitKind init;
   double a, b;  // Constant: value; Uniform: low, high; Normal: mean, std; Xavier/He: gain
   bool trainable;  // false for buffers
+  bool is_integer;  // a count (batch_norm's num_batches_tracked): f32 in the kernels, I64 in checkpoints as in PyTorch
 };
 
 struct StateSpec {

@@ -3,15 +3,16 @@
 // Reading, in order:
 //   1. Read the 8-byte header length N; reject files too short or whose N is implausible or not
 //      followed by '{' (foreign files), then files shorter than 8 + N (truncated).
-//   2. Parse the JSON header; validate every tensor entry (dtype F32, shape, offsets = shape*4).
+//   2. Parse the JSON header; validate every tensor entry (a dtype we read, shape, offsets = shape * element size).
 //   3. Check the offsets tile the data section exactly: sorted, no overlap, no gap, no slack.
 //   4. Verify the data section's CRC-32 against the header's `crc32` metadata, when present (we always write it).
-//   5. Copy each tensor's bytes out of the data section.
+//   5. Convert each tensor's elements to f32, counting those that f32 holds only rounded.
 #include "runtime/safetensors.h"
 
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -51,10 +52,24 @@ std::string dataChecksum(const char* data, uint64_t bytes) {
   throw DataError(path + ": " + what);
 }
 
+struct DtypeInfo {
+  Dtype dtype;
+  const char* name;
+  uint64_t bytes;  // per element
+};
+constexpr DtypeInfo kDtypes[] = {{Dtype::F32, "F32", 4}, {Dtype::F64, "F64", 8}, {Dtype::F16, "F16", 2},
+                                 {Dtype::BF16, "BF16", 2}, {Dtype::I64, "I64", 8}, {Dtype::I32, "I32", 4}};
+constexpr const char* kDtypesRead = "F32, F64, F16, BF16, I64 or I32";
+
+const DtypeInfo& info(Dtype dtype) {
+  return *std::find_if(std::begin(kDtypes), std::end(kDtypes), [&](const DtypeInfo& d) { return d.dtype == dtype; });
+}
+
 // One validated header entry.
 struct Entry {
   std::string name;
   std::vector<int64_t> shape;
+  Dtype dtype = Dtype::F32;
   uint64_t begin = 0, end = 0;  // byte range within the data section
 };
 
@@ -132,9 +147,9 @@ std::vector<int64_t> parseShape(const json& shape, const std::string& where) {
   return dims;
 }
 
-// Bytes an F32 tensor of this shape occupies, or UINT64_MAX when that overflows 64 bits.
-uint64_t f32Bytes(const std::vector<int64_t>& shape) {
-  uint64_t bytes = 4;
+// Bytes a tensor of this shape occupies, or UINT64_MAX when that overflows 64 bits.
+uint64_t tensorBytes(const std::vector<int64_t>& shape, uint64_t element_bytes) {
+  uint64_t bytes = element_bytes;
   for (int64_t d : shape) {
     if (d == 0) return 0;
     if (bytes > UINT64_MAX / static_cast<uint64_t>(d)) return UINT64_MAX;
@@ -151,10 +166,12 @@ Entry parseEntry(const std::string& name, const json& v, uint64_t data_bytes,
     if (!v.contains(key)) throw DataError(where + "missing `" + key + "`");
   const json& dtype = v["dtype"];
   if (!dtype.is_string()) throw DataError(where + "`dtype` must be a string");
-  if (dtype.get<std::string>() != "F32")
-    throw DataError(where + "dtype `" + dtype.get<std::string>() +
-                    "` is not supported (expected F32)");
-  Entry e{name, parseShape(v["shape"], where)};
+  const DtypeInfo* type = std::find_if(std::begin(kDtypes), std::end(kDtypes),
+                                       [&](const DtypeInfo& d) { return dtype.get<std::string>() == d.name; });
+  if (type == std::end(kDtypes))
+    throw DataError(where + "dtype `" + dtype.get<std::string>() + "` is not supported (expected " +
+                    kDtypesRead + ")");
+  Entry e{name, parseShape(v["shape"], where), type->dtype};
   const json& off = v["data_offsets"];
   if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
       !off[1].is_number_unsigned())
@@ -165,10 +182,10 @@ Entry parseEntry(const std::string& name, const json& v, uint64_t data_bytes,
     throw DataError(where + "data_offsets [" + std::to_string(e.begin) + ", " +
                     std::to_string(e.end) + "] out of range for a data section of " +
                     std::to_string(data_bytes) + " bytes");
-  uint64_t expected = f32Bytes(e.shape);
+  uint64_t expected = tensorBytes(e.shape, type->bytes);
   if (expected != e.end - e.begin)
     throw DataError(where + "data_offsets span " + std::to_string(e.end - e.begin) +
-                    " bytes, but shape " + v["shape"].dump() + " of F32 needs " +
+                    " bytes, but shape " + v["shape"].dump() + " of " + type->name + " needs " +
                     (expected == UINT64_MAX ? std::string("more than 2^64")
                                             : std::to_string(expected)));
   return e;
@@ -229,6 +246,62 @@ Header readHeader(OpenFile& file, const std::string& path) {
   return h;
 }
 
+// ---- step 5: conversion to f32 ----------------------------------------------------------
+
+template <typename T>
+T element(const char* bytes, size_t i) {
+  T value;
+  std::memcpy(&value, bytes + i * sizeof(T), sizeof(T));
+  return value;
+}
+
+// IEEE binary16: a sign, 5 exponent bits (bias 15), 10 mantissa bits. Every value is an f32 exactly.
+float halfToFloat(uint16_t half) {
+  const int exponent = (half >> 10) & 0x1f, mantissa = half & 0x3ff;
+  const float magnitude = exponent == 0x1f ? (mantissa ? NAN : INFINITY)
+                          : exponent == 0  ? std::ldexp(static_cast<float>(mantissa), -24)  // 0, subnormal: m 2^-24
+                                           : std::ldexp(static_cast<float>(mantissa | 0x400), exponent - 25);  // 1.m 2^(e-15)
+  return half & 0x8000 ? -magnitude : magnitude;
+}
+
+// bfloat16 is the upper half of an f32.
+float bfloatToFloat(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
+
+// The nearest f32 to an integer; false when it is not the integer itself (beyond 2^24 in magnitude).
+template <typename Int>
+bool integerToFloat(Int value, float& out) {
+  out = static_cast<float>(value);
+  return out < 0x1p63f && static_cast<int64_t>(out) == value;  // float(INT64_MAX) is 2^63, outside int64
+}
+
+// `count` elements of `dtype` as f32; returns how many of them f32 holds only rounded.
+int64_t convertToFloat(Dtype dtype, const char* bytes, size_t count, float* out) {
+  int64_t rounded = 0;
+  switch (dtype) {
+    case Dtype::F32: std::memcpy(out, bytes, count * sizeof(float)); break;
+    case Dtype::F64:
+      for (size_t i = 0; i < count; ++i) {
+        const double value = element<double>(bytes, i);
+        out[i] = static_cast<float>(value);
+        rounded += !std::isnan(value) && out[i] != value;
+      }
+      break;
+    case Dtype::F16:
+      for (size_t i = 0; i < count; ++i) out[i] = halfToFloat(element<uint16_t>(bytes, i));
+      break;
+    case Dtype::BF16:
+      for (size_t i = 0; i < count; ++i) out[i] = bfloatToFloat(element<uint16_t>(bytes, i));
+      break;
+    case Dtype::I64:
+      for (size_t i = 0; i < count; ++i) rounded += !integerToFloat(element<int64_t>(bytes, i), out[i]);
+      break;
+    case Dtype::I32:
+      for (size_t i = 0; i < count; ++i) rounded += !integerToFloat(element<int32_t>(bytes, i), out[i]);
+      break;
+  }
+  return rounded;
+}
+
 // ---- writing -----------------------------------------------------------------------
 
 void checkTensorsToWrite(const std::vector<NamedTensor>& tensors, const std::string& path) {
@@ -245,6 +318,23 @@ void checkTensorsToWrite(const std::vector<NamedTensor>& tensors, const std::str
     if (elements != t.data.size())
       throw std::invalid_argument(where + "shape needs " + std::to_string(elements) +
                                   " elements, data has " + std::to_string(t.data.size()));
+    if (t.dtype != Dtype::F32 && t.dtype != Dtype::I64)
+      throw std::invalid_argument(where + "cannot write dtype " + dtypeName(t.dtype) + " (F32 or I64)");
+    if (t.dtype == Dtype::I64)
+      for (float v : t.data)
+        if (!fitsInt64(v)) throw std::invalid_argument(where + "I64 cannot store " + std::to_string(v));
+  }
+}
+
+// Appends a tensor's values as its dtype: F32 as they are, I64 as the whole numbers they hold (checked above).
+void appendData(const NamedTensor& t, std::string& data) {
+  if (t.dtype == Dtype::F32) {
+    data.append(reinterpret_cast<const char*>(t.data.data()), t.data.size() * sizeof(float));
+    return;
+  }
+  for (float v : t.data) {
+    const int64_t whole = static_cast<int64_t>(v);
+    data.append(reinterpret_cast<const char*>(&whole), sizeof whole);
   }
 }
 
@@ -254,8 +344,8 @@ std::string buildHeader(const std::vector<const NamedTensor*>& sorted,
   json j = json::object();
   uint64_t offset = 0;
   for (const NamedTensor* t : sorted) {
-    uint64_t bytes = t->data.size() * sizeof(float);
-    j[t->name] = {{"dtype", "F32"}, {"shape", t->shape}, {"data_offsets", {offset, offset + bytes}}};
+    uint64_t bytes = t->data.size() * info(t->dtype).bytes;
+    j[t->name] = {{"dtype", dtypeName(t->dtype)}, {"shape", t->shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   if (!metadata.empty()) j[kMetadataKey] = metadata;
@@ -266,17 +356,23 @@ std::string buildHeader(const std::vector<const NamedTensor*>& sorted,
 
 }  // namespace
 
+const char* dtypeName(Dtype dtype) { return info(dtype).name; }
+
+bool fitsInt64(float value) { return value >= -0x1p63f && value < 0x1p63f && std::trunc(value) == value; }
+
 void writeSafetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
                       const std::map<std::string, std::string>& metadata) {
   checkTensorsToWrite(tensors, path);
   std::vector<const NamedTensor*> sorted;
   for (const NamedTensor& t : tensors) sorted.push_back(&t);
-  std::sort(sorted.begin(), sorted.end(),
-            [](const NamedTensor* a, const NamedTensor* b) { return a->name < b->name; });
+  // In the safetensors package's order, I64 before F32 and then by name: every tensor is aligned to its element size.
+  std::sort(sorted.begin(), sorted.end(), [](const NamedTensor* a, const NamedTensor* b) {
+    const uint64_t a_bytes = info(a->dtype).bytes, b_bytes = info(b->dtype).bytes;
+    return a_bytes != b_bytes ? a_bytes > b_bytes : a->name < b->name;
+  });
 
   std::string data;
-  for (const NamedTensor* t : sorted)
-    data.append(reinterpret_cast<const char*>(t->data.data()), t->data.size() * sizeof(float));
+  for (const NamedTensor* t : sorted) appendData(*t, data);
   std::map<std::string, std::string> with_checksum = metadata;
   with_checksum[kChecksumKey] = dataChecksum(data.data(), data.size());
   const std::string header = buildHeader(sorted, with_checksum);
@@ -298,8 +394,8 @@ std::vector<NamedTensor> readSafetensors(const std::string& path) {
                    ", the header says " + checksum->second + "; the file is damaged");
   std::vector<NamedTensor> tensors;
   for (const Entry& e : h.entries) {
-    NamedTensor t{e.name, e.shape, std::vector<float>((e.end - e.begin) / sizeof(float))};
-    if (e.end > e.begin) std::memcpy(t.data.data(), data.data() + e.begin, e.end - e.begin);
+    NamedTensor t{e.name, e.shape, std::vector<float>((e.end - e.begin) / info(e.dtype).bytes), e.dtype};
+    if (e.end > e.begin) t.rounded = convertToFloat(e.dtype, data.data() + e.begin, t.data.size(), t.data.data());
     tensors.push_back(std::move(t));
   }
   return tensors;

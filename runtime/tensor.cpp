@@ -1,6 +1,7 @@
 // Parameter tensors: allocation, initialization and checkpoints.
 #include "runtime/tensor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -95,11 +96,19 @@ void loadCheckpoint(const ModelSpec& model, const std::string& path, std::vector
       mismatches.push_back("no tensor `" + std::string(spec.name) + "` " + shapeString(shape));
       continue;
     }
+    const std::vector<float>& data = it->second.data;
     if (it->second.shape != shape)
       mismatches.push_back("tensor `" + std::string(spec.name) + "` has shape " + shapeString(it->second.shape) +
                            ", the model's is " + shapeString(shape));
-    else
-      std::copy(it->second.data.begin(), it->second.data.end(), params[i].data());
+    else if (spec.is_integer && !std::all_of(data.begin(), data.end(), fitsInt64))
+      mismatches.push_back("tensor `" + std::string(spec.name) + "` is a count, but holds values other than whole numbers");
+    else {
+      std::copy(data.begin(), data.end(), params[i].data());
+      if (it->second.rounded)  // F64 values, or integers beyond 2^24: one line per tensor
+        std::fprintf(stderr, "note: %s: tensor `%s`: %lld of %zu %s values rounded to the nearest f32\n",
+                     path.c_str(), spec.name, static_cast<long long>(it->second.rounded), data.size(),
+                     dtypeName(it->second.dtype));
+    }
     tensors.erase(it);
   }
   for (const auto& [name, tensor] : tensors)
@@ -117,7 +126,8 @@ void saveCheckpoint(const ModelSpec& model, const std::string& path, const std::
   for (int i = 0; i < model.num_params; ++i) {
     const Tensor& p = params[i];
     tensors.push_back({model.params[i].name, concreteShape(model.params[i].rank, model.params[i].shape, 1),
-                       std::vector<float>(p.data(), p.data() + p.number_of_elements())});
+                       std::vector<float>(p.data(), p.data() + p.number_of_elements()),
+                       model.params[i].is_integer ? Dtype::I64 : Dtype::F32});
   }
   std::map<std::string, std::string> header = metadata;
   header.insert({{"model", model.name}, {"epoch", std::to_string(epoch)}, {"step", std::to_string(step)}});

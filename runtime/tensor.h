@@ -55,10 +55,13 @@ std::vector<Tensor> allocateParams(const ModelSpec& model);
 // Fills parameters from their initializers, deterministically for a seed.
 void initializeParams(const ModelSpec& model, uint64_t seed, std::vector<Tensor>& params);
 
-// Loads a safetensors checkpoint into `params`; every parameter must be present with its exact shape and
-// nothing else. Otherwise throws DataError naming the file and listing every mismatch, one per line.
+// Loads a safetensors checkpoint into `params`; every parameter must be present with its exact shape (a count,
+// ParamSpec::is_integer, with whole numbers) and nothing else. Otherwise throws DataError naming the file and
+// listing every mismatch, one per line. Tensors of other dtypes than F32 are converted (safetensors.h); a note on
+// stderr names each one whose values f32 holds only rounded.
 void loadCheckpoint(const ModelSpec& model, const std::string& path, std::vector<Tensor>& params);
-// Writes `params` (PyTorch state_dict names) atomically, with `metadata` added to the header's.
+// Writes `params` (PyTorch state_dict names and dtypes: counts as I64) atomically, with `metadata` added to the
+// header's.
 void saveCheckpoint(const ModelSpec& model, const std::string& path, const std::vector<Tensor>& params,
                     int64_t epoch, int64_t step, const std::map<std::string, std::string>& metadata = {});
 

@@ -30,6 +30,8 @@ mutants=(
   "matmul columns rounded up past the end|compiler/schedule/cpu.cpp|round_up ? Halide::TailStrategy::RoundUp : Halide::TailStrategy::ShiftInwards|Halide::TailStrategy::RoundUp|ScheduleMatchesNaive|MatMul"
   "IDX pixels scaled by 256|runtime/dataset.cpp|images.data[i] / 255.0f|images.data[i] / 256.0f|^Mnist\\.|^Idx\\.|e2e_trainer"
   "trainer skips its CPU check|runtime/trainer_cli.cpp|  if (missing.empty()) return;|  return;|^targets$"
+  "BF16 read one bit off|runtime/safetensors.cpp|static_cast<uint32_t>(bits) << 16|static_cast<uint32_t>(bits) << 15|^SafetensorsDtypes\\.|pytorch_checkpoint"
+  "num_batches_tracked saved as F32|runtime/tensor.cpp|model.params[i].is_integer ? Dtype::I64 : Dtype::F32|Dtype::F32|^Checkpoint\\.|pytorch_checkpoint"
   "host target trusts AVX512-BF16 alone|compiler/target.cpp|\"avx512_bf16\", \"avx512_vnni\", \"avx_vnni\", \"avx512_fp16\"|\"avx512_bf16\", \"avx512_vnni\", \"avx512_fp16\"|^Target\\.|^IsaScan"
 )
 

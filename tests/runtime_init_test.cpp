@@ -14,7 +14,7 @@ struct Stats {
 
 // Initializes one [256, 512] parameter (fan_in 512, fan_out 256) and measures it.
 Stats sample(InitKind kind, double a, double b, uint64_t seed = 3) {
-  ParamSpec spec{"w", 2, {256, 512}, kind, a, b, true};
+  ParamSpec spec{"w", 2, {256, 512}, kind, a, b, true, false};
   ModelSpec model{};
   model.params = &spec;
   model.num_params = 1;

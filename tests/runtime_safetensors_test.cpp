@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -55,11 +56,15 @@ std::string stFile(const std::string& header, const std::string& data) {
   return out + header + data;
 }
 
-std::string floatBytes(std::initializer_list<float> v) {
-  std::string s(v.size() * 4, '\0');
+// The little-endian bytes of values of any element type (the host is little-endian: safetensors.cpp asserts it).
+template <typename T>
+std::string bytesOf(std::initializer_list<T> v) {
+  std::string s(v.size() * sizeof(T), '\0');
   std::memcpy(s.data(), std::data(v), s.size());
   return s;
 }
+
+std::string floatBytes(std::initializer_list<float> v) { return bytesOf(v); }
 
 
 #define EXPECT_HAS(haystack, needle) \
@@ -111,6 +116,104 @@ TEST(Safetensors, WritesTheExpectedBytes) {
       R"({"__metadata__":{"crc32":"5cd8256f","k":"v"},"x":{"data_offsets":[0,4],"dtype":"F32","shape":[1]}})";
   json.append((8 - json.size() % 8) % 8, ' ');
   EXPECT_EQ(readText(dir.file("o.safetensors")), stFile(json, floatBytes({1.5f})));
+}
+
+// ---- dtypes other than F32 -------------------------------------------------------------------
+
+// Each dtype read, and the decisions on its edge values: F16 and BF16 are exact in f32 (subnormals, infinities,
+// NaN included); F64 and large integers round to the nearest f32 and are counted in `rounded`.
+TEST(SafetensorsDtypes, ReadsEveryDtypeAsF32) {
+  TempDir dir;
+  const uint16_t f16[] = {0x3c00, 0xc000, 0x3555, 0x7bff, 0x0400, 0x0001, 0x03ff, 0x8000, 0x7c00, 0xfc00, 0x7e00};
+  const uint16_t bf16[] = {0x3f80, 0xc040, 0x3eab, 0x7f7f, 0x0001, 0x8000, 0x7f80, 0xff80, 0x7fc0};
+  std::string data = bytesOf<double>({0.5, 0.1, 1e300, 1e-50, -INFINITY, NAN}) +                           // [0, 48)
+                     bytesOf<int64_t>({0, -5, 1 << 24, (1 << 24) + 1, INT64_MAX, INT64_MIN, int64_t{1} << 40}) +  // [48, 104)
+                     bytesOf<int32_t>({7, INT32_MIN, INT32_MAX, (1 << 24) + 1}) +                           // [104, 120)
+                     std::string(reinterpret_cast<const char*>(f16), sizeof f16) +                          // [120, 142)
+                     std::string(reinterpret_cast<const char*>(bf16), sizeof bf16) +                        // [142, 160)
+                     floatBytes({1.25f});                                                                   // [160, 164)
+  std::string header =
+      R"({"d":{"dtype":"F64","shape":[6],"data_offsets":[0,48]},)"
+      R"("l":{"dtype":"I64","shape":[7],"data_offsets":[48,104]},)"
+      R"("i":{"dtype":"I32","shape":[2,2],"data_offsets":[104,120]},)"
+      R"("h":{"dtype":"F16","shape":[11],"data_offsets":[120,142]},)"
+      R"("b":{"dtype":"BF16","shape":[9],"data_offsets":[142,160]},)"
+      R"("f":{"dtype":"F32","shape":[],"data_offsets":[160,164]}})";
+  writeText(dir.file("t.safetensors"), stFile(header, data));
+
+  std::map<std::string, NamedTensor> t;
+  for (NamedTensor& tensor : readSafetensors(dir.file("t.safetensors"))) t[tensor.name] = tensor;
+  const NamedTensor &d = t["d"], &l = t["l"], &i = t["i"], &h = t["h"], &b = t["b"], &f = t["f"];
+  EXPECT_EQ(d.dtype, Dtype::F64);
+  EXPECT_EQ(std::vector<float>(d.data.begin(), d.data.begin() + 5),
+            (std::vector<float>{0.5f, 0.1f, INFINITY, 0.0f, -INFINITY}));
+  EXPECT_TRUE(std::isnan(d.data[5]));
+  EXPECT_EQ(d.rounded, 3);  // 0.1, 1e300 (to infinity), 1e-50 (to 0); NaN and -inf are kept
+  EXPECT_EQ(l.dtype, Dtype::I64);
+  EXPECT_EQ(l.data, (std::vector<float>{0, -5, 0x1p24f, 0x1p24f, 0x1p63f, -0x1p63f, 0x1p40f}));
+  EXPECT_EQ(l.rounded, 2);  // 2^24 + 1 and INT64_MAX
+  EXPECT_EQ(i.dtype, Dtype::I32);
+  EXPECT_EQ(i.shape, (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(i.data, (std::vector<float>{7, -0x1p31f, 0x1p31f, 0x1p24f}));
+  EXPECT_EQ(i.rounded, 2);  // INT32_MAX and 2^24 + 1
+  EXPECT_EQ(h.dtype, Dtype::F16);
+  // 1, -2, the nearest to 1/3, the largest, the smallest normal, the smallest and largest subnormals, -0, +-inf.
+  EXPECT_EQ(std::vector<float>(h.data.begin(), h.data.begin() + 10),
+            (std::vector<float>{1, -2, 0.333251953125f, 65504, 0x1p-14f, 0x1p-24f, 1023 * 0x1p-24f, 0, INFINITY,
+                                -INFINITY}));
+  EXPECT_TRUE(std::signbit(h.data[7]));
+  EXPECT_TRUE(std::isnan(h.data[10]));
+  EXPECT_EQ(h.rounded, 0);
+  EXPECT_EQ(b.dtype, Dtype::BF16);
+  // 1, -3, the nearest to 1/3, the largest, the smallest subnormal (an f32 subnormal), -0, +-inf.
+  EXPECT_EQ(std::vector<float>(b.data.begin(), b.data.begin() + 8),
+            (std::vector<float>{1, -3, 0.333984375f, 0x1.fep127f, 0x1p-133f, 0, INFINITY, -INFINITY}));
+  EXPECT_TRUE(std::signbit(b.data[5]));
+  EXPECT_TRUE(std::isnan(b.data[8]));
+  EXPECT_EQ(b.rounded, 0);
+  EXPECT_EQ(f.dtype, Dtype::F32);
+  EXPECT_EQ(f.data, std::vector<float>{1.25f});
+}
+
+// I64 tensors come first, then F32, each group by name, as the safetensors package writes them: the 8-byte
+// elements at offset 0, so aligned.
+TEST(SafetensorsDtypes, WritesI64BeforeF32) {
+  TempDir dir;
+  const std::string p = dir.file("bn.safetensors");
+  writeSafetensors(p, {{"bn.weight", {3}, {1, 2, 3}}, {"bn.num_batches_tracked", {}, {7}, Dtype::I64}, {"a", {}, {0.5f}}});
+  std::string json = R"({"__metadata__":{"crc32":")" + readSafetensorsMetadata(p).at("crc32") + R"("},)"
+                     R"("a":{"data_offsets":[8,12],"dtype":"F32","shape":[]},)"
+                     R"("bn.num_batches_tracked":{"data_offsets":[0,8],"dtype":"I64","shape":[]},)"
+                     R"("bn.weight":{"data_offsets":[12,24],"dtype":"F32","shape":[3]}})";
+  json.append((8 - json.size() % 8) % 8, ' ');
+  EXPECT_EQ(readText(p), stFile(json, bytesOf<int64_t>({7}) + floatBytes({0.5f, 1, 2, 3})));
+  std::vector<NamedTensor> back = readSafetensors(p);
+  EXPECT_EQ(back[1].name, "bn.num_batches_tracked");
+  EXPECT_EQ(back[1].dtype, Dtype::I64);
+  EXPECT_EQ(back[1].data, std::vector<float>{7});
+}
+
+// What nnc writes, read and written again, is the same file: dtypes and values survive.
+TEST(SafetensorsDtypes, WriteReadWriteIsByteStable) {
+  TempDir dir;
+  writeSafetensors(dir.file("1.safetensors"),
+                   {{"w", {2, 2}, {0.1f, -2, 1e-40f, 3e38f}},
+                    {"n", {3}, {0, 0x1p40f, -0x1p63f}, Dtype::I64},
+                    {"m", {}, {16777216}, Dtype::I64}},
+                   {{"model", "m"}});
+  writeSafetensors(dir.file("2.safetensors"), readSafetensors(dir.file("1.safetensors")),
+                   readSafetensorsMetadata(dir.file("1.safetensors")));
+  EXPECT_EQ(readText(dir.file("1.safetensors")), readText(dir.file("2.safetensors")));
+}
+
+TEST(SafetensorsDtypes, FitsInt64) {
+  EXPECT_TRUE(fitsInt64(0));
+  EXPECT_TRUE(fitsInt64(-0x1p63f));
+  EXPECT_TRUE(fitsInt64(0x1p62f));
+  EXPECT_FALSE(fitsInt64(0x1p63f));
+  EXPECT_FALSE(fitsInt64(2.5f));
+  EXPECT_FALSE(fitsInt64(INFINITY));
+  EXPECT_FALSE(fitsInt64(NAN));
 }
 
 // ---- round trips -------------------------------------------------------------------------------
@@ -168,6 +271,9 @@ TEST(Safetensors, WriterRejectsBadInput) {
   EXPECT_THROW(writeSafetensors(p, {{"a", {2}, {1}}}), std::invalid_argument);
   EXPECT_THROW(writeSafetensors(p, {{"a", {1}, {1}}, {"a", {1}, {2}}}), std::invalid_argument);
   EXPECT_THROW(writeSafetensors(p, {{"__metadata__", {}, {1}}}), std::invalid_argument);
+  EXPECT_THROW(writeSafetensors(p, {{"a", {1}, {1}, Dtype::F16}}), std::invalid_argument);  // F32 and I64 only
+  for (float not_int64 : {2.5f, 0x1p63f, NAN})
+    EXPECT_THROW(writeSafetensors(p, {{"a", {1}, {not_int64}, Dtype::I64}}), std::invalid_argument) << not_int64;
   EXPECT_FALSE(fs::exists(p));
 }
 
@@ -286,10 +392,12 @@ TEST(SafetensorsErrors, MissingFields) {
   expectReadError(stFile(R"({"a":7})", ""), "tensor `a`: expected an object");
 }
 
-TEST(SafetensorsErrors, WrongDtype) {
-  expectReadError(stFile(R"({"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})",
-                         floatBytes({1})),
-                  "tensor `a`: dtype `F16` is not supported (expected F32)");
+TEST(SafetensorsErrors, UnsupportedDtype) {
+  for (const char* dtype : {"C64", "U8", "BOOL", "f32", "F33"})
+    expectReadError(stFile(R"({"a":{"dtype":")" + std::string(dtype) + R"(","shape":[2],"data_offsets":[0,4]}})",
+                           floatBytes({1})),
+                    "tensor `a`: dtype `" + std::string(dtype) +
+                        "` is not supported (expected F32, F64, F16, BF16, I64 or I32)");
 }
 
 TEST(SafetensorsErrors, BadShape) {
@@ -302,6 +410,10 @@ TEST(SafetensorsErrors, OffsetsDoNotMatchShape) {
   expectReadError(stFile(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})",
                          floatBytes({1, 2})),
                   "tensor `a`: data_offsets span 8 bytes, but shape [3] of F32 needs 12");
+  expectReadError(stFile(R"({"a":{"dtype":"F16","shape":[3],"data_offsets":[0,8]}})", floatBytes({1, 2})),
+                  "tensor `a`: data_offsets span 8 bytes, but shape [3] of F16 needs 6");
+  expectReadError(stFile(R"({"a":{"dtype":"I64","shape":[],"data_offsets":[0,4]}})", floatBytes({1})),
+                  "tensor `a`: data_offsets span 4 bytes, but shape [] of I64 needs 8");
 }
 
 TEST(SafetensorsErrors, HugeShapeDoesNotOverflow) {

@@ -142,9 +142,9 @@ std::string emitModelSource(const Program& program, const Target& target, const 
   const Graph& g = program.graph;
   std::string params, states, inputs;
   for (const ParamInfo& p : g.params)
-    params += fmt::format("    {{{}, {}, InitKind::{}, {:.17g}, {:.17g}, {}}},\n", cString(p.name),
+    params += fmt::format("    {{{}, {}, InitKind::{}, {:.17g}, {:.17g}, {}, {}}},\n", cString(p.name),
                           rankAndShape(g.node(p.node).shape), initKindName(p.init.kind), p.init.a, p.init.b,
-                          p.trainable);
+                          p.trainable, p.is_integer);
   for (const StateInfo& s : program.states) states += fmt::format("    {{{}, {}}},\n", cString(s.name), s.param);
   for (const InputInfo& in : g.inputs)
     inputs += fmt::format("    {{{}, {}, {}}},\n", cString(in.name), g.node(in.node).dtype == DType::I32 ? "true" : "false",

@@ -102,6 +102,7 @@ std::optional<Value> GraphBuilder::batchNorm(const Expr& e) {
   NodeId running_mean = declareParam(*name + ".running_mean", channels, {InitKind::Zeros}, e.span, false);
   NodeId running_var = declareParam(*name + ".running_var", channels, {InitKind::Ones}, e.span, false);
   NodeId batches = declareParam(*name + ".num_batches_tracked", {}, {InitKind::Zeros}, e.span, false);
+  graph_.params[graph_.node(batches).attrs.index].is_integer = true;
   mode_dependent_ = true;
   size_t rank = shape.size();
   NodeId weight_column = channelColumn(weight, rank, e), bias_column = channelColumn(bias, rank, e);

@@ -95,6 +95,7 @@ struct ParamInfo {
   NodeId node = kNoNode;
   ParamInit init;
   bool trainable = true;
+  bool is_integer = false;  // a count (num_batches_tracked): whole numbers, I64 in checkpoints
   NodeId update = kNoNode;  // buffers only
 };
 
