@@ -1,0 +1,477 @@
+// ONNX import: reading the model, walking its graph, printing the .nn file; see onnx_import.h. The op rules are in
+// onnx_ops.cpp.
+#include "compiler/onnx/onnx_import.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "compiler/onnx/onnx_translate.h"
+#include "onnx/shape_inference/implementation.h"
+
+namespace nnc::onnx_import {
+
+// ---- reading ------------------------------------------------------------------------------------
+
+namespace {
+
+template <typename Message>
+Message readMessage(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+  Message message;
+  if (!message.ParseFromIstream(&in))
+    throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: not an ONNX {} (the protobuf does not parse)", path, what));
+  return message;
+}
+
+template <typename T>
+std::vector<double> rawValues(const std::string& raw) {
+  std::vector<double> values(raw.size() / sizeof(T));
+  for (size_t i = 0; i < values.size(); ++i) {
+    T value;
+    std::memcpy(&value, raw.data() + i * sizeof(T), sizeof(T));  // little-endian, as ONNX stores it
+    values[i] = static_cast<double>(value);
+  }
+  return values;
+}
+
+}  // namespace
+
+onnx::ModelProto readModel(const std::string& path) { return readMessage<onnx::ModelProto>(path, "model"); }
+onnx::TensorProto readTensor(const std::string& path) { return readMessage<onnx::TensorProto>(path, "tensor"); }
+
+std::vector<double> tensorValues(const onnx::TensorProto& tensor, const std::string& what) {
+  if (tensor.data_location() == onnx::TensorProto::EXTERNAL)
+    throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: data in an external file is not supported", what));
+  size_t count = 1;
+  for (int64_t d : tensor.dims()) count *= static_cast<size_t>(d);
+  std::vector<double> values;
+  bool raw = tensor.has_raw_data();
+  switch (tensor.data_type()) {
+    case onnx::TensorProto::FLOAT:
+      values = raw ? rawValues<float>(tensor.raw_data()) : std::vector<double>(tensor.float_data().begin(), tensor.float_data().end());
+      break;
+    case onnx::TensorProto::DOUBLE:
+      values = raw ? rawValues<double>(tensor.raw_data()) : std::vector<double>(tensor.double_data().begin(), tensor.double_data().end());
+      break;
+    case onnx::TensorProto::INT64:
+      values = raw ? rawValues<int64_t>(tensor.raw_data()) : std::vector<double>(tensor.int64_data().begin(), tensor.int64_data().end());
+      break;
+    case onnx::TensorProto::INT32:
+      values = raw ? rawValues<int32_t>(tensor.raw_data()) : std::vector<double>(tensor.int32_data().begin(), tensor.int32_data().end());
+      break;
+    case onnx::TensorProto::BOOL:  // int32_data holds bools as 0 and 1
+      values = raw ? rawValues<uint8_t>(tensor.raw_data()) : std::vector<double>(tensor.int32_data().begin(), tensor.int32_data().end());
+      break;
+    default:
+      throw ImportError(ImportError::Kind::Semantics,
+                        fmt::format("{}: element type {} is not supported (float, double, int32, int64, bool are)", what,
+                                    onnx::TensorProto::DataType_Name(tensor.data_type())));
+  }
+  if (values.size() != count)
+    throw ImportError(ImportError::Kind::BadInput,
+                      fmt::format("{}: {} values for a shape of {} elements", what, values.size(), count));
+  return values;
+}
+
+// ---- the translator -----------------------------------------------------------------------------
+
+namespace {
+
+const char* const kKeywords[] = {"model", "fn", "const", "param", "return", "train"};
+
+// An ONNX name as a .nn identifier: other characters become `_` ("/fc1/Gemm_output_0" -> "fc1_Gemm_output_0").
+std::string identifier(const std::string& name) {
+  std::string out;
+  for (char c : name) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  size_t begin = out.find_first_not_of('_'), end = out.find_last_not_of('_');
+  out = begin == std::string::npos ? "" : out.substr(begin, end - begin + 1);
+  if (out.empty() || std::isdigit(static_cast<unsigned char>(out[0]))) out = "v" + out;
+  for (const char* keyword : kKeywords)
+    if (out == keyword) out += "_";
+  return out;
+}
+
+std::string tensorShape(const std::vector<int64_t>& shape, bool batch) {
+  std::string out = batch ? "B" : "";
+  for (int64_t d : shape) out += fmt::format("{}{}", out.empty() ? "" : ", ", d);
+  return "[" + out + "]";
+}
+
+}  // namespace
+
+class Translator {
+ public:
+  Translator(onnx::ModelProto& model, const std::string& file, const ImportOptions& options)
+      : model_(model), file_(file), options_(options) {}
+  ImportedModel run();
+
+  std::string tensorExpr(Value& value, const NodeContext& context);
+  void addWeight(const std::string& name, std::vector<int64_t> shape, const std::vector<double>& values) {
+    weights_.push_back({name, std::move(shape), std::vector<float>(values.begin(), values.end())});
+  }
+  std::string file_context(const onnx::NodeProto& node) const {
+    return fmt::format("{}: node `{}` ({})", file_, node.name().empty() ? node.output(0) : node.name(), node.op_type());
+  }
+  int opset = 0;
+  bool newBatchAxis() const { return options_.new_batch_axis; }
+
+ private:
+  [[noreturn]] void fail(ImportError::Kind kind, const std::string& message) const {
+    throw ImportError(kind, fmt::format("{}: {}", file_, message));
+  }
+  void readOpset();
+  void inferShapes();
+  std::vector<int64_t> shapeOf(const std::string& name, bool batched) const;
+  void declareConstants();
+  Value& declareInput();
+  void checkOperators() const;
+  void translate(const onnx::NodeProto& node, const std::set<std::string>& used);
+  std::string uniqueName(const std::string& onnx_name);
+  std::string print(const Value& input, const Value& output) const;
+
+  onnx::ModelProto& model_;
+  std::string file_;
+  ImportOptions options_;
+  std::map<std::string, Value> values_;
+  std::map<std::string, const onnx::TypeProto*> types_;  // every value's type, after shape inference
+  std::set<std::string> names_;                          // .nn names taken
+  std::vector<std::string> body_;                        // the model's statements
+  std::vector<rt::NamedTensor> weights_;
+};
+
+void Translator::readOpset() {
+  for (const onnx::OperatorSetIdProto& set : model_.opset_import())
+    if (set.domain().empty() || set.domain() == "ai.onnx") opset = static_cast<int>(set.version());
+  if (opset < 11 || opset > 17)
+    fail(ImportError::Kind::Semantics, fmt::format("opset {} of the default domain; nnc imports opsets 11 to 17", opset));
+}
+
+void Translator::inferShapes() {
+  try {  // data propagation folds Shape -> Gather -> Concat chains into the shapes they compute
+    onnx::shape_inference::InferShapes(model_, onnx::OpSchemaRegistry::Instance(),
+                                       onnx::ShapeInferenceOptions(false, 1, true));
+  } catch (const std::exception& e) {
+    fail(ImportError::Kind::BadInput, fmt::format("ONNX's shape inference fails: {}", e.what()));
+  }
+  const onnx::GraphProto& graph = model_.graph();
+  for (const auto* list : {&graph.input(), &graph.value_info(), &graph.output()})
+    for (const onnx::ValueInfoProto& info : *list) types_[info.name()] = &info.type();
+}
+
+// A value's inferred shape; every dimension must be known, but the batch (axis 0 of a batched value).
+std::vector<int64_t> Translator::shapeOf(const std::string& name, bool batched) const {
+  auto it = types_.find(name);
+  if (it == types_.end() || !it->second->tensor_type().has_shape())
+    fail(ImportError::Kind::Semantics, fmt::format("the shape of `{}` is unknown (ONNX's shape inference gives none)", name));
+  std::vector<int64_t> shape;
+  for (const onnx::TensorShapeProto::Dimension& dim : it->second->tensor_type().shape().dim()) {
+    bool batch_axis = batched && shape.empty() && !options_.new_batch_axis;
+    if (!dim.has_dim_value() && !batch_axis)
+      fail(ImportError::Kind::Semantics,
+           fmt::format("axis {} of `{}` has no fixed size (`{}`); only the batch axis may vary", shape.size(), name,
+                       dim.dim_param()));
+    shape.push_back(dim.has_dim_value() ? dim.dim_value() : -1);
+  }
+  return shape;
+}
+
+void Translator::declareConstants() {
+  for (const onnx::TensorProto& tensor : model_.graph().initializer()) {
+    Value& value = values_[tensor.name()];
+    value.onnx_name = tensor.name();
+    value.shape.assign(tensor.dims().begin(), tensor.dims().end());
+    value.dtype = tensor.data_type();
+    value.data = tensorValues(tensor, fmt::format("{}: initializer `{}`", file_, tensor.name()));
+  }
+}
+
+// The first graph input that is no initializer: the features. nnc models take one.
+Value& Translator::declareInput() {
+  const onnx::ValueInfoProto* input = nullptr;
+  for (const onnx::ValueInfoProto& info : model_.graph().input()) {
+    if (values_.count(info.name())) continue;
+    if (input)
+      fail(ImportError::Kind::Semantics,
+           fmt::format("inputs `{}` and `{}`: an nnc model takes one input of features (other inputs must be "
+                       "initializers)", input->name(), info.name()));
+    input = &info;
+  }
+  if (!input) fail(ImportError::Kind::Semantics, "the graph has no input that is not an initializer");
+  Value& value = values_[input->name()];
+  value.onnx_name = input->name();
+  value.batched = true;
+  value.dtype = input->type().tensor_type().elem_type();
+  value.shape = shapeOf(input->name(), true);
+  value.expr = uniqueName(input->name());
+  size_t rank = value.shape.size() + (options_.new_batch_axis ? 1 : 0);
+  if (value.dtype != onnx::TensorProto::FLOAT)
+    fail(ImportError::Kind::Semantics, fmt::format("input `{}` is {}; nnc models take float32 features", input->name(),
+                                                   onnx::TensorProto::DataType_Name(value.dtype)));
+  if (rank < 2)
+    fail(options_.new_batch_axis ? ImportError::Kind::Semantics : ImportError::Kind::BatchAxis,
+         fmt::format("input `{}` has rank {}; nnc's features are [B, ...] of rank 2 or more", input->name(),
+                     value.shape.size()));
+  return value;
+}
+
+void Translator::checkOperators() const {
+  std::string missing;
+  for (const onnx::NodeProto& node : model_.graph().node()) {
+    bool known = (node.domain().empty() || node.domain() == "ai.onnx") &&
+                 (node.op_type() == "Constant" || opRules().count(node.op_type()));
+    if (!known)
+      missing += fmt::format("\n  node `{}`: {}{}", node.name().empty() ? node.output(0) : node.name(),
+                             node.domain().empty() ? "" : node.domain() + ".", node.op_type());
+  }
+  if (!missing.empty())
+    fail(ImportError::Kind::Unsupported, "operators nnc does not support (dsl/REFERENCE.md lists those it does):" + missing);
+}
+
+std::string Translator::uniqueName(const std::string& onnx_name) {
+  std::string base = identifier(onnx_name), name = base;
+  for (int i = 2; names_.count(name); ++i) name = fmt::format("{}_{}", base, i);
+  names_.insert(name);
+  return name;
+}
+
+std::string Translator::tensorExpr(Value& value, const NodeContext& context) {
+  if (value.dtype != onnx::TensorProto::FLOAT)
+    context.refuse(ImportError::Kind::Semantics,
+                   fmt::format("`{}` is a tensor of {}; nnc computes in float32", value.onnx_name,
+                               onnx::TensorProto::DataType_Name(value.dtype)));
+  if (value.expr.empty()) {  // a constant used as a tensor the first time: a param, its values in the checkpoint
+    value.expr = uniqueName(value.onnx_name);
+    body_.push_back(fmt::format("param {}: f32{} = zeros()", value.expr, tensorShape(value.shape, false)));
+    addWeight(value.expr, value.shape, *value.data);
+  }
+  return value.expr;
+}
+
+void Translator::translate(const onnx::NodeProto& node, const std::set<std::string>& used) {
+  for (int i = 1; i < node.output_size(); ++i)
+    if (used.count(node.output(i)))
+      throw ImportError(ImportError::Kind::Semantics,
+                        fmt::format("{}: its output {} `{}` is used; nnc imports only the first output",
+                                    file_context(node), i, node.output(i)));
+  if (node.op_type() == "Constant") {  // a constant value, used as numbers or a param
+    if (node.attribute_size() != 1 || !node.attribute(0).has_t())
+      throw ImportError(ImportError::Kind::Semantics, file_context(node) + ": only a Constant with `value` is supported");
+    Value& value = values_[node.output(0)];
+    value.onnx_name = node.output(0);
+    value.shape.assign(node.attribute(0).t().dims().begin(), node.attribute(0).t().dims().end());
+    value.dtype = node.attribute(0).t().data_type();
+    value.data = tensorValues(node.attribute(0).t(), file_context(node));
+    return;
+  }
+  std::vector<Value*> inputs;
+  bool batched = false;
+  for (const std::string& name : node.input()) {
+    if (name.empty()) {
+      inputs.push_back(nullptr);
+      continue;
+    }
+    auto it = values_.find(name);
+    if (it == values_.end())
+      throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: input `{}` is not defined before it", file_context(node), name));
+    inputs.push_back(&it->second);
+    batched = batched || it->second.batched;
+  }
+  std::vector<std::vector<int64_t>> shapes;
+  for (const std::string& name : node.output()) shapes.push_back(name.empty() ? std::vector<int64_t>{} : shapeOf(name, batched));
+  std::string binding = uniqueName(node.output(0));
+  NodeContext context(*this, node, inputs, shapes, binding);
+  std::string expr = opRules().at(node.op_type())(context);
+  Value& out = values_[node.output(0)];
+  out.onnx_name = node.output(0);
+  out.shape = shapes[0];
+  out.batched = batched;
+  auto type = types_.find(node.output(0));
+  out.dtype = type == types_.end() ? onnx::TensorProto::FLOAT : type->second->tensor_type().elem_type();
+  if (names_.count(expr) && expr != binding) {  // the op is the identity: the output is its input
+    names_.erase(binding);
+    out.expr = expr;
+    return;
+  }
+  out.expr = binding;
+  body_.push_back(fmt::format("{} = {}", binding, expr));
+}
+
+std::string Translator::print(const Value& input, const Value& output) const {
+  bool batch = options_.new_batch_axis;
+  auto nnShape = [&](const Value& v) {  // a batched shape with B for the batch axis
+    return tensorShape(batch ? v.shape : std::vector<int64_t>(v.shape.begin() + 1, v.shape.end()), true);
+  };
+  const onnx::GraphProto& graph = model_.graph();
+  std::string producer = model_.producer_name() + (model_.producer_version().empty() ? "" : " " + model_.producer_version());
+  std::string out = fmt::format("# Imported by `nnc import` from {} (ONNX opset {}{}).\n", file_, opset,
+                                producer.empty() ? "" : ", made by " + producer);
+  if (!weights_.empty()) out += "# The params' values are in the checkpoint `nnc import` wrote beside this file.\n";
+  std::string inputs = fmt::format("{}: f32{}", input.expr, nnShape(input));
+  if (options_.loss == "cross_entropy") inputs += ", labels: i32[B]";
+  if (options_.loss == "mse") inputs += fmt::format(", target: f32{}", nnShape(output));
+  out += fmt::format("model {}({}) {{\n", identifier(graph.name().empty() ? "imported" : graph.name()), inputs);
+  for (const std::string& line : body_) out += "    " + line + "\n";
+  if (options_.loss == "cross_entropy") out += fmt::format("    loss = cross_entropy({}, labels)\n", output.expr);
+  else if (options_.loss == "mse") out += fmt::format("    loss = mse({}, target)\n", output.expr);
+  else out += "    # loss = ...   (nnc trains a model on its `loss`: add one, e.g. cross_entropy(logits, labels))\n";
+  out += fmt::format("    return {}\n}}\n", output.expr);
+  if (!options_.loss.empty()) out += "\ntrain {\n    batch = 64\n    optimizer = sgd(lr = 0.01)\n}\n";
+  return out;
+}
+
+ImportedModel Translator::run() {
+  checkOperators();
+  readOpset();
+  inferShapes();
+  declareConstants();
+  for (const char* reserved : {"loss", "labels", "target"}) names_.insert(reserved);
+  Value& input = declareInput();
+  const onnx::GraphProto& graph = model_.graph();
+  std::set<std::string> used;
+  for (const onnx::NodeProto& node : graph.node())
+    for (const std::string& name : node.input()) used.insert(name);
+  for (const onnx::ValueInfoProto& info : graph.output()) used.insert(info.name());
+  for (const onnx::NodeProto& node : graph.node()) translate(node, used);
+  if (graph.output_size() != 1)
+    fail(ImportError::Kind::Semantics, fmt::format("the graph has {} outputs; an nnc model returns one", graph.output_size()));
+  const Value& output = values_.at(graph.output(0).name());
+  if (!output.batched)
+    fail(ImportError::Kind::Semantics, fmt::format("output `{}` does not depend on the input", output.onnx_name));
+  if (output.dtype != onnx::TensorProto::FLOAT)
+    fail(ImportError::Kind::Semantics, fmt::format("output `{}` is {}; nnc models return float32", output.onnx_name,
+                                                   onnx::TensorProto::DataType_Name(output.dtype)));
+  if (options_.loss == "cross_entropy" && output.shape.size() + (options_.new_batch_axis ? 1 : 0) != 2)
+    fail(ImportError::Kind::Semantics, fmt::format("`--loss cross_entropy` needs logits [B, classes]; output `{}` has "
+                                                   "rank {}", output.onnx_name, output.shape.size()));
+  ImportedModel imported;
+  imported.source = print(input, output);
+  imported.weights = std::move(weights_);
+  imported.input = input.expr;
+  imported.batch = options_.new_batch_axis ? 1 : std::max<int64_t>(input.shape[0], 1);
+  return imported;
+}
+
+// ---- the node context ---------------------------------------------------------------------------
+
+NodeContext::NodeContext(Translator& translator, const onnx::NodeProto& node, std::vector<Value*> inputs,
+                         std::vector<std::vector<int64_t>> output_shapes, std::string binding)
+    : node(node), inputs(std::move(inputs)), output_shapes(std::move(output_shapes)), binding(std::move(binding)),
+      translator_(translator) {}
+
+int NodeContext::opset() const { return translator_.opset; }
+bool NodeContext::newBatchAxis() const { return translator_.newBatchAxis(); }
+
+void NodeContext::refuse(ImportError::Kind kind, const std::string& why) const {
+  throw ImportError(kind, fmt::format("{}: {}", translator_.file_context(node), why));
+}
+
+namespace {
+const onnx::AttributeProto* findAttr(const onnx::NodeProto& node, const std::string& name) {
+  for (const onnx::AttributeProto& attr : node.attribute())
+    if (attr.name() == name) return &attr;
+  return nullptr;
+}
+}  // namespace
+
+bool NodeContext::hasAttr(const std::string& name) const { return findAttr(node, name) != nullptr; }
+int64_t NodeContext::intAttr(const std::string& name, int64_t fallback) const {
+  const onnx::AttributeProto* attr = findAttr(node, name);
+  return attr ? attr->i() : fallback;
+}
+double NodeContext::floatAttr(const std::string& name, double fallback) const {
+  const onnx::AttributeProto* attr = findAttr(node, name);
+  return attr ? attr->f() : fallback;
+}
+std::string NodeContext::stringAttr(const std::string& name, const std::string& fallback) const {
+  const onnx::AttributeProto* attr = findAttr(node, name);
+  return attr ? attr->s() : fallback;
+}
+std::vector<int64_t> NodeContext::intsAttr(const std::string& name, std::vector<int64_t> fallback) const {
+  const onnx::AttributeProto* attr = findAttr(node, name);
+  return attr ? std::vector<int64_t>(attr->ints().begin(), attr->ints().end()) : fallback;
+}
+
+const Value& NodeContext::in(size_t i) const {
+  if (!has(i)) refuse(ImportError::Kind::BadInput, fmt::format("input {} is missing", i));
+  return *inputs[i];
+}
+
+std::string NodeContext::tensor(size_t i) {
+  const Value& value = in(i);
+  if (value.data && value.data->size() == 1 && value.dtype == onnx::TensorProto::FLOAT) {
+    // One element: a number, unless its rank would add axes to the result.
+    size_t rank = 0;
+    for (const Value* other : inputs)
+      if (other) rank = std::max(rank, other->shape.size());
+    if (value.shape.size() < rank || value.shape.empty()) return numberLiteral(value.data->front(), *this);
+  }
+  return translator_.tensorExpr(*inputs[i], *this);
+}
+
+std::vector<int64_t> NodeContext::constInts(size_t i) const {
+  const Value& value = in(i);
+  if (!value.data)
+    refuse(ImportError::Kind::Semantics, fmt::format("input `{}` must be a constant (an initializer)", value.onnx_name));
+  return std::vector<int64_t>(value.data->begin(), value.data->end());
+}
+
+double NodeContext::constNumber(size_t i) const {
+  const Value& value = in(i);
+  if (!value.data || value.data->size() != 1)
+    refuse(ImportError::Kind::Semantics, fmt::format("input `{}` must be a constant number", value.onnx_name));
+  return value.data->front();
+}
+
+int64_t NodeContext::axis(size_t i, int64_t axis) const {
+  const Value& value = in(i);
+  int64_t rank = static_cast<int64_t>(value.shape.size());
+  if (axis < -rank || axis >= rank)
+    refuse(ImportError::Kind::BadInput, fmt::format("axis {} is outside a tensor of rank {}", axis, rank));
+  if (axis < 0) axis += rank;
+  if (!value.batched) return axis;
+  if (newBatchAxis()) return axis + 1;
+  if (axis == 0) refuse(ImportError::Kind::BatchAxis, "it acts on axis 0, the batch axis of nnc's models");
+  return axis;
+}
+
+void NodeContext::renameWeight(size_t i, const std::string& name, std::vector<int64_t> shape) {
+  const Value& value = in(i);
+  if (!value.data || value.dtype != onnx::TensorProto::FLOAT)
+    refuse(ImportError::Kind::Semantics, fmt::format("input `{}` must be a float initializer", value.onnx_name));
+  translator_.addWeight(name, std::move(shape), *value.data);
+}
+
+void NodeContext::addWeight(const std::string& name, std::vector<int64_t> shape, std::vector<double> values) {
+  translator_.addWeight(name, std::move(shape), values);
+}
+
+std::string numberLiteral(double value, const NodeContext& context) {
+  if (!std::isfinite(value))
+    context.refuse(ImportError::Kind::Semantics, fmt::format("the number {} has no .nn literal", value));
+  std::string text = fmt::format("{:.9g}", std::fabs(value));
+  return value < 0 ? "(-" + text + ")" : text;
+}
+
+// ---- the entry points ---------------------------------------------------------------------------
+
+ImportedModel importModel(onnx::ModelProto model, const std::string& file, const ImportOptions& options) {
+  if (!options.loss.empty() && options.loss != "cross_entropy" && options.loss != "mse")
+    throw ImportError(ImportError::Kind::BadInput,
+                      fmt::format("unknown loss `{}`; expected cross_entropy or mse", options.loss));
+  return Translator(model, file, options).run();
+}
+
+std::vector<std::string> supportedOperators() {
+  std::vector<std::string> names = {"Constant"};
+  for (const auto& [name, rule] : opRules()) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace nnc::onnx_import
