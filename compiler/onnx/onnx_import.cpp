@@ -97,6 +97,26 @@ std::string identifier(const std::string& name) {
   return out;
 }
 
+// A binding's name for a node's output. PyTorch names outputs by module scope and op, "/fc1/Gemm_output_0": the
+// module's name ("fc1", so that `linear`'s params are fc1.weight and fc1.bias as in its state_dict), or the op's
+// for a function outside modules ("/Relu_output_0" -> "relu"). Other names are kept.
+std::string bindingName(const std::string& output) {
+  size_t suffix = output.rfind("_output_");
+  if (output.empty() || output[0] != '/' || suffix == std::string::npos) return output;
+  std::string scope = output.substr(1, suffix - 1);  // "fc1/Gemm", "Relu"
+  size_t op = scope.rfind('/');
+  if (op == std::string::npos) {  // the op's name in snake case: "LeakyRelu" -> "leaky_relu"
+    std::string name;
+    for (char ch : scope) {
+      if (std::isupper(static_cast<unsigned char>(ch)) && !name.empty()) name += '_';
+      name += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    }
+    return name;
+  }
+  scope = scope.substr(0, op);  // the innermost module: "layer1/layer1.0/conv1" -> "conv1"
+  return scope.substr(scope.rfind('/') + 1);
+}
+
 std::string tensorShape(const std::vector<int64_t>& shape, bool batch) {
   std::string out = batch ? "B" : "";
   for (int64_t d : shape) out += fmt::format("{}{}", out.empty() ? "" : ", ", d);
@@ -284,7 +304,7 @@ void Translator::translate(const onnx::NodeProto& node, const std::set<std::stri
   }
   std::vector<std::vector<int64_t>> shapes;
   for (const std::string& name : node.output()) shapes.push_back(name.empty() ? std::vector<int64_t>{} : shapeOf(name, batched));
-  std::string binding = uniqueName(node.output(0));
+  std::string binding = uniqueName(bindingName(node.output(0)));
   NodeContext context(*this, node, inputs, shapes, binding);
   std::string expr = opRules().at(node.op_type())(context);
   Value& out = values_[node.output(0)];
@@ -454,7 +474,7 @@ void NodeContext::addWeight(const std::string& name, std::vector<int64_t> shape,
 std::string numberLiteral(double value, const NodeContext& context) {
   if (!std::isfinite(value))
     context.refuse(ImportError::Kind::Semantics, fmt::format("the number {} has no .nn literal", value));
-  std::string text = fmt::format("{:.9g}", std::fabs(value));
+  std::string text = fmt::format("{}", static_cast<float>(std::fabs(value)));  // ONNX's numbers are float32: "0.1"
   return value < 0 ? "(-" + text + ")" : text;
 }
 

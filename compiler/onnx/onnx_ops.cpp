@@ -96,6 +96,14 @@ std::string prelu(NodeContext& c) {
   return fmt::format("maximum({}, 0) + {} * minimum({}, 0)", x, c.tensor(1), x);
 }
 
+// Pad: only the padding of nothing (PyTorch puts one before each AvgPool2d); nnc pads inside conv2d and the pools.
+std::string pad(NodeContext& c) {
+  std::vector<int64_t> pads = c.constInts(1);
+  if (std::any_of(pads.begin(), pads.end(), [](int64_t p) { return p != 0; }))
+    c.refuse(Kind::Semantics, fmt::format("pads [{}]; nnc pads only inside conv2d and the pools", joinInts(pads)));
+  return c.tensor(0);
+}
+
 // Dropout in inference: the identity (its mask output is refused when used).
 std::string dropout(NodeContext& c) {
   if (c.has(2) && c.constNumber(2) != 0) c.refuse(Kind::Semantics, "training_mode is set; nnc imports inference graphs");
@@ -163,6 +171,7 @@ std::string reshapeToOutput(NodeContext& c) {
   }
   if (out.size() < 2 || out[0] != x.shape[0])
     c.refuse(Kind::BatchAxis, fmt::format("its output [{}] does not keep the batch axis of [{}]", joinInts(out), joinInts(x.shape)));
+  if (out.size() == 2) return fmt::format("flatten({})", c.tensor(0));
   return fmt::format("reshape({}, {})", c.tensor(0), joinInts(std::vector<int64_t>(out.begin() + 1, out.end())));
 }
 
@@ -330,8 +339,10 @@ std::string batchNorm(NodeContext& c) {
   const char* names[] = {"weight", "bias", "running_mean", "running_var"};
   for (size_t i = 0; i < 4; ++i) c.renameWeight(i + 1, c.binding + "." + names[i], {channels});
   c.addWeight(c.binding + ".num_batches_tracked", {}, {0.0});
-  return fmt::format("batch_norm({}, momentum = {}, eps = {})", c.tensor(0),
-                     numberLiteral(1 - c.floatAttr("momentum", 0.9), c), number(c, "epsilon", 1e-5));
+  // PyTorch's momentum is 1 - ONNX's, rounded to the 6 digits a float32 momentum carries (0.1, not 0.100000024).
+  double momentum = std::stod(fmt::format("{:.6g}", 1 - c.floatAttr("momentum", 0.9)));
+  return fmt::format("batch_norm({}, momentum = {}, eps = {})", c.tensor(0), numberLiteral(momentum, c),
+                     number(c, "epsilon", 1e-5));
 }
 
 }  // namespace
@@ -358,6 +369,7 @@ const std::map<std::string, OpRule>& opRules() {
       {"Softplus", unary<kSoftplus>},
       {"Identity", [](NodeContext& c) { return c.tensor(0); }},
       {"Dropout", dropout},
+      {"Pad", pad},
       {"Pow", pow},
       {"Clip", clip},
       {"PRelu", prelu},

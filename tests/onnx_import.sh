@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `nnc import` end to end: a PyTorch CNN (tests/onnx/export_cnn.py: conv, pools, BatchNorm1d, linear layers)
+# exported to ONNX, imported, built and run: `predict` matches PyTorch's probabilities within 1e-4, and the trainer
+# trains from the imported checkpoint. Then the import's errors: a missing file, a file that is not ONNX,
+# unsupported operators (each with its node), an unknown loss.
+# Usage: onnx_import.sh NNC SOURCE_DIR WORK_DIR TENSOR_DIFF
+set -euo pipefail
+nnc=$1 src=$2 work=$3 tensor_diff=$4
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+python=/usr/bin/python3  # Debian's, with torch and python3-onnx (the python3 on PATH may lack them)
+if ! "$python" -c "import torch, onnx" 2> /dev/null; then
+  echo "SKIP: $python has no torch or onnx"
+  exit 77
+fi
+
+"$python" "$src/tests/onnx/export_cnn.py" . 2> export.log || fail "export: $(tail -n 3 export.log)"
+"$nnc" import net.onnx -o net.nn --loss cross_entropy 2> import.log || fail "import: $(cat import.log)"
+grep -q "^nnc: imported net.onnx into net.nn and 12 tensors into net.safetensors" import.log || fail "$(cat import.log)"
+# PyTorch's module names become the bindings, so the layer forms' params have PyTorch's names.
+for line in "conv2 = conv2d(pool, 6, kernel = 3, stride = 2, padding = 0, dilation = 1, bias = 0)" \
+            "fc1 = linear(flat, 32)" "bn1 = batch_norm(fc1, momentum = 0.1, eps = 1e-05)"; do
+  grep -qF "    $line" net.nn || fail "net.nn lacks \`$line\`: $(cat net.nn)"
+done
+"$nnc" build net.nn -o net 2> build.log || fail "build: $(cat build.log)"
+./net predict --weights net.safetensors in.npy -o pred.npy > /dev/null
+"$tensor_diff" expected.npy pred.npy 1e-5 1e-4 > diff.log || fail "predictions differ from PyTorch's: $(cat diff.log)"
+./net train --init net.safetensors --max-steps 2 --save trained.safetensors --threads 1 > train.log ||
+  fail "training from the imported checkpoint: $(tail -n 3 train.log)"
+
+# Errors: exit code 1 and a message that names the file (and the nodes).
+expect_error() {  # expect_error PATTERN ARGS...: nnc import fails with PATTERN in its message
+  local pattern=$1; shift
+  if "$nnc" import "$@" 2> err.log; then fail "nnc import $* succeeded"; fi
+  grep -qF -- "$pattern" err.log || fail "nnc import $*: expected \`$pattern\`, got: $(cat err.log)"
+}
+expect_error "nnc: error: missing.onnx: cannot open: No such file or directory" missing.onnx -o m.nn
+echo "not a model" > junk.onnx
+expect_error "junk.onnx: not an ONNX model (the protobuf does not parse)" junk.onnx -o m.nn
+"$python" - <<'PY'
+import onnx
+from onnx import TensorProto, helper
+x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
+nodes = [helper.make_node("Sin", ["x"], ["s"], name="sine"), helper.make_node("Relu", ["s"], ["r"], name="rectify"),
+         helper.make_node("Cos", ["r"], ["y"], name="cosine")]
+graph = helper.make_graph(nodes, "trig", [x], [y])
+onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), "trig.onnx")
+PY
+expect_error "trig.onnx: operators nnc does not support (dsl/REFERENCE.md lists those it does):
+  node \`sine\`: Sin" trig.onnx -o m.nn
+grep -qF "  node \`cosine\`: Cos" err.log || fail "the unsupported Cos is not listed: $(cat err.log)"
+grep -q "rectify" err.log && fail "the supported Relu is listed: $(cat err.log)"
+expect_error "unknown loss \`hinge\`; expected cross_entropy or mse" net.onnx -o m.nn --loss hinge
+[ ! -e m.nn ] || fail "a failed import wrote m.nn"
+echo "onnx_import: all checks passed"
