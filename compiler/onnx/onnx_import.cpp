@@ -146,7 +146,10 @@ class Translator {
     throw ImportError(kind, fmt::format("{}: {}", file_, message));
   }
   void readOpset();
-  void inferShapes();
+  std::string inferShapes();
+  bool completeReshape();
+  bool isShapeArithmetic(const onnx::NodeProto& node) const;
+  void foldShapeArithmetic(const onnx::NodeProto& node);
   std::vector<int64_t> shapeOf(const std::string& name, bool batched) const;
   void declareConstants();
   Value& declareInput();
@@ -160,6 +163,7 @@ class Translator {
   ImportOptions options_;
   std::map<std::string, Value> values_;
   std::map<std::string, const onnx::TypeProto*> types_;  // every value's type, after shape inference
+  std::unordered_map<std::string, onnx::TensorShapeProto> shape_data_;  // integer values shape inference computed
   std::set<std::string> names_;                          // .nn names taken
   std::vector<std::string> body_;                        // the model's statements
   std::vector<rt::NamedTensor> weights_;
@@ -172,16 +176,76 @@ void Translator::readOpset() {
     fail(ImportError::Kind::Semantics, fmt::format("opset {} of the default domain; nnc imports opsets 11 to 17", opset));
 }
 
-void Translator::inferShapes() {
-  try {  // data propagation folds Shape -> Gather -> Concat chains into the shapes they compute
-    onnx::shape_inference::InferShapes(model_, onnx::OpSchemaRegistry::Instance(),
-                                       onnx::ShapeInferenceOptions(false, 1, true));
-  } catch (const std::exception& e) {
-    fail(ImportError::Kind::BadInput, fmt::format("ONNX's shape inference fails: {}", e.what()));
+// ONNX's shape inference, with data propagation: the values of shape arithmetic (Shape -> Gather -> Concat, as
+// PyTorch exports `x.view(x.size(0), -1)`) land in shape_data_. Strict first, for its message on a broken model;
+// that message waits until checkOperators has listed unsupported operators (which break strict inference too).
+std::string Translator::inferShapes() {
+  std::string error;
+  do {
+    for (int strict : {1, 0}) {
+      try {
+        shape_data_.clear();
+        onnx::shape_inference::InferShapes(model_, onnx::OpSchemaRegistry::Instance(),
+                                           onnx::ShapeInferenceOptions(false, strict, true), &shape_data_);
+        break;
+      } catch (const std::exception& e) {
+        if (error.empty()) error = e.what();
+      }
+    }
+    types_.clear();
+    const onnx::GraphProto& graph = model_.graph();
+    for (const auto* list : {&graph.input(), &graph.value_info(), &graph.output()})
+      for (const onnx::ValueInfoProto& info : *list) types_[info.name()] = &info.type();
+  } while (completeReshape());
+  return error;
+}
+
+namespace {
+
+// A Reshape's output shape when its input's axis 0 is the symbolic batch and its target holds the batch (as a
+// symbolic entry or a 0 in front) at axis 0; nullopt for any other case.
+std::optional<onnx::TensorShapeProto> reshapedBatch(const onnx::TensorShapeProto& in, const onnx::TensorShapeProto& target) {
+  if (in.dim_size() == 0 || in.dim(0).has_dim_value()) return std::nullopt;
+  int64_t rest = 1, fixed = 1;  // the input's size without its batch axis; the product of the target's fixed entries
+  for (int i = 1; i < in.dim_size(); ++i) rest *= in.dim(i).has_dim_value() ? in.dim(i).dim_value() : 0;
+  onnx::TensorShapeProto out;
+  int infer = -1;
+  for (int i = 0; i < target.dim_size(); ++i) {
+    const onnx::TensorShapeProto::Dimension& d = target.dim(i);
+    if (i == 0 && (!d.has_dim_value() || d.dim_value() == 0)) *out.add_dim() = in.dim(0);
+    else if (!d.has_dim_value() || d.dim_value() < -1 || (d.dim_value() == 0 && i >= in.dim_size())) return std::nullopt;
+    else if (d.dim_value() == -1) infer = i, out.add_dim();
+    else *out.add_dim() = d.dim_value() == 0 ? in.dim(i) : d, fixed *= out.dim(i).dim_value();
   }
-  const onnx::GraphProto& graph = model_.graph();
-  for (const auto* list : {&graph.input(), &graph.value_info(), &graph.output()})
-    for (const onnx::ValueInfoProto& info : *list) types_[info.name()] = &info.type();
+  if (infer >= 0 && (fixed <= 0 || rest % fixed)) return std::nullopt;
+  if (infer >= 0) out.mutable_dim(infer)->set_dim_value(rest / fixed);
+  return out;
+}
+
+}  // namespace
+
+// ONNX 1.12 infers no shape for a Reshape whose target holds the symbolic batch size (PyTorch's
+// `x.view(x.size(0), -1)`: Shape -> Gather -> Concat). Only the batch may vary, so that entry is the input's batch
+// axis. Adds the first such Reshape's shape to value_info (inference then runs again, for the values after it);
+// false when there is none.
+bool Translator::completeReshape() {
+  auto shape = [&](const std::string& name) -> const onnx::TensorShapeProto* {
+    auto it = types_.find(name);
+    return it != types_.end() && it->second->tensor_type().has_shape() ? &it->second->tensor_type().shape() : nullptr;
+  };
+  for (const onnx::NodeProto& node : model_.graph().node()) {
+    if (node.op_type() != "Reshape" || node.input_size() < 2 || node.output_size() < 1 || shape(node.output(0)) ||
+        !shape(node.input(0)) || !shape_data_.count(node.input(1)))
+      continue;
+    std::optional<onnx::TensorShapeProto> out = reshapedBatch(*shape(node.input(0)), shape_data_.at(node.input(1)));
+    if (!out) continue;
+    onnx::ValueInfoProto* info = model_.mutable_graph()->add_value_info();
+    info->set_name(node.output(0));
+    info->mutable_type()->mutable_tensor_type()->set_elem_type(types_.at(node.input(0))->tensor_type().elem_type());
+    *info->mutable_type()->mutable_tensor_type()->mutable_shape() = *out;
+    return true;
+  }
+  return false;
 }
 
 // A value's inferred shape; every dimension must be known, but the batch (axis 0 of a batched value).
@@ -240,11 +304,37 @@ Value& Translator::declareInput() {
   return value;
 }
 
+// A node whose every output is an integer value that shape inference computed: folded to constants, whatever its op.
+bool Translator::isShapeArithmetic(const onnx::NodeProto& node) const {
+  for (const std::string& name : node.output()) {
+    auto type = types_.find(name);
+    if (!shape_data_.count(name) || type == types_.end()) return false;
+    int32_t dtype = type->second->tensor_type().elem_type();
+    if (dtype != onnx::TensorProto::INT64 && dtype != onnx::TensorProto::INT32) return false;
+  }
+  return node.output_size() > 0;
+}
+
+void Translator::foldShapeArithmetic(const onnx::NodeProto& node) {
+  for (const std::string& name : node.output()) {
+    Value& value = values_[name];
+    value.onnx_name = name;
+    value.dtype = types_.at(name)->tensor_type().elem_type();
+    value.data.emplace();
+    for (const onnx::TensorShapeProto::Dimension& dim : shape_data_.at(name).dim()) {
+      value.data->push_back(dim.has_dim_value() ? static_cast<double>(dim.dim_value()) : -1);
+      value.from_batch = value.from_batch || !dim.has_dim_value();
+    }
+    value.shape = {static_cast<int64_t>(value.data->size())};
+    if (types_.at(name)->tensor_type().shape().dim_size() == 0) value.shape.clear();  // a scalar
+  }
+}
+
 void Translator::checkOperators() const {
   std::string missing;
   for (const onnx::NodeProto& node : model_.graph().node()) {
     bool known = (node.domain().empty() || node.domain() == "ai.onnx") &&
-                 (node.op_type() == "Constant" || opRules().count(node.op_type()));
+                 (node.op_type() == "Constant" || opRules().count(node.op_type()) || isShapeArithmetic(node));
     if (!known)
       missing += fmt::format("\n  node `{}`: {}{}", node.name().empty() ? node.output(0) : node.name(),
                              node.domain().empty() ? "" : node.domain() + ".", node.op_type());
@@ -279,6 +369,7 @@ void Translator::translate(const onnx::NodeProto& node, const std::set<std::stri
       throw ImportError(ImportError::Kind::Semantics,
                         fmt::format("{}: its output {} `{}` is used; nnc imports only the first output",
                                     file_context(node), i, node.output(i)));
+  if (isShapeArithmetic(node)) return foldShapeArithmetic(node);
   if (node.op_type() == "Constant") {  // a constant value, used as numbers or a param
     if (node.attribute_size() != 1 || !node.attribute(0).has_t())
       throw ImportError(ImportError::Kind::Semantics, file_context(node) + ": only a Constant with `value` is supported");
@@ -346,9 +437,11 @@ std::string Translator::print(const Value& input, const Value& output) const {
 }
 
 ImportedModel Translator::run() {
+  std::string inference_error = inferShapes();
   checkOperators();
   readOpset();
-  inferShapes();
+  if (!inference_error.empty())
+    fail(ImportError::Kind::BadInput, fmt::format("ONNX's shape inference fails: {}", inference_error));
   declareConstants();
   for (const char* reserved : {"loss", "labels", "target"}) names_.insert(reserved);
   Value& input = declareInput();
@@ -438,6 +531,8 @@ std::vector<int64_t> NodeContext::constInts(size_t i) const {
   const Value& value = in(i);
   if (!value.data)
     refuse(ImportError::Kind::Semantics, fmt::format("input `{}` must be a constant (an initializer)", value.onnx_name));
+  if (value.from_batch)
+    refuse(ImportError::Kind::BatchAxis, fmt::format("input `{}` depends on the batch size", value.onnx_name));
   return std::vector<int64_t>(value.data->begin(), value.data->end());
 }
 

@@ -20,6 +20,7 @@ struct Value {
   int32_t dtype = onnx::TensorProto::FLOAT;
   bool batched = false;  // computed from the model input: the batch is axis 0 (before axis 0 with new_batch_axis)
   std::optional<std::vector<double>> data;  // a constant's values (an initializer, a Constant node)
+  bool from_batch = false;  // shape arithmetic on the batch size, whose value is -1 in `data`: no number
 };
 
 class Translator;

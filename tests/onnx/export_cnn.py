@@ -1,4 +1,5 @@
-# Exports a small PyTorch CNN to ONNX for tests/onnx_import.sh: OUT/net.onnx (dynamic batch), OUT/in.npy (5 images)
+# Exports a small PyTorch CNN to ONNX for tests/onnx_import.sh (`view(size(0), -1)` exports as shape arithmetic,
+# Shape -> Gather -> Concat -> Reshape, which the import folds): OUT/net.onnx (dynamic batch), OUT/in.npy (5 images)
 # and OUT/expected.npy (PyTorch's class probabilities for them, the softmax of its logits in eval mode).
 # Usage: /usr/bin/python3 export_cnn.py OUT
 import sys
@@ -15,7 +16,6 @@ class Net(nn.Module):
         self.pool = nn.MaxPool2d(2)
         self.conv2 = nn.Conv2d(4, 6, 3, stride=2, bias=False)
         self.avg = nn.AvgPool2d(2)
-        self.flat = nn.Flatten()
         self.fc1 = nn.Linear(6 * 3 * 3, 32)
         self.bn1 = nn.BatchNorm1d(32)
         self.fc2 = nn.Linear(32, 10)
@@ -23,7 +23,7 @@ class Net(nn.Module):
     def forward(self, x):
         h = self.pool(torch.relu(self.conv1(x)))
         h = self.avg(nn.functional.leaky_relu(self.conv2(h), 0.1))
-        return self.fc2(torch.tanh(self.bn1(self.fc1(self.flat(h)))))
+        return self.fc2(torch.tanh(self.bn1(self.fc1(h.view(h.size(0), -1)))))
 
 
 out = sys.argv[1]
