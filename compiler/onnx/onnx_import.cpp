@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -21,6 +22,9 @@ namespace {
 
 template <typename Message>
 Message readMessage(const std::string& path, const char* what) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error))
+    throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: is a directory, not an ONNX {}", path, what));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
   Message message;
@@ -453,7 +457,10 @@ ImportedModel Translator::run() {
   for (const onnx::NodeProto& node : graph.node()) translate(node, used);
   if (graph.output_size() != 1)
     fail(ImportError::Kind::Semantics, fmt::format("the graph has {} outputs; an nnc model returns one", graph.output_size()));
-  const Value& output = values_.at(graph.output(0).name());
+  auto found = values_.find(graph.output(0).name());
+  if (found == values_.end())
+    fail(ImportError::Kind::BadInput, fmt::format("output `{}` is computed by no node", graph.output(0).name()));
+  const Value& output = found->second;
   if (!output.batched)
     fail(ImportError::Kind::Semantics, fmt::format("output `{}` does not depend on the input", output.onnx_name));
   if (output.dtype != onnx::TensorProto::FLOAT)
