@@ -3,6 +3,7 @@
 #include "compiler/onnx/onnx_import.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -173,11 +174,23 @@ class Translator {
   std::vector<rt::NamedTensor> weights_;
 };
 
+// Opsets 11 to 17 are imported as such (the rules know where they differ: Softmax, ReduceSum). An older model is
+// imported when each of its operators is defined at its opset as at opset 17, so that the rules apply unchanged.
 void Translator::readOpset() {
   for (const onnx::OperatorSetIdProto& set : model_.opset_import())
     if (set.domain().empty() || set.domain() == "ai.onnx") opset = static_cast<int>(set.version());
-  if (opset < 11 || opset > 17)
-    fail(ImportError::Kind::Semantics, fmt::format("opset {} of the default domain; nnc imports opsets 11 to 17", opset));
+  if (opset > 17) fail(ImportError::Kind::Semantics, fmt::format("opset {} of the default domain; nnc imports opsets up to 17", opset));
+  if (opset >= 11) return;
+  std::set<std::string> changed;
+  for (const onnx::NodeProto& node : model_.graph().node()) {
+    const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(node.op_type(), 17, "");
+    if (!isShapeArithmetic(node) && schema && schema->since_version() > opset)
+      changed.insert(fmt::format("{} at opset {}", node.op_type(), schema->since_version()));
+  }
+  if (!changed.empty())
+    fail(ImportError::Kind::Semantics,
+         fmt::format("opset {} of the default domain: operators redefined since ({}); nnc imports opsets 11 to 17, and "
+                     "older ones whose operators are unchanged", opset, fmt::join(changed, ", ")));
 }
 
 // ONNX's shape inference, with data propagation: the values of shape arithmetic (Shape -> Gather -> Concat, as

@@ -233,6 +233,41 @@ std::string slice(NodeContext& c) {
   return out;
 }
 
+// Tile: each axis repeated by joining copies (the batch axis cannot be repeated).
+std::string tile(NodeContext& c) {
+  std::vector<int64_t> repeats = c.constInts(1);
+  std::string out = c.tensor(0);
+  for (size_t axis = 0; axis < repeats.size(); ++axis) {
+    if (repeats[axis] == 1) continue;
+    if (repeats[axis] < 1) c.refuse(Kind::Semantics, "a repeat below 1 makes an empty tensor");
+    std::vector<std::string> copies(static_cast<size_t>(repeats[axis]), out);
+    out = fmt::format("concat({}, axis = {})", join(copies, ", "), c.axis(0, static_cast<int64_t>(axis)));
+  }
+  return out;
+}
+
+// DepthToSpace and SpaceToDepth on [N, C, H, W], with the batch as N: a reshape that splits axes by the block size,
+// a permutation and a reshape that joins them (the ONNX specification's own formulation).
+std::string depthToSpace(NodeContext& c) {
+  const std::vector<int64_t>& x = c.in(0).shape;
+  if (!c.in(0).batched || c.newBatchAxis() || x.size() != 4)
+    c.refuse(c.newBatchAxis() ? Kind::BatchAxis : Kind::Semantics, "it takes [N, C, H, W] with the batch as N");
+  int64_t b = c.intAttr("blocksize", 1), channels = x[1] / (b * b);
+  bool crd = c.stringAttr("mode", "DCR") == "CRD";
+  std::string split = crd ? joinInts({channels, b, b, x[2], x[3]}) : joinInts({b, b, channels, x[2], x[3]});
+  return fmt::format("reshape(permute(reshape({}, {}), {}), {})", c.tensor(0), split,
+                     crd ? "0, 1, 4, 2, 5, 3" : "0, 3, 4, 1, 5, 2", joinInts({channels, x[2] * b, x[3] * b}));
+}
+
+std::string spaceToDepth(NodeContext& c) {
+  const std::vector<int64_t>& x = c.in(0).shape;
+  if (!c.in(0).batched || c.newBatchAxis() || x.size() != 4)
+    c.refuse(c.newBatchAxis() ? Kind::BatchAxis : Kind::Semantics, "it takes [N, C, H, W] with the batch as N");
+  int64_t b = c.intAttr("blocksize", 1);
+  return fmt::format("reshape(permute(reshape({}, {}), 0, 3, 5, 1, 2, 4), {})", c.tensor(0),
+                     joinInts({x[1], x[2] / b, b, x[3] / b, b}), joinInts({x[1] * b * b, x[2] / b, x[3] / b}));
+}
+
 // ---- reductions ------------------------------------------------------------------------------------
 
 // A reduction over `axes` (all when empty), chained one axis at a time from the last: the input goes through
@@ -391,6 +426,12 @@ const std::map<std::string, OpRule>& opRules() {
       {"ThresholdedRelu",  // x where x > alpha, else 0
        [](NodeContext& c) { return fmt::format("{0} * step({0} - {1})", c.tensor(0), number(c, "alpha", 1)); }},
       {"Mish", [](NodeContext& c) { return fmt::format("{0} * tanh(softplus({0}))", c.tensor(0)); }},
+      {"Sign", [](NodeContext& c) { return fmt::format("step({0}) - step(-{0})", c.tensor(0)); }},
+      {"Shrink",  // x + bias below -lambd, x - bias above lambd, else 0
+       [](NodeContext& c) {
+         return fmt::format("({0} + {1}) * step(-{2} - {0}) + ({0} - {1}) * step({0} - {2})", c.tensor(0),
+                            number(c, "bias", 0), number(c, "lambd", 0.5));
+       }},
       {"MatMul", matmul},
       {"Gemm", gemm},
       {"Reshape", reshape},
@@ -400,6 +441,9 @@ const std::map<std::string, OpRule>& opRules() {
       {"Transpose", transpose},
       {"Concat", concat},
       {"Slice", slice},
+      {"Tile", tile},
+      {"DepthToSpace", depthToSpace},
+      {"SpaceToDepth", spaceToDepth},
       {"ReduceSum", [](NodeContext& c) { return reduce(c, "{}", "sum", "{}"); }},
       {"ReduceMean", [](NodeContext& c) { return reduce(c, "{}", "mean", "{}"); }},
       {"ReduceMax", [](NodeContext& c) { return reduce(c, "{}", "max", "{}"); }},
