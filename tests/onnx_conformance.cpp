@@ -35,9 +35,32 @@ using nnc::onnx_import::ImportError;
 enum class Outcome { Passed, Failed, Unsupported, Semantics, BatchAxis };
 
 struct Result {
+  Result(Outcome outcome, std::string why, std::set<std::string> missing = {})
+      : outcome(outcome), why(std::move(why)), missing(std::move(missing)) {}
   Outcome outcome;
   std::string why;
+  std::set<std::string> missing;  // Unsupported: the operators nnc lacks
 };
+
+// A refusal of the importer is a skip of its kind; a model it cannot read is a failure.
+Outcome outcomeOf(ImportError::Kind kind) {
+  switch (kind) {
+    case ImportError::Kind::Unsupported: return Outcome::Unsupported;
+    case ImportError::Kind::Semantics: return Outcome::Semantics;
+    case ImportError::Kind::BatchAxis: return Outcome::BatchAxis;
+    case ImportError::Kind::BadInput: return Outcome::Failed;
+  }
+  return Outcome::Failed;  // not reached: the switch names every kind
+}
+
+// The operators of a model that nnc import has no rule for (shape arithmetic it folds may be among them).
+std::set<std::string> missingOperators(const onnx::ModelProto& model) {
+  static const std::vector<std::string> supported = nnc::onnx_import::supportedOperators();
+  std::set<std::string> missing;
+  for (const onnx::NodeProto& node : model.graph().node())
+    if (!std::binary_search(supported.begin(), supported.end(), node.op_type())) missing.insert(node.op_type());
+  return missing;
+}
 
 std::vector<onnx::TensorProto> readTensors(const fs::path& dir, const char* prefix) {
   std::vector<onnx::TensorProto> tensors;
@@ -75,7 +98,7 @@ Result evaluate(const nnc::onnx_import::ImportedModel& imported, const std::vect
     entry.set(param.node, std::vector<double>(it->second->data.begin(), it->second->data.end()));
   }
   std::string mismatch = compare(entry.run()[0], nnc::onnx_import::tensorValues(output, "output_0"));
-  return mismatch.empty() ? Result{Outcome::Passed, ""} : Result{Outcome::Failed, mismatch};
+  return mismatch.empty() ? Result(Outcome::Passed, "") : Result(Outcome::Failed, mismatch);
 }
 
 Result runTest(const fs::path& dir) {
@@ -84,6 +107,12 @@ Result runTest(const fs::path& dir) {
   onnx::ModelProto model = nnc::onnx_import::readModel(dir / "model.onnx");
   if (inputs.empty() || outputs.size() != 1)
     return {Outcome::Semantics, fmt::format("{} outputs; an nnc model returns one", outputs.size())};
+  // nnc computes in float32: other outputs cannot match, and other inputs are refused (this says why first, before
+  // the 16-bit types' test data, stored under other types, confuses ONNX's own checks).
+  for (const onnx::TensorProto& tensor : {inputs[0], outputs[0]})
+    if (tensor.data_type() != onnx::TensorProto::FLOAT)
+      return {Outcome::Semantics, fmt::format("{} data; nnc computes in float32",
+                                              onnx::TensorProto::DataType_Name(tensor.data_type()))};
   for (size_t i = 1; i < inputs.size() && i < static_cast<size_t>(model.graph().input_size()); ++i) {
     onnx::TensorProto* initializer = model.mutable_graph()->add_initializer();
     *initializer = inputs[i];
@@ -102,16 +131,10 @@ Result runTest(const fs::path& dir) {
     }
     return evaluate(*imported, inputs, outputs[0]);
   } catch (const ImportError& e) {
-    switch (e.kind) {
-      case ImportError::Kind::Unsupported: return {Outcome::Unsupported, e.what()};
-      case ImportError::Kind::Semantics: return {Outcome::Semantics, e.what()};
-      case ImportError::Kind::BatchAxis: return {Outcome::BatchAxis, e.what()};
-      case ImportError::Kind::BadInput: return {Outcome::Failed, e.what()};
-    }
+    return {outcomeOf(e.kind), e.what(), e.kind == ImportError::Kind::Unsupported ? missingOperators(model) : std::set<std::string>{}};
   } catch (const std::exception& e) {  // Halide's and nnc's internal errors
     return {Outcome::Failed, std::string("internal error: ") + e.what()};
   }
-  return {Outcome::Failed, "unreachable"};
 }
 
 // Test name -> reason, from the known-failures file.
@@ -142,10 +165,12 @@ int main(int argc, char** argv) {
   std::sort(dirs.begin(), dirs.end());
   auto start = std::chrono::steady_clock::now();
   std::map<Outcome, int> counts;
+  std::map<std::string, int> missing;  // operator -> the skipped tests that use it
   std::set<std::string> failed;
   for (const fs::path& dir : dirs) {
     Result result = runTest(dir);
     ++counts[result.outcome];
+    for (const std::string& op : result.missing) ++missing[op];
     std::string name = dir.filename();
     if (result.outcome == Outcome::Failed) {
       failed.insert(name);
@@ -161,6 +186,13 @@ int main(int argc, char** argv) {
                            "of {} node tests in {:.0f} s\n",
                            counts[Outcome::Passed], counts[Outcome::Failed], skipped, counts[Outcome::Unsupported],
                            counts[Outcome::Semantics], counts[Outcome::BatchAxis], dirs.size(), seconds);
+  std::vector<std::pair<int, std::string>> by_count;
+  for (const auto& [op, count] : missing) by_count.push_back({-count, op});
+  std::sort(by_count.begin(), by_count.end());
+  std::string list;
+  for (size_t i = 0; i < by_count.size() && i < 20; ++i) list += fmt::format("{}{} {}", i ? ", " : "", by_count[i].second, -by_count[i].first);
+  std::cout << fmt::format("unsupported operators, by the skipped tests that use them: {}{}\n", list,
+                           by_count.size() > 20 ? fmt::format(" and {} more", by_count.size() - 20) : "");
   int status = 0;
   for (const std::string& name : failed)
     if (!known.count(name)) {

@@ -104,6 +104,17 @@ std::string pad(NodeContext& c) {
   return c.tensor(0);
 }
 
+// Cast and CastLike between float32 values: the identity. nnc computes in float32 only (integer shape arithmetic
+// is folded before the rules).
+std::string cast(NodeContext& c) {
+  int64_t to = c.node.op_type() == "CastLike" ? c.in(1).dtype : c.intAttr("to", 0);
+  if (to != onnx::TensorProto::FLOAT || c.in(0).dtype != onnx::TensorProto::FLOAT)
+    c.refuse(Kind::Semantics, fmt::format("a cast from {} to {}; nnc computes in float32",
+                                          onnx::TensorProto::DataType_Name(c.in(0).dtype),
+                                          onnx::TensorProto::DataType_Name(static_cast<int32_t>(to))));
+  return c.tensor(0);
+}
+
 // Dropout in inference: the identity (its mask output is refused when used).
 std::string dropout(NodeContext& c) {
   if (c.has(2) && c.constNumber(2) != 0) c.refuse(Kind::Semantics, "training_mode is set; nnc imports inference graphs");
@@ -404,6 +415,8 @@ const std::map<std::string, OpRule>& opRules() {
       {"Softplus", unary<kSoftplus>},
       {"Identity", [](NodeContext& c) { return c.tensor(0); }},
       {"Dropout", dropout},
+      {"Cast", cast},
+      {"CastLike", cast},
       {"Pad", pad},
       {"Pow", pow},
       {"Clip", clip},
