@@ -122,6 +122,14 @@ std::string bindingName(const std::string& output) {
   return scope.substr(scope.rfind('/') + 1);
 }
 
+// A node in messages: its name, else its first output's, else its operator.
+std::string nodeName(const onnx::NodeProto& node) {
+  if (!node.name().empty()) return node.name();
+  for (const std::string& output : node.output())
+    if (!output.empty()) return output;
+  return node.op_type();
+}
+
 std::string tensorShape(const std::vector<int64_t>& shape, bool batch) {
   std::string out = batch ? "B" : "";
   for (int64_t d : shape) out += fmt::format("{}{}", out.empty() ? "" : ", ", d);
@@ -141,7 +149,7 @@ class Translator {
     weights_.push_back({name, std::move(shape), std::vector<float>(values.begin(), values.end())});
   }
   std::string file_context(const onnx::NodeProto& node) const {
-    return fmt::format("{}: node `{}` ({})", file_, node.name().empty() ? node.output(0) : node.name(), node.op_type());
+    return fmt::format("{}: node `{}` ({})", file_, nodeName(node), node.op_type());
   }
   int opset = 0;
   bool newBatchAxis() const { return options_.new_batch_axis; }
@@ -353,7 +361,7 @@ void Translator::checkOperators() const {
     bool known = (node.domain().empty() || node.domain() == "ai.onnx") &&
                  (node.op_type() == "Constant" || opRules().count(node.op_type()) || isShapeArithmetic(node));
     if (!known)
-      missing += fmt::format("\n  node `{}`: {}{}", node.name().empty() ? node.output(0) : node.name(),
+      missing += fmt::format("\n  node `{}`: {}{}", nodeName(node),
                              node.domain().empty() ? "" : node.domain() + ".", node.op_type());
   }
   if (!missing.empty())
@@ -381,11 +389,6 @@ std::string Translator::tensorExpr(Value& value, const NodeContext& context) {
 }
 
 void Translator::translate(const onnx::NodeProto& node, const std::set<std::string>& used) {
-  for (int i = 1; i < node.output_size(); ++i)
-    if (used.count(node.output(i)))
-      throw ImportError(ImportError::Kind::Semantics,
-                        fmt::format("{}: its output {} `{}` is used; nnc imports only the first output",
-                                    file_context(node), i, node.output(i)));
   if (isShapeArithmetic(node)) return foldShapeArithmetic(node);
   if (node.op_type() == "Constant") {  // a constant value, used as numbers or a param
     if (node.attribute_size() != 1 || !node.attribute(0).has_t())
@@ -397,6 +400,8 @@ void Translator::translate(const onnx::NodeProto& node, const std::set<std::stri
     value.data = tensorValues(node.attribute(0).t(), file_context(node));
     return;
   }
+  if (node.output(0).empty())  // the first output is optional for RNNs, which have no rule
+    throw ImportError(ImportError::Kind::BadInput, file_context(node) + ": its first output has no name");
   std::vector<Value*> inputs;
   bool batched = false;
   for (const std::string& name : node.input()) {
@@ -414,20 +419,29 @@ void Translator::translate(const onnx::NodeProto& node, const std::set<std::stri
   for (const std::string& name : node.output()) shapes.push_back(name.empty() ? std::vector<int64_t>{} : shapeOf(name, batched));
   std::string binding = uniqueName(bindingName(node.output(0)));
   NodeContext context(*this, node, inputs, shapes, binding);
-  std::string expr = opRules().at(node.op_type())(context);
-  Value& out = values_[node.output(0)];
-  out.onnx_name = node.output(0);
-  out.shape = shapes[0];
-  out.batched = batched;
-  auto type = types_.find(node.output(0));
-  out.dtype = type == types_.end() ? onnx::TensorProto::FLOAT : type->second->tensor_type().elem_type();
-  if (names_.count(expr) && expr != binding) {  // the op is the identity: the output is its input
-    names_.erase(binding);
-    out.expr = expr;
-    return;
+  context.extra_outputs[0] = opRules().at(node.op_type())(context);
+  for (int i = 1; i < node.output_size(); ++i)
+    if (used.count(node.output(i)) && !context.extra_outputs.count(static_cast<size_t>(i)))
+      throw ImportError(ImportError::Kind::Semantics,
+                        fmt::format("{}: its output {} `{}` is used; nnc imports only its first output",
+                                    file_context(node), i, node.output(i)));
+  for (const auto& [i, expr] : context.extra_outputs) {
+    const std::string& name = node.output(static_cast<int>(i));
+    Value& out = values_[name];
+    out.onnx_name = name;
+    out.shape = shapes[i];
+    out.batched = batched;
+    auto type = types_.find(name);
+    out.dtype = type == types_.end() ? onnx::TensorProto::FLOAT : type->second->tensor_type().elem_type();
+    std::string output_binding = i == 0 ? binding : uniqueName(bindingName(name));
+    if (names_.count(expr) && expr != output_binding) {  // the op is the identity: the output is its input
+      names_.erase(output_binding);
+      out.expr = expr;
+      continue;
+    }
+    out.expr = output_binding;
+    body_.push_back(fmt::format("{} = {}", output_binding, expr));
   }
-  out.expr = binding;
-  body_.push_back(fmt::format("{} = {}", binding, expr));
 }
 
 std::string Translator::print(const Value& input, const Value& output) const {
@@ -454,6 +468,8 @@ std::string Translator::print(const Value& input, const Value& output) const {
 }
 
 ImportedModel Translator::run() {
+  for (const onnx::NodeProto& node : model_.graph().node())
+    if (node.output_size() == 0) fail(ImportError::Kind::BadInput, fmt::format("node `{}` has no output", nodeName(node)));
   std::string inference_error = inferShapes();
   checkOperators();
   readOpset();

@@ -244,6 +244,23 @@ std::string slice(NodeContext& c) {
   return out;
 }
 
+// Split: each output a slice along the axis, of the size shape inference gives it (from the `split` sizes, or
+// equal parts).
+std::string split(NodeContext& c) {
+  int64_t axis = c.intAttr("axis", 0), nn_axis = c.axis(0, axis), start = 0;
+  if (axis < 0) axis += static_cast<int64_t>(c.in(0).shape.size());
+  std::string x = c.tensor(0), first;
+  for (size_t i = 0; i < c.output_shapes.size(); ++i) {
+    int64_t size = c.output_shapes[i].at(static_cast<size_t>(axis));
+    if (size <= 0) c.refuse(Kind::Semantics, "an empty part; nnc's tensors are never empty");
+    std::string part = fmt::format("slice({}, {}, {}, {})", x, nn_axis, start, start + size);
+    if (i == 0) first = part;
+    else c.extraOutput(i, part);
+    start += size;
+  }
+  return first;
+}
+
 // Tile: each axis repeated by joining copies (the batch axis cannot be repeated).
 std::string tile(NodeContext& c) {
   std::vector<int64_t> repeats = c.constInts(1);
@@ -257,12 +274,18 @@ std::string tile(NodeContext& c) {
   return out;
 }
 
-// DepthToSpace and SpaceToDepth on [N, C, H, W], with the batch as N: a reshape that splits axes by the block size,
-// a permutation and a reshape that joins them (the ONNX specification's own formulation).
+// Input 0's shape [N, C, H, W], which must be images with the batch as N (nnc's conv2d, pools and the block moves).
+const std::vector<int64_t>& images(const NodeContext& c) {
+  const Value& x = c.in(0);
+  if (!x.batched || c.newBatchAxis() || x.shape.size() != 4)
+    c.refuse(c.newBatchAxis() ? Kind::BatchAxis : Kind::Semantics, "it takes images [N, C, H, W] with the batch as N");
+  return x.shape;
+}
+
+// DepthToSpace and SpaceToDepth: a reshape that splits axes by the block size, a permutation and a reshape that
+// joins them (the ONNX specification's own formulation).
 std::string depthToSpace(NodeContext& c) {
-  const std::vector<int64_t>& x = c.in(0).shape;
-  if (!c.in(0).batched || c.newBatchAxis() || x.size() != 4)
-    c.refuse(c.newBatchAxis() ? Kind::BatchAxis : Kind::Semantics, "it takes [N, C, H, W] with the batch as N");
+  const std::vector<int64_t>& x = images(c);
   int64_t b = c.intAttr("blocksize", 1), channels = x[1] / (b * b);
   bool crd = c.stringAttr("mode", "DCR") == "CRD";
   std::string split = crd ? joinInts({channels, b, b, x[2], x[3]}) : joinInts({b, b, channels, x[2], x[3]});
@@ -271,9 +294,7 @@ std::string depthToSpace(NodeContext& c) {
 }
 
 std::string spaceToDepth(NodeContext& c) {
-  const std::vector<int64_t>& x = c.in(0).shape;
-  if (!c.in(0).batched || c.newBatchAxis() || x.size() != 4)
-    c.refuse(c.newBatchAxis() ? Kind::BatchAxis : Kind::Semantics, "it takes [N, C, H, W] with the batch as N");
+  const std::vector<int64_t>& x = images(c);
   int64_t b = c.intAttr("blocksize", 1);
   return fmt::format("reshape(permute(reshape({}, {}), 0, 3, 5, 1, 2, 4), {})", c.tensor(0),
                      joinInts({x[1], x[2] / b, b, x[3] / b, b}), joinInts({x[1] * b * b, x[2] / b, x[3] / b}));
@@ -323,10 +344,7 @@ struct Window {
 // A 2-D window's attributes as nnc's one value for both spatial axes (square kernels, equal strides, the same
 // padding on every side).
 Window window(NodeContext& c, const std::vector<int64_t>& kernel_shape) {
-  const Value& x = c.in(0);
-  if (!x.batched || c.newBatchAxis() || x.shape.size() != 4)
-    c.refuse(c.newBatchAxis() ? Kind::BatchAxis : Kind::Semantics,
-             "nnc's convolutions and pools take images [N, C, H, W] with the batch as N");
+  images(c);
   auto same = [&](const std::vector<int64_t>& values, const char* what) {
     if (values.empty() || std::adjacent_find(values.begin(), values.end(), std::not_equal_to<>()) != values.end())
       c.refuse(Kind::Semantics, fmt::format("{} [{}]: nnc takes one value for both spatial axes", what, joinInts(values)));
@@ -454,6 +472,7 @@ const std::map<std::string, OpRule>& opRules() {
       {"Transpose", transpose},
       {"Concat", concat},
       {"Slice", slice},
+      {"Split", split},
       {"Tile", tile},
       {"DepthToSpace", depthToSpace},
       {"SpaceToDepth", spaceToDepth},

@@ -25,7 +25,8 @@ struct Value {
 
 class Translator;
 
-// One node as its rule sees it. Rules return the .nn expression of the node's (first) output.
+// One node as its rule sees it. Rules return the .nn expression of the node's first output; a rule for an op with
+// several outputs (Split) gives the others with `extraOutput`.
 class NodeContext {
  public:
   NodeContext(Translator& translator, const onnx::NodeProto& node, std::vector<Value*> inputs,
@@ -55,6 +56,9 @@ class NodeContext {
   int64_t axis(size_t i, int64_t axis) const;
   // Input i's value goes into the checkpoint as `name` (a layer form that creates its own params: conv2d).
   void renameWeight(size_t i, const std::string& name, std::vector<int64_t> shape);
+  // Output i >= 1 of the node is `expr`.
+  void extraOutput(size_t i, std::string expr) { extra_outputs[i] = std::move(expr); }
+  std::map<size_t, std::string> extra_outputs;
   // A layer's checkpoint tensor that has no ONNX value (batch_norm's num_batches_tracked).
   void addWeight(const std::string& name, std::vector<int64_t> shape, std::vector<double> values);
   [[noreturn]] void refuse(ImportError::Kind kind, const std::string& why) const;
