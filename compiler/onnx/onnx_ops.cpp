@@ -409,6 +409,24 @@ std::string batchNorm(NodeContext& c) {
                      number(c, "epsilon", 1e-5));
 }
 
+// LayerNormalization (opset 17): nnc's `layer_norm` over the axes from `axis` on, its params from Scale and B under
+// `layer_norm`'s names (BINDING.weight, BINDING.bias).
+std::string layerNorm(NodeContext& c) {
+  const std::vector<int64_t>& x = c.in(0).shape;
+  int64_t axis = c.intAttr("axis", -1);
+  c.axis(0, axis);  // refuses the batch axis
+  size_t first = static_cast<size_t>(axis < 0 ? axis + static_cast<int64_t>(x.size()) : axis);
+  std::vector<int64_t> normalized(x.begin() + static_cast<std::ptrdiff_t>(first), x.end());
+  for (size_t i = 1; i < 3 && c.has(i); ++i)
+    if (c.in(i).shape != normalized)
+      c.refuse(Kind::Semantics, fmt::format("`{}` has shape [{}], not the normalized axes' [{}]", c.in(i).onnx_name,
+                                            joinInts(c.in(i).shape), joinInts(normalized)));
+  c.renameWeight(1, c.binding + ".weight", normalized);
+  if (c.has(2)) c.renameWeight(2, c.binding + ".bias", normalized);
+  else c.addWeight(c.binding + ".bias", normalized, std::vector<double>(c.in(1).data->size(), 0.0));
+  return fmt::format("layer_norm({}, dims = {}, eps = {})", c.tensor(0), normalized.size(), number(c, "epsilon", 1e-5));
+}
+
 }  // namespace
 
 const std::map<std::string, OpRule>& opRules() {
@@ -493,6 +511,7 @@ const std::map<std::string, OpRule>& opRules() {
       {"GlobalAveragePool", [](NodeContext& c) { return globalPool(c, "mean"); }},
       {"GlobalMaxPool", [](NodeContext& c) { return globalPool(c, "max"); }},
       {"BatchNormalization", batchNorm},
+      {"LayerNormalization", layerNorm},
   };
   return rules;
 }
