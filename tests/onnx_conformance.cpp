@@ -1,6 +1,6 @@
 // ONNX conformance: ONNX's own node tests (Debian's libonnx-testdata) through `nnc import` and nnc's compiler.
 //
-//   onnx_conformance NODE_TEST_DIR KNOWN_FAILURES [-v]
+//   onnx_conformance NODE_TEST_DIR [--known-failures FILE] [-v]
 //
 // Each node test is a directory with model.onnx and test_data_set_0/{input,output}_N.pb (TensorProtos). For each:
 //   1. The graph's first input stays the model's input; its other inputs (a second operand, a Reshape's shape)
@@ -12,8 +12,9 @@
 //      one JIT compile per test keeps the whole run near a minute), its params set from the imported checkpoint.
 //   4. Outputs match when |got - expected| <= 1e-5 + 1e-4 |expected| everywhere. A test with several outputs is
 //      checked on its first (an nnc model returns one).
-// KNOWN_FAILURES lists failing tests, one per line with the reason after the name (`#` comments). The exit status
-// is 0 when the failures are exactly those listed, so a new failure, or a listed test that passes, fails the run.
+// FILE lists failing tests, one per line with the reason after the name (`#` comments). The exit status is 0 when
+// the failures are exactly those listed (none without a list), so a new failure, or a listed test that passes,
+// fails the run. -v prints every test's outcome, with the reason for each skip.
 #include <fmt/format.h>
 
 #include <chrono>
@@ -81,14 +82,14 @@ std::string compare(const std::vector<double>& got, const std::vector<double>& e
   return "";
 }
 
-// Runs the imported model's `predict` on the test's first input.
-Result evaluate(const nnc::onnx_import::ImportedModel& imported, const std::vector<onnx::TensorProto>& inputs,
+// Runs the imported model's `predict` on the test's first input, `batch` rows of it.
+Result evaluate(const nnc::onnx_import::ImportedModel& imported, int batch, const std::vector<onnx::TensorProto>& inputs,
                 const onnx::TensorProto& output) {
   auto c = nnc::compileFrontEnd(nnc::dsl::SourceFile("model.nn", imported.source));
   if (c->diags->hasErrors()) return {Outcome::Failed, "the imported .nn does not compile:\n" + c->diags->render() + imported.source};
   nnc::Program program = nnc::buildProgram(std::move(*c->graph), c->checked->train);
   const nnc::Graph& graph = program.graph;
-  nnc::testing::JitEntry entry(graph, program.predict, static_cast<int>(imported.batch), {}, Halide::Float(32),
+  nnc::testing::JitEntry entry(graph, program.predict, batch, {}, Halide::Float(32),
                                nnc::testing::Executor::Pipeline);
   entry.set(graph.inputs[0].node, nnc::onnx_import::tensorValues(inputs[0], "input_0"));
   std::map<std::string, const nnc::rt::NamedTensor*> weights;
@@ -133,7 +134,8 @@ Result runTest(const fs::path& dir) {
       options.new_batch_axis = true;
       imported = nnc::onnx_import::importModel(model, dir.filename(), options);
     }
-    return evaluate(*imported, inputs, outputs[0]);
+    int batch = options.new_batch_axis || inputs[0].dims_size() == 0 ? 1 : static_cast<int>(inputs[0].dims(0));
+    return evaluate(*imported, batch, inputs, outputs[0]);
   } catch (const ImportError& e) {
     return {outcomeOf(e.kind), e.what(), e.kind == ImportError::Kind::Unsupported ? missingOperators(model) : std::set<std::string>{}};
   } catch (const std::exception& e) {  // Halide's and nnc's internal errors
@@ -156,13 +158,19 @@ std::map<std::string, std::string> readKnownFailures(const std::string& path) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  if (argc < 3) {
-    std::cerr << "usage: onnx_conformance NODE_TEST_DIR KNOWN_FAILURES [-v]\n";
+int run(int argc, char** argv) {
+  std::map<std::string, std::string> known;
+  bool verbose = false;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--known-failures" && i + 1 < argc) known = readKnownFailures(argv[++i]);
+    else if (arg == "-v") verbose = true;
+    else argc = 0;  // the usage below
+  }
+  if (argc < 2) {
+    std::cerr << "usage: onnx_conformance NODE_TEST_DIR [--known-failures FILE] [-v]\n";
     return 2;
   }
-  bool verbose = argc > 3 && std::string(argv[3]) == "-v";
-  std::map<std::string, std::string> known = readKnownFailures(argv[2]);
   std::vector<fs::path> dirs;
   for (const fs::directory_entry& entry : fs::directory_iterator(argv[1]))
     if (fs::exists(entry.path() / "model.onnx")) dirs.push_back(entry.path());
@@ -195,8 +203,9 @@ int main(int argc, char** argv) {
   std::sort(by_count.begin(), by_count.end());
   std::string list;
   for (size_t i = 0; i < by_count.size() && i < 20; ++i) list += fmt::format("{}{} {}", i ? ", " : "", by_count[i].second, -by_count[i].first);
-  std::cout << fmt::format("unsupported operators, by the skipped tests that use them: {}{}\n", list,
-                           by_count.size() > 20 ? fmt::format(" and {} more", by_count.size() - 20) : "");
+  if (!list.empty())
+    std::cout << fmt::format("unsupported operators, by the skipped tests that use them: {}{}\n", list,
+                             by_count.size() > 20 ? fmt::format(" and {} more", by_count.size() - 20) : "");
   int status = 0;
   for (const std::string& name : failed)
     if (!known.count(name)) {
@@ -209,4 +218,13 @@ int main(int argc, char** argv) {
       status = 1;
     }
   return status;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {  // an unreadable directory or known-failures file
+    std::cerr << "onnx_conformance: " << e.what() << "\n";
+    return 2;
+  }
 }

@@ -501,8 +501,6 @@ ImportedModel Translator::run() {
   ImportedModel imported;
   imported.source = print(input, output);
   imported.weights = std::move(weights_);
-  imported.input = input.expr;
-  imported.batch = options_.new_batch_axis ? 1 : std::max<int64_t>(input.shape[0], 1);
   return imported;
 }
 

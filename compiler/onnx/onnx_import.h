@@ -31,8 +31,6 @@ struct ImportOptions {
 struct ImportedModel {
   std::string source;                    // the .nn text
   std::vector<rt::NamedTensor> weights;  // the params' values, named as the .nn names them
-  std::string input;                     // the model input's name in the .nn
-  int64_t batch = 1;                     // the batch at which the ONNX model's shapes hold
 };
 
 class ImportError : public std::runtime_error {

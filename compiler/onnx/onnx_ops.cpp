@@ -474,7 +474,6 @@ const std::map<std::string, OpRule>& opRules() {
       {"Softsign", [](NodeContext& c) { return fmt::format("{0} / (1 + abs({0}))", c.tensor(0)); }},
       {"ThresholdedRelu",  // x where x > alpha, else 0
        [](NodeContext& c) { return fmt::format("{0} * step({0} - {1})", c.tensor(0), number(c, "alpha", 1)); }},
-      {"Mish", [](NodeContext& c) { return fmt::format("{0} * tanh(softplus({0}))", c.tensor(0)); }},
       {"Sign", [](NodeContext& c) { return fmt::format("step({0}) - step(-{0})", c.tensor(0)); }},
       {"Shrink",  // x + bias below -lambd, x - bias above lambd, else 0
        [](NodeContext& c) {
