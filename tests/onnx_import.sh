@@ -82,6 +82,8 @@ expect_error "undefined.onnx: node \`plus\` (Add): input \`zz\` is not defined b
 expect_error "inputs \`x\` and \`w\`: an nnc model takes one input of features" two_inputs.onnx -o m.nn
 expect_error "two_outputs.onnx: the graph has 2 outputs; an nnc model returns one" two_outputs.onnx -o m.nn
 expect_error "input \`x\` has rank 1; nnc's features are [B, ...] of rank 2 or more" rank1.onnx -o m.nn
+"$nnc" import rank1.onnx -o rank1.nn --new-batch-axis 2> err.log || fail "--new-batch-axis: $(cat err.log)"
+grep -qF "model g(x: f32[B, 3]) {" rank1.nn || fail "--new-batch-axis puts no batch axis before x: $(cat rank1.nn)"
 expect_error "axis 1 of \`x\` has no fixed size (\`m\`); only the batch axis may vary" varying.onnx -o m.nn
 expect_error "opset9.onnx: opset 9 of the default domain: operators redefined since (Relu at opset 14)" opset9.onnx -o m.nn
 expect_error "node \`pool\` (MaxPool): ceil_mode; nnc rounds window counts down" ceil_pool.onnx -o m.nn
