@@ -8,6 +8,7 @@
 //   nnc graph FILE.nn [--backward] [--dot]
 //   nnc emit --stage=tokens|ast|graph|backward|plan|stmt|assembly [--entry=train_step|grads|predict|update|sample|KERNEL]
 //            FILE.nn
+//   nnc import MODEL.onnx -o MODEL.nn [--weights CKPT] [--loss cross_entropy|mse] [--new-batch-axis]
 //
 // Exit codes: 0 success, 1 user error (diagnostics printed), 2 internal error (a bug in nnc).
 #include <fmt/format.h>
@@ -30,11 +31,13 @@
 #include "compiler/aot/kernel_cache.h"
 #include "compiler/plan/plan.h"
 #include "compiler/graph/summary.h"
+#include "compiler/onnx/onnx_import.h"
 #include "compiler/target.h"
 #include "dsl/ast_printer.h"
 #include "dsl/lexer.h"
 #include "runtime/errors.h"
 #include "runtime/output_path.h"
+#include "runtime/safetensors.h"
 
 namespace {
 
@@ -56,6 +59,7 @@ const std::map<std::string, std::string> kCommandUsage = {
      "usage: nnc emit --stage=tokens|ast|graph|backward|plan|stmt|assembly\n"
      "                [--entry=train_step|grads|predict|update|sample|KERNEL] [--schedule=POLICY] [--target=TARGET]\n"
      "                [--error-limit=N] FILE.nn\n"},
+    {"import", "usage: nnc import MODEL.onnx -o MODEL.nn [--weights CKPT] [--loss cross_entropy|mse] [--new-batch-axis]\n"},
 };
 const char* kValues =
     "POLICY: manual (nnc's, the default), naive, li2018, adams2019 or mullapudi2016 (Halide's autoschedulers)\n"
@@ -66,14 +70,16 @@ const char* kValues =
 // The usage of `command`, or of every command when it is none of them.
 std::string usageOf(const std::string& command) {
   auto it = kCommandUsage.find(command);
-  if (it != kCommandUsage.end()) return it->second + (command == "graph" ? "" : kValues);
+  if (it != kCommandUsage.end()) return it->second + (command == "graph" || command == "import" ? "" : kValues);
   std::string all;
-  for (const char* name : {"build", "check", "graph", "emit"}) all += kCommandUsage.at(name);
+  for (const char* name : {"build", "check", "graph", "emit", "import"}) all += kCommandUsage.at(name);
   return all + kValues;
 }
 
 struct Options {
   std::string command, input, output, stage, entry = "train_step";
+  std::string weights;                    // import: the checkpoint (default: OUT with .safetensors)
+  nnc::onnx_import::ImportOptions onnx;   // import: --loss, --new-batch-axis
   bool backward = false, dot = false, keep_temps = false, json = false, no_cache = false;
   bool plan = true;  // each entry point a plan of kernels; --single-pipeline: one pipeline each
   bool help = false;  // --help (of a command, or of nnc), --version
@@ -112,6 +118,9 @@ Options parseOptions(int argc, char** argv) {
       return options;
     }
     if (arg == "-o" && i + 1 < argc) options.output = argv[++i];
+    else if (arg == "--weights" && i + 1 < argc) options.weights = argv[++i];
+    else if (arg == "--loss" && i + 1 < argc) options.onnx.loss = argv[++i];
+    else if (arg == "--new-batch-axis") options.onnx.new_batch_axis = true;
     else if (arg == "--backward") options.backward = true;
     else if (arg == "--dot") options.dot = true;
     else if (arg == "--keep-temps") options.keep_temps = true;
@@ -274,6 +283,33 @@ int check(const Options& options) {
   return 0;
 }
 
+// nnc import: an ONNX model -> a .nn file and, when it has initializers, their checkpoint.
+int importOnnx(const Options& options) {
+  if (options.output.empty()) throw UserError(fmt::format("nnc: `import` needs `-o OUT.nn`\n{}", usageOf(options.command)));
+  std::string weights = options.weights.empty()
+                            ? std::filesystem::path(options.output).replace_extension(".safetensors").string()
+                            : options.weights;
+  try {
+    nnc::rt::checkOutputPath("-o", options.output, nnc::rt::OutputKind::Replaced);
+    nnc::rt::checkOutputPath("--weights", weights, nnc::rt::OutputKind::Replaced);
+  } catch (const nnc::rt::DataError& e) {
+    throw UserError(fmt::format("nnc: error: {}", e.what()));
+  }
+  nnc::onnx_import::ImportedModel imported;
+  try {
+    imported = nnc::onnx_import::importModel(nnc::onnx_import::readModel(options.input), options.input, options.onnx);
+  } catch (const nnc::onnx_import::ImportError& e) {
+    throw UserError(fmt::format("nnc: error: {}", e.what()));
+  }
+  std::ofstream out(options.output);
+  if (!(out << imported.source) || !out.flush())
+    throw UserError(fmt::format("nnc: error: cannot write {}: {}", options.output, std::strerror(errno)));
+  if (!imported.weights.empty()) nnc::rt::writeSafetensors(weights, imported.weights);
+  std::cerr << fmt::format("nnc: imported {} into {}{}\n", options.input, options.output,
+                           imported.weights.empty() ? "" : fmt::format(" and {} tensors into {}", imported.weights.size(), weights));
+  return 0;
+}
+
 int run(const Options& options) {
   if (options.help && options.command == "--version") {
     std::cout << "nnc " << NNC_VERSION << " (Halide 14, LLVM 14)\n";
@@ -302,6 +338,7 @@ int run(const Options& options) {
     return emit(emit_options);
   }
   if (options.command == "check") return check(options);
+  if (options.command == "import") return importOnnx(options);
   throw UserError(fmt::format("nnc: unknown command `{}`\n{}", options.command, usageOf(options.command)));
 }
 

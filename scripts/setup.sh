@@ -12,6 +12,8 @@ packages=(
   clang-14 libclang-rt-14-dev   # libFuzzer + sanitizers for tests/fuzz/run_fuzzer.sh
   dataset-fashion-mnist    # the default training data, in /usr/share/datasets/fashion-mnist
   pocl-opencl-icd ocl-icd-libopencl1 clinfo   # an OpenCL device on the CPU: GPU schedules tested without a GPU
+  libonnx-dev libprotobuf-dev   # ONNX's protobuf classes and shape inference: `nnc import`
+  libonnx-testdata         # ONNX's node tests: the conformance suite (tests/onnx_conformance.cpp)
   openmpi-bin libopenmpi3  # mpirun and libmpi: data-parallel training (trainers load libmpi only under mpirun)
 )
 missing=()

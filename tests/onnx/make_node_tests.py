@@ -1,0 +1,61 @@
+# Writes nnc's own ONNX node tests, in the layout of ONNX's (NAME/model.onnx, NAME/test_data_set_0/input_N.pb and
+# output_0.pb, expected values from NumPy), for what ONNX 1.12's tests cannot show: operators whose every ONNX test
+# has double, 16-bit or string data (ReduceLogSumExp, Cast, CastLike), a Concat of two computed values (ONNX's join
+# inputs, which nnc makes constants), a Pad of nothing before a pool, Gemm as `linear`, and shape arithmetic on a
+# symbolic batch. tests/onnx_conformance.cpp runs them as it runs ONNX's.
+# Usage: /usr/bin/python3 make_node_tests.py OUT_DIR   (tests/onnx/node holds its output, committed)
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+out_dir = sys.argv[1]
+rng = np.random.RandomState(0)
+
+
+def write(name, nodes, x, y, initializers=(), batch=None):
+    """Saves a test: one float input `x`, one output `y`; with `batch`, their axis 0 is that symbol."""
+    shape = lambda v: [batch or v.shape[0]] + list(v.shape[1:])
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape(x))]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape(y))]
+    graph = helper.make_graph(nodes, name, inputs, outputs, [numpy_helper.from_array(v, k) for k, v in initializers])
+    model = helper.make_model(graph, producer_name="nnc-tests", opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    data = os.path.join(out_dir, name, "test_data_set_0")
+    os.makedirs(data, exist_ok=True)
+    onnx.save(model, os.path.join(out_dir, name, "model.onnx"))
+    for file, value in (("input_0.pb", x), ("output_0.pb", y)):
+        with open(os.path.join(data, file), "wb") as f:
+            f.write(numpy_helper.from_array(value.astype(np.float32)).SerializeToString())
+
+
+x = rng.randn(3, 4, 5).astype(np.float32)
+write("test_nnc_reduce_log_sum_exp", [helper.make_node("ReduceLogSumExp", ["x"], ["y"], axes=[1])], x,
+      np.log(np.sum(np.exp(x), axis=1, keepdims=True)))
+write("test_nnc_cast_float", [helper.make_node("Cast", ["x"], ["c"], to=TensorProto.FLOAT),
+                              helper.make_node("Relu", ["c"], ["y"])], x, np.maximum(x, 0))
+write("test_nnc_castlike_float", [helper.make_node("CastLike", ["x", "like"], ["y"])], x, x,
+      [("like", np.zeros(1, np.float32))])
+write("test_nnc_concat_computed", [helper.make_node("Relu", ["x"], ["r"]),
+                                   helper.make_node("Concat", ["x", "r"], ["y"], axis=-1)],
+      x, np.concatenate([x, np.maximum(x, 0)], axis=-1))
+images = rng.randn(2, 3, 6, 6).astype(np.float32)
+pooled = images.reshape(2, 3, 3, 2, 3, 2).mean(axis=(3, 5))
+write("test_nnc_pad_nothing_pool", [helper.make_node("Pad", ["x", "pads"], ["p"], mode="constant"),
+                                    helper.make_node("AveragePool", ["p"], ["y"], kernel_shape=[2, 2], strides=[2, 2])],
+      images, pooled, [("pads", np.zeros(8, np.int64))])
+features = rng.randn(4, 6).astype(np.float32)
+weight, bias = rng.randn(3, 6).astype(np.float32), rng.randn(3).astype(np.float32)
+write("test_nnc_gemm_linear", [helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)], features,
+      features @ weight.T + bias, [("w", weight), ("b", bias)])
+# x.view(x.size(0), -1) on a batch of any size, as PyTorch exports it.
+shape_nodes = [helper.make_node("Shape", ["x"], ["shape"]),
+               helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0),
+               helper.make_node("Unsqueeze", ["batch", "zero_axis"], ["batch1"]),
+               helper.make_node("Concat", ["batch1", "minus_one"], ["target"], axis=0),
+               helper.make_node("Reshape", ["x", "target"], ["y"])]
+write("test_nnc_view_symbolic_batch", shape_nodes, x, x.reshape(3, 20),
+      [("zero", np.array(0, np.int64)), ("zero_axis", np.array([0], np.int64)),
+       ("minus_one", np.array([-1], np.int64))], batch="N")
