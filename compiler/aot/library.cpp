@@ -191,8 +191,9 @@ void buildLibrary(const Program& program, const ProgramPlan& plan, const std::ve
   runCommand(fmt::format("cd {} && ar x {}", shellQuote(executor), shellQuote(NNC_PREDICT_RUNTIME_LIB)),
              "unpacking the library's executor");
   std::string archive = dir + "/library.a", command = fmt::format("ar rcs {} {}", shellQuote(archive), shellQuote(object));
-  for (const std::string& o : objects) command += " " + shellQuote(o);
-  for (const auto& file : std::filesystem::directory_iterator(executor)) command += " " + shellQuote(file.path().string());
+  for (const std::string& o : objects) command += fmt::format(" {}", shellQuote(o));
+  for (const auto& file : std::filesystem::directory_iterator(executor))
+    command += fmt::format(" {}", shellQuote(file.path().string()));
   runCommand(command, "archiving the library");
   std::filesystem::copy_file(archive, paths.archive, std::filesystem::copy_options::overwrite_existing);
   std::ofstream header(paths.header);
