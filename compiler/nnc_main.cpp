@@ -4,6 +4,7 @@
 //
 //   nnc build FILE.nn -o OUT [--target=TARGET] [--single-pipeline]   compile a trainer executable (a plan of
 //                                                        kernels, each cached by content)
+//   nnc build FILE.nn --emit=library --weights CKPT -o OUT   an inference library OUT.a and its C header OUT.h
 //   nnc check FILE.nn [--json]    diagnostics, then a model summary (parameters, FLOPs, activation memory, target)
 //   nnc graph FILE.nn [--backward] [--dot]
 //   nnc emit --stage=tokens|ast|graph|backward|plan|stmt|assembly [--entry=train_step|grads|predict|update|sample|KERNEL]
@@ -29,6 +30,7 @@
 #include "compiler/compilation.h"
 #include "compiler/graph/graph_printer.h"
 #include "compiler/aot/kernel_cache.h"
+#include "compiler/aot/library.h"
 #include "compiler/plan/plan.h"
 #include "compiler/graph/summary.h"
 #include "compiler/onnx/onnx_import.h"
@@ -52,7 +54,9 @@ struct UserError : std::runtime_error {
 const std::map<std::string, std::string> kCommandUsage = {
     {"build",
      "usage: nnc build FILE.nn -o OUT [--target=TARGET] [--single-pipeline] [--keep-temps] [--profile]\n"
-     "                [--no-cache] [--schedule=POLICY] [--error-limit=N]\n"},
+     "                [--no-cache] [--schedule=POLICY] [--error-limit=N]\n"
+     "       nnc build FILE.nn --emit=library --weights CKPT -o OUT [--target=TARGET] [--keep-temps] [--no-cache]\n"
+     "                [--schedule=POLICY]     an inference library: OUT.a and its C header OUT.h\n"},
     {"check", "usage: nnc check FILE.nn [--json] [--target=TARGET] [--error-limit=N]\n"},
     {"graph", "usage: nnc graph FILE.nn [--backward] [--dot] [--error-limit=N]\n"},
     {"emit",
@@ -78,7 +82,8 @@ std::string usageOf(const std::string& command) {
 
 struct Options {
   std::string command, input, output, stage, entry = "train_step";
-  std::string weights;                    // import: the checkpoint (default: OUT with .safetensors)
+  std::string emit = "trainer";           // build --emit=trainer|library
+  std::string weights;  // build --emit=library: the checkpoint it embeds; import: the one it writes (default: OUT with .safetensors)
   nnc::onnx_import::ImportOptions onnx;   // import: --loss, --new-batch-axis
   bool backward = false, dot = false, keep_temps = false, json = false, no_cache = false;
   bool plan = true;  // each entry point a plan of kernels; --single-pipeline: one pipeline each
@@ -131,6 +136,8 @@ Options parseOptions(int argc, char** argv) {
     else if (arg == "--json") options.json = true;
     else if (arg.rfind("--error-limit=", 0) == 0) options.error_limit = errorLimit(arg.substr(14), options.command);
     else if (arg.rfind("--stage=", 0) == 0) options.stage = arg.substr(8);
+    else if (arg.rfind("--emit=", 0) == 0) options.emit = arg.substr(7);
+    else if (arg.rfind("--weights=", 0) == 0) options.weights = arg.substr(10);
     else if (arg.rfind("--entry=", 0) == 0) options.entry = arg.substr(8);
     else if (arg.rfind("--target=", 0) == 0) target = arg.substr(9);
     else if (arg == "--target" && i + 1 < argc) target = argv[++i];
@@ -203,13 +210,65 @@ int emit(const Options& options) {
   return 0;
 }
 
-int build(const Options& options) {
-  if (options.output.empty()) throw UserError(fmt::format("nnc: `build` needs `-o OUT`\n{}", usageOf(options.command)));
-  try {  // before any work: a directory, a missing or read-only one
-    nnc::rt::checkOutputPath("-o", options.output, nnc::rt::OutputKind::Replaced);
+// The options of `build --emit=...`, checked before any work.
+void checkEmitOptions(const Options& options) {
+  if (options.emit != "trainer" && options.emit != "library")
+    throw UserError(fmt::format("nnc: error: unknown --emit value `{}`; expected trainer (the default) or library\n{}",
+                                options.emit, usageOf(options.command)));
+  bool library = options.emit == "library";
+  if (library && options.weights.empty())
+    throw UserError("nnc: error: --emit=library needs --weights CKPT: the library embeds a trained checkpoint");
+  if (!library && !options.weights.empty())
+    throw UserError("nnc: error: --weights is for --emit=library (a trainer takes its checkpoint at run time: "
+                    "TRAINER predict --weights CKPT)");
+  if (!library) return;
+  const char* refused = !options.plan ? "--single-pipeline" : options.kernels.profile ? "--profile"
+                        : !options.kernels.target.gpuApi().empty() ? "a GPU target" : nullptr;
+  if (refused)
+    throw UserError(fmt::format("nnc: error: --emit=library takes no {}: a library runs predict's plan of kernels on "
+                                "the CPU", refused));
+}
+
+// The output paths of a build, checked before any work: a directory, a missing or read-only one.
+void checkBuildOutputs(const Options& options) {
+  try {
+    if (options.emit != "library") return nnc::rt::checkOutputPath("-o", options.output, nnc::rt::OutputKind::Replaced);
+    nnc::LibraryPaths paths = nnc::libraryPaths(options.output);
+    nnc::rt::checkOutputPath("-o", paths.archive, nnc::rt::OutputKind::Replaced);
+    nnc::rt::checkOutputPath("-o", paths.header, nnc::rt::OutputKind::Replaced);
   } catch (const nnc::rt::DataError& e) {
     throw UserError(fmt::format("nnc: error: {}", e.what()));
   }
+}
+
+// `build --emit=library`: predict's kernels (from the cache), the checkpoint's weights, the archive and header.
+int buildLibrary(const Options& options, const nnc::Program& program, const std::string& dir,
+                 const std::optional<std::string>& cache, std::chrono::steady_clock::time_point start) {
+  nnc::LibraryWeights weights;
+  try {
+    weights = nnc::readLibraryWeights(program, options.weights);
+  } catch (const nnc::rt::DataError& e) {
+    throw UserError(fmt::format("nnc: error: {}", e.what()));
+  }
+  const nnc::Target& target = options.kernels.target;
+  nnc::ProgramPlan plan = nnc::planPredict(program, target, options.kernels.schedule);
+  size_t compiled = 0;
+  std::vector<std::string> objects = nnc::planObjects(program, plan, dir, options.kernels, cache, compiled);
+  nnc::LibraryPaths paths = nnc::libraryPaths(options.output);
+  nnc::buildLibrary(program, plan, objects, weights, options.input, dir, paths);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cerr << fmt::format("nnc: built {} and {} (model `{}`, predict's {} kernels, weights of {}) for {} in {:.1f} s{}\n",
+                           paths.archive, paths.header, program.graph.model_name, plan.kernels.size(), options.weights,
+                           target.describe(), seconds,
+                           compiled ? fmt::format(", {} of {} kernels compiled", compiled, plan.kernels.size() + 1)
+                                    : ", kernels from the cache");
+  return 0;
+}
+
+int build(const Options& options) {
+  if (options.output.empty()) throw UserError(fmt::format("nnc: `build` needs `-o OUT`\n{}", usageOf(options.command)));
+  checkEmitOptions(options);
+  checkBuildOutputs(options);
   auto start = std::chrono::steady_clock::now();
   auto c = runFrontEnd(options);
   nnc::Program program = nnc::buildProgram(std::move(*c->graph), c->checked->train);
@@ -226,6 +285,7 @@ int build(const Options& options) {
   });
   const nnc::Target& target = options.kernels.target;
   std::optional<std::string> cache = options.no_cache ? std::nullopt : nnc::kernelCacheDir();
+  if (options.emit == "library") return buildLibrary(options, program, dir, cache, start);
   std::string key = nnc::kernelCacheKey(program, target.halide, options.kernels);
   std::optional<nnc::ProgramPlan> plan;
   size_t compiled = 0;

@@ -102,48 +102,26 @@ void printPlanProfile() {
 void shapeBuffers(const PlanSpec& plan, int64_t batch, PlanBuffers& scratch) {
   scratch.freeDeviceMemory();
   scratch.batch = batch;
-  scratch.buffers.assign(plan.num_buffers, halide_buffer_t{});
+  scratch.buffers.resize(plan.num_buffers);
   scratch.dims.resize(static_cast<size_t>(plan.num_buffers) * kMaxRank);
-  for (int b = 0; b < plan.num_buffers; ++b) {
-    const PlanBufferSpec& spec = plan.buffers[b];
-    halide_buffer_t& buffer = scratch.buffers[b];
-    buffer.type = spec.is_integer ? halide_type_t(halide_type_int, 32) : halide_type_t(halide_type_float, 32);
-    buffer.dimensions = spec.rank;
-    buffer.dim = &scratch.dims[static_cast<size_t>(b) * kMaxRank];
-    int64_t elements = 1;
-    for (int d = 0; d < spec.rank; ++d) {  // Halide order: innermost first
-      int64_t extent = spec.shape[spec.rank - 1 - d] == kBatchDim ? batch : spec.shape[spec.rank - 1 - d];
-      buffer.dim[d] = halide_dimension_t(0, static_cast<int32_t>(extent), static_cast<int32_t>(elements));
-      elements *= extent;
-    }
-  }
+  shapePlanBuffers(plan, batch, scratch.buffers.data(), scratch.dims.data());
 }
 
 int runPlan(const PlanSpec& plan, void** args) {
   thread_local std::map<const PlanSpec*, PlanBuffers> scratches;
   PlanBuffers& scratch = scratches[&plan];
-  int64_t batch = 1;
-  if (plan.batch_arg >= 0) batch = static_cast<halide_buffer_t*>(args[plan.batch_arg])->dim[plan.batch_dim].extent;
+  int64_t batch = planBatch(plan, args);
   if (batch != scratch.batch) shapeBuffers(plan, batch, scratch);
-  int64_t batched_elements = plan.arena_batched * batch;
   setAllocationContext(plan.entry, nullptr);
-  auto* arena = static_cast<float*>(cachedMalloc(nullptr, static_cast<size_t>(batched_elements + plan.arena_fixed) * 4));
-  for (int b = 0; b < plan.num_buffers; ++b) {
-    const PlanBufferSpec& spec = plan.buffers[b];
-    float* start = spec.batched ? arena + spec.offset * batch : arena + batched_elements + spec.offset;
-    scratch.buffers[b].host = reinterpret_cast<uint8_t*>(start);
-  }
+  auto* arena = static_cast<float*>(cachedMalloc(nullptr, static_cast<size_t>(planArenaElements(plan, batch)) * 4));
+  placePlanBuffers(plan, batch, arena, scratch.buffers.data());
   int result = 0;
   for (int c = 0; c < plan.num_calls && result == 0; ++c) {
     const PlanCallSpec& call = plan.calls[c];
     scratch.argv.resize(call.num_args);
-    for (int a = 0; a < call.num_args; ++a) {
-      int id = call.args[a];
-      scratch.argv[a] = id < plan.num_entry_args ? args[id] : &scratch.buffers[id - plan.num_entry_args];
-    }
     setAllocationContext(plan.entry, call.computes);
     auto start = std::chrono::steady_clock::now();
-    result = call.kernel(scratch.argv.data());
+    result = runPlanCall(plan, c, args, scratch.buffers.data(), scratch.argv.data());
     if (plan.profiled) {
       CallTimes& times = profileOf(plan)[c];
       ++times.calls;

@@ -7,42 +7,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "runtime/model_spec.h"
+#include "runtime/plan_core.h"
 
 namespace nnc::rt {
-
-// An intermediate buffer: its element type, row-major shape (kBatchDim for the batch) and place in the arena:
-// a batched buffer at element offset * B, the others at arena_batched * B + offset.
-struct PlanBufferSpec {
-  bool is_integer;
-  int rank;
-  int64_t shape[kMaxRank];
-  bool batched;
-  int64_t offset;
-};
-
-// A call: `args` are value ids; id < the entry's argument count is that argv entry (a buffer, or a pointer to a
-// scalar), the others intermediate buffer id - that count.
-struct PlanCallSpec {
-  EntryFn kernel;
-  const char* name;
-  const char* computes;  // the values it materializes, for --profile: "matmul %23, add %24"
-  int num_args;
-  const int* args;
-};
-
-struct PlanSpec {
-  const char* entry;   // train_step, grads or predict
-  bool profiled;       // built with --profile: time each call (printPlanProfile)
-  int num_entry_args;  // the entry point's arguments and results, as in its argv
-  int num_buffers;
-  const PlanBufferSpec* buffers;
-  int num_calls;
-  const PlanCallSpec* calls;
-  int batch_arg;  // the argv buffer whose dimension `batch_dim` (Halide order) is the batch; -1: none
-  int batch_dim;
-  int64_t arena_batched, arena_fixed;  // the arena's 4-byte elements: arena_batched * B + arena_fixed
-};
 
 // Runs `plan` on an entry point's argv; returns 0 or the failing kernel's Halide error code. The intermediate
 // buffers share one arena planned at compile time (compiler/plan/plan.h), from the block cache

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/errors.h"
+#include "runtime/predictions.h"
 #include "runtime/random.h"
 #include "runtime/safetensors.h"
 
@@ -45,12 +46,7 @@ Normalization fitNormalization(const std::string& kind, const Dataset& train) {
 }
 
 void applyNormalization(const Normalization& n, float* examples, int64_t count, int64_t features) {
-  if (n.kind == "none") return;
-  for (int64_t i = 0; i < count; ++i)
-    for (int64_t f = 0; f < features; ++f) {
-      float& x = examples[i * features + f];
-      x = (x - n.offset[f]) * n.scale[f];
-    }
+  if (n.kind != "none") normalizeExamples(n.offset.data(), n.scale.data(), examples, count, features);
 }
 
 std::string normalizationToJson(const Normalization& n) {

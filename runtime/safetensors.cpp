@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cstdio>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -22,6 +23,7 @@
 #include <zlib.h>
 
 #include "runtime/atomic_file.h"
+#include "runtime/shape.h"
 
 namespace nnc::rt {
 namespace {
@@ -405,6 +407,41 @@ std::map<std::string, std::string> readSafetensorsMetadata(const std::string& pa
   OpenFile file;
   openForReading(path, file);
   return readHeader(file, path).metadata;
+}
+
+std::vector<NamedTensor> readCheckpointFor(const std::string& path, const std::string& model, const ParamSpec* params,
+                                           int num_params) {
+  std::map<std::string, NamedTensor> tensors;
+  for (NamedTensor& t : readSafetensors(path)) tensors[t.name] = std::move(t);
+  std::vector<NamedTensor> found(static_cast<size_t>(num_params));
+  std::vector<std::string> mismatches;
+  for (int i = 0; i < num_params; ++i) {
+    const ParamSpec& spec = params[i];
+    auto it = tensors.find(spec.name);
+    std::vector<int64_t> shape = concreteShape(spec.rank, spec.shape, 1);
+    if (it == tensors.end()) {
+      mismatches.push_back("no tensor `" + std::string(spec.name) + "` " + shapeString(shape));
+      continue;
+    }
+    const std::vector<float>& data = it->second.data;
+    if (it->second.shape != shape)
+      mismatches.push_back("tensor `" + std::string(spec.name) + "` has shape " + shapeString(it->second.shape) +
+                           ", the model's is " + shapeString(shape));
+    else if (spec.is_integer && !std::all_of(data.begin(), data.end(), fitsInt64))
+      mismatches.push_back("tensor `" + std::string(spec.name) + "` is a count, but holds values other than whole numbers");
+    else if (it->second.rounded)  // F64 values, or integers beyond 2^24: one line per tensor
+      std::fprintf(stderr, "note: %s: tensor `%s`: %lld of %zu %s values rounded to the nearest f32\n", path.c_str(),
+                   spec.name, static_cast<long long>(it->second.rounded), data.size(), dtypeName(it->second.dtype));
+    found[i] = std::move(it->second);
+    tensors.erase(it);
+  }
+  for (const auto& [name, tensor] : tensors)
+    mismatches.push_back("tensor `" + name + "` " + shapeString(tensor.shape) + " is not in the model");
+  if (mismatches.empty()) return found;
+  std::string message = path + ": this checkpoint does not fit model `" + model + "` (" +
+                        std::to_string(mismatches.size()) + (mismatches.size() == 1 ? " mismatch):" : " mismatches):");
+  for (const std::string& m : mismatches) message += "\n  " + m;
+  throw DataError(message);
 }
 
 }  // namespace nnc::rt

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "runtime/errors.h"
+#include "runtime/model_spec.h"
 
 namespace nnc::rt {
 
@@ -48,6 +49,13 @@ void writeSafetensors(const std::string& path, const std::vector<NamedTensor>& t
 // that does not match dtype and shape) is a DataError naming the file, the tensor and the problem; a file that
 // is not safetensors at all says `not a safetensors file`.
 std::vector<NamedTensor> readSafetensors(const std::string& path);
+
+// The tensors of `params` (a model's, named `model`) in a checkpoint, in their order: every parameter must be
+// present with its exact shape (a count, ParamSpec::is_integer, with whole numbers) and nothing else. Otherwise
+// throws DataError naming the file and listing every mismatch, one per line. A note on stderr names each tensor
+// whose values f32 holds only rounded. The trainer's loadCheckpoint and `nnc build --emit=library` read with it.
+std::vector<NamedTensor> readCheckpointFor(const std::string& path, const std::string& model, const ParamSpec* params,
+                                           int num_params);
 
 // Reads only the header's "__metadata__" map (empty when absent), validating the header as above.
 std::map<std::string, std::string> readSafetensorsMetadata(const std::string& path);

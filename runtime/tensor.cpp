@@ -12,20 +12,6 @@
 
 namespace nnc::rt {
 
-std::vector<int64_t> concreteShape(int rank, const int64_t* shape, int64_t batch) {
-  std::vector<int64_t> out(shape, shape + rank);
-  for (int64_t& dim : out)
-    if (dim == kBatchDim) dim = batch;
-  return out;
-}
-
-std::string shapeString(const std::vector<int64_t>& shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i)
-    out += (i ? ", " : "") + (shape[i] == kBatchDim ? std::string("B") : std::to_string(shape[i]));
-  return out + "]";
-}
-
 void throwAllocationError(const std::string& what, const std::vector<int64_t>& shape, size_t element_bytes,
                           const char* why) {
   double bytes = static_cast<double>(element_bytes);
@@ -85,39 +71,8 @@ void initializeParams(const ModelSpec& model, uint64_t seed, std::vector<Tensor>
 }
 
 void loadCheckpoint(const ModelSpec& model, const std::string& path, std::vector<Tensor>& params) {
-  std::map<std::string, NamedTensor> tensors;
-  for (NamedTensor& t : readSafetensors(path)) tensors[t.name] = std::move(t);
-  std::vector<std::string> mismatches;
-  for (int i = 0; i < model.num_params; ++i) {
-    const ParamSpec& spec = model.params[i];
-    auto it = tensors.find(spec.name);
-    std::vector<int64_t> shape = concreteShape(spec.rank, spec.shape, 1);
-    if (it == tensors.end()) {
-      mismatches.push_back("no tensor `" + std::string(spec.name) + "` " + shapeString(shape));
-      continue;
-    }
-    const std::vector<float>& data = it->second.data;
-    if (it->second.shape != shape)
-      mismatches.push_back("tensor `" + std::string(spec.name) + "` has shape " + shapeString(it->second.shape) +
-                           ", the model's is " + shapeString(shape));
-    else if (spec.is_integer && !std::all_of(data.begin(), data.end(), fitsInt64))
-      mismatches.push_back("tensor `" + std::string(spec.name) + "` is a count, but holds values other than whole numbers");
-    else {
-      std::copy(data.begin(), data.end(), params[i].data());
-      if (it->second.rounded)  // F64 values, or integers beyond 2^24: one line per tensor
-        std::fprintf(stderr, "note: %s: tensor `%s`: %lld of %zu %s values rounded to the nearest f32\n",
-                     path.c_str(), spec.name, static_cast<long long>(it->second.rounded), data.size(),
-                     dtypeName(it->second.dtype));
-    }
-    tensors.erase(it);
-  }
-  for (const auto& [name, tensor] : tensors)
-    mismatches.push_back("tensor `" + name + "` " + shapeString(tensor.shape) + " is not in the model");
-  if (mismatches.empty()) return;
-  std::string message = path + ": this checkpoint does not fit model `" + model.name + "` (" +
-                        std::to_string(mismatches.size()) + (mismatches.size() == 1 ? " mismatch):" : " mismatches):");
-  for (const std::string& m : mismatches) message += "\n  " + m;
-  throw DataError(message);
+  std::vector<NamedTensor> tensors = readCheckpointFor(path, model.name, model.params, model.num_params);
+  for (int i = 0; i < model.num_params; ++i) std::copy(tensors[i].data.begin(), tensors[i].data.end(), params[i].data());
 }
 
 void saveCheckpoint(const ModelSpec& model, const std::string& path, const std::vector<Tensor>& params,

@@ -11,15 +11,12 @@
 #include <vector>
 
 #include "runtime/model_spec.h"
+#include "runtime/shape.h"  // concreteShape, shapeString
 
 namespace nnc::rt {
 
 using Tensor = Halide::Runtime::Buffer<float>;
 using LabelTensor = Halide::Runtime::Buffer<int32_t>;
-
-// A row-major shape of a spec, with symbolic dimensions replaced by `batch`.
-std::vector<int64_t> concreteShape(int rank, const int64_t* shape, int64_t batch);
-std::string shapeString(const std::vector<int64_t>& shape);  // "[256, 784]"; kBatchDim prints as "B"
 
 // Throws DataError naming `what`, its shape and bytes: a shape above 2^31 - 1 elements (Halide indexes buffers
 // with 32 bits), or memory that cannot be had.

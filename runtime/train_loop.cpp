@@ -32,19 +32,7 @@ namespace nnc::rt {
 
 int64_t outputColumns(const ModelSpec& model) { return model.output_shape[model.output_rank - 1]; }
 
-int64_t outputClasses(const ModelSpec& model) { return std::max<int64_t>(outputColumns(model), 2); }
-
-void classLogProbabilities(const float* row, int64_t columns, double* log_p) {
-  if (columns == 1) {  // log sigmoid(-z), log sigmoid(z), each as -softplus, stable for large |z|
-    auto softplus = [](double v) { return v > 0 ? v + std::log1p(std::exp(-v)) : std::log1p(std::exp(v)); };
-    log_p[0] = -softplus(row[0]);
-    log_p[1] = -softplus(-row[0]);
-    return;
-  }
-  double top = *std::max_element(row, row + columns), sum = 0;
-  for (int64_t c = 0; c < columns; ++c) sum += std::exp(static_cast<double>(row[c]) - top);
-  for (int64_t c = 0; c < columns; ++c) log_p[c] = row[c] - top - std::log(sum);
-}
+int64_t outputClasses(const ModelSpec& model) { return classCount(outputColumns(model)); }
 
 int64_t featuresPerExample(const ModelSpec& model) {
   int64_t features = 1;
@@ -298,7 +286,7 @@ struct Criterion {
     return 0;
   }
   // The predicted value: a logit's probability.
-  double value(double o) const { return kind == Kind::BceWithLogits ? 1 / (1 + std::exp(-o)) : o; }
+  double value(double o) const { return kind == Kind::BceWithLogits ? logitProbability(o) : o; }
 };
 
 // A regressor's or reconstruction's sums over its share of the batches: the criterion, the squared and the
@@ -328,8 +316,7 @@ void sumAgainstTargets(const ModelSpec& model, const std::vector<Tensor>& params
 }  // namespace
 
 void predictedValues(const ModelSpec& model, float* outputs, int64_t count) {
-  Criterion criterion(model.criterion);
-  for (int64_t i = 0; i < count; ++i) outputs[i] = static_cast<float>(criterion.value(outputs[i]));
+  predictedValues(model.criterion, outputs, count);
 }
 
 EvalResult evaluate(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data, int64_t batch) {

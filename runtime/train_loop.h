@@ -10,6 +10,7 @@
 #include "runtime/dataset.h"
 #include "runtime/kernels.h"
 #include "runtime/lr_schedule.h"
+#include "runtime/predictions.h"  // classLogProbabilities
 
 namespace nnc::rt {
 
@@ -79,9 +80,6 @@ int64_t labelsPerExample(const ModelSpec& model);
 int64_t outputClasses(const ModelSpec& model);
 // The output's last dimension (1 for a single logit).
 int64_t outputColumns(const ModelSpec& model);
-// The log class probabilities of one output row of `columns` values: log softmax, or for a single logit
-// log(1 - sigmoid(z)), log sigmoid(z). `log_p` has room for outputClasses values.
-void classLogProbabilities(const float* row, int64_t columns, double* log_p);
 
 // "test_loss 0.3012  test_accuracy 0.8912": what evaluate measured on `split`, as the trainer prints it (a
 // classifier's loss and accuracy; a regressor's criterion, MSE, MAE and R², a reconstruction's criterion and MSE).

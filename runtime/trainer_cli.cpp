@@ -321,14 +321,10 @@ std::vector<float> predictAll(const ModelSpec& model, const std::vector<Tensor>&
 // Class probabilities (softmax of a classifier's output; for a single logit z, 1 - sigmoid(z) and sigmoid(z))
 // from its outputs, [count, classes].
 std::vector<float> classProbabilities(const ModelSpec& model, const std::vector<float>& outputs, int64_t count) {
-  int64_t columns = outputColumns(model), classes = outputClasses(model);
+  int64_t classes = outputClasses(model);
   std::vector<float> probabilities(static_cast<size_t>(count * classes));
   std::vector<double> log_p(static_cast<size_t>(classes));
-  for (int64_t r = 0; r < count; ++r) {
-    classLogProbabilities(outputs.data() + r * columns, columns, log_p.data());
-    for (int64_t c = 0; c < classes; ++c)
-      probabilities[static_cast<size_t>(r * classes + c)] = static_cast<float>(std::exp(log_p[c]));
-  }
+  rt::classProbabilities(outputs.data(), count, outputColumns(model), probabilities.data(), log_p.data());
   return probabilities;
 }
 

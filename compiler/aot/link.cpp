@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "compiler/aot/aot.h"
+#include "compiler/aot/generated_source.h"
 #include "compiler/config.h"
 #include "compiler/plan/plan.h"
 
@@ -30,22 +31,6 @@ const char* initKindName(InitKind kind) {
   return "Zeros";
 }
 
-std::string cString(const std::string& text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
-// "2, {256, 784}" for a row-major shape; symbolic dimensions become kBatchDim.
-std::string rankAndShape(const Shape& shape) {
-  std::vector<std::string> dims;
-  for (const Dim& dim : shape) dims.push_back(dim.isSymbolic() ? "kBatchDim" : std::to_string(dim.extent));
-  return fmt::format("{}, {{{}}}", shape.size(), fmt::join(dims, ", "));
-}
-
 // An entry point's name in the generated tables: "TrainStep" for train_step.
 std::string planId(const EntryPoint& entry) {
   std::string id;
@@ -61,14 +46,37 @@ std::string planId(const EntryPoint& entry) {
   return id;
 }
 
+// The most elements per example of any tensor with the batch dimension (forward, backward and update).
+int64_t maxElementsPerExample(const Graph& g) {
+  int64_t most = 0;
+  for (const Node& node : g.nodes)
+    if (isBatched(node.shape)) most = std::max(most, elementCount(node.shape, 1));
+  return most;
+}
+
+}  // namespace
+
+std::string cString(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string rankAndShape(const Shape& shape) {
+  std::vector<std::string> dims;
+  for (const Dim& dim : shape) dims.push_back(dim.isSymbolic() ? "kBatchDim" : std::to_string(dim.extent));
+  return fmt::format("{}, {{{}}}", shape.size(), fmt::join(dims, ", "));
+}
+
 std::string shellQuote(const std::string& text) {
   std::string out = "'";
   for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
 }
 
-// The tables of one entry point's plan (runtime/plan.h): intermediate buffers, each call's values, the PlanSpec
-// named `kPLAN`, and the entry point's `_argv` function that runs it.
 std::string planSource(const Program& program, const ProgramPlan& plan, const EntryPlan& entry, const std::string& id,
                        bool profiled) {
   const Graph& g = program.graph;
@@ -111,16 +119,6 @@ std::string planSource(const Program& program, const ProgramPlan& plan, const En
   return out;
 }
 
-// The most elements per example of any tensor with the batch dimension (forward, backward and update).
-int64_t maxElementsPerExample(const Graph& g) {
-  int64_t most = 0;
-  for (const Node& node : g.nodes)
-    if (isBatched(node.shape)) most = std::max(most, elementCount(node.shape, 1));
-  return most;
-}
-
-// Token-id features index embedding tables: the rows of the smallest table they reach (ids must be below it), or 0
-// when the features are no ids.
 int64_t tokenIdsBelow(const Graph& g) {
   std::vector<bool> from_features(g.nodes.size(), false);
   from_features[g.inputs[0].node] = g.node(g.inputs[0].node).dtype == DType::I32;
@@ -135,8 +133,6 @@ int64_t tokenIdsBelow(const Graph& g) {
   }
   return below;
 }
-
-}  // namespace
 
 std::string emitModelSource(const Program& program, const Target& target, const ProgramPlan* plan, bool profiled) {
   const Graph& g = program.graph;
@@ -199,13 +195,20 @@ std::string emitModelSource(const Program& program, const Target& target, const 
   return out;
 }
 
+std::string compileCommand(const std::string& flags) {
+  return fmt::format("{} -std=c++20 -O2 {} -I{}", NNC_CXX, flags, shellQuote(NNC_SOURCE_DIR));
+}
+
+void runCommand(const std::string& command, const std::string& what) {
+  if (std::system(command.c_str()) != 0) throw std::runtime_error(what + " failed: " + command);
+}
+
 void linkTrainer(const std::string& model_source_path, const std::vector<std::string>& objects,
                  const std::string& output) {
-  std::string command = fmt::format("{} -std=c++20 -O2 -I{} -o {} {}", NNC_CXX, shellQuote(NNC_SOURCE_DIR),
-                                    shellQuote(output), shellQuote(model_source_path));
+  std::string command = fmt::format("{} -o {} {}", compileCommand(""), shellQuote(output), shellQuote(model_source_path));
   for (const std::string& object : objects) command += " " + shellQuote(object);
   command += fmt::format(" {} -lbenchmark -lz -ldl -lpthread", shellQuote(NNC_RUNTIME_LIB));  // benchmark: `bench`
-  if (std::system(command.c_str()) != 0) throw std::runtime_error("linking the trainer failed: " + command);
+  runCommand(command, "linking the trainer");
 }
 
 }  // namespace nnc

@@ -1,0 +1,192 @@
+// The inference library's executor; see predict_library.h. It allocates per call (thread-safe: nothing shared
+// but Halide's thread pool) and uses only libc and the Halide runtime.
+#include "runtime/predict_library.h"
+
+#include <HalideRuntime.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/predictions.h"
+
+namespace nnc::rt {
+
+namespace {
+
+// Trainer predict's batch (trainer_cli.cpp, predictAll): the kernels specialize on the batch size, so the same
+// batches give the same floats.
+constexpr int64_t kBatch = 256;
+
+thread_local char error_text[512];
+
+int fail(int status, const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  vsnprintf(error_text, sizeof error_text, format, args);
+  va_end(args);
+  return status;
+}
+
+// Halide's errors (an allocation that failed) come here instead of aborting the caller's process.
+extern "C" void recordHalideError(void*, const char* message) { snprintf(error_text, sizeof error_text, "%s", message); }
+
+bool isClassifier(const PredictLibrarySpec& spec) { return strcmp(spec.task, "classify") == 0; }
+
+int64_t rawOutputSize(const PredictLibrarySpec& spec) {
+  int64_t size = 1;
+  for (int d = 1; d < spec.output_rank; ++d) size *= spec.output_shape[d];
+  return size;
+}
+
+// One call's memory: a batch of features (as floats, and as int32 token ids), of raw outputs, the plan's arena
+// and buffers, a call's argv and the classifier's log-probability scratch.
+struct Scratch {
+  float* features = nullptr;
+  int32_t* ids = nullptr;
+  float* outputs = nullptr;
+  float* arena = nullptr;
+  halide_buffer_t* buffers = nullptr;  // the plan's, then the features, the params and the output
+  halide_dimension_t* dims = nullptr;
+  void** argv = nullptr;
+  double* log_p = nullptr;
+
+  ~Scratch() {
+    free(features);
+    free(ids);
+    free(outputs);
+    free(arena);
+    free(buffers);
+    free(dims);
+    free(argv);
+    free(log_p);
+  }
+};
+
+template <typename T>
+bool allocate(T*& p, int64_t count) {
+  size_t bytes = (static_cast<size_t>(count > 0 ? count : 1) * sizeof(T) + 63) / 64 * 64;
+  p = static_cast<T*>(aligned_alloc(64, bytes));
+  return p != nullptr;
+}
+
+// Token ids must be whole numbers below the embedding tables' rows (the trainer refuses others as well).
+int convertIds(const PredictLibrarySpec& spec, const float* features, int64_t first, int64_t rows, int32_t* ids) {
+  int64_t size = libraryInputSize(spec);
+  for (int64_t i = 0; i < rows * size; ++i) {
+    float v = features[i];
+    if (!(v >= 0 && static_cast<float>(static_cast<int64_t>(v)) == v && v < spec.token_ids_below))
+      return fail(kPredictBadArgument, "%s_predict: example %lld, position %lld: token id %g is not a whole number in [0, %lld)",
+                  spec.model, static_cast<long long>(first + i / size), static_cast<long long>(i % size),
+                  static_cast<double>(v), static_cast<long long>(spec.token_ids_below));
+    ids[i] = static_cast<int32_t>(v);
+  }
+  return kPredictOk;
+}
+
+// Runs predict's plan on `rows` examples from `first`, into `out`.
+int predictBatch(const PredictLibrarySpec& spec, const float* x, int64_t first, int64_t rows, float* out, Scratch& s) {
+  const PlanSpec& plan = *spec.plan;
+  int64_t in_size = libraryInputSize(spec);
+  memcpy(s.features, x + first * in_size, static_cast<size_t>(rows * in_size) * sizeof(float));
+  if (spec.normalization_offset)
+    normalizeExamples(spec.normalization_offset, spec.normalization_scale, s.features, rows, in_size);
+  if (spec.features.is_integer)
+    if (int status = convertIds(spec, s.features, first, rows, s.ids)) return status;
+  // The entry's argv: features, params..., output (model_spec.h), after the plan's own buffers.
+  halide_buffer_t* entry = s.buffers + plan.num_buffers;
+  halide_dimension_t* dims = s.dims + static_cast<int64_t>(plan.num_buffers) * kMaxRank;
+  void** entry_args = s.argv;
+  for (int a = 0; a < plan.num_entry_args; ++a) {
+    halide_buffer_t& buffer = entry[a];
+    buffer = halide_buffer_t{};
+    buffer.dim = dims + static_cast<int64_t>(a) * kMaxRank;
+    buffer.type = halide_type_t(halide_type_float, 32);
+    if (a == 0) {
+      buffer.dimensions = spec.features.rank;
+      denseDims(spec.features.rank, spec.features.shape, rows, buffer.dim);
+      if (spec.features.is_integer) buffer.type = halide_type_t(halide_type_int, 32);
+      buffer.host = spec.features.is_integer ? reinterpret_cast<uint8_t*>(s.ids) : reinterpret_cast<uint8_t*>(s.features);
+    } else if (a <= spec.num_params) {
+      const EmbeddedParam& param = spec.params[a - 1];
+      buffer.dimensions = param.rank;
+      denseDims(param.rank, param.shape, 1, buffer.dim);
+      buffer.host = reinterpret_cast<uint8_t*>(const_cast<float*>(param.data));  // read only
+    } else {
+      buffer.dimensions = spec.output_rank;
+      denseDims(spec.output_rank, spec.output_shape, rows, buffer.dim);
+      buffer.host = reinterpret_cast<uint8_t*>(s.outputs);
+    }
+    entry_args[a] = &buffer;
+  }
+  shapePlanBuffers(plan, rows, s.buffers, s.dims);
+  placePlanBuffers(plan, rows, s.arena, s.buffers);
+  void** call_argv = s.argv + plan.num_entry_args;
+  for (int c = 0; c < plan.num_calls; ++c) {
+    error_text[0] = '\0';
+    if (int code = runPlanCall(plan, c, entry_args, s.buffers, call_argv))
+      return fail(kPredictKernelFailed, "%s_predict: kernel `%s` failed (%d): %.300s", spec.model, plan.calls[c].name,
+                  code, error_text);
+  }
+  int64_t raw = rawOutputSize(spec);
+  if (isClassifier(spec)) {
+    int64_t columns = spec.output_shape[spec.output_rank - 1];
+    classProbabilities(s.outputs, rows * raw / columns, columns, out + first * libraryOutputSize(spec), s.log_p);
+  } else {
+    float* values = out + first * raw;
+    memcpy(values, s.outputs, static_cast<size_t>(rows * raw) * sizeof(float));
+    predictedValues(spec.criterion, values, rows * raw);
+  }
+  return kPredictOk;
+}
+
+}  // namespace
+
+int64_t libraryInputSize(const PredictLibrarySpec& spec) {
+  int64_t size = 1;
+  for (int d = 1; d < spec.features.rank; ++d) size *= spec.features.shape[d];
+  return size;
+}
+
+int64_t libraryOutputSize(const PredictLibrarySpec& spec) {
+  if (!isClassifier(spec)) return rawOutputSize(spec);
+  int64_t columns = spec.output_shape[spec.output_rank - 1];
+  return rawOutputSize(spec) / columns * classCount(columns);
+}
+
+int predictWithLibrary(const PredictLibrarySpec& spec, const float* x, int64_t n, float* out) {
+  error_text[0] = '\0';
+  if (n < 0) return fail(kPredictBadArgument, "%s_predict: n is %lld, expected a count of examples", spec.model,
+                         static_cast<long long>(n));
+  if (n > 0 && (!x || !out)) return fail(kPredictBadArgument, "%s_predict: x or out is NULL", spec.model);
+  halide_set_error_handler(recordHalideError);
+  const PlanSpec& plan = *spec.plan;
+  int64_t batch = n < kBatch ? n : kBatch;
+  int max_args = 0;
+  for (int c = 0; c < plan.num_calls; ++c) max_args = plan.calls[c].num_args > max_args ? plan.calls[c].num_args : max_args;
+  int num_buffers = plan.num_buffers + plan.num_entry_args;
+  Scratch s;
+  int64_t columns = spec.output_shape[spec.output_rank - 1];
+  if (!allocate(s.features, batch * libraryInputSize(spec)) || !allocate(s.ids, batch * libraryInputSize(spec)) ||
+      !allocate(s.outputs, batch * rawOutputSize(spec)) || !allocate(s.arena, planArenaElements(plan, batch)) ||
+      !allocate(s.buffers, num_buffers) || !allocate(s.dims, static_cast<int64_t>(num_buffers) * kMaxRank) ||
+      !allocate(s.argv, plan.num_entry_args + max_args) || !allocate(s.log_p, classCount(columns)))
+    return fail(kPredictOutOfMemory, "%s_predict: out of memory for a batch of %lld examples", spec.model,
+                static_cast<long long>(batch));
+  for (int64_t first = 0; first < n; first += kBatch) {
+    int64_t rows = n - first < kBatch ? n - first : kBatch;
+    if (int status = predictBatch(spec, x, first, rows, out, s)) return status;
+  }
+  return kPredictOk;
+}
+
+int setLibraryThreads(int threads) {
+  if (threads < 0) return fail(kPredictBadArgument, "set_threads: %d threads, expected 0 (one per CPU) or more", threads);
+  halide_set_num_threads(threads);
+  return kPredictOk;
+}
+
+const char* libraryError() { return error_text; }
+
+}  // namespace nnc::rt

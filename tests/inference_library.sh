@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# `nnc build --emit=library`: a small classifier trained a few steps is built into libtiny.a and libtiny.h; a C99
+# program linked with plain `cc` (no libstdc++) predicts the test images with tiny_predict, and its outputs are
+# the trainer's `predict -o` probabilities bit for bit (10000 images: 39 batches of 256 and a last one of 16). The
+# archive needs only libc and libm; refusals: no --weights, another model's checkpoint, an unknown --emit.
+# Usage: inference_library.sh NNC SOURCE_DIR WORK_DIR
+set -euo pipefail
+nnc=$1 src=$2 work=$3
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+cat > tiny.nn <<'NN'
+model tiny(x: f32[B, 1, 28, 28], y: i32[B]) {
+    h = relu(linear(flatten(x), 32))
+    logits = linear(h, 10)
+    loss = cross_entropy(logits, y)
+    return logits
+}
+train {
+    batch = 64
+    optimizer = sgd(lr = 0.05)
+    normalize = "standardize"
+}
+NN
+"$nnc" build tiny.nn -o tiny 2> /dev/null
+./tiny train --max-steps 20 --save tiny.safetensors > /dev/null
+"$nnc" build tiny.nn --emit=library --weights tiny.safetensors -o libtiny 2> build.log ||
+  fail "build: $(cat build.log)"
+[ -f libtiny.a ] && [ -f libtiny.h ] || fail "no libtiny.a and libtiny.h: $(ls)"
+
+cat > predict.c <<'C'
+/* Predicts an IDX file of images (bytes scaled to [0, 1], as the trainer reads them); writes the raw floats. */
+#include <stdio.h>
+#include <stdlib.h>
+#include "libtiny.h"
+int main(int argc, char **argv) {
+  unsigned char header[16];
+  FILE *in = argc == 2 ? fopen(argv[1], "rb") : NULL;
+  if (!in || fread(header, 1, 16, in) != 16) return 2;
+  int64_t n = (int64_t)header[4] << 24 | header[5] << 16 | header[6] << 8 | header[7];
+  unsigned char *bytes = malloc(TINY_INPUT_SIZE * n);
+  float *x = malloc(sizeof(float) * TINY_INPUT_SIZE * n), *out = malloc(sizeof(float) * TINY_OUTPUT_SIZE * n);
+  if (fread(bytes, TINY_INPUT_SIZE, n, in) != (size_t)n) return 2;
+  for (int64_t i = 0; i < TINY_INPUT_SIZE * n; ++i) x[i] = (float)bytes[i] / 255.0f;
+  if (tiny_predict(x, n, out) != TINY_OK) { fprintf(stderr, "%s\n", tiny_last_error()); return 1; }
+  fwrite(out, sizeof(float) * TINY_OUTPUT_SIZE, n, stdout);
+  return tiny_predict(x, -1, out) == TINY_BAD_ARGUMENT && *tiny_last_error() ? 0 : 3;
+}
+C
+cc -std=c99 -Wall -Werror -o predict predict.c libtiny.a -lm -lpthread 2> link.log || fail "plain cc link: $(cat link.log)"
+# Nothing from the C++ runtime: the archive's undefined symbols are libc's, libm's and its own.
+if nm -u libtiny.a | grep -E ' U (_ZS|_ZN[0-9]*__gnu|_ZT|__cxa|__gxx|_Unwind)'; then fail "libtiny.a needs libstdc++"; fi
+
+gunzip -c /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz > t10k-images
+./tiny predict --weights tiny.safetensors t10k-images -o trainer.npy > /dev/null
+./predict t10k-images > library.raw || fail "predict.c exited $?"
+[ "$(stat -c %s library.raw)" -eq 400000 ] || fail "library.raw has $(stat -c %s library.raw) bytes, expected 10000 x 10 floats"
+# The NPY's data is its last 400000 bytes (after the header).
+cmp <(tail -c 400000 trainer.npy) library.raw || fail "the library's outputs differ from the trainer's predict -o"
+
+expect_error() {  # PATTERN ARGS...: nnc build exits 1 with PATTERN in its message
+  local pattern=$1 code=0
+  shift
+  "$nnc" build tiny.nn "$@" 2> err.log || code=$?
+  [ "$code" -eq 1 ] && grep -q -- "$pattern" err.log || fail "nnc build $* (exit $code): $(cat err.log)"
+}
+expect_error "needs --weights CKPT" --emit=library -o libnone
+expect_error "unknown --emit value \`shared\`" --emit=shared -o libnone
+expect_error "--weights is for --emit=library" --weights tiny.safetensors -o none
+sed 's/tiny/other/; s/\bh\b/g/g; s/, 32)/, 16)/' tiny.nn > other.nn  # its layer `g`, not `h`
+"$nnc" build other.nn -o other 2> /dev/null && ./other train --max-steps 1 --save other.safetensors > /dev/null
+expect_error "other.safetensors: this checkpoint does not fit model \`tiny\` (5 mismatches)" --emit=library \
+  --weights other.safetensors -o libnone
+grep -q "^  no tensor \`h.weight\` \[32, 784\]$" err.log || fail "the missing tensor unnamed: $(cat err.log)"
+[ ! -e libnone.a ] && [ ! -e libnone.h ] || fail "a refused build wrote libnone"
+echo "inference_library: ok ($(sed -n 's/.* in \([0-9.]* s\).*/\1/p' build.log) for the library)"
