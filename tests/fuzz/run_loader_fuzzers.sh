@@ -17,7 +17,7 @@ flock -n 9 || { echo "run_loader_fuzzers: another run is using $work; pass anoth
 
 flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined -I"$repo" -I/usr/include/halide14)
-runtime=(npy dataset csv safetensors atomic_file output_path)
+runtime=(npy dataset csv safetensors atomic_file output_path shape)
 mkdir -p "$work/obj" "$work/artifacts"
 rm -f "$work"/obj/*.o
 printf '%s\n' "${runtime[@]}" |
