@@ -91,7 +91,11 @@ Result evaluate(const nnc::onnx_import::ImportedModel& imported, int batch, cons
   const nnc::Graph& graph = program.graph;
   nnc::testing::JitEntry entry(graph, program.predict, batch, {}, Halide::Float(32),
                                nnc::testing::Executor::Pipeline);
-  entry.set(graph.inputs[0].node, nnc::onnx_import::tensorValues(inputs[0], "input_0"));
+  std::vector<double> features = nnc::onnx_import::tensorValues(inputs[0], "input_0");
+  if (graph.node(graph.inputs[0].node).dtype == nnc::DType::I32)  // token ids
+    entry.setLabels(graph.inputs[0].node, std::vector<int32_t>(features.begin(), features.end()));
+  else
+    entry.set(graph.inputs[0].node, features);
   std::map<std::string, const nnc::rt::NamedTensor*> weights;
   for (const nnc::rt::NamedTensor& weight : imported.weights) weights[weight.name] = &weight;
   for (const nnc::ParamInfo& param : graph.params) {
@@ -112,12 +116,13 @@ Result runTest(const fs::path& dir) {
   // An nnc model returns one output: a test with several (LayerNormalization's mean, a Split's parts) is checked on
   // its first, the graph's other outputs dropped (their nodes stay, and must translate).
   model.mutable_graph()->mutable_output()->DeleteSubrange(1, model.graph().output_size() - 1);
-  // nnc computes in float32: other outputs cannot match, and other inputs are refused (this says why first, before
-  // the 16-bit types' test data, stored under other types, confuses ONNX's own checks).
-  for (const onnx::TensorProto& tensor : {inputs[0], outputs[0]})
-    if (tensor.data_type() != onnx::TensorProto::FLOAT)
-      return {Outcome::Semantics, fmt::format("{} data; nnc computes in float32",
-                                              onnx::TensorProto::DataType_Name(tensor.data_type()))};
+  // nnc computes in float32 (from float32 features or integer ids): other outputs cannot match, and other inputs are
+  // refused (this says why first, before the 16-bit types' test data, stored under other types, confuses ONNX's own
+  // checks).
+  int32_t input_type = inputs[0].data_type();
+  for (int32_t type : {input_type == onnx::TensorProto::INT64 ? onnx::TensorProto::FLOAT : input_type, outputs[0].data_type()})
+    if (type != onnx::TensorProto::FLOAT)
+      return {Outcome::Semantics, fmt::format("{} data; nnc computes in float32", onnx::TensorProto::DataType_Name(type))};
   for (size_t i = 1; i < inputs.size() && i < static_cast<size_t>(model.graph().input_size()); ++i) {
     onnx::TensorProto* initializer = model.mutable_graph()->add_initializer();
     *initializer = inputs[i];

@@ -319,8 +319,9 @@ Value& Translator::declareInput() {
   value.shape = shapeOf(input->name(), true);
   value.expr = uniqueName(input->name());
   size_t rank = value.shape.size() + (options_.new_batch_axis ? 1 : 0);
-  if (value.dtype != onnx::TensorProto::FLOAT)
-    fail(ImportError::Kind::Semantics, fmt::format("input `{}` is {}; nnc models take float32 features", input->name(),
+  bool ids = value.dtype == onnx::TensorProto::INT64 || value.dtype == onnx::TensorProto::INT32;  // token ids: i32
+  if (value.dtype != onnx::TensorProto::FLOAT && !ids)
+    fail(ImportError::Kind::Semantics, fmt::format("input `{}` is {}; nnc models take float32 features or integer ids", input->name(),
                                                    onnx::TensorProto::DataType_Name(value.dtype)));
   if (rank < 2)
     fail(options_.new_batch_axis ? ImportError::Kind::Semantics : ImportError::Kind::BatchAxis,
@@ -454,8 +455,12 @@ std::string Translator::print(const Value& input, const Value& output) const {
   std::string out = fmt::format("# Imported by `nnc import` from {} (ONNX opset {}{}).\n", file_, opset,
                                 producer.empty() ? "" : ", made by " + producer);
   if (!weights_.empty()) out += "# The params' values are in the checkpoint `nnc import` wrote beside this file.\n";
-  std::string inputs = fmt::format("{}: f32{}", input.expr, nnShape(input));
-  if (options_.loss == "cross_entropy") inputs += ", labels: i32[B]";
+  std::string inputs = fmt::format("{}: {}{}", input.expr, input.dtype == onnx::TensorProto::FLOAT ? "f32" : "i32", nnShape(input));
+  if (options_.loss == "cross_entropy") {  // a class per example, or per position: the logits' shape less the classes
+    Value labels = output;
+    labels.shape.pop_back();
+    inputs += fmt::format(", labels: i32{}", nnShape(labels));
+  }
   if (options_.loss == "mse") inputs += fmt::format(", target: f32{}", nnShape(output));
   out += fmt::format("model {}({}) {{\n", identifier(graph.name().empty() ? "imported" : graph.name()), inputs);
   for (const std::string& line : body_) out += "    " + line + "\n";
@@ -495,9 +500,9 @@ ImportedModel Translator::run() {
   if (output.dtype != onnx::TensorProto::FLOAT)
     fail(ImportError::Kind::Semantics, fmt::format("output `{}` is {}; nnc models return float32", output.onnx_name,
                                                    onnx::TensorProto::DataType_Name(output.dtype)));
-  if (options_.loss == "cross_entropy" && output.shape.size() + (options_.new_batch_axis ? 1 : 0) != 2)
-    fail(ImportError::Kind::Semantics, fmt::format("`--loss cross_entropy` needs logits [B, classes]; output `{}` has "
-                                                   "rank {}", output.onnx_name, output.shape.size()));
+  if (options_.loss == "cross_entropy" && output.shape.size() + (options_.new_batch_axis ? 1 : 0) < 2)
+    fail(ImportError::Kind::Semantics, fmt::format("`--loss cross_entropy` needs logits [B, .., classes]; output `{}` "
+                                                   "has rank {}", output.onnx_name, output.shape.size()));
   ImportedModel imported;
   imported.source = print(input, output);
   imported.weights = std::move(weights_);

@@ -409,6 +409,17 @@ std::string batchNorm(NodeContext& c) {
                      number(c, "epsilon", 1e-5));
 }
 
+// Gather of a constant table's rows at the model's integer input: nnc's `embedding`, its table BINDING.weight (as
+// torch.nn.Embedding's). nnc clamps ids outside [0, rows) where ONNX counts negative ones from the end.
+std::string gather(NodeContext& c) {
+  const Value& table = c.in(0);
+  const Value& ids = c.in(1);
+  if (!table.data || table.shape.size() != 2 || c.intAttr("axis", 0) != 0 || !ids.batched || ids.data)
+    c.refuse(Kind::Semantics, "nnc gathers only rows of a constant table at the input's ids (an embedding)");
+  c.renameWeight(0, c.binding + ".weight", table.shape);
+  return fmt::format("embedding({}, {}, {})", ids.expr, table.shape[0], table.shape[1]);
+}
+
 // LayerNormalization (opset 17): nnc's `layer_norm` over the axes from `axis` on, its params from Scale and B under
 // `layer_norm`'s names (BINDING.weight, BINDING.bias).
 std::string layerNorm(NodeContext& c) {
@@ -490,6 +501,7 @@ const std::map<std::string, OpRule>& opRules() {
       {"Concat", concat},
       {"Slice", slice},
       {"Split", split},
+      {"Gather", gather},
       {"Tile", tile},
       {"DepthToSpace", depthToSpace},
       {"SpaceToDepth", spaceToDepth},
