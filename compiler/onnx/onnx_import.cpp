@@ -420,13 +420,13 @@ void Translator::translate(const onnx::NodeProto& node, const std::set<std::stri
   for (const std::string& name : node.output()) shapes.push_back(name.empty() ? std::vector<int64_t>{} : shapeOf(name, batched));
   std::string binding = uniqueName(bindingName(node.output(0)));
   NodeContext context(*this, node, inputs, shapes, binding);
-  context.extra_outputs[0] = opRules().at(node.op_type())(context);
+  context.outputs[0] = opRules().at(node.op_type())(context);
   for (int i = 1; i < node.output_size(); ++i)
-    if (used.count(node.output(i)) && !context.extra_outputs.count(static_cast<size_t>(i)))
+    if (used.count(node.output(i)) && !context.outputs.count(static_cast<size_t>(i)))
       throw ImportError(ImportError::Kind::Semantics,
                         fmt::format("{}: its output {} `{}` is used; nnc imports only its first output",
                                     file_context(node), i, node.output(i)));
-  for (const auto& [i, expr] : context.extra_outputs) {
+  for (const auto& [i, expr] : context.outputs) {
     const std::string& name = node.output(static_cast<int>(i));
     Value& out = values_[name];
     out.onnx_name = name;
@@ -531,7 +531,6 @@ const onnx::AttributeProto* findAttr(const onnx::NodeProto& node, const std::str
 }
 }  // namespace
 
-bool NodeContext::hasAttr(const std::string& name) const { return findAttr(node, name) != nullptr; }
 int64_t NodeContext::intAttr(const std::string& name, int64_t fallback) const {
   const onnx::AttributeProto* attr = findAttr(node, name);
   return attr ? attr->i() : fallback;
