@@ -1,8 +1,8 @@
 // ONNX conformance: ONNX's own node tests (Debian's libonnx-testdata) through `nnc import` and nnc's compiler.
 //
-//   onnx_conformance NODE_TEST_DIR [--known-failures FILE] [-v]
+//   onnx_conformance TEST_DIR... [--known-failures FILE] [-v]
 //
-// Each node test is a directory with model.onnx and test_data_set_0/{input,output}_N.pb (TensorProtos). For each:
+// Each test in a TEST_DIR is a directory with model.onnx and test_data_set_0/{input,output}_N.pb (TensorProtos). For each:
 //   1. The graph's first input stays the model's input; its other inputs (a second operand, a Reshape's shape)
 //      become initializers holding the test's values, so the importer makes them params or numbers.
 //   2. Import with the batch as axis 0; when the importer refuses for the batch axis, again with a new batch axis
@@ -165,20 +165,23 @@ std::map<std::string, std::string> readKnownFailures(const std::string& path) {
 
 int run(int argc, char** argv) {
   std::map<std::string, std::string> known;
+  std::vector<std::string> roots;
   bool verbose = false;
-  for (int i = 2; i < argc; ++i) {
+  for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--known-failures" && i + 1 < argc) known = readKnownFailures(argv[++i]);
     else if (arg == "-v") verbose = true;
-    else argc = 0;  // the usage below
+    else if (arg.rfind("-", 0) != 0) roots.push_back(arg);
+    else roots.clear(), i = argc;  // an unknown option: the usage below
   }
-  if (argc < 2) {
-    std::cerr << "usage: onnx_conformance NODE_TEST_DIR [--known-failures FILE] [-v]\n";
+  if (roots.empty()) {
+    std::cerr << "usage: onnx_conformance TEST_DIR... [--known-failures FILE] [-v]\n";
     return 2;
   }
   std::vector<fs::path> dirs;
-  for (const fs::directory_entry& entry : fs::directory_iterator(argv[1]))
-    if (fs::exists(entry.path() / "model.onnx")) dirs.push_back(entry.path());
+  for (const std::string& root : roots)
+    for (const fs::directory_entry& entry : fs::directory_iterator(root))
+      if (fs::exists(entry.path() / "model.onnx")) dirs.push_back(entry.path());
   std::sort(dirs.begin(), dirs.end());
   auto start = std::chrono::steady_clock::now();
   std::map<Outcome, int> counts;
@@ -200,7 +203,7 @@ int run(int argc, char** argv) {
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   int skipped = counts[Outcome::Unsupported] + counts[Outcome::Semantics] + counts[Outcome::BatchAxis];
   std::cout << fmt::format("{} passed, {} failed, {} skipped ({} unsupported op, {} semantic difference, {} batch axis) "
-                           "of {} node tests in {:.0f} s\n",
+                           "of {} tests in {:.0f} s\n",
                            counts[Outcome::Passed], counts[Outcome::Failed], skipped, counts[Outcome::Unsupported],
                            counts[Outcome::Semantics], counts[Outcome::BatchAxis], dirs.size(), seconds);
   std::vector<std::pair<int, std::string>> by_count;

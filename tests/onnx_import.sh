@@ -76,6 +76,7 @@ save("two_outputs", [relu, helper.make_node("Relu", ["x"], ["z"])], [x], [y, inf
 save("rank1", [relu], [info("x", [3])], [info("y", [3])])
 save("varying", [relu], [info("x", ["n", "m"])], [y])
 save("opset9", [relu], [x], [y], opset=9)
+save("opset18", [relu], [x], [y], opset=18)
 save("ceil_pool", [helper.make_node("MaxPool", ["x"], ["y"], name="pool", kernel_shape=[2, 2], strides=[2, 2],
                                       ceil_mode=1)],
      [info("x", [1, 1, 5, 5])], [info("y", [1, 1, 3, 3])])
@@ -92,7 +93,9 @@ expect_error "input \`x\` has rank 1; nnc's features are [B, ...] of rank 2 or m
 "$nnc" import rank1.onnx -o rank1.nn --new-batch-axis 2> err.log || fail "--new-batch-axis: $(cat err.log)"
 grep -qF "model g(x: f32[B, 3]) {" rank1.nn || fail "--new-batch-axis puts no batch axis before x: $(cat rank1.nn)"
 expect_error "axis 1 of \`x\` has no fixed size (\`m\`); only the batch axis may vary" varying.onnx -o m.nn
-expect_error "opset9.onnx: opset 9 of the default domain: operators redefined since (Relu at opset 14)" opset9.onnx -o m.nn
+expect_error "opset18.onnx: opset 18 of the default domain; nnc imports opsets up to 17" opset18.onnx -o m.nn
+"$nnc" import opset9.onnx -o opset9.nn 2> err.log || fail "an opset 9 model: $(cat err.log)"
+grep -qF "(ONNX opset 13, converted from opset 9)" opset9.nn || fail "ONNX's version converter did not bring opset 9 to 13: $(cat opset9.nn)"
 expect_error "node \`pool\` (MaxPool): ceil_mode; nnc rounds window counts down" ceil_pool.onnx -o m.nn
 expect_error "node \`total\` (ReduceSum): it acts on axis 0, the batch axis of nnc's models" batch_sum.onnx -o m.nn
 expect_error "node \`plus\` (Add): the number nan has no .nn literal" nan.onnx -o m.nn

@@ -3,7 +3,6 @@
 #include "compiler/onnx/onnx_import.h"
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,8 +11,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "compiler/graph/graph.h"
 #include "compiler/onnx/onnx_translate.h"
 #include "onnx/shape_inference/implementation.h"
+#include "onnx/version_converter/convert.h"
 
 namespace nnc::onnx_import {
 
@@ -145,6 +146,7 @@ class Translator {
   ImportedModel run();
 
   std::string tensorExpr(Value& value, const NodeContext& context);
+  std::string declareParam(const std::string& onnx_name, const std::vector<int64_t>& shape, const std::vector<double>& values);
   void addWeight(const std::string& name, std::vector<int64_t> shape, const std::vector<double>& values) {
     weights_.push_back({name, std::move(shape), std::vector<float>(values.begin(), values.end())});
   }
@@ -152,13 +154,14 @@ class Translator {
     return fmt::format("{}: node `{}` ({})", file_, nodeName(node), node.op_type());
   }
   int opset = 0;
+  int converted_from = 0;  // the model's own opset, when the version converter brought it to `opset`
   bool newBatchAxis() const { return options_.new_batch_axis; }
 
  private:
   [[noreturn]] void fail(ImportError::Kind kind, const std::string& message) const {
     throw ImportError(kind, fmt::format("{}: {}", file_, message));
   }
-  void readOpset();
+  std::string readOpset();
   std::string inferShapes();
   bool completeReshape();
   bool isShapeArithmetic(const onnx::NodeProto& node) const;
@@ -182,23 +185,22 @@ class Translator {
   std::vector<rt::NamedTensor> weights_;
 };
 
-// Opsets 11 to 17 are imported as such (the rules know where they differ: Softmax, ReduceSum). An older model is
-// imported when each of its operators is defined at its opset as at opset 17, so that the rules apply unchanged.
-void Translator::readOpset() {
+// Opsets 11 to 17 are imported as such (the rules know where they differ: Softmax, ReduceSum); an older model is
+// first brought to opset 13 by ONNX's version converter. Returns the converter's error, if it fails.
+std::string Translator::readOpset() {
   for (const onnx::OperatorSetIdProto& set : model_.opset_import())
     if (set.domain().empty() || set.domain() == "ai.onnx") opset = static_cast<int>(set.version());
   if (opset > 17) fail(ImportError::Kind::Semantics, fmt::format("opset {} of the default domain; nnc imports opsets up to 17", opset));
-  if (opset >= 11) return;
-  std::set<std::string> changed;
-  for (const onnx::NodeProto& node : model_.graph().node()) {
-    const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(node.op_type(), 17, "");
-    if (!isShapeArithmetic(node) && schema && schema->since_version() > opset)
-      changed.insert(fmt::format("{} at opset {}", node.op_type(), schema->since_version()));
+  if (opset >= 11) return "";
+  try {
+    model_ = onnx::version_conversion::ConvertVersion(model_, 13);
+    converted_from = opset;
+    opset = 13;
+    return "";
+  } catch (const std::exception& e) {
+    return fmt::format("opset {} of the default domain, which ONNX's version converter cannot bring to opset 13: {}",
+                       opset, e.what());
   }
-  if (!changed.empty())
-    fail(ImportError::Kind::Semantics,
-         fmt::format("opset {} of the default domain: operators redefined since ({}); nnc imports opsets 11 to 17, and "
-                     "older ones whose operators are unchanged", opset, fmt::join(changed, ", ")));
 }
 
 // ONNX's shape inference, with data propagation: the values of shape arithmetic (Shape -> Gather -> Concat, as
@@ -381,12 +383,17 @@ std::string Translator::tensorExpr(Value& value, const NodeContext& context) {
     context.refuse(ImportError::Kind::Semantics,
                    fmt::format("`{}` is a tensor of {}; nnc computes in float32", value.onnx_name,
                                onnx::TensorProto::DataType_Name(value.dtype)));
-  if (value.expr.empty()) {  // a constant used as a tensor the first time: a param, its values in the checkpoint
-    value.expr = uniqueName(value.onnx_name);
-    body_.push_back(fmt::format("param {}: f32{} = zeros()", value.expr, tensorShape(value.shape, false)));
-    addWeight(value.expr, value.shape, *value.data);
-  }
+  if (value.expr.empty()) value.expr = declareParam(value.onnx_name, value.shape, *value.data);  // first use
   return value.expr;
+}
+
+// A constant as a param, its values in the checkpoint.
+std::string Translator::declareParam(const std::string& onnx_name, const std::vector<int64_t>& shape,
+                                     const std::vector<double>& values) {
+  std::string name = uniqueName(onnx_name);
+  body_.push_back(fmt::format("param {}: f32{} = zeros()", name, tensorShape(shape, false)));
+  addWeight(name, shape, values);
+  return name;
 }
 
 void Translator::translate(const onnx::NodeProto& node, const std::set<std::string>& used) {
@@ -417,7 +424,13 @@ void Translator::translate(const onnx::NodeProto& node, const std::set<std::stri
     batched = batched || it->second.batched;
   }
   std::vector<std::vector<int64_t>> shapes;
-  for (const std::string& name : node.output()) shapes.push_back(name.empty() ? std::vector<int64_t>{} : shapeOf(name, batched));
+  for (const std::string& name : node.output()) {
+    shapes.push_back(name.empty() ? std::vector<int64_t>{} : shapeOf(name, batched));
+    size_t rank = shapes.back().size() + (batched && options_.new_batch_axis ? 1 : 0);
+    if (rank > kMaxRank)
+      throw ImportError(ImportError::Kind::Semantics, fmt::format("{}: `{}` would have {} axes; nnc's tensors have at "
+                                                                  "most {}", file_context(node), name, rank, kMaxRank));
+  }
   std::string binding = uniqueName(bindingName(node.output(0)));
   NodeContext context(*this, node, inputs, shapes, binding);
   context.outputs[0] = opRules().at(node.op_type())(context);
@@ -452,7 +465,8 @@ std::string Translator::print(const Value& input, const Value& output) const {
   };
   const onnx::GraphProto& graph = model_.graph();
   std::string producer = model_.producer_name() + (model_.producer_version().empty() ? "" : " " + model_.producer_version());
-  std::string out = fmt::format("# Imported by `nnc import` from {} (ONNX opset {}{}).\n", file_, opset,
+  std::string out = fmt::format("# Imported by `nnc import` from {} (ONNX opset {}{}{}).\n", file_, opset,
+                                converted_from ? fmt::format(", converted from opset {}", converted_from) : "",
                                 producer.empty() ? "" : ", made by " + producer);
   if (!weights_.empty()) out += "# The params' values are in the checkpoint `nnc import` wrote beside this file.\n";
   std::string inputs = fmt::format("{}: {}{}", input.expr, input.dtype == onnx::TensorProto::FLOAT ? "f32" : "i32", nnShape(input));
@@ -475,9 +489,10 @@ std::string Translator::print(const Value& input, const Value& output) const {
 ImportedModel Translator::run() {
   for (const onnx::NodeProto& node : model_.graph().node())
     if (node.output_size() == 0) fail(ImportError::Kind::BadInput, fmt::format("node `{}` has no output", nodeName(node)));
+  std::string conversion_error = readOpset();
   std::string inference_error = inferShapes();
   checkOperators();
-  readOpset();
+  if (!conversion_error.empty()) fail(ImportError::Kind::Semantics, conversion_error);
   if (!inference_error.empty())
     fail(ImportError::Kind::BadInput, fmt::format("ONNX's shape inference fails: {}", inference_error));
   declareConstants();
@@ -591,6 +606,13 @@ int64_t NodeContext::axis(size_t i, int64_t axis) const {
   if (newBatchAxis()) return axis + 1;
   if (axis == 0) refuse(ImportError::Kind::BatchAxis, "it acts on axis 0, the batch axis of nnc's models");
   return axis;
+}
+
+std::string NodeContext::constantAs(size_t i, std::vector<int64_t> shape) {
+  const Value& value = in(i);
+  if (!value.data || value.dtype != onnx::TensorProto::FLOAT)
+    refuse(ImportError::Kind::Semantics, fmt::format("input `{}` must be a float initializer", value.onnx_name));
+  return translator_.declareParam(value.onnx_name, shape, *value.data);
 }
 
 void NodeContext::renameWeight(size_t i, const std::string& name, std::vector<int64_t> shape) {

@@ -25,17 +25,30 @@ std::string joinInts(const std::vector<int64_t>& values) {
   return join(items, ", ");
 }
 
-// The batched operand's rank decides how constants broadcast against it: nnc aligns shapes at their last axis as
-// ONNX does, but its batch axis B must not meet a constant's axis (a constant as wide as the batched value would).
-void checkBroadcast(const NodeContext& c) {
+// Whether two ONNX shapes broadcast (numpy's rule, from the last axis); -1, the symbolic batch, meets anything.
+bool broadcastable(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+  for (auto i = a.rbegin(), j = b.rbegin(); i != a.rend() && j != b.rend(); ++i, ++j)
+    if (*i != *j && *i != 1 && *j != 1 && *i != -1 && *j != -1) return false;
+  return true;
+}
+
+// Operands that meet by broadcasting. The batched operand's rank decides how constants broadcast against it: nnc
+// aligns shapes at their last axis as ONNX does, but its batch axis B must not meet a constant's axis (a constant
+// as wide as the batched value would).
+void checkBroadcast(const NodeContext& c, const std::vector<const Value*>& operands) {
+  for (const Value* a : operands)
+    for (const Value* b : operands)
+      if (a && b && !broadcastable(a->shape, b->shape))
+        c.refuse(Kind::BadInput, fmt::format("operands `{}` [{}] and `{}` [{}] do not broadcast", a->onnx_name,
+                                             joinInts(a->shape), b->onnx_name, joinInts(b->shape)));
   size_t batched_rank = 0;
-  for (const Value* v : c.inputs)
+  for (const Value* v : operands)
     if (v && v->batched) {
       if (batched_rank && batched_rank != v->shape.size())
         c.refuse(Kind::BatchAxis, "its operands computed from the input differ in rank; nnc cannot align their batch axes");
       batched_rank = v->shape.size();
     }
-  for (const Value* v : c.inputs) {
+  for (const Value* v : operands) {
     if (!v || v->batched || !batched_rank || (v->data && v->data->size() == 1)) continue;
     bool fits = c.newBatchAxis() ? v->shape.size() <= batched_rank
                                  : v->shape.size() < batched_rank || (v->shape.size() == batched_rank && v->shape[0] == 1);
@@ -49,14 +62,14 @@ void checkBroadcast(const NodeContext& c) {
 
 template <const char* Op>
 std::string binary(NodeContext& c) {
-  checkBroadcast(c);
+  checkBroadcast(c, {c.inputs.begin(), c.inputs.end()});
   return fmt::format("{} {} {}", c.tensor(0), Op, c.tensor(1));
 }
 constexpr char kPlus[] = "+", kMinus[] = "-", kTimes[] = "*", kOver[] = "/";
 
 // Sum, Mean, Max, Min: any number of operands.
 std::string variadic(NodeContext& c, const char* op) {
-  checkBroadcast(c);
+  checkBroadcast(c, {c.inputs.begin(), c.inputs.end()});
   std::string out = c.tensor(0);
   for (size_t i = 1; i < c.inputs.size(); ++i)
     out = std::string(op) == "+" ? fmt::format("{} + {}", out, c.tensor(i)) : fmt::format("{}({}, {})", op, out, c.tensor(i));
@@ -90,10 +103,22 @@ std::string pow(NodeContext& c) {
   return fmt::format("pow({}, {})", c.tensor(0), numberLiteral(c.constNumber(1), c));
 }
 
+// PRelu: max(x, 0) + slope min(x, 0). A slope [C] that does not broadcast against x [N, C, ..] is one per channel,
+// as PRelu's slopes were before opset 7 (ONNX's version converter leaves them so): a param [C, 1, ..].
 std::string prelu(NodeContext& c) {
-  checkBroadcast(c);
-  std::string x = c.tensor(0);
-  return fmt::format("maximum({}, 0) + {} * minimum({}, 0)", x, c.tensor(1), x);
+  const std::vector<int64_t>& x = c.in(0).shape;
+  const Value& slope = c.in(1);
+  std::string slopes;
+  if (slope.data && slope.shape.size() == 1 && x.size() > 2 && slope.shape[0] == x[1] && !broadcastable(slope.shape, x)) {
+    std::vector<int64_t> column(x.size() - 1, 1);
+    column[0] = x[1];
+    slopes = c.constantAs(1, column);
+  } else {
+    checkBroadcast(c, {c.inputs.begin(), c.inputs.end()});
+    slopes = c.tensor(1);
+  }
+  std::string input = c.tensor(0);
+  return fmt::format("maximum({}, 0) + {} * minimum({}, 0)", input, slopes, input);
 }
 
 // Pad: only the padding of nothing (PyTorch puts one before each AvgPool2d); nnc pads inside conv2d and the pools.
@@ -162,7 +187,8 @@ std::string gemm(NodeContext& c) {
   std::string out = fmt::format("{} @ {}", lhs, rhs);
   if (alpha != 1) out = fmt::format("{} * ({})", numberLiteral(alpha, c), out);
   if (!c.has(2) || beta == 0) return out;
-  checkBroadcast(c);
+  Value product{"A'B'", "", c.output_shapes[0], onnx::TensorProto::FLOAT, a.batched, std::nullopt};
+  checkBroadcast(c, {&product, &c.in(2)});
   std::string bias_term = c.tensor(2);
   return beta == 1 ? fmt::format("{} + {}", out, bias_term) : fmt::format("{} + {} * {}", out, numberLiteral(beta, c), bias_term);
 }
@@ -450,8 +476,8 @@ const std::map<std::string, OpRule>& opRules() {
       {"Mean", [](NodeContext& c) { return fmt::format("({}) / {}", variadic(c, "+"), c.inputs.size()); }},
       {"Max", [](NodeContext& c) { return variadic(c, "maximum"); }},
       {"Min", [](NodeContext& c) { return variadic(c, "minimum"); }},
-      {"Neg", [](NodeContext& c) { return "-" + c.tensor(0); }},
-      {"Reciprocal", [](NodeContext& c) { return "1 / " + c.tensor(0); }},
+      {"Neg", [](NodeContext& c) { return fmt::format("-{}", c.tensor(0)); }},
+      {"Reciprocal", [](NodeContext& c) { return fmt::format("1 / {}", c.tensor(0)); }},
       {"Relu", unary<kRelu>},
       {"Sigmoid", unary<kSigmoid>},
       {"Tanh", unary<kTanh>},

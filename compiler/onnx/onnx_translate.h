@@ -53,6 +53,8 @@ class NodeContext {
   double constNumber(size_t i) const;
   // The .nn axis of ONNX axis `axis` (negative counts from the end) of input i; refuses the batch axis.
   int64_t axis(size_t i, int64_t axis) const;
+  // Constant input i as a param of another shape with the same values (a PRelu slope per channel as [C, 1, 1]).
+  std::string constantAs(size_t i, std::vector<int64_t> shape);
   // Input i's value goes into the checkpoint as `name` (a layer form that creates its own params: conv2d).
   void renameWeight(size_t i, const std::string& name, std::vector<int64_t> shape);
   // Output i >= 1 of the node is `expr`.
