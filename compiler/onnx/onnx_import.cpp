@@ -28,10 +28,12 @@ Message readMessage(const std::string& path, const char* what) {
   if (std::filesystem::is_directory(path, error))
     throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: is a directory, not an ONNX {}", path, what));
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+  if (!in)
+    throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
   Message message;
   if (!message.ParseFromIstream(&in))
-    throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: not an ONNX {} (the protobuf does not parse)", path, what));
+    throw ImportError(ImportError::Kind::BadInput,
+                      fmt::format("{}: not an ONNX {} (the protobuf does not parse)", path, what));
   return message;
 }
 
@@ -60,24 +62,29 @@ std::vector<double> tensorValues(const onnx::TensorProto& tensor, const std::str
   bool raw = tensor.has_raw_data();
   switch (tensor.data_type()) {
     case onnx::TensorProto::FLOAT:
-      values = raw ? rawValues<float>(tensor.raw_data()) : std::vector<double>(tensor.float_data().begin(), tensor.float_data().end());
+      values = raw ? rawValues<float>(tensor.raw_data())
+                   : std::vector<double>(tensor.float_data().begin(), tensor.float_data().end());
       break;
     case onnx::TensorProto::DOUBLE:
-      values = raw ? rawValues<double>(tensor.raw_data()) : std::vector<double>(tensor.double_data().begin(), tensor.double_data().end());
+      values = raw ? rawValues<double>(tensor.raw_data())
+                   : std::vector<double>(tensor.double_data().begin(), tensor.double_data().end());
       break;
     case onnx::TensorProto::INT64:
-      values = raw ? rawValues<int64_t>(tensor.raw_data()) : std::vector<double>(tensor.int64_data().begin(), tensor.int64_data().end());
+      values = raw ? rawValues<int64_t>(tensor.raw_data())
+                   : std::vector<double>(tensor.int64_data().begin(), tensor.int64_data().end());
       break;
     case onnx::TensorProto::INT32:
-      values = raw ? rawValues<int32_t>(tensor.raw_data()) : std::vector<double>(tensor.int32_data().begin(), tensor.int32_data().end());
+      values = raw ? rawValues<int32_t>(tensor.raw_data())
+                   : std::vector<double>(tensor.int32_data().begin(), tensor.int32_data().end());
       break;
     case onnx::TensorProto::BOOL:  // int32_data holds bools as 0 and 1
-      values = raw ? rawValues<uint8_t>(tensor.raw_data()) : std::vector<double>(tensor.int32_data().begin(), tensor.int32_data().end());
+      values = raw ? rawValues<uint8_t>(tensor.raw_data())
+                   : std::vector<double>(tensor.int32_data().begin(), tensor.int32_data().end());
       break;
     default:
       throw ImportError(ImportError::Kind::Semantics,
-                        fmt::format("{}: element type {} is not supported (float, double, int32, int64, bool are)", what,
-                                    onnx::TensorProto::DataType_Name(tensor.data_type())));
+                        fmt::format("{}: element type {} is not supported (float, double, int32, int64, bool are)",
+                                    what, onnx::TensorProto::DataType_Name(tensor.data_type())));
   }
   if (values.size() != count)
     throw ImportError(ImportError::Kind::BadInput,
@@ -146,7 +153,8 @@ class Translator {
   ImportedModel run();
 
   std::string tensorExpr(Value& value, const NodeContext& context);
-  std::string declareParam(const std::string& onnx_name, const std::vector<int64_t>& shape, const std::vector<double>& values);
+  std::string declareParam(const std::string& onnx_name, const std::vector<int64_t>& shape,
+                           const std::vector<double>& values);
   void addWeight(const std::string& name, std::vector<int64_t> shape, const std::vector<double>& values) {
     weights_.push_back({name, std::move(shape), std::vector<float>(values.begin(), values.end())});
   }
@@ -178,10 +186,10 @@ class Translator {
   std::string file_;
   ImportOptions options_;
   std::map<std::string, Value> values_;
-  std::map<std::string, const onnx::TypeProto*> types_;  // every value's type, after shape inference
+  std::map<std::string, const onnx::TypeProto*> types_;                 // every value's type, after shape inference
   std::unordered_map<std::string, onnx::TensorShapeProto> shape_data_;  // integer values shape inference computed
-  std::set<std::string> names_;                          // .nn names taken
-  std::vector<std::string> body_;                        // the model's statements
+  std::set<std::string> names_;                                         // .nn names taken
+  std::vector<std::string> body_;                                       // the model's statements
   std::vector<rt::NamedTensor> weights_;
 };
 
@@ -190,7 +198,9 @@ class Translator {
 std::string Translator::readOpset() {
   for (const onnx::OperatorSetIdProto& set : model_.opset_import())
     if (set.domain().empty() || set.domain() == "ai.onnx") opset = static_cast<int>(set.version());
-  if (opset > 17) fail(ImportError::Kind::Semantics, fmt::format("opset {} of the default domain; nnc imports opsets up to 17", opset));
+  if (opset > 17)
+    fail(ImportError::Kind::Semantics,
+         fmt::format("opset {} of the default domain; nnc imports opsets up to 17", opset));
   if (opset >= 11) return "";
   try {
     model_ = onnx::version_conversion::ConvertVersion(model_, 13);
@@ -231,7 +241,8 @@ namespace {
 
 // A Reshape's output shape when its input's axis 0 is the symbolic batch and its target holds the batch (as a
 // symbolic entry or a 0 in front) at axis 0; nullopt for any other case.
-std::optional<onnx::TensorShapeProto> reshapedBatch(const onnx::TensorShapeProto& in, const onnx::TensorShapeProto& target) {
+std::optional<onnx::TensorShapeProto> reshapedBatch(const onnx::TensorShapeProto& in,
+                                                    const onnx::TensorShapeProto& target) {
   if (in.dim_size() == 0 || in.dim(0).has_dim_value()) return std::nullopt;
   int64_t rest = 1, fixed = 1;  // the input's size without its batch axis; the product of the target's fixed entries
   for (int i = 1; i < in.dim_size(); ++i) rest *= in.dim(i).has_dim_value() ? in.dim(i).dim_value() : 0;
@@ -239,10 +250,14 @@ std::optional<onnx::TensorShapeProto> reshapedBatch(const onnx::TensorShapeProto
   int infer = -1;
   for (int i = 0; i < target.dim_size(); ++i) {
     const onnx::TensorShapeProto::Dimension& d = target.dim(i);
-    if (i == 0 && (!d.has_dim_value() || d.dim_value() == 0)) *out.add_dim() = in.dim(0);
-    else if (!d.has_dim_value() || d.dim_value() < -1 || (d.dim_value() == 0 && i >= in.dim_size())) return std::nullopt;
-    else if (d.dim_value() == -1) infer = i, out.add_dim();
-    else *out.add_dim() = d.dim_value() == 0 ? in.dim(i) : d, fixed *= out.dim(i).dim_value();
+    if (i == 0 && (!d.has_dim_value() || d.dim_value() == 0))
+      *out.add_dim() = in.dim(0);
+    else if (!d.has_dim_value() || d.dim_value() < -1 || (d.dim_value() == 0 && i >= in.dim_size()))
+      return std::nullopt;
+    else if (d.dim_value() == -1)
+      infer = i, out.add_dim();
+    else
+      *out.add_dim() = d.dim_value() == 0 ? in.dim(i) : d, fixed *= out.dim(i).dim_value();
   }
   if (infer >= 0 && (fixed <= 0 || rest % fixed)) return std::nullopt;
   if (infer >= 0) out.mutable_dim(infer)->set_dim_value(rest / fixed);
@@ -279,7 +294,8 @@ bool Translator::completeReshape() {
 std::vector<int64_t> Translator::shapeOf(const std::string& name, bool batched) const {
   auto it = types_.find(name);
   if (it == types_.end() || !it->second->tensor_type().has_shape())
-    fail(ImportError::Kind::Semantics, fmt::format("the shape of `{}` is unknown (ONNX's shape inference gives none)", name));
+    fail(ImportError::Kind::Semantics,
+         fmt::format("the shape of `{}` is unknown (ONNX's shape inference gives none)", name));
   std::vector<int64_t> shape;
   for (const onnx::TensorShapeProto::Dimension& dim : it->second->tensor_type().shape().dim()) {
     bool batch_axis = batched && shape.empty() && !options_.new_batch_axis;
@@ -310,7 +326,8 @@ Value& Translator::declareInput() {
     if (input)
       fail(ImportError::Kind::Semantics,
            fmt::format("inputs `{}` and `{}`: an nnc model takes one input of features (other inputs must be "
-                       "initializers)", input->name(), info.name()));
+                       "initializers)",
+                       input->name(), info.name()));
     input = &info;
   }
   if (!input) fail(ImportError::Kind::Semantics, "the graph has no input that is not an initializer");
@@ -323,8 +340,8 @@ Value& Translator::declareInput() {
   size_t rank = value.shape.size() + (options_.new_batch_axis ? 1 : 0);
   bool ids = value.dtype == onnx::TensorProto::INT64 || value.dtype == onnx::TensorProto::INT32;  // token ids: i32
   if (value.dtype != onnx::TensorProto::FLOAT && !ids)
-    fail(ImportError::Kind::Semantics, fmt::format("input `{}` is {}; nnc models take float32 features or integer ids", input->name(),
-                                                   onnx::TensorProto::DataType_Name(value.dtype)));
+    fail(ImportError::Kind::Semantics, fmt::format("input `{}` is {}; nnc models take float32 features or integer ids",
+                                                   input->name(), onnx::TensorProto::DataType_Name(value.dtype)));
   if (rank < 2)
     fail(options_.new_batch_axis ? ImportError::Kind::Semantics : ImportError::Kind::BatchAxis,
          fmt::format("input `{}` has rank {}; nnc's features are [B, ...] of rank 2 or more", input->name(),
@@ -364,11 +381,12 @@ void Translator::checkOperators() const {
     bool known = (node.domain().empty() || node.domain() == "ai.onnx") &&
                  (node.op_type() == "Constant" || opRules().count(node.op_type()) || isShapeArithmetic(node));
     if (!known)
-      missing += fmt::format("\n  node `{}`: {}{}", nodeName(node),
-                             node.domain().empty() ? "" : node.domain() + ".", node.op_type());
+      missing += fmt::format("\n  node `{}`: {}{}", nodeName(node), node.domain().empty() ? "" : node.domain() + ".",
+                             node.op_type());
   }
   if (!missing.empty())
-    fail(ImportError::Kind::Unsupported, "operators nnc does not support (dsl/REFERENCE.md lists those it does):" + missing);
+    fail(ImportError::Kind::Unsupported,
+         "operators nnc does not support (dsl/REFERENCE.md lists those it does):" + missing);
 }
 
 std::string Translator::uniqueName(const std::string& onnx_name) {
@@ -400,7 +418,8 @@ void Translator::translate(const onnx::NodeProto& node, const std::set<std::stri
   if (isShapeArithmetic(node)) return foldShapeArithmetic(node);
   if (node.op_type() == "Constant") {  // a constant value, used as numbers or a param
     if (node.attribute_size() != 1 || !node.attribute(0).has_t())
-      throw ImportError(ImportError::Kind::Semantics, file_context(node) + ": only a Constant with `value` is supported");
+      throw ImportError(ImportError::Kind::Semantics,
+                        file_context(node) + ": only a Constant with `value` is supported");
     Value& value = values_[node.output(0)];
     value.onnx_name = node.output(0);
     value.shape.assign(node.attribute(0).t().dims().begin(), node.attribute(0).t().dims().end());
@@ -419,7 +438,8 @@ void Translator::translate(const onnx::NodeProto& node, const std::set<std::stri
     }
     auto it = values_.find(name);
     if (it == values_.end())
-      throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: input `{}` is not defined before it", file_context(node), name));
+      throw ImportError(ImportError::Kind::BadInput,
+                        fmt::format("{}: input `{}` is not defined before it", file_context(node), name));
     inputs.push_back(&it->second);
     batched = batched || it->second.batched;
   }
@@ -429,7 +449,8 @@ void Translator::translate(const onnx::NodeProto& node, const std::set<std::stri
     size_t rank = shapes.back().size() + (batched && options_.new_batch_axis ? 1 : 0);
     if (rank > kMaxRank)
       throw ImportError(ImportError::Kind::Semantics, fmt::format("{}: `{}` would have {} axes; nnc's tensors have at "
-                                                                  "most {}", file_context(node), name, rank, kMaxRank));
+                                                                  "most {}",
+                                                                  file_context(node), name, rank, kMaxRank));
   }
   std::string binding = uniqueName(bindingName(node.output(0)));
   NodeContext context(*this, node, inputs, shapes, binding);
@@ -464,12 +485,14 @@ std::string Translator::print(const Value& input, const Value& output) const {
     return tensorShape(batch ? v.shape : std::vector<int64_t>(v.shape.begin() + 1, v.shape.end()), true);
   };
   const onnx::GraphProto& graph = model_.graph();
-  std::string producer = model_.producer_name() + (model_.producer_version().empty() ? "" : " " + model_.producer_version());
+  std::string producer =
+      model_.producer_name() + (model_.producer_version().empty() ? "" : " " + model_.producer_version());
   std::string out = fmt::format("# Imported by `nnc import` from {} (ONNX opset {}{}{}).\n", file_, opset,
                                 converted_from ? fmt::format(", converted from opset {}", converted_from) : "",
                                 producer.empty() ? "" : ", made by " + producer);
   if (!weights_.empty()) out += "# The params' values are in the checkpoint `nnc import` wrote beside this file.\n";
-  std::string inputs = fmt::format("{}: {}{}", input.expr, input.dtype == onnx::TensorProto::FLOAT ? "f32" : "i32", nnShape(input));
+  std::string inputs =
+      fmt::format("{}: {}{}", input.expr, input.dtype == onnx::TensorProto::FLOAT ? "f32" : "i32", nnShape(input));
   if (options_.loss == "cross_entropy") {  // a class per example, or per position: the logits' shape less the classes
     Value labels = output;
     labels.shape.pop_back();
@@ -478,9 +501,12 @@ std::string Translator::print(const Value& input, const Value& output) const {
   if (options_.loss == "mse") inputs += fmt::format(", target: f32{}", nnShape(output));
   out += fmt::format("model {}({}) {{\n", identifier(graph.name().empty() ? "imported" : graph.name()), inputs);
   for (const std::string& line : body_) out += "    " + line + "\n";
-  if (options_.loss == "cross_entropy") out += fmt::format("    loss = cross_entropy({}, labels)\n", output.expr);
-  else if (options_.loss == "mse") out += fmt::format("    loss = mse({}, target)\n", output.expr);
-  else out += "    # loss = ...   (nnc trains a model on its `loss`: add one, e.g. cross_entropy(logits, labels))\n";
+  if (options_.loss == "cross_entropy")
+    out += fmt::format("    loss = cross_entropy({}, labels)\n", output.expr);
+  else if (options_.loss == "mse")
+    out += fmt::format("    loss = mse({}, target)\n", output.expr);
+  else
+    out += "    # loss = ...   (nnc trains a model on its `loss`: add one, e.g. cross_entropy(logits, labels))\n";
   out += fmt::format("    return {}\n}}\n", output.expr);
   if (!options_.loss.empty()) out += "\ntrain {\n    batch = 64\n    optimizer = sgd(lr = 0.01)\n}\n";
   return out;
@@ -488,7 +514,8 @@ std::string Translator::print(const Value& input, const Value& output) const {
 
 ImportedModel Translator::run() {
   for (const onnx::NodeProto& node : model_.graph().node())
-    if (node.output_size() == 0) fail(ImportError::Kind::BadInput, fmt::format("node `{}` has no output", nodeName(node)));
+    if (node.output_size() == 0)
+      fail(ImportError::Kind::BadInput, fmt::format("node `{}` has no output", nodeName(node)));
   std::string conversion_error = readOpset();
   std::string inference_error = inferShapes();
   checkOperators();
@@ -505,7 +532,8 @@ ImportedModel Translator::run() {
   for (const onnx::ValueInfoProto& info : graph.output()) used.insert(info.name());
   for (const onnx::NodeProto& node : graph.node()) translate(node, used);
   if (graph.output_size() != 1)
-    fail(ImportError::Kind::Semantics, fmt::format("the graph has {} outputs; an nnc model returns one", graph.output_size()));
+    fail(ImportError::Kind::Semantics,
+         fmt::format("the graph has {} outputs; an nnc model returns one", graph.output_size()));
   auto found = values_.find(graph.output(0).name());
   if (found == values_.end())
     fail(ImportError::Kind::BadInput, fmt::format("output `{}` is computed by no node", graph.output(0).name()));
@@ -517,7 +545,8 @@ ImportedModel Translator::run() {
                                                    onnx::TensorProto::DataType_Name(output.dtype)));
   if (options_.loss == "cross_entropy" && output.shape.size() + (options_.new_batch_axis ? 1 : 0) < 2)
     fail(ImportError::Kind::Semantics, fmt::format("`--loss cross_entropy` needs logits [B, .., classes]; output `{}` "
-                                                   "has rank {}", output.onnx_name, output.shape.size()));
+                                                   "has rank {}",
+                                                   output.onnx_name, output.shape.size()));
   ImportedModel imported;
   imported.source = print(input, output);
   imported.weights = std::move(weights_);
@@ -528,7 +557,10 @@ ImportedModel Translator::run() {
 
 NodeContext::NodeContext(Translator& translator, const onnx::NodeProto& node, std::vector<Value*> inputs,
                          std::vector<std::vector<int64_t>> output_shapes, std::string binding)
-    : node(node), inputs(std::move(inputs)), output_shapes(std::move(output_shapes)), binding(std::move(binding)),
+    : node(node),
+      inputs(std::move(inputs)),
+      output_shapes(std::move(output_shapes)),
+      binding(std::move(binding)),
       translator_(translator) {}
 
 int NodeContext::opset() const { return translator_.opset; }
@@ -583,7 +615,8 @@ std::string NodeContext::tensor(size_t i) {
 std::vector<int64_t> NodeContext::constInts(size_t i) const {
   const Value& value = in(i);
   if (!value.data)
-    refuse(ImportError::Kind::Semantics, fmt::format("input `{}` must be a constant (an initializer)", value.onnx_name));
+    refuse(ImportError::Kind::Semantics,
+           fmt::format("input `{}` must be a constant (an initializer)", value.onnx_name));
   if (value.from_batch)
     refuse(ImportError::Kind::BatchAxis, fmt::format("input `{}` depends on the batch size", value.onnx_name));
   return std::vector<int64_t>(value.data->begin(), value.data->end());
