@@ -40,6 +40,13 @@ void checkTensorSizes(const Graph& graph, int64_t train_batch, uint64_t memory_b
   int64_t batch = std::max<int64_t>(train_batch, kEvalBatch);
   std::set<uint32_t> reported;  // one error per binding (its nodes share its span)
   for (const Node& node : graph.nodes) {
+    if (node.shape.size() > kMaxRank && reported.insert(node.span.begin).second) {
+      diags.report(dsl::DiagKind::TooManyAxes, node.span,
+                   fmt::format("this makes a tensor {}{} of {} axes; nnc's tensors have at most {}",
+                               node.name.empty() ? "" : "`" + node.name + "` ", shapeToString(node.shape),
+                               node.shape.size(), kMaxRank));
+      continue;
+    }
     double elements = 1;  // in floating point: the product itself may overflow int64
     for (const Dim& dim : node.shape) elements *= static_cast<double>(dim.isSymbolic() ? batch : dim.extent);
     double bytes = 4 * elements;

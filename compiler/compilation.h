@@ -27,7 +27,7 @@ struct Compilation {
 
 // Reports every binding whose tensors would exceed 2^31 - 1 elements at the train batch or kEvalBatch (Halide
 // indexes buffers with 32 bits, and such a model failed deep inside Halide instead) or `memory_bytes` (this
-// machine's memory: physicalMemoryBytes()).
+// machine's memory: physicalMemoryBytes()), or kMaxRank axes (lowering stopped with an internal error).
 void checkTensorSizes(const Graph& graph, int64_t train_batch, uint64_t memory_bytes, dsl::DiagnosticEngine& diags);
 uint64_t physicalMemoryBytes();
 

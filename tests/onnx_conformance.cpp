@@ -1,8 +1,9 @@
 // ONNX conformance: ONNX's own node tests (Debian's libonnx-testdata) through `nnc import` and nnc's compiler.
 //
-//   onnx_conformance NODE_TEST_DIR [--known-failures FILE] [-v]
+//   onnx_conformance TEST_DIR... [--known-failures FILE] [-v]
 //
-// Each node test is a directory with model.onnx and test_data_set_0/{input,output}_N.pb (TensorProtos). For each:
+// Each test in a TEST_DIR is a directory with model.onnx and test_data_set_0/{input,output}_N.pb (TensorProtos). For
+// each:
 //   1. The graph's first input stays the model's input; its other inputs (a second operand, a Reshape's shape)
 //      become initializers holding the test's values, so the importer makes them params or numbers.
 //   2. Import with the batch as axis 0; when the importer refuses for the batch axis, again with a new batch axis
@@ -47,10 +48,14 @@ struct Result {
 // A refusal of the importer is a skip of its kind; a model it cannot read is a failure.
 Outcome outcomeOf(ImportError::Kind kind) {
   switch (kind) {
-    case ImportError::Kind::Unsupported: return Outcome::Unsupported;
-    case ImportError::Kind::Semantics: return Outcome::Semantics;
-    case ImportError::Kind::BatchAxis: return Outcome::BatchAxis;
-    case ImportError::Kind::BadInput: return Outcome::Failed;
+    case ImportError::Kind::Unsupported:
+      return Outcome::Unsupported;
+    case ImportError::Kind::Semantics:
+      return Outcome::Semantics;
+    case ImportError::Kind::BatchAxis:
+      return Outcome::BatchAxis;
+    case ImportError::Kind::BadInput:
+      return Outcome::Failed;
   }
   return Outcome::Failed;  // not reached: the switch names every kind
 }
@@ -83,20 +88,25 @@ std::string compare(const std::vector<double>& got, const std::vector<double>& e
 }
 
 // Runs the imported model's `predict` on the test's first input, `batch` rows of it.
-Result evaluate(const nnc::onnx_import::ImportedModel& imported, int batch, const std::vector<onnx::TensorProto>& inputs,
-                const onnx::TensorProto& output) {
+Result evaluate(const nnc::onnx_import::ImportedModel& imported, int batch,
+                const std::vector<onnx::TensorProto>& inputs, const onnx::TensorProto& output) {
   auto c = nnc::compileFrontEnd(nnc::dsl::SourceFile("model.nn", imported.source));
-  if (c->diags->hasErrors()) return {Outcome::Failed, "the imported .nn does not compile:\n" + c->diags->render() + imported.source};
+  if (c->diags->hasErrors())
+    return {Outcome::Failed, "the imported .nn does not compile:\n" + c->diags->render() + imported.source};
   nnc::Program program = nnc::buildProgram(std::move(*c->graph), c->checked->train);
   const nnc::Graph& graph = program.graph;
-  nnc::testing::JitEntry entry(graph, program.predict, batch, {}, Halide::Float(32),
-                               nnc::testing::Executor::Pipeline);
-  entry.set(graph.inputs[0].node, nnc::onnx_import::tensorValues(inputs[0], "input_0"));
+  nnc::testing::JitEntry entry(graph, program.predict, batch, {}, Halide::Float(32), nnc::testing::Executor::Pipeline);
+  std::vector<double> features = nnc::onnx_import::tensorValues(inputs[0], "input_0");
+  if (graph.node(graph.inputs[0].node).dtype == nnc::DType::I32)  // token ids
+    entry.setLabels(graph.inputs[0].node, std::vector<int32_t>(features.begin(), features.end()));
+  else
+    entry.set(graph.inputs[0].node, features);
   std::map<std::string, const nnc::rt::NamedTensor*> weights;
   for (const nnc::rt::NamedTensor& weight : imported.weights) weights[weight.name] = &weight;
   for (const nnc::ParamInfo& param : graph.params) {
     auto it = weights.find(param.name);
-    if (it == weights.end()) return {Outcome::Failed, fmt::format("param `{}` has no value in the checkpoint", param.name)};
+    if (it == weights.end())
+      return {Outcome::Failed, fmt::format("param `{}` has no value in the checkpoint", param.name)};
     entry.set(param.node, std::vector<double>(it->second->data.begin(), it->second->data.end()));
   }
   std::string mismatch = compare(entry.run()[0], nnc::onnx_import::tensorValues(output, "output_0"));
@@ -112,12 +122,15 @@ Result runTest(const fs::path& dir) {
   // An nnc model returns one output: a test with several (LayerNormalization's mean, a Split's parts) is checked on
   // its first, the graph's other outputs dropped (their nodes stay, and must translate).
   model.mutable_graph()->mutable_output()->DeleteSubrange(1, model.graph().output_size() - 1);
-  // nnc computes in float32: other outputs cannot match, and other inputs are refused (this says why first, before
-  // the 16-bit types' test data, stored under other types, confuses ONNX's own checks).
-  for (const onnx::TensorProto& tensor : {inputs[0], outputs[0]})
-    if (tensor.data_type() != onnx::TensorProto::FLOAT)
-      return {Outcome::Semantics, fmt::format("{} data; nnc computes in float32",
-                                              onnx::TensorProto::DataType_Name(tensor.data_type()))};
+  // nnc computes in float32 (from float32 features or integer ids): other outputs cannot match, and other inputs are
+  // refused (this says why first, before the 16-bit types' test data, stored under other types, confuses ONNX's own
+  // checks).
+  int32_t input_type = inputs[0].data_type();
+  for (int32_t type :
+       {input_type == onnx::TensorProto::INT64 ? onnx::TensorProto::FLOAT : input_type, outputs[0].data_type()})
+    if (type != onnx::TensorProto::FLOAT)
+      return {Outcome::Semantics,
+              fmt::format("{} data; nnc computes in float32", onnx::TensorProto::DataType_Name(type))};
   for (size_t i = 1; i < inputs.size() && i < static_cast<size_t>(model.graph().input_size()); ++i) {
     onnx::TensorProto* initializer = model.mutable_graph()->add_initializer();
     *initializer = inputs[i];
@@ -137,7 +150,8 @@ Result runTest(const fs::path& dir) {
     int batch = options.new_batch_axis || inputs[0].dims_size() == 0 ? 1 : static_cast<int>(inputs[0].dims(0));
     return evaluate(*imported, batch, inputs, outputs[0]);
   } catch (const ImportError& e) {
-    return {outcomeOf(e.kind), e.what(), e.kind == ImportError::Kind::Unsupported ? missingOperators(model) : std::set<std::string>{}};
+    return {outcomeOf(e.kind), e.what(),
+            e.kind == ImportError::Kind::Unsupported ? missingOperators(model) : std::set<std::string>{}};
   } catch (const std::exception& e) {  // Halide's and nnc's internal errors
     return {Outcome::Failed, std::string("internal error: ") + e.what()};
   }
@@ -160,20 +174,27 @@ std::map<std::string, std::string> readKnownFailures(const std::string& path) {
 
 int run(int argc, char** argv) {
   std::map<std::string, std::string> known;
+  std::vector<std::string> roots;
   bool verbose = false;
-  for (int i = 2; i < argc; ++i) {
+  for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--known-failures" && i + 1 < argc) known = readKnownFailures(argv[++i]);
-    else if (arg == "-v") verbose = true;
-    else argc = 0;  // the usage below
+    if (arg == "--known-failures" && i + 1 < argc)
+      known = readKnownFailures(argv[++i]);
+    else if (arg == "-v")
+      verbose = true;
+    else if (arg.rfind("-", 0) != 0)
+      roots.push_back(arg);
+    else
+      roots.clear(), i = argc;  // an unknown option: the usage below
   }
-  if (argc < 2) {
-    std::cerr << "usage: onnx_conformance NODE_TEST_DIR [--known-failures FILE] [-v]\n";
+  if (roots.empty()) {
+    std::cerr << "usage: onnx_conformance TEST_DIR... [--known-failures FILE] [-v]\n";
     return 2;
   }
   std::vector<fs::path> dirs;
-  for (const fs::directory_entry& entry : fs::directory_iterator(argv[1]))
-    if (fs::exists(entry.path() / "model.onnx")) dirs.push_back(entry.path());
+  for (const std::string& root : roots)
+    for (const fs::directory_entry& entry : fs::directory_iterator(root))
+      if (fs::exists(entry.path() / "model.onnx")) dirs.push_back(entry.path());
   std::sort(dirs.begin(), dirs.end());
   auto start = std::chrono::steady_clock::now();
   std::map<Outcome, int> counts;
@@ -194,15 +215,17 @@ int run(int argc, char** argv) {
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   int skipped = counts[Outcome::Unsupported] + counts[Outcome::Semantics] + counts[Outcome::BatchAxis];
-  std::cout << fmt::format("{} passed, {} failed, {} skipped ({} unsupported op, {} semantic difference, {} batch axis) "
-                           "of {} node tests in {:.0f} s\n",
-                           counts[Outcome::Passed], counts[Outcome::Failed], skipped, counts[Outcome::Unsupported],
-                           counts[Outcome::Semantics], counts[Outcome::BatchAxis], dirs.size(), seconds);
+  std::cout << fmt::format(
+      "{} passed, {} failed, {} skipped ({} unsupported op, {} semantic difference, {} batch axis) "
+      "of {} tests in {:.0f} s\n",
+      counts[Outcome::Passed], counts[Outcome::Failed], skipped, counts[Outcome::Unsupported],
+      counts[Outcome::Semantics], counts[Outcome::BatchAxis], dirs.size(), seconds);
   std::vector<std::pair<int, std::string>> by_count;
   for (const auto& [op, count] : missing) by_count.push_back({-count, op});
   std::sort(by_count.begin(), by_count.end());
   std::string list;
-  for (size_t i = 0; i < by_count.size() && i < 20; ++i) list += fmt::format("{}{} {}", i ? ", " : "", by_count[i].second, -by_count[i].first);
+  for (size_t i = 0; i < by_count.size() && i < 20; ++i)
+    list += fmt::format("{}{} {}", i ? ", " : "", by_count[i].second, -by_count[i].first);
   if (!list.empty())
     std::cout << fmt::format("unsupported operators, by the skipped tests that use them: {}{}\n", list,
                              by_count.size() > 20 ? fmt::format(" and {} more", by_count.size() - 20) : "");

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `nnc import` end to end: a PyTorch CNN (tests/onnx/export_cnn.py: conv, pools, BatchNorm1d, linear layers, a
-# view) exported to ONNX, imported (to tests/onnx/export_cnn.nn), built and run: `predict` matches PyTorch's
-# probabilities within 1e-4, and the trainer trains from the imported checkpoint. Then the import's errors: a
+# `nnc import` end to end: a PyTorch CNN (tests/onnx/export_models.py: conv, pools, BatchNorm1d, linear layers, a
+# view) and a token model (embedding, LayerNorm, a class per position) exported to ONNX, imported (to
+# tests/onnx/export_cnn.nn and export_tokens.nn), built and run: `predict` matches PyTorch's probabilities within
+# 1e-4, and the CNN's trainer trains from the imported checkpoint. Then the import's errors: a
 # missing file, a file that is not ONNX, unsupported operators (each with its node), models that break ONNX's rules
 # or nnc's, an unknown loss.
 # Usage: onnx_import.sh NNC SOURCE_DIR WORK_DIR TENSOR_DIFF
@@ -15,17 +16,23 @@ if ! "$python" -c "import torch, onnx" 2> /dev/null; then
   exit 77
 fi
 
-"$python" "$src/tests/onnx/export_cnn.py" . 2> export.log || fail "export: $(tail -n 3 export.log)"
+"$python" "$src/tests/onnx/export_models.py" . 2> export.log || fail "export: $(tail -n 3 export.log)"
 "$nnc" import net.onnx -o net.nn --loss cross_entropy 2> import.log || fail "import: $(cat import.log)"
 grep -q "^nnc: imported net.onnx into net.nn and 12 tensors into net.safetensors" import.log || fail "$(cat import.log)"
 # The .nn is tests/onnx/export_cnn.nn: PyTorch's module names are the bindings, so the layer forms' params have
-# PyTorch's names (regenerate it with `cp WORK_DIR/net.nn tests/onnx/export_cnn.nn` when the import changes).
+# PyTorch's names (regenerate them with `cp WORK_DIR/net.nn tests/onnx/export_cnn.nn` and
+# `cp WORK_DIR/tokens.nn tests/onnx/export_tokens.nn` when the import changes).
 diff -u "$src/tests/onnx/export_cnn.nn" net.nn > golden.diff || fail "net.nn differs from export_cnn.nn: $(cat golden.diff)"
 "$nnc" build net.nn -o net 2> build.log || fail "build: $(cat build.log)"
 ./net predict --weights net.safetensors in.npy -o pred.npy > /dev/null
 "$tensor_diff" expected.npy pred.npy 1e-5 1e-4 > diff.log || fail "predictions differ from PyTorch's: $(cat diff.log)"
 ./net train --init net.safetensors --max-steps 2 --save trained.safetensors --threads 1 > train.log ||
   fail "training from the imported checkpoint: $(tail -n 3 train.log)"
+"$nnc" import tokens.onnx -o tokens.nn --loss cross_entropy 2> import.log || fail "import: $(cat import.log)"
+diff -u "$src/tests/onnx/export_tokens.nn" tokens.nn > golden.diff || fail "tokens.nn differs from export_tokens.nn: $(cat golden.diff)"
+"$nnc" build tokens.nn -o tokens 2> build.log || fail "build: $(cat build.log)"
+./tokens predict --weights tokens.safetensors tokens_in.npy -o tokens_pred.npy > /dev/null
+"$tensor_diff" tokens_expected.npy tokens_pred.npy 1e-5 1e-4 > diff.log || fail "token predictions differ: $(cat diff.log)"
 
 # Errors: exit code 1 and a message that names the file (and the nodes).
 expect_error() {  # expect_error PATTERN ARGS...: nnc import fails with PATTERN in its message
@@ -69,6 +76,7 @@ save("two_outputs", [relu, helper.make_node("Relu", ["x"], ["z"])], [x], [y, inf
 save("rank1", [relu], [info("x", [3])], [info("y", [3])])
 save("varying", [relu], [info("x", ["n", "m"])], [y])
 save("opset9", [relu], [x], [y], opset=9)
+save("opset18", [relu], [x], [y], opset=18)
 save("ceil_pool", [helper.make_node("MaxPool", ["x"], ["y"], name="pool", kernel_shape=[2, 2], strides=[2, 2],
                                       ceil_mode=1)],
      [info("x", [1, 1, 5, 5])], [info("y", [1, 1, 3, 3])])
@@ -85,7 +93,9 @@ expect_error "input \`x\` has rank 1; nnc's features are [B, ...] of rank 2 or m
 "$nnc" import rank1.onnx -o rank1.nn --new-batch-axis 2> err.log || fail "--new-batch-axis: $(cat err.log)"
 grep -qF "model g(x: f32[B, 3]) {" rank1.nn || fail "--new-batch-axis puts no batch axis before x: $(cat rank1.nn)"
 expect_error "axis 1 of \`x\` has no fixed size (\`m\`); only the batch axis may vary" varying.onnx -o m.nn
-expect_error "opset9.onnx: opset 9 of the default domain: operators redefined since (Relu at opset 14)" opset9.onnx -o m.nn
+expect_error "opset18.onnx: opset 18 of the default domain; nnc imports opsets up to 17" opset18.onnx -o m.nn
+"$nnc" import opset9.onnx -o opset9.nn 2> err.log || fail "an opset 9 model: $(cat err.log)"
+grep -qF "(ONNX opset 13, converted from opset 9)" opset9.nn || fail "ONNX's version converter did not bring opset 9 to 13: $(cat opset9.nn)"
 expect_error "node \`pool\` (MaxPool): ceil_mode; nnc rounds window counts down" ceil_pool.onnx -o m.nn
 expect_error "node \`total\` (ReduceSum): it acts on axis 0, the batch axis of nnc's models" batch_sum.onnx -o m.nn
 expect_error "node \`plus\` (Add): the number nan has no .nn literal" nan.onnx -o m.nn

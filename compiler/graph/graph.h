@@ -50,6 +50,7 @@ const char* dtypeName(DType dtype);
 
 using NodeId = int32_t;
 constexpr NodeId kNoNode = -1;
+constexpr size_t kMaxRank = 6;  // the most axes a tensor has: lowering names a Halide Var per axis (lower.cpp's dimVars)
 
 struct Attrs {
   int64_t index = 0;  // Input, Param, State, Scalar: position among the pipeline arguments of its kind;

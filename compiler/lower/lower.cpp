@@ -34,7 +34,7 @@ namespace {
 
 // The first `rank` dimension variables as Halide argument list.
 std::vector<Halide::Var> varsFor(size_t rank) {
-  if (rank > dimVars().size()) throw std::logic_error("internal error: tensor rank above 6");
+  if (rank > kMaxRank || kMaxRank != dimVars().size()) throw std::logic_error("internal error: tensor rank above kMaxRank");
   return {dimVars().begin(), dimVars().begin() + static_cast<long>(rank)};
 }
 

@@ -3,7 +3,6 @@
 #include "compiler/onnx/onnx_import.h"
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,8 +11,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "compiler/graph/graph.h"
 #include "compiler/onnx/onnx_translate.h"
 #include "onnx/shape_inference/implementation.h"
+#include "onnx/version_converter/convert.h"
 
 namespace nnc::onnx_import {
 
@@ -27,10 +28,12 @@ Message readMessage(const std::string& path, const char* what) {
   if (std::filesystem::is_directory(path, error))
     throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: is a directory, not an ONNX {}", path, what));
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+  if (!in)
+    throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
   Message message;
   if (!message.ParseFromIstream(&in))
-    throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: not an ONNX {} (the protobuf does not parse)", path, what));
+    throw ImportError(ImportError::Kind::BadInput,
+                      fmt::format("{}: not an ONNX {} (the protobuf does not parse)", path, what));
   return message;
 }
 
@@ -59,24 +62,29 @@ std::vector<double> tensorValues(const onnx::TensorProto& tensor, const std::str
   bool raw = tensor.has_raw_data();
   switch (tensor.data_type()) {
     case onnx::TensorProto::FLOAT:
-      values = raw ? rawValues<float>(tensor.raw_data()) : std::vector<double>(tensor.float_data().begin(), tensor.float_data().end());
+      values = raw ? rawValues<float>(tensor.raw_data())
+                   : std::vector<double>(tensor.float_data().begin(), tensor.float_data().end());
       break;
     case onnx::TensorProto::DOUBLE:
-      values = raw ? rawValues<double>(tensor.raw_data()) : std::vector<double>(tensor.double_data().begin(), tensor.double_data().end());
+      values = raw ? rawValues<double>(tensor.raw_data())
+                   : std::vector<double>(tensor.double_data().begin(), tensor.double_data().end());
       break;
     case onnx::TensorProto::INT64:
-      values = raw ? rawValues<int64_t>(tensor.raw_data()) : std::vector<double>(tensor.int64_data().begin(), tensor.int64_data().end());
+      values = raw ? rawValues<int64_t>(tensor.raw_data())
+                   : std::vector<double>(tensor.int64_data().begin(), tensor.int64_data().end());
       break;
     case onnx::TensorProto::INT32:
-      values = raw ? rawValues<int32_t>(tensor.raw_data()) : std::vector<double>(tensor.int32_data().begin(), tensor.int32_data().end());
+      values = raw ? rawValues<int32_t>(tensor.raw_data())
+                   : std::vector<double>(tensor.int32_data().begin(), tensor.int32_data().end());
       break;
     case onnx::TensorProto::BOOL:  // int32_data holds bools as 0 and 1
-      values = raw ? rawValues<uint8_t>(tensor.raw_data()) : std::vector<double>(tensor.int32_data().begin(), tensor.int32_data().end());
+      values = raw ? rawValues<uint8_t>(tensor.raw_data())
+                   : std::vector<double>(tensor.int32_data().begin(), tensor.int32_data().end());
       break;
     default:
       throw ImportError(ImportError::Kind::Semantics,
-                        fmt::format("{}: element type {} is not supported (float, double, int32, int64, bool are)", what,
-                                    onnx::TensorProto::DataType_Name(tensor.data_type())));
+                        fmt::format("{}: element type {} is not supported (float, double, int32, int64, bool are)",
+                                    what, onnx::TensorProto::DataType_Name(tensor.data_type())));
   }
   if (values.size() != count)
     throw ImportError(ImportError::Kind::BadInput,
@@ -145,6 +153,8 @@ class Translator {
   ImportedModel run();
 
   std::string tensorExpr(Value& value, const NodeContext& context);
+  std::string declareParam(const std::string& onnx_name, const std::vector<int64_t>& shape,
+                           const std::vector<double>& values);
   void addWeight(const std::string& name, std::vector<int64_t> shape, const std::vector<double>& values) {
     weights_.push_back({name, std::move(shape), std::vector<float>(values.begin(), values.end())});
   }
@@ -152,13 +162,14 @@ class Translator {
     return fmt::format("{}: node `{}` ({})", file_, nodeName(node), node.op_type());
   }
   int opset = 0;
+  int converted_from = 0;  // the model's own opset, when the version converter brought it to `opset`
   bool newBatchAxis() const { return options_.new_batch_axis; }
 
  private:
   [[noreturn]] void fail(ImportError::Kind kind, const std::string& message) const {
     throw ImportError(kind, fmt::format("{}: {}", file_, message));
   }
-  void readOpset();
+  std::string readOpset();
   std::string inferShapes();
   bool completeReshape();
   bool isShapeArithmetic(const onnx::NodeProto& node) const;
@@ -175,30 +186,31 @@ class Translator {
   std::string file_;
   ImportOptions options_;
   std::map<std::string, Value> values_;
-  std::map<std::string, const onnx::TypeProto*> types_;  // every value's type, after shape inference
+  std::map<std::string, const onnx::TypeProto*> types_;                 // every value's type, after shape inference
   std::unordered_map<std::string, onnx::TensorShapeProto> shape_data_;  // integer values shape inference computed
-  std::set<std::string> names_;                          // .nn names taken
-  std::vector<std::string> body_;                        // the model's statements
+  std::set<std::string> names_;                                         // .nn names taken
+  std::vector<std::string> body_;                                       // the model's statements
   std::vector<rt::NamedTensor> weights_;
 };
 
-// Opsets 11 to 17 are imported as such (the rules know where they differ: Softmax, ReduceSum). An older model is
-// imported when each of its operators is defined at its opset as at opset 17, so that the rules apply unchanged.
-void Translator::readOpset() {
+// Opsets 11 to 17 are imported as such (the rules know where they differ: Softmax, ReduceSum); an older model is
+// first brought to opset 13 by ONNX's version converter. Returns the converter's error, if it fails.
+std::string Translator::readOpset() {
   for (const onnx::OperatorSetIdProto& set : model_.opset_import())
     if (set.domain().empty() || set.domain() == "ai.onnx") opset = static_cast<int>(set.version());
-  if (opset > 17) fail(ImportError::Kind::Semantics, fmt::format("opset {} of the default domain; nnc imports opsets up to 17", opset));
-  if (opset >= 11) return;
-  std::set<std::string> changed;
-  for (const onnx::NodeProto& node : model_.graph().node()) {
-    const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(node.op_type(), 17, "");
-    if (!isShapeArithmetic(node) && schema && schema->since_version() > opset)
-      changed.insert(fmt::format("{} at opset {}", node.op_type(), schema->since_version()));
-  }
-  if (!changed.empty())
+  if (opset > 17)
     fail(ImportError::Kind::Semantics,
-         fmt::format("opset {} of the default domain: operators redefined since ({}); nnc imports opsets 11 to 17, and "
-                     "older ones whose operators are unchanged", opset, fmt::join(changed, ", ")));
+         fmt::format("opset {} of the default domain; nnc imports opsets up to 17", opset));
+  if (opset >= 11) return "";
+  try {
+    model_ = onnx::version_conversion::ConvertVersion(model_, 13);
+    converted_from = opset;
+    opset = 13;
+    return "";
+  } catch (const std::exception& e) {
+    return fmt::format("opset {} of the default domain, which ONNX's version converter cannot bring to opset 13: {}",
+                       opset, e.what());
+  }
 }
 
 // ONNX's shape inference, with data propagation: the values of shape arithmetic (Shape -> Gather -> Concat, as
@@ -229,7 +241,8 @@ namespace {
 
 // A Reshape's output shape when its input's axis 0 is the symbolic batch and its target holds the batch (as a
 // symbolic entry or a 0 in front) at axis 0; nullopt for any other case.
-std::optional<onnx::TensorShapeProto> reshapedBatch(const onnx::TensorShapeProto& in, const onnx::TensorShapeProto& target) {
+std::optional<onnx::TensorShapeProto> reshapedBatch(const onnx::TensorShapeProto& in,
+                                                    const onnx::TensorShapeProto& target) {
   if (in.dim_size() == 0 || in.dim(0).has_dim_value()) return std::nullopt;
   int64_t rest = 1, fixed = 1;  // the input's size without its batch axis; the product of the target's fixed entries
   for (int i = 1; i < in.dim_size(); ++i) rest *= in.dim(i).has_dim_value() ? in.dim(i).dim_value() : 0;
@@ -237,10 +250,14 @@ std::optional<onnx::TensorShapeProto> reshapedBatch(const onnx::TensorShapeProto
   int infer = -1;
   for (int i = 0; i < target.dim_size(); ++i) {
     const onnx::TensorShapeProto::Dimension& d = target.dim(i);
-    if (i == 0 && (!d.has_dim_value() || d.dim_value() == 0)) *out.add_dim() = in.dim(0);
-    else if (!d.has_dim_value() || d.dim_value() < -1 || (d.dim_value() == 0 && i >= in.dim_size())) return std::nullopt;
-    else if (d.dim_value() == -1) infer = i, out.add_dim();
-    else *out.add_dim() = d.dim_value() == 0 ? in.dim(i) : d, fixed *= out.dim(i).dim_value();
+    if (i == 0 && (!d.has_dim_value() || d.dim_value() == 0))
+      *out.add_dim() = in.dim(0);
+    else if (!d.has_dim_value() || d.dim_value() < -1 || (d.dim_value() == 0 && i >= in.dim_size()))
+      return std::nullopt;
+    else if (d.dim_value() == -1)
+      infer = i, out.add_dim();
+    else
+      *out.add_dim() = d.dim_value() == 0 ? in.dim(i) : d, fixed *= out.dim(i).dim_value();
   }
   if (infer >= 0 && (fixed <= 0 || rest % fixed)) return std::nullopt;
   if (infer >= 0) out.mutable_dim(infer)->set_dim_value(rest / fixed);
@@ -277,7 +294,8 @@ bool Translator::completeReshape() {
 std::vector<int64_t> Translator::shapeOf(const std::string& name, bool batched) const {
   auto it = types_.find(name);
   if (it == types_.end() || !it->second->tensor_type().has_shape())
-    fail(ImportError::Kind::Semantics, fmt::format("the shape of `{}` is unknown (ONNX's shape inference gives none)", name));
+    fail(ImportError::Kind::Semantics,
+         fmt::format("the shape of `{}` is unknown (ONNX's shape inference gives none)", name));
   std::vector<int64_t> shape;
   for (const onnx::TensorShapeProto::Dimension& dim : it->second->tensor_type().shape().dim()) {
     bool batch_axis = batched && shape.empty() && !options_.new_batch_axis;
@@ -308,7 +326,8 @@ Value& Translator::declareInput() {
     if (input)
       fail(ImportError::Kind::Semantics,
            fmt::format("inputs `{}` and `{}`: an nnc model takes one input of features (other inputs must be "
-                       "initializers)", input->name(), info.name()));
+                       "initializers)",
+                       input->name(), info.name()));
     input = &info;
   }
   if (!input) fail(ImportError::Kind::Semantics, "the graph has no input that is not an initializer");
@@ -319,9 +338,10 @@ Value& Translator::declareInput() {
   value.shape = shapeOf(input->name(), true);
   value.expr = uniqueName(input->name());
   size_t rank = value.shape.size() + (options_.new_batch_axis ? 1 : 0);
-  if (value.dtype != onnx::TensorProto::FLOAT)
-    fail(ImportError::Kind::Semantics, fmt::format("input `{}` is {}; nnc models take float32 features", input->name(),
-                                                   onnx::TensorProto::DataType_Name(value.dtype)));
+  bool ids = value.dtype == onnx::TensorProto::INT64 || value.dtype == onnx::TensorProto::INT32;  // token ids: i32
+  if (value.dtype != onnx::TensorProto::FLOAT && !ids)
+    fail(ImportError::Kind::Semantics, fmt::format("input `{}` is {}; nnc models take float32 features or integer ids",
+                                                   input->name(), onnx::TensorProto::DataType_Name(value.dtype)));
   if (rank < 2)
     fail(options_.new_batch_axis ? ImportError::Kind::Semantics : ImportError::Kind::BatchAxis,
          fmt::format("input `{}` has rank {}; nnc's features are [B, ...] of rank 2 or more", input->name(),
@@ -361,11 +381,12 @@ void Translator::checkOperators() const {
     bool known = (node.domain().empty() || node.domain() == "ai.onnx") &&
                  (node.op_type() == "Constant" || opRules().count(node.op_type()) || isShapeArithmetic(node));
     if (!known)
-      missing += fmt::format("\n  node `{}`: {}{}", nodeName(node),
-                             node.domain().empty() ? "" : node.domain() + ".", node.op_type());
+      missing += fmt::format("\n  node `{}`: {}{}", nodeName(node), node.domain().empty() ? "" : node.domain() + ".",
+                             node.op_type());
   }
   if (!missing.empty())
-    fail(ImportError::Kind::Unsupported, "operators nnc does not support (dsl/REFERENCE.md lists those it does):" + missing);
+    fail(ImportError::Kind::Unsupported,
+         "operators nnc does not support (dsl/REFERENCE.md lists those it does):" + missing);
 }
 
 std::string Translator::uniqueName(const std::string& onnx_name) {
@@ -380,19 +401,25 @@ std::string Translator::tensorExpr(Value& value, const NodeContext& context) {
     context.refuse(ImportError::Kind::Semantics,
                    fmt::format("`{}` is a tensor of {}; nnc computes in float32", value.onnx_name,
                                onnx::TensorProto::DataType_Name(value.dtype)));
-  if (value.expr.empty()) {  // a constant used as a tensor the first time: a param, its values in the checkpoint
-    value.expr = uniqueName(value.onnx_name);
-    body_.push_back(fmt::format("param {}: f32{} = zeros()", value.expr, tensorShape(value.shape, false)));
-    addWeight(value.expr, value.shape, *value.data);
-  }
+  if (value.expr.empty()) value.expr = declareParam(value.onnx_name, value.shape, *value.data);  // first use
   return value.expr;
+}
+
+// A constant as a param, its values in the checkpoint.
+std::string Translator::declareParam(const std::string& onnx_name, const std::vector<int64_t>& shape,
+                                     const std::vector<double>& values) {
+  std::string name = uniqueName(onnx_name);
+  body_.push_back(fmt::format("param {}: f32{} = zeros()", name, tensorShape(shape, false)));
+  addWeight(name, shape, values);
+  return name;
 }
 
 void Translator::translate(const onnx::NodeProto& node, const std::set<std::string>& used) {
   if (isShapeArithmetic(node)) return foldShapeArithmetic(node);
   if (node.op_type() == "Constant") {  // a constant value, used as numbers or a param
     if (node.attribute_size() != 1 || !node.attribute(0).has_t())
-      throw ImportError(ImportError::Kind::Semantics, file_context(node) + ": only a Constant with `value` is supported");
+      throw ImportError(ImportError::Kind::Semantics,
+                        file_context(node) + ": only a Constant with `value` is supported");
     Value& value = values_[node.output(0)];
     value.onnx_name = node.output(0);
     value.shape.assign(node.attribute(0).t().dims().begin(), node.attribute(0).t().dims().end());
@@ -411,21 +438,29 @@ void Translator::translate(const onnx::NodeProto& node, const std::set<std::stri
     }
     auto it = values_.find(name);
     if (it == values_.end())
-      throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: input `{}` is not defined before it", file_context(node), name));
+      throw ImportError(ImportError::Kind::BadInput,
+                        fmt::format("{}: input `{}` is not defined before it", file_context(node), name));
     inputs.push_back(&it->second);
     batched = batched || it->second.batched;
   }
   std::vector<std::vector<int64_t>> shapes;
-  for (const std::string& name : node.output()) shapes.push_back(name.empty() ? std::vector<int64_t>{} : shapeOf(name, batched));
+  for (const std::string& name : node.output()) {
+    shapes.push_back(name.empty() ? std::vector<int64_t>{} : shapeOf(name, batched));
+    size_t rank = shapes.back().size() + (batched && options_.new_batch_axis ? 1 : 0);
+    if (rank > kMaxRank)
+      throw ImportError(ImportError::Kind::Semantics, fmt::format("{}: `{}` would have {} axes; nnc's tensors have at "
+                                                                  "most {}",
+                                                                  file_context(node), name, rank, kMaxRank));
+  }
   std::string binding = uniqueName(bindingName(node.output(0)));
   NodeContext context(*this, node, inputs, shapes, binding);
-  context.extra_outputs[0] = opRules().at(node.op_type())(context);
+  context.outputs[0] = opRules().at(node.op_type())(context);
   for (int i = 1; i < node.output_size(); ++i)
-    if (used.count(node.output(i)) && !context.extra_outputs.count(static_cast<size_t>(i)))
+    if (used.count(node.output(i)) && !context.outputs.count(static_cast<size_t>(i)))
       throw ImportError(ImportError::Kind::Semantics,
                         fmt::format("{}: its output {} `{}` is used; nnc imports only its first output",
                                     file_context(node), i, node.output(i)));
-  for (const auto& [i, expr] : context.extra_outputs) {
+  for (const auto& [i, expr] : context.outputs) {
     const std::string& name = node.output(static_cast<int>(i));
     Value& out = values_[name];
     out.onnx_name = name;
@@ -450,18 +485,28 @@ std::string Translator::print(const Value& input, const Value& output) const {
     return tensorShape(batch ? v.shape : std::vector<int64_t>(v.shape.begin() + 1, v.shape.end()), true);
   };
   const onnx::GraphProto& graph = model_.graph();
-  std::string producer = model_.producer_name() + (model_.producer_version().empty() ? "" : " " + model_.producer_version());
-  std::string out = fmt::format("# Imported by `nnc import` from {} (ONNX opset {}{}).\n", file_, opset,
+  std::string producer =
+      model_.producer_name() + (model_.producer_version().empty() ? "" : " " + model_.producer_version());
+  std::string out = fmt::format("# Imported by `nnc import` from {} (ONNX opset {}{}{}).\n", file_, opset,
+                                converted_from ? fmt::format(", converted from opset {}", converted_from) : "",
                                 producer.empty() ? "" : ", made by " + producer);
   if (!weights_.empty()) out += "# The params' values are in the checkpoint `nnc import` wrote beside this file.\n";
-  std::string inputs = fmt::format("{}: f32{}", input.expr, nnShape(input));
-  if (options_.loss == "cross_entropy") inputs += ", labels: i32[B]";
+  std::string inputs =
+      fmt::format("{}: {}{}", input.expr, input.dtype == onnx::TensorProto::FLOAT ? "f32" : "i32", nnShape(input));
+  if (options_.loss == "cross_entropy") {  // a class per example, or per position: the logits' shape less the classes
+    Value labels = output;
+    labels.shape.pop_back();
+    inputs += fmt::format(", labels: i32{}", nnShape(labels));
+  }
   if (options_.loss == "mse") inputs += fmt::format(", target: f32{}", nnShape(output));
   out += fmt::format("model {}({}) {{\n", identifier(graph.name().empty() ? "imported" : graph.name()), inputs);
   for (const std::string& line : body_) out += "    " + line + "\n";
-  if (options_.loss == "cross_entropy") out += fmt::format("    loss = cross_entropy({}, labels)\n", output.expr);
-  else if (options_.loss == "mse") out += fmt::format("    loss = mse({}, target)\n", output.expr);
-  else out += "    # loss = ...   (nnc trains a model on its `loss`: add one, e.g. cross_entropy(logits, labels))\n";
+  if (options_.loss == "cross_entropy")
+    out += fmt::format("    loss = cross_entropy({}, labels)\n", output.expr);
+  else if (options_.loss == "mse")
+    out += fmt::format("    loss = mse({}, target)\n", output.expr);
+  else
+    out += "    # loss = ...   (nnc trains a model on its `loss`: add one, e.g. cross_entropy(logits, labels))\n";
   out += fmt::format("    return {}\n}}\n", output.expr);
   if (!options_.loss.empty()) out += "\ntrain {\n    batch = 64\n    optimizer = sgd(lr = 0.01)\n}\n";
   return out;
@@ -469,10 +514,12 @@ std::string Translator::print(const Value& input, const Value& output) const {
 
 ImportedModel Translator::run() {
   for (const onnx::NodeProto& node : model_.graph().node())
-    if (node.output_size() == 0) fail(ImportError::Kind::BadInput, fmt::format("node `{}` has no output", nodeName(node)));
+    if (node.output_size() == 0)
+      fail(ImportError::Kind::BadInput, fmt::format("node `{}` has no output", nodeName(node)));
+  std::string conversion_error = readOpset();
   std::string inference_error = inferShapes();
   checkOperators();
-  readOpset();
+  if (!conversion_error.empty()) fail(ImportError::Kind::Semantics, conversion_error);
   if (!inference_error.empty())
     fail(ImportError::Kind::BadInput, fmt::format("ONNX's shape inference fails: {}", inference_error));
   declareConstants();
@@ -485,7 +532,8 @@ ImportedModel Translator::run() {
   for (const onnx::ValueInfoProto& info : graph.output()) used.insert(info.name());
   for (const onnx::NodeProto& node : graph.node()) translate(node, used);
   if (graph.output_size() != 1)
-    fail(ImportError::Kind::Semantics, fmt::format("the graph has {} outputs; an nnc model returns one", graph.output_size()));
+    fail(ImportError::Kind::Semantics,
+         fmt::format("the graph has {} outputs; an nnc model returns one", graph.output_size()));
   auto found = values_.find(graph.output(0).name());
   if (found == values_.end())
     fail(ImportError::Kind::BadInput, fmt::format("output `{}` is computed by no node", graph.output(0).name()));
@@ -495,9 +543,10 @@ ImportedModel Translator::run() {
   if (output.dtype != onnx::TensorProto::FLOAT)
     fail(ImportError::Kind::Semantics, fmt::format("output `{}` is {}; nnc models return float32", output.onnx_name,
                                                    onnx::TensorProto::DataType_Name(output.dtype)));
-  if (options_.loss == "cross_entropy" && output.shape.size() + (options_.new_batch_axis ? 1 : 0) != 2)
-    fail(ImportError::Kind::Semantics, fmt::format("`--loss cross_entropy` needs logits [B, classes]; output `{}` has "
-                                                   "rank {}", output.onnx_name, output.shape.size()));
+  if (options_.loss == "cross_entropy" && output.shape.size() + (options_.new_batch_axis ? 1 : 0) < 2)
+    fail(ImportError::Kind::Semantics, fmt::format("`--loss cross_entropy` needs logits [B, .., classes]; output `{}` "
+                                                   "has rank {}",
+                                                   output.onnx_name, output.shape.size()));
   ImportedModel imported;
   imported.source = print(input, output);
   imported.weights = std::move(weights_);
@@ -508,7 +557,10 @@ ImportedModel Translator::run() {
 
 NodeContext::NodeContext(Translator& translator, const onnx::NodeProto& node, std::vector<Value*> inputs,
                          std::vector<std::vector<int64_t>> output_shapes, std::string binding)
-    : node(node), inputs(std::move(inputs)), output_shapes(std::move(output_shapes)), binding(std::move(binding)),
+    : node(node),
+      inputs(std::move(inputs)),
+      output_shapes(std::move(output_shapes)),
+      binding(std::move(binding)),
       translator_(translator) {}
 
 int NodeContext::opset() const { return translator_.opset; }
@@ -526,7 +578,6 @@ const onnx::AttributeProto* findAttr(const onnx::NodeProto& node, const std::str
 }
 }  // namespace
 
-bool NodeContext::hasAttr(const std::string& name) const { return findAttr(node, name) != nullptr; }
 int64_t NodeContext::intAttr(const std::string& name, int64_t fallback) const {
   const onnx::AttributeProto* attr = findAttr(node, name);
   return attr ? attr->i() : fallback;
@@ -564,7 +615,8 @@ std::string NodeContext::tensor(size_t i) {
 std::vector<int64_t> NodeContext::constInts(size_t i) const {
   const Value& value = in(i);
   if (!value.data)
-    refuse(ImportError::Kind::Semantics, fmt::format("input `{}` must be a constant (an initializer)", value.onnx_name));
+    refuse(ImportError::Kind::Semantics,
+           fmt::format("input `{}` must be a constant (an initializer)", value.onnx_name));
   if (value.from_batch)
     refuse(ImportError::Kind::BatchAxis, fmt::format("input `{}` depends on the batch size", value.onnx_name));
   return std::vector<int64_t>(value.data->begin(), value.data->end());
@@ -587,6 +639,13 @@ int64_t NodeContext::axis(size_t i, int64_t axis) const {
   if (newBatchAxis()) return axis + 1;
   if (axis == 0) refuse(ImportError::Kind::BatchAxis, "it acts on axis 0, the batch axis of nnc's models");
   return axis;
+}
+
+std::string NodeContext::constantAs(size_t i, std::vector<int64_t> shape) {
+  const Value& value = in(i);
+  if (!value.data || value.dtype != onnx::TensorProto::FLOAT)
+    refuse(ImportError::Kind::Semantics, fmt::format("input `{}` must be a float initializer", value.onnx_name));
+  return translator_.declareParam(value.onnx_name, shape, *value.data);
 }
 
 void NodeContext::renameWeight(size_t i, const std::string& name, std::vector<int64_t> shape) {

@@ -25,20 +25,35 @@ std::string joinInts(const std::vector<int64_t>& values) {
   return join(items, ", ");
 }
 
-// The batched operand's rank decides how constants broadcast against it: nnc aligns shapes at their last axis as
-// ONNX does, but its batch axis B must not meet a constant's axis (a constant as wide as the batched value would).
-void checkBroadcast(const NodeContext& c) {
+// Whether two ONNX shapes broadcast (numpy's rule, from the last axis); -1, the symbolic batch, meets anything.
+bool broadcastable(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+  for (auto i = a.rbegin(), j = b.rbegin(); i != a.rend() && j != b.rend(); ++i, ++j)
+    if (*i != *j && *i != 1 && *j != 1 && *i != -1 && *j != -1) return false;
+  return true;
+}
+
+// Operands that meet by broadcasting. The batched operand's rank decides how constants broadcast against it: nnc
+// aligns shapes at their last axis as ONNX does, but its batch axis B must not meet a constant's axis (a constant
+// as wide as the batched value would).
+void checkBroadcast(const NodeContext& c, const std::vector<const Value*>& operands) {
+  for (const Value* a : operands)
+    for (const Value* b : operands)
+      if (a && b && !broadcastable(a->shape, b->shape))
+        c.refuse(Kind::BadInput, fmt::format("operands `{}` [{}] and `{}` [{}] do not broadcast", a->onnx_name,
+                                             joinInts(a->shape), b->onnx_name, joinInts(b->shape)));
   size_t batched_rank = 0;
-  for (const Value* v : c.inputs)
+  for (const Value* v : operands)
     if (v && v->batched) {
       if (batched_rank && batched_rank != v->shape.size())
-        c.refuse(Kind::BatchAxis, "its operands computed from the input differ in rank; nnc cannot align their batch axes");
+        c.refuse(Kind::BatchAxis,
+                 "its operands computed from the input differ in rank; nnc cannot align their batch axes");
       batched_rank = v->shape.size();
     }
-  for (const Value* v : c.inputs) {
+  for (const Value* v : operands) {
     if (!v || v->batched || !batched_rank || (v->data && v->data->size() == 1)) continue;
-    bool fits = c.newBatchAxis() ? v->shape.size() <= batched_rank
-                                 : v->shape.size() < batched_rank || (v->shape.size() == batched_rank && v->shape[0] == 1);
+    bool fits = c.newBatchAxis()
+                    ? v->shape.size() <= batched_rank
+                    : v->shape.size() < batched_rank || (v->shape.size() == batched_rank && v->shape[0] == 1);
     if (!fits)
       c.refuse(Kind::BatchAxis, fmt::format("constant `{}` of shape [{}] would broadcast against the batch axis",
                                             v->onnx_name, joinInts(v->shape)));
@@ -49,17 +64,18 @@ void checkBroadcast(const NodeContext& c) {
 
 template <const char* Op>
 std::string binary(NodeContext& c) {
-  checkBroadcast(c);
+  checkBroadcast(c, {c.inputs.begin(), c.inputs.end()});
   return fmt::format("{} {} {}", c.tensor(0), Op, c.tensor(1));
 }
 constexpr char kPlus[] = "+", kMinus[] = "-", kTimes[] = "*", kOver[] = "/";
 
 // Sum, Mean, Max, Min: any number of operands.
 std::string variadic(NodeContext& c, const char* op) {
-  checkBroadcast(c);
+  checkBroadcast(c, {c.inputs.begin(), c.inputs.end()});
   std::string out = c.tensor(0);
   for (size_t i = 1; i < c.inputs.size(); ++i)
-    out = std::string(op) == "+" ? fmt::format("{} + {}", out, c.tensor(i)) : fmt::format("{}({}, {})", op, out, c.tensor(i));
+    out = std::string(op) == "+" ? fmt::format("{} + {}", out, c.tensor(i))
+                                 : fmt::format("{}({}, {})", op, out, c.tensor(i));
   return out;
 }
 
@@ -81,7 +97,8 @@ std::string clip(NodeContext& c) {
   if (low && high && c.constNumber(1) < c.constNumber(2))
     return fmt::format("clamp({}, {}, {})", x, numberLiteral(c.constNumber(1), c), numberLiteral(c.constNumber(2), c));
   if (low) x = fmt::format("maximum({}, {})", x, numberLiteral(c.constNumber(1), c));
-  if (high) x = fmt::format("minimum({}, {})", x, numberLiteral(c.constNumber(2), c));  // min(max(x, lo), hi) = hi for lo >= hi
+  if (high)
+    x = fmt::format("minimum({}, {})", x, numberLiteral(c.constNumber(2), c));  // min(max(x, lo), hi) = hi for lo >= hi
   return low || high ? x : fmt::format("identity({})", x);
 }
 
@@ -90,10 +107,23 @@ std::string pow(NodeContext& c) {
   return fmt::format("pow({}, {})", c.tensor(0), numberLiteral(c.constNumber(1), c));
 }
 
+// PRelu: max(x, 0) + slope min(x, 0). A slope [C] that does not broadcast against x [N, C, ..] is one per channel,
+// as PRelu's slopes were before opset 7 (ONNX's version converter leaves them so): a param [C, 1, ..].
 std::string prelu(NodeContext& c) {
-  checkBroadcast(c);
-  std::string x = c.tensor(0);
-  return fmt::format("maximum({}, 0) + {} * minimum({}, 0)", x, c.tensor(1), x);
+  const std::vector<int64_t>& x = c.in(0).shape;
+  const Value& slope = c.in(1);
+  std::string slopes;
+  if (slope.data && slope.shape.size() == 1 && x.size() > 2 && slope.shape[0] == x[1] &&
+      !broadcastable(slope.shape, x)) {
+    std::vector<int64_t> column(x.size() - 1, 1);
+    column[0] = x[1];
+    slopes = c.constantAs(1, column);
+  } else {
+    checkBroadcast(c, {c.inputs.begin(), c.inputs.end()});
+    slopes = c.tensor(1);
+  }
+  std::string input = c.tensor(0);
+  return fmt::format("maximum({}, 0) + {} * minimum({}, 0)", input, slopes, input);
 }
 
 // Pad: only the padding of nothing (PyTorch puts one before each AvgPool2d); nnc pads inside conv2d and the pools.
@@ -117,7 +147,8 @@ std::string cast(NodeContext& c) {
 
 // Dropout in inference: the identity (its mask output is refused when used).
 std::string dropout(NodeContext& c) {
-  if (c.has(2) && c.constNumber(2) != 0) c.refuse(Kind::Semantics, "training_mode is set; nnc imports inference graphs");
+  if (c.has(2) && c.constNumber(2) != 0)
+    c.refuse(Kind::Semantics, "training_mode is set; nnc imports inference graphs");
   return c.tensor(0);
 }
 
@@ -136,7 +167,8 @@ std::string matmul(NodeContext& c) {
     if (v.shape.size() < 2) c.refuse(Kind::Semantics, "a 1-D operand; nnc's `@` takes matrices");
     if (!v.batched && v.shape.size() != 2)
       c.refuse(Kind::BatchAxis, fmt::format("constant `{}` of rank {} would meet the batch axis; nnc shares only 2-D "
-                                            "constants across a batched product", v.onnx_name, v.shape.size()));
+                                            "constants across a batched product",
+                                            v.onnx_name, v.shape.size()));
   }
   return fmt::format("{} @ {}", c.tensor(0), c.tensor(1));
 }
@@ -154,17 +186,21 @@ std::string gemm(NodeContext& c) {
       (!c.has(2) || bias)) {
     int64_t out = b.shape[0];
     c.renameWeight(1, c.binding + ".weight", b.shape);
-    if (bias) c.renameWeight(2, c.binding + ".bias", {out});
-    else c.addWeight(c.binding + ".bias", {out}, std::vector<double>(out, 0.0));
+    if (bias)
+      c.renameWeight(2, c.binding + ".bias", {out});
+    else
+      c.addWeight(c.binding + ".bias", {out}, std::vector<double>(out, 0.0));
     return fmt::format("linear({}, {})", c.tensor(0), out);
   }
   std::string lhs = trans_a ? transposed(c, 0) : c.tensor(0), rhs = trans_b ? transposed(c, 1) : c.tensor(1);
   std::string out = fmt::format("{} @ {}", lhs, rhs);
   if (alpha != 1) out = fmt::format("{} * ({})", numberLiteral(alpha, c), out);
   if (!c.has(2) || beta == 0) return out;
-  checkBroadcast(c);
+  Value product{"A'B'", "", c.output_shapes[0], onnx::TensorProto::FLOAT, a.batched, std::nullopt};
+  checkBroadcast(c, {&product, &c.in(2)});
   std::string bias_term = c.tensor(2);
-  return beta == 1 ? fmt::format("{} + {}", out, bias_term) : fmt::format("{} + {} * {}", out, numberLiteral(beta, c), bias_term);
+  return beta == 1 ? fmt::format("{} + {}", out, bias_term)
+                   : fmt::format("{} + {} * {}", out, numberLiteral(beta, c), bias_term);
 }
 
 // ---- layout ----------------------------------------------------------------------------------------
@@ -181,7 +217,8 @@ std::string reshapeToOutput(NodeContext& c) {
     return fmt::format("reshape({}, {})", c.tensor(0), joinInts(out));
   }
   if (out.size() < 2 || out[0] != x.shape[0])
-    c.refuse(Kind::BatchAxis, fmt::format("its output [{}] does not keep the batch axis of [{}]", joinInts(out), joinInts(x.shape)));
+    c.refuse(Kind::BatchAxis,
+             fmt::format("its output [{}] does not keep the batch axis of [{}]", joinInts(out), joinInts(x.shape)));
   if (out.size() == 2) return fmt::format("flatten({})", c.tensor(0));
   return fmt::format("reshape({}, {})", c.tensor(0), joinInts(std::vector<int64_t>(out.begin() + 1, out.end())));
 }
@@ -203,7 +240,8 @@ std::string transpose(NodeContext& c) {
   std::vector<int64_t> axes;
   if (c.newBatchAxis() && c.in(0).batched) axes.push_back(0);
   for (int64_t p : perm) axes.push_back(c.axis(0, p));
-  if (!c.in(0).batched) c.refuse(Kind::Semantics, "it transposes a constant; nnc permutes values computed from the input");
+  if (!c.in(0).batched)
+    c.refuse(Kind::Semantics, "it transposes a constant; nnc permutes values computed from the input");
   if (!c.newBatchAxis() && axes[0] != 0) c.refuse(Kind::BatchAxis, "it moves the batch axis");
   std::vector<int64_t> identity(axes.size());
   std::iota(identity.begin(), identity.end(), 0);
@@ -214,7 +252,8 @@ std::string concat(NodeContext& c) {
   if (c.inputs.size() == 1) return c.tensor(0);
   for (const Value* v : c.inputs)
     if (v->batched != c.in(0).batched)
-      c.refuse(Kind::BatchAxis, "it joins a constant to a value computed from the input; the constant has no batch axis");
+      c.refuse(Kind::BatchAxis,
+               "it joins a constant to a value computed from the input; the constant has no batch axis");
   std::vector<std::string> operands;
   for (size_t i = 0; i < c.inputs.size(); ++i) operands.push_back(c.tensor(i));
   return fmt::format("concat({}, axis = {})", join(operands, ", "), c.axis(0, c.intAttr("axis", 0)));
@@ -254,8 +293,10 @@ std::string split(NodeContext& c) {
     int64_t size = c.output_shapes[i].at(static_cast<size_t>(axis));
     if (size <= 0) c.refuse(Kind::Semantics, "an empty part; nnc's tensors are never empty");
     std::string part = fmt::format("slice({}, {}, {}, {})", x, nn_axis, start, start + size);
-    if (i == 0) first = part;
-    else c.extraOutput(i, part);
+    if (i == 0)
+      first = part;
+    else
+      c.extraOutput(i, part);
     start += size;
   }
   return first;
@@ -320,7 +361,8 @@ std::string reduce(NodeContext& c, const char* before, const char* reducer, cons
   std::sort(nn_axes.rbegin(), nn_axes.rend());
   bool keep = c.intAttr("keepdims", 1);
   std::string out = fmt::format(fmt::runtime(before), c.tensor(0));
-  for (int64_t axis : nn_axes) out = fmt::format("{}({}, axis = {}{})", reducer, out, axis, keep ? ", keepdims = 1" : "");
+  for (int64_t axis : nn_axes)
+    out = fmt::format("{}({}, axis = {}{})", reducer, out, axis, keep ? ", keepdims = 1" : "");
   return fmt::format(fmt::runtime(after), out);
 }
 
@@ -347,18 +389,21 @@ Window window(NodeContext& c, const std::vector<int64_t>& kernel_shape) {
   images(c);
   auto same = [&](const std::vector<int64_t>& values, const char* what) {
     if (values.empty() || std::adjacent_find(values.begin(), values.end(), std::not_equal_to<>()) != values.end())
-      c.refuse(Kind::Semantics, fmt::format("{} [{}]: nnc takes one value for both spatial axes", what, joinInts(values)));
+      c.refuse(Kind::Semantics,
+               fmt::format("{} [{}]: nnc takes one value for both spatial axes", what, joinInts(values)));
     return values[0];
   };
   Window w{same(kernel_shape, "kernel"), same(c.intsAttr("strides", {1, 1}), "strides"), 0,
            same(c.intsAttr("dilations", {1, 1}), "dilations")};
   std::string auto_pad = c.stringAttr("auto_pad", "NOTSET");
-  if (auto_pad == "NOTSET") w.padding = same(c.intsAttr("pads", {0, 0, 0, 0}), "pads");
+  if (auto_pad == "NOTSET")
+    w.padding = same(c.intsAttr("pads", {0, 0, 0, 0}), "pads");
   else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
     int64_t total = (w.kernel - 1) * w.dilation;  // with stride 1 the output keeps the input's size
     if (w.stride != 1 || total % 2) c.refuse(Kind::Semantics, auto_pad + " pads unequally here");
     w.padding = total / 2;
-  } else if (auto_pad != "VALID") c.refuse(Kind::BadInput, "unknown auto_pad " + auto_pad);
+  } else if (auto_pad != "VALID")
+    c.refuse(Kind::BadInput, "unknown auto_pad " + auto_pad);
   if (c.intAttr("ceil_mode", 0)) c.refuse(Kind::Semantics, "ceil_mode; nnc rounds window counts down");
   return w;
 }
@@ -380,7 +425,8 @@ std::string pool(NodeContext& c, const char* function) {
   if (2 * w.padding > w.kernel) c.refuse(Kind::Semantics, "padding above half the kernel");
   if (std::string(function) == "avg_pool2d" && w.padding && !c.intAttr("count_include_pad", 0))
     c.refuse(Kind::Semantics, "count_include_pad = 0 with padding; nnc's avg_pool2d counts the padding");
-  return fmt::format("{}({}, kernel = {}, stride = {}, padding = {})", function, c.tensor(0), w.kernel, w.stride, w.padding);
+  return fmt::format("{}({}, kernel = {}, stride = {}, padding = {})", function, c.tensor(0), w.kernel, w.stride,
+                     w.padding);
 }
 
 // Global pools: over every axis after the channels, kept as 1s.
@@ -409,6 +455,17 @@ std::string batchNorm(NodeContext& c) {
                      number(c, "epsilon", 1e-5));
 }
 
+// Gather of a constant table's rows at the model's integer input: nnc's `embedding`, its table BINDING.weight (as
+// torch.nn.Embedding's). nnc clamps ids outside [0, rows) where ONNX counts negative ones from the end.
+std::string gather(NodeContext& c) {
+  const Value& table = c.in(0);
+  const Value& ids = c.in(1);
+  if (!table.data || table.shape.size() != 2 || c.intAttr("axis", 0) != 0 || !ids.batched || ids.data)
+    c.refuse(Kind::Semantics, "nnc gathers only rows of a constant table at the input's ids (an embedding)");
+  c.renameWeight(0, c.binding + ".weight", table.shape);
+  return fmt::format("embedding({}, {}, {})", ids.expr, table.shape[0], table.shape[1]);
+}
+
 // LayerNormalization (opset 17): nnc's `layer_norm` over the axes from `axis` on, its params from Scale and B under
 // `layer_norm`'s names (BINDING.weight, BINDING.bias).
 std::string layerNorm(NodeContext& c) {
@@ -422,8 +479,10 @@ std::string layerNorm(NodeContext& c) {
       c.refuse(Kind::Semantics, fmt::format("`{}` has shape [{}], not the normalized axes' [{}]", c.in(i).onnx_name,
                                             joinInts(c.in(i).shape), joinInts(normalized)));
   c.renameWeight(1, c.binding + ".weight", normalized);
-  if (c.has(2)) c.renameWeight(2, c.binding + ".bias", normalized);
-  else c.addWeight(c.binding + ".bias", normalized, std::vector<double>(c.in(1).data->size(), 0.0));
+  if (c.has(2))
+    c.renameWeight(2, c.binding + ".bias", normalized);
+  else
+    c.addWeight(c.binding + ".bias", normalized, std::vector<double>(c.in(1).data->size(), 0.0));
   return fmt::format("layer_norm({}, dims = {}, eps = {})", c.tensor(0), normalized.size(), number(c, "epsilon", 1e-5));
 }
 
@@ -439,8 +498,8 @@ const std::map<std::string, OpRule>& opRules() {
       {"Mean", [](NodeContext& c) { return fmt::format("({}) / {}", variadic(c, "+"), c.inputs.size()); }},
       {"Max", [](NodeContext& c) { return variadic(c, "maximum"); }},
       {"Min", [](NodeContext& c) { return variadic(c, "minimum"); }},
-      {"Neg", [](NodeContext& c) { return "-" + c.tensor(0); }},
-      {"Reciprocal", [](NodeContext& c) { return "1 / " + c.tensor(0); }},
+      {"Neg", [](NodeContext& c) { return fmt::format("-{}", c.tensor(0)); }},
+      {"Reciprocal", [](NodeContext& c) { return fmt::format("1 / {}", c.tensor(0)); }},
       {"Relu", unary<kRelu>},
       {"Sigmoid", unary<kSigmoid>},
       {"Tanh", unary<kTanh>},
@@ -457,7 +516,8 @@ const std::map<std::string, OpRule>& opRules() {
       {"Pow", pow},
       {"Clip", clip},
       {"PRelu", prelu},
-      {"LeakyRelu", [](NodeContext& c) { return fmt::format("leaky_relu({}, slope = {})", c.tensor(0), number(c, "alpha", 0.01)); }},
+      {"LeakyRelu",
+       [](NodeContext& c) { return fmt::format("leaky_relu({}, slope = {})", c.tensor(0), number(c, "alpha", 0.01)); }},
       {"Elu", [](NodeContext& c) { return fmt::format("elu({}, alpha = {})", c.tensor(0), number(c, "alpha", 1)); }},
       {"Selu",  // gamma elu(x, alpha)
        [](NodeContext& c) {
@@ -490,6 +550,7 @@ const std::map<std::string, OpRule>& opRules() {
       {"Concat", concat},
       {"Slice", slice},
       {"Split", split},
+      {"Gather", gather},
       {"Tile", tile},
       {"DepthToSpace", depthToSpace},
       {"SpaceToDepth", spaceToDepth},

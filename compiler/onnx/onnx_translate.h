@@ -43,7 +43,6 @@ class NodeContext {
   double floatAttr(const std::string& name, double fallback) const;
   std::string stringAttr(const std::string& name, const std::string& fallback) const;
   std::vector<int64_t> intsAttr(const std::string& name, std::vector<int64_t> fallback = {}) const;
-  bool hasAttr(const std::string& name) const;
 
   // Input i: present, as a tensor expression (a constant becomes a `param` on first use, or a number when it has
   // one element and broadcasting allows), or as constant values (integers: axes, shapes; numbers: bounds).
@@ -54,11 +53,13 @@ class NodeContext {
   double constNumber(size_t i) const;
   // The .nn axis of ONNX axis `axis` (negative counts from the end) of input i; refuses the batch axis.
   int64_t axis(size_t i, int64_t axis) const;
+  // Constant input i as a param of another shape with the same values (a PRelu slope per channel as [C, 1, 1]).
+  std::string constantAs(size_t i, std::vector<int64_t> shape);
   // Input i's value goes into the checkpoint as `name` (a layer form that creates its own params: conv2d).
   void renameWeight(size_t i, const std::string& name, std::vector<int64_t> shape);
   // Output i >= 1 of the node is `expr`.
-  void extraOutput(size_t i, std::string expr) { extra_outputs[i] = std::move(expr); }
-  std::map<size_t, std::string> extra_outputs;
+  void extraOutput(size_t i, std::string expr) { outputs[i] = std::move(expr); }
+  std::map<size_t, std::string> outputs;  // by index: the rule's result at 0, then extraOutput's
   // A layer's checkpoint tensor that has no ONNX value (batch_norm's num_batches_tracked).
   void addWeight(const std::string& name, std::vector<int64_t> shape, std::vector<double> values);
   [[noreturn]] void refuse(ImportError::Kind kind, const std::string& why) const;

@@ -1,8 +1,8 @@
 # Writes nnc's own ONNX node tests, in the layout of ONNX's (NAME/model.onnx, NAME/test_data_set_0/input_N.pb and
 # output_0.pb, expected values from NumPy), for what ONNX 1.12's tests cannot show: operators whose every ONNX test
 # has double, 16-bit or string data (ReduceLogSumExp, Cast, CastLike), a Concat of two computed values (ONNX's join
-# inputs, which nnc makes constants), a Pad of nothing before a pool, Gemm as `linear`, and shape arithmetic on a
-# symbolic batch. tests/onnx_conformance.cpp runs them as it runs ONNX's.
+# inputs, which nnc makes constants), a Pad of nothing before a pool, Gemm as `linear`, Gather as `embedding` of token
+# ids, and shape arithmetic on a symbolic batch. tests/onnx_conformance.cpp runs them as it runs ONNX's.
 # Usage: /usr/bin/python3 make_node_tests.py OUT_DIR   (tests/onnx/node holds its output, committed)
 import os
 import sys
@@ -18,7 +18,7 @@ rng = np.random.RandomState(0)
 def write(name, nodes, x, y, initializers=(), batch=None):
     """Saves a test: one float input `x`, one output `y`; with `batch`, their axis 0 is that symbol."""
     shape = lambda v: [batch or v.shape[0]] + list(v.shape[1:])
-    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape(x))]
+    inputs = [helper.make_tensor_value_info("x", onnx.mapping.NP_TYPE_TO_TENSOR_TYPE[x.dtype], shape(x))]
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape(y))]
     graph = helper.make_graph(nodes, name, inputs, outputs, [numpy_helper.from_array(v, k) for k, v in initializers])
     model = helper.make_model(graph, producer_name="nnc-tests", opset_imports=[helper.make_opsetid("", 17)])
@@ -26,9 +26,9 @@ def write(name, nodes, x, y, initializers=(), batch=None):
     data = os.path.join(out_dir, name, "test_data_set_0")
     os.makedirs(data, exist_ok=True)
     onnx.save(model, os.path.join(out_dir, name, "model.onnx"))
-    for file, value in (("input_0.pb", x), ("output_0.pb", y)):
+    for file, value in (("input_0.pb", x), ("output_0.pb", y.astype(np.float32))):
         with open(os.path.join(data, file), "wb") as f:
-            f.write(numpy_helper.from_array(value.astype(np.float32)).SerializeToString())
+            f.write(numpy_helper.from_array(value).SerializeToString())
 
 
 x = rng.randn(3, 4, 5).astype(np.float32)
@@ -50,6 +50,13 @@ features = rng.randn(4, 6).astype(np.float32)
 weight, bias = rng.randn(3, 6).astype(np.float32), rng.randn(3).astype(np.float32)
 write("test_nnc_gemm_linear", [helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)], features,
       features @ weight.T + bias, [("w", weight), ("b", bias)])
+# Token ids through an embedding (Gather of a table's rows), averaged over the positions, then a linear layer.
+ids = rng.randint(0, 7, size=(2, 5)).astype(np.int64)
+table = rng.randn(7, 4).astype(np.float32)
+write("test_nnc_embedding", [helper.make_node("Gather", ["table", "x"], ["e"], axis=0),
+                             helper.make_node("ReduceMean", ["e"], ["m"], axes=[1], keepdims=0),
+                             helper.make_node("Gemm", ["m", "w", "b"], ["y"], transB=1)],
+      ids, table[ids].mean(axis=1) @ weight[:, :4].T + bias, [("table", table), ("w", weight[:, :4].copy()), ("b", bias)])
 # x.view(x.size(0), -1) on a batch of any size, as PyTorch exports it.
 shape_nodes = [helper.make_node("Shape", ["x"], ["shape"]),
                helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0),
