@@ -76,10 +76,16 @@ int convertIds(const PredictLibrarySpec& spec, const float* features, int64_t fi
   int64_t size = libraryInputSize(spec);
   for (int64_t i = 0; i < rows * size; ++i) {
     float v = features[i];
-    if (!(v >= 0 && static_cast<float>(static_cast<int64_t>(v)) == v && v < spec.token_ids_below))
-      return fail(kPredictBadArgument, "%s_predict: example %lld, position %lld: token id %g is not a whole number in [0, %lld)",
+    // An int32 (the range checked before the conversion, which is undefined outside it), and an index into the
+    // embedding tables when the features reach one.
+    int64_t below = spec.token_ids_below > 0 ? spec.token_ids_below : int64_t{1} << 31;
+    int64_t above = spec.token_ids_below > 0 ? 0 : -(int64_t{1} << 31);
+    bool valid = v >= static_cast<float>(above) && v < static_cast<float>(below) &&
+                 static_cast<float>(static_cast<int64_t>(v)) == v;
+    if (!valid)
+      return fail(kPredictBadArgument, "%s_predict: example %lld, position %lld: value %g is not a whole number in [%lld, %lld)",
                   spec.model, static_cast<long long>(first + i / size), static_cast<long long>(i % size),
-                  static_cast<double>(v), static_cast<long long>(spec.token_ids_below));
+                  static_cast<double>(v), static_cast<long long>(above), static_cast<long long>(below));
     ids[i] = static_cast<int32_t>(v);
   }
   return kPredictOk;
@@ -125,9 +131,12 @@ int predictBatch(const PredictLibrarySpec& spec, const float* x, int64_t first, 
   void** call_argv = s.argv + plan.num_entry_args;
   for (int c = 0; c < plan.num_calls; ++c) {
     error_text[0] = '\0';
-    if (int code = runPlanCall(plan, c, entry_args, s.buffers, call_argv))
-      return fail(kPredictKernelFailed, "%s_predict: kernel `%s` failed (%d): %.300s", spec.model, plan.calls[c].name,
-                  code, error_text);
+    if (int code = runPlanCall(plan, c, entry_args, s.buffers, call_argv)) {
+      char halide_message[300];  // fail() formats into error_text: the message must not be read from there
+      snprintf(halide_message, sizeof halide_message, "%s", error_text);
+      return fail(kPredictKernelFailed, "%s_predict: kernel `%s` failed (%d): %s", spec.model, plan.calls[c].name,
+                  code, halide_message);
+    }
   }
   int64_t raw = rawOutputSize(spec);
   if (isClassifier(spec)) {

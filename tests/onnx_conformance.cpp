@@ -1,6 +1,6 @@
 // ONNX conformance: ONNX's own node tests (Debian's libonnx-testdata) through `nnc import` and nnc's compiler.
 //
-//   onnx_conformance TEST_DIR... [--known-failures FILE] [-v]
+//   onnx_conformance TEST_DIR... [--known-failures FILE] [--no-skips] [-v]
 //
 // Each test in a TEST_DIR is a directory with model.onnx and test_data_set_0/{input,output}_N.pb (TensorProtos). For
 // each:
@@ -15,7 +15,8 @@
 //      checked on its first (an nnc model returns one).
 // FILE lists failing tests, one per line with the reason after the name (`#` comments). The exit status is 0 when
 // the failures are exactly those listed (none without a list), so a new failure, or a listed test that passes,
-// fails the run. -v prints every test's outcome, with the reason for each skip.
+// fails the run. --no-skips fails it for any skipped test too (nnc's own tests, written for supported rules). -v
+// prints every test's outcome, with the reason for each skip.
 #include <fmt/format.h>
 
 #include <chrono>
@@ -175,20 +176,22 @@ std::map<std::string, std::string> readKnownFailures(const std::string& path) {
 int run(int argc, char** argv) {
   std::map<std::string, std::string> known;
   std::vector<std::string> roots;
-  bool verbose = false;
+  bool verbose = false, no_skips = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--known-failures" && i + 1 < argc)
       known = readKnownFailures(argv[++i]);
     else if (arg == "-v")
       verbose = true;
+    else if (arg == "--no-skips")
+      no_skips = true;
     else if (arg.rfind("-", 0) != 0)
       roots.push_back(arg);
     else
       roots.clear(), i = argc;  // an unknown option: the usage below
   }
   if (roots.empty()) {
-    std::cerr << "usage: onnx_conformance TEST_DIR... [--known-failures FILE] [-v]\n";
+    std::cerr << "usage: onnx_conformance TEST_DIR... [--known-failures FILE] [--no-skips] [-v]\n";
     return 2;
   }
   std::vector<fs::path> dirs;
@@ -199,12 +202,14 @@ int run(int argc, char** argv) {
   auto start = std::chrono::steady_clock::now();
   std::map<Outcome, int> counts;
   std::map<std::string, int> missing;  // operator -> the skipped tests that use it
-  std::set<std::string> failed;
+  std::set<std::string> failed, skipped_tests;
   for (const fs::path& dir : dirs) {
     Result result = runTest(dir);
     ++counts[result.outcome];
     for (const std::string& op : result.missing) ++missing[op];
     std::string name = dir.filename();
+    if (result.outcome != Outcome::Passed && result.outcome != Outcome::Failed)
+      skipped_tests.insert(name + ": " + result.why);
     if (result.outcome == Outcome::Failed) {
       failed.insert(name);
       std::cout << fmt::format("FAIL {}{}: {}\n", name, known.count(name) ? " (known)" : "", result.why);
@@ -233,6 +238,11 @@ int run(int argc, char** argv) {
   for (const std::string& name : failed)
     if (!known.count(name)) {
       std::cout << "new failure: " << name << "\n";
+      status = 1;
+    }
+  if (no_skips)
+    for (const std::string& skip : skipped_tests) {
+      std::cout << "skipped under --no-skips: " << skip << "\n";
       status = 1;
     }
   for (const auto& [name, why] : known)

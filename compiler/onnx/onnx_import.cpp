@@ -57,7 +57,11 @@ std::vector<double> tensorValues(const onnx::TensorProto& tensor, const std::str
   if (tensor.data_location() == onnx::TensorProto::EXTERNAL)
     throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: data in an external file is not supported", what));
   size_t count = 1;
-  for (int64_t d : tensor.dims()) count *= static_cast<size_t>(d);
+  for (int64_t d : tensor.dims()) {
+    if (d < 0 || (d > 0 && count > (size_t{1} << 40) / static_cast<size_t>(d)))
+      throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: dimension {} is negative or too large", what, d));
+    count *= static_cast<size_t>(d);
+  }
   std::vector<double> values;
   bool raw = tensor.has_raw_data();
   switch (tensor.data_type()) {
@@ -619,7 +623,16 @@ std::vector<int64_t> NodeContext::constInts(size_t i) const {
            fmt::format("input `{}` must be a constant (an initializer)", value.onnx_name));
   if (value.from_batch)
     refuse(ImportError::Kind::BatchAxis, fmt::format("input `{}` depends on the batch size", value.onnx_name));
-  return std::vector<int64_t>(value.data->begin(), value.data->end());
+  // Integers are held as doubles: INT64_MAX (an open-ended Slice, as PyTorch exports `x[:, 1:]`) arrives as 2^63,
+  // which saturates rather than overflow the conversion.
+  std::vector<int64_t> ints;
+  for (double v : *value.data) {
+    if (v != std::floor(v))
+      refuse(ImportError::Kind::Semantics, fmt::format("input `{}` must hold integers, got {}", value.onnx_name, v));
+    constexpr double kTwoTo63 = 9223372036854775808.0;
+    ints.push_back(v >= kTwoTo63 ? INT64_MAX : v <= -kTwoTo63 ? INT64_MIN : static_cast<int64_t>(v));
+  }
+  return ints;
 }
 
 double NodeContext::constNumber(size_t i) const {

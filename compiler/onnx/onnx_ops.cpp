@@ -250,8 +250,8 @@ std::string transpose(NodeContext& c) {
 
 std::string concat(NodeContext& c) {
   if (c.inputs.size() == 1) return c.tensor(0);
-  for (const Value* v : c.inputs)
-    if (v->batched != c.in(0).batched)
+  for (size_t i = 0; i < c.inputs.size(); ++i)
+    if (c.in(i).batched != c.in(0).batched)
       c.refuse(Kind::BatchAxis,
                "it joins a constant to a value computed from the input; the constant has no batch axis");
   std::vector<std::string> operands;
@@ -266,6 +266,8 @@ std::string slice(NodeContext& c) {
   std::vector<int64_t> axes(starts.size());
   std::iota(axes.begin(), axes.end(), 0);
   if (c.has(3)) axes = c.constInts(3);
+  if (ends.size() != starts.size() || axes.size() != starts.size())
+    c.refuse(Kind::BadInput, "starts, ends and axes of different lengths");
   if (c.has(4))
     for (int64_t step : c.constInts(4))
       if (step != 1) c.refuse(Kind::Semantics, fmt::format("step {}; nnc's `slice` takes steps of 1", step));

@@ -66,3 +66,7 @@ shape_nodes = [helper.make_node("Shape", ["x"], ["shape"]),
 write("test_nnc_view_symbolic_batch", shape_nodes, x, x.reshape(3, 20),
       [("zero", np.array(0, np.int64)), ("zero_axis", np.array([0], np.int64)),
        ("minus_one", np.array([-1], np.int64))], batch="N")
+# An open-ended Slice, as PyTorch exports x[:, 1:]: ends = INT64_MAX.
+write("test_nnc_slice_open_end", [helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["y"])], features,
+      features[:, 1:], [("starts", np.array([1], np.int64)), ("ends", np.array([2**63 - 1], np.int64)),
+                        ("axes", np.array([1], np.int64))])
