@@ -163,11 +163,7 @@ std::shared_ptr<SingleNode> isolate(const Graph& source, NodeId id) {
 class EagerKernels {
  public:
   EagerKernels(const Graph& graph, const EntryPoint& entry, int batch) {
-    std::vector<bool> needed(graph.nodes.size(), false), variable(graph.nodes.size(), false);
-    for (NodeId out : entry.outputs) needed[out] = true;
-    for (NodeId id = static_cast<NodeId>(graph.nodes.size()) - 1; id >= 0; --id)
-      if (needed[id])
-        for (NodeId in : graph.node(id).inputs) needed[in] = true;
+    std::vector<bool> needed = ancestors(graph, entry.outputs), variable(graph.nodes.size(), false);
     std::map<NodeId, Halide::Buffer<>> values;
     std::mt19937 rng(7);
     for (NodeId argument : entry.arguments) {

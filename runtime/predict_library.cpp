@@ -15,10 +15,6 @@ namespace nnc::rt {
 
 namespace {
 
-// Trainer predict's batch (trainer_cli.cpp, predictAll): the kernels specialize on the batch size, so the same
-// batches give the same floats.
-constexpr int64_t kBatch = 256;
-
 thread_local char error_text[512];
 
 int fail(int status, const char* format, ...) {
@@ -74,12 +70,12 @@ bool allocate(T*& p, int64_t count) {
 // Token ids must be whole numbers below the embedding tables' rows (the trainer refuses others as well).
 int convertIds(const PredictLibrarySpec& spec, const float* features, int64_t first, int64_t rows, int32_t* ids) {
   int64_t size = libraryInputSize(spec);
+  // An int32 (the range checked before the conversion, which is undefined outside it), and an index into the
+  // embedding tables when the features reach one.
+  int64_t below = spec.token_ids_below > 0 ? spec.token_ids_below : int64_t{1} << 31;
+  int64_t above = spec.token_ids_below > 0 ? 0 : -(int64_t{1} << 31);
   for (int64_t i = 0; i < rows * size; ++i) {
     float v = features[i];
-    // An int32 (the range checked before the conversion, which is undefined outside it), and an index into the
-    // embedding tables when the features reach one.
-    int64_t below = spec.token_ids_below > 0 ? spec.token_ids_below : int64_t{1} << 31;
-    int64_t above = spec.token_ids_below > 0 ? 0 : -(int64_t{1} << 31);
     bool valid = v >= static_cast<float>(above) && v < static_cast<float>(below) &&
                  static_cast<float>(static_cast<int64_t>(v)) == v;
     if (!valid)
@@ -171,7 +167,7 @@ int predictWithLibrary(const PredictLibrarySpec& spec, const float* x, int64_t n
   if (n > 0 && (!x || !out)) return fail(kPredictBadArgument, "%s_predict: x or out is NULL", spec.model);
   halide_set_error_handler(recordHalideError);
   const PlanSpec& plan = *spec.plan;
-  int64_t batch = n < kBatch ? n : kBatch;
+  int64_t batch = n < kPredictBatch ? n : kPredictBatch;
   int max_args = 0;
   for (int c = 0; c < plan.num_calls; ++c) max_args = plan.calls[c].num_args > max_args ? plan.calls[c].num_args : max_args;
   int num_buffers = plan.num_buffers + plan.num_entry_args;
@@ -183,8 +179,8 @@ int predictWithLibrary(const PredictLibrarySpec& spec, const float* x, int64_t n
       !allocate(s.argv, plan.num_entry_args + max_args) || !allocate(s.log_p, classCount(columns)))
     return fail(kPredictOutOfMemory, "%s_predict: out of memory for a batch of %lld examples", spec.model,
                 static_cast<long long>(batch));
-  for (int64_t first = 0; first < n; first += kBatch) {
-    int64_t rows = n - first < kBatch ? n - first : kBatch;
+  for (int64_t first = 0; first < n; first += kPredictBatch) {
+    int64_t rows = n - first < kPredictBatch ? n - first : kPredictBatch;
     if (int status = predictBatch(spec, x, first, rows, out, s)) return status;
   }
   return kPredictOk;

@@ -7,6 +7,10 @@
 
 namespace nnc::rt {
 
+// The rows `predict` runs its kernels on at once, in the trainer and in the inference library alike: reductions
+// whose loops depend on the batch then add in the same order, and both give the same floats.
+constexpr int64_t kPredictBatch = 256;
+
 // The log class probabilities of one output row of `columns` values: log softmax, or for a single logit
 // log(1 - sigmoid(z)), log sigmoid(z). `log_p` has room for classCount(columns) values.
 void classLogProbabilities(const float* row, int64_t columns, double* log_p);

@@ -303,7 +303,7 @@ Dataset loadPredictInput(const ModelSpec& model, const std::string& path) {
 
 // The model's outputs for every example, [count, outputSize(model)].
 std::vector<float> predictAll(const ModelSpec& model, const std::vector<Tensor>& params, const Dataset& data) {
-  constexpr int64_t kBatch = 256;
+  constexpr int64_t kBatch = kPredictBatch;
   int64_t size = outputSize(model);
   std::vector<float> outputs(static_cast<size_t>(data.count * size));
   Tensor x = allocate<float>({kBatch, data.features});

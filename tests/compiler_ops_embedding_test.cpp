@@ -1,7 +1,7 @@
 // The ops of token models: `embedding` (gather and its scatter-add adjoint gather_grad), i32 token-id features and
 // cross_entropy with a class per position (logits [B, T, C], labels [B, T]). The graphs they build, their errors,
 // forward values against hand computations, gradients against central finite differences (float64), a whole tiny
-// causal character language model, and the scatter's speed.
+// causal character language model, and the scatter-add alone (its speed: bench/kernels_bench's gather_grad entries).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -218,7 +218,8 @@ TEST(TokenModel, TinyCausalCharLmGradientMatchesFiniteDifferences) {
 // ---- gather_grad -------------------------------------------------------------------------------------------
 
 // The scatter-add alone (a scatter into the row after the id's, planted, failed here and in the gather and
-// gather_grad OpGradient cases), 64 x 64 positions into a 96 x 64 table (the char LM's sizes), in float32 as trainers run:
+// gather_grad OpGradient cases), 64 x 64 positions into a 96 x 64 table (the char LM has 32 x 64
+// positions and a 128 x 64 table), in float32 as trainers run:
 // row n of the result is the sum of the rows of dout whose id is n, in position order. (Its speed:
 // bench/kernels_bench's gather_grad entries.)
 TEST(GatherGrad, ScatterAddsEachPositionIntoItsRow) {

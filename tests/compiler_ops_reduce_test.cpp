@@ -150,6 +150,19 @@ TEST(MatMulForward, BatchedProductsOverSeveralLeadingDimensions) {
   EXPECT_NE(inferShape(g, Op::BatchMatMul, {a, other}, {}).error.find("the same leading dimensions"), std::string::npos);
 }
 
+// `count` values uniform in [-1, 1).
+Values uniformValues(std::mt19937_64& rng, size_t count) {
+  std::uniform_real_distribution<double> uniform(-1, 1);
+  Values v(count);
+  for (double& x : v) x = uniform(rng);
+  return v;
+}
+
+void expectNear(const Values& got, const Values& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-12) << "element " << i;
+}
+
 // Products over flattened rows (a matmul whose A has leading dimensions) against naive loops: the rows form
 // [B, 2, 7, 5] @ [5, N] (and B stored transposed), 7 rows per entry so the register tiles of 6 rows shift inwards,
 // and the contraction form [B, 2, 7, 5]^T @ [B, 2, 7, N] -> [5, N], summed over every entry and row; N = 16 (whole
@@ -157,22 +170,16 @@ TEST(MatMulForward, BatchedProductsOverSeveralLeadingDimensions) {
 TEST(MatMulForward, FlattenedRowsMatchNaiveLoops) {
   constexpr int kBatch = 3, kEntries = kBatch * 2, kRows = 7, kDepth = 5;
   std::mt19937_64 rng(5);
-  std::uniform_real_distribution<double> uniform(-1, 1);
-  auto random = [&](size_t count) {
-    Values v(count);
-    for (double& x : v) x = uniform(rng);
-    return v;
-  };
   for (int columns : {16, 20}) {
     Graph g;
     NodeId a = leaf(g, Op::Input, {B(), D(2), D(kRows), D(kDepth)}, DType::F32, "a");
     NodeId w = leaf(g, Op::Param, {D(kDepth), D(columns)}, DType::F32, "w");
     NodeId wt = leaf(g, Op::Param, {D(columns), D(kDepth)}, DType::F32, "wt");
     NodeId dy = leaf(g, Op::Input, {B(), D(2), D(kRows), D(columns)}, DType::F32, "dy");
-    std::map<NodeId, Values> values = {{a, random(kEntries * kRows * kDepth)},
-                                       {w, random(kDepth * columns)},
-                                       {wt, random(kDepth * columns)},
-                                       {dy, random(kEntries * kRows * columns)}};
+    std::map<NodeId, Values> values = {{a, uniformValues(rng, kEntries * kRows * kDepth)},
+                                       {w, uniformValues(rng, kDepth * columns)},
+                                       {wt, uniformValues(rng, kDepth * columns)},
+                                       {dy, uniformValues(rng, kEntries * kRows * columns)}};
     const Values &va = values[a], &vw = values[w], &vwt = values[wt], &vdy = values[dy];
     Values rows(kEntries * kRows * columns, 0), rows_t(rows.size(), 0), sums(kDepth * columns, 0);
     for (int e = 0; e < kEntries; ++e)
@@ -191,10 +198,6 @@ TEST(MatMulForward, FlattenedRowsMatchNaiveLoops) {
     NodeId contraction = g.add(Op::MatMul, {a, dy}, ta);
     EXPECT_EQ(shapeToString(g.node(product).shape), "[B, 2, 7, " + std::to_string(columns) + "]");
     EXPECT_EQ(shapeToString(g.node(contraction).shape), "[5, " + std::to_string(columns) + "]");
-    auto expectNear = [](const Values& got, const Values& want) {
-      ASSERT_EQ(got.size(), want.size());
-      for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-12) << "element " << i;
-    };
     expectNear(evaluate(g, product, values, {}, kBatch), rows);
     expectNear(evaluate(g, g.add(Op::MatMul, {a, wt}, tb), values, {}, kBatch), rows_t);
     expectNear(evaluate(g, contraction, values, {}, kBatch), sums);
@@ -213,22 +216,16 @@ TEST(MatMulForward, FlattenedRowsMatchNaiveLoops) {
 TEST(MatMulForward, BatchedTilesMatchNaiveLoops) {
   constexpr int kBatch = 3, kEntries = kBatch * 2, kRows = 7, kDepth = 5;
   std::mt19937_64 rng(6);
-  std::uniform_real_distribution<double> uniform(-1, 1);
-  auto random = [&](size_t count) {
-    Values v(count);
-    for (double& x : v) x = uniform(rng);
-    return v;
-  };
   for (int columns : {16, 20}) {
     Graph g;
     NodeId a = leaf(g, Op::Input, {B(), D(2), D(kRows), D(kDepth)}, DType::F32, "a");
     NodeId at = leaf(g, Op::Input, {B(), D(2), D(kDepth), D(kRows)}, DType::F32, "at");
     NodeId b = leaf(g, Op::Input, {B(), D(2), D(kDepth), D(columns)}, DType::F32, "b");
     NodeId bt = leaf(g, Op::Input, {B(), D(2), D(columns), D(kDepth)}, DType::F32, "bt");
-    std::map<NodeId, Values> values = {{a, random(kEntries * kRows * kDepth)},
-                                       {at, random(kEntries * kRows * kDepth)},
-                                       {b, random(kEntries * kDepth * columns)},
-                                       {bt, random(kEntries * kDepth * columns)}};
+    std::map<NodeId, Values> values = {{a, uniformValues(rng, kEntries * kRows * kDepth)},
+                                       {at, uniformValues(rng, kEntries * kRows * kDepth)},
+                                       {b, uniformValues(rng, kEntries * kDepth * columns)},
+                                       {bt, uniformValues(rng, kEntries * kDepth * columns)}};
     const Values &va = values[a], &vat = values[at], &vb = values[b], &vbt = values[bt];
     Values plain(kEntries * kRows * columns, 0), tb(plain.size(), 0), ta(plain.size(), 0);
     for (int e = 0; e < kEntries; ++e)
@@ -244,10 +241,6 @@ TEST(MatMulForward, BatchedTilesMatchNaiveLoops) {
     Attrs transpose_b, transpose_a;
     transpose_b.transpose_b = true;
     transpose_a.transpose_a = true;
-    auto expectNear = [](const Values& got, const Values& want) {
-      ASSERT_EQ(got.size(), want.size());
-      for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-12) << "element " << i;
-    };
     expectNear(evaluate(g, g.add(Op::BatchMatMul, {a, b}), values, {}, kBatch), plain);
     expectNear(evaluate(g, g.add(Op::BatchMatMul, {a, bt}, transpose_b), values, {}, kBatch), tb);
     expectNear(evaluate(g, g.add(Op::BatchMatMul, {at, b}, transpose_a), values, {}, kBatch), ta);

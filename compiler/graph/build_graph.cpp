@@ -213,11 +213,7 @@ void GraphBuilder::checkEntryValues() {
       return;
     }
   }
-  std::vector<bool> uses(graph_.nodes.size(), false);
-  uses[graph_.output] = true;
-  for (NodeId id = graph_.output; id >= 0; --id)
-    if (uses[id])
-      for (NodeId in : graph_.node(id).inputs) uses[in] = true;
+  std::vector<bool> uses = ancestors(graph_, {graph_.output});
   for (size_t i = 1; i < graph_.inputs.size(); ++i)
     if (uses[graph_.inputs[i].node])
       error(dsl::DiagKind::BadPrediction, module_.output->value->span,
@@ -233,11 +229,7 @@ void GraphBuilder::checkEntryValues() {
 }
 
 void GraphBuilder::checkLatent() {
-  std::vector<bool> uses(graph_.nodes.size(), false);
-  uses[graph_.output] = true;
-  for (NodeId id = graph_.output; id >= 0; --id)
-    if (uses[id] && id != graph_.latent)
-      for (NodeId in : graph_.node(id).inputs) uses[in] = true;
+  std::vector<bool> uses = ancestors(graph_, {graph_.output}, graph_.latent);
   const std::string& features = graph_.inputs[0].name;
   std::string problem = !uses[graph_.latent]   ? "does not depend on the latent code"
                         : uses[graph_.inputs[0].node] ? fmt::format("depends on `{}` other than through the latent code", features)
@@ -279,18 +271,15 @@ bool GraphBuilder::checkInputs() {
 void GraphBuilder::findCriterion() {
   // A criterion term: the prediction against the target input itself, by an op the trainer can evaluate alone.
   NodeId target = graph_.inputs.back().node;
-  std::vector<bool> feeds_loss(graph_.nodes.size(), false);
-  feeds_loss[graph_.loss] = true;
+  std::vector<bool> feeds_loss = ancestors(graph_, {graph_.loss});
   for (NodeId id = graph_.loss; id >= 0; --id) {
-    if (!feeds_loss[id]) continue;
     const Node& node = graph_.node(id);
     bool criterion = node.op == Op::Mse || node.op == Op::L1 || node.op == Op::BinaryCrossEntropy ||
                      node.op == Op::BinaryCrossEntropyWithLogits;
-    if (criterion && node.inputs[0] == graph_.train_output && node.inputs[1] == target) {
+    if (feeds_loss[id] && criterion && node.inputs[0] == graph_.train_output && node.inputs[1] == target) {
       graph_.criterion = id;
       return;
     }
-    for (NodeId in : node.inputs) feeds_loss[in] = true;
   }
   const std::string& name = graph_.inputs.back().name;
   error(dsl::DiagKind::BadPrediction, module_.loss->value->span,
@@ -301,14 +290,7 @@ void GraphBuilder::findCriterion() {
 }
 
 void GraphBuilder::warnParamsWithoutGradient() {
-  std::vector<bool> feeds_loss(graph_.nodes.size(), false), feeds_output(graph_.nodes.size(), false);
-  feeds_loss[graph_.loss] = true;
-  feeds_output[graph_.output] = true;
-  for (NodeId id = static_cast<NodeId>(graph_.nodes.size()) - 1; id >= 0; --id)
-    for (NodeId in : graph_.node(id).inputs) {
-      feeds_loss[in] = feeds_loss[in] || feeds_loss[id];
-      feeds_output[in] = feeds_output[in] || feeds_output[id];
-    }
+  std::vector<bool> feeds_loss = ancestors(graph_, {graph_.loss}), feeds_output = ancestors(graph_, {graph_.output});
   for (const ParamInfo& param : graph_.params)
     if (param.trainable && feeds_output[param.node] && !feeds_loss[param.node])
       diags_.report(dsl::DiagKind::NoGradient, graph_.node(param.node).span,

@@ -42,10 +42,10 @@ std::optional<Value> GraphBuilder::embedding(const Expr& e) {
   NodeId ids = tensorExpr(*e.args[0]);
   if (!num || !dim || !name || ids == kNoNode) return std::nullopt;
   const Node& ids_node = graph_.node(ids);
-  if (ids_node.dtype != DType::I32 || ids_node.shape.size() > 5) {
+  if (ids_node.dtype != DType::I32 || ids_node.shape.size() > kMaxRank - 1) {  // the result adds an axis
     error(dsl::DiagKind::ShapeMismatch, e.args[0]->span,
-          fmt::format("`embedding` looks up integer ids `i32` of rank at most 5, got {} {}", dtypeName(ids_node.dtype),
-                      shapeToString(ids_node.shape)));
+          fmt::format("`embedding` looks up integer ids `i32` of rank at most {}, got {} {}", kMaxRank - 1,
+                      dtypeName(ids_node.dtype), shapeToString(ids_node.shape)));
     return std::nullopt;
   }
   NodeId weight = declareParam(*name + ".weight", {{*num, {}}, {*dim, {}}}, {InitKind::Normal, 0, 1}, e.span);

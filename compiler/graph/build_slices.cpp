@@ -70,6 +70,10 @@ std::optional<int64_t> GraphBuilder::integerArg(const Expr& call, size_t positio
 
 std::optional<std::pair<NodeId, int64_t>> GraphBuilder::fixedAxis(const Expr& e, const std::vector<std::string>& names,
                                                                    const char* signature) {
+  if (e.args.empty()) {
+    error(dsl::DiagKind::WrongArgumentCount, e.span, fmt::format("`{}` takes `{}`", e.text, signature));
+    return std::nullopt;
+  }
   if (!attributeArgs(e, names, signature)) return std::nullopt;
   NodeId x = tensorExpr(*e.args[0]);
   if (x == kNoNode) return std::nullopt;
@@ -92,8 +96,7 @@ std::optional<std::pair<NodeId, int64_t>> GraphBuilder::fixedAxis(const Expr& e,
 
 std::optional<Value> GraphBuilder::slice(const Expr& e) {
   const char* signature = "slice(x, axis, start, end)";
-  std::optional<std::pair<NodeId, int64_t>> x = e.args.empty() ? std::nullopt : fixedAxis(e, {"axis", "start", "end"}, signature);
-  if (e.args.empty()) error(dsl::DiagKind::WrongArgumentCount, e.span, fmt::format("`slice` takes `{}`", signature));
+  std::optional<std::pair<NodeId, int64_t>> x = fixedAxis(e, {"axis", "start", "end"}, signature);
   if (!x) return std::nullopt;
   int64_t n = graph_.node(x->first).shape[static_cast<size_t>(x->second)].extent;
   std::optional<int64_t> start = integerArg(e, 2, "start");
@@ -126,8 +129,7 @@ std::optional<Value> GraphBuilder::slice(const Expr& e) {
 
 std::optional<Value> GraphBuilder::chunk(const Expr& e) {
   const char* signature = "chunk(x, axis, n, i)";
-  std::optional<std::pair<NodeId, int64_t>> x = e.args.empty() ? std::nullopt : fixedAxis(e, {"axis", "n", "i"}, signature);
-  if (e.args.empty()) error(dsl::DiagKind::WrongArgumentCount, e.span, fmt::format("`chunk` takes `{}`", signature));
+  std::optional<std::pair<NodeId, int64_t>> x = fixedAxis(e, {"axis", "n", "i"}, signature);
   if (!x) return std::nullopt;
   int64_t size = graph_.node(x->first).shape[static_cast<size_t>(x->second)].extent;
   std::optional<int64_t> n = integerArg(e, 2, "n");

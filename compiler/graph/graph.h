@@ -163,6 +163,10 @@ Shape broadcastShapes(const Shape& a, const Shape& b, bool& ok);
 // reductions and losses are given beside their rules in op_rules.cpp. Used by `nnc check`'s model summary.
 double flops(const Graph& graph, NodeId node, int64_t batch);
 
+// Marks every node that one of `roots` depends on (the roots included; kNoNode roots are ignored), not looking
+// past `stop` (marked, its inputs not followed): what an entry point computes, or reaches through a value given.
+std::vector<bool> ancestors(const Graph& graph, const std::vector<NodeId>& roots, NodeId stop = kNoNode);
+
 // The number of elements of `shape` when every symbolic dimension has extent `batch`.
 int64_t elementCount(const Shape& shape, int64_t batch);
 // Whether `shape` has a symbolic dimension (the batch).

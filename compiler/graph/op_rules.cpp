@@ -192,8 +192,8 @@ ShapeResult gatherShape(const Graph& g, const std::vector<NodeId>& in) {
   if (ids.dtype != DType::I32)
     return fail(fmt::format("`embedding` looks up integer ids (i32), got {} {}", dtypeName(ids.dtype),
                             shapeToString(ids.shape)));
-  if (ids.shape.size() > 5)
-    return fail(fmt::format("`embedding` looks up ids of rank at most 5, got {}", shapeToString(ids.shape)));
+  if (ids.shape.size() > kMaxRank - 1)  // the result adds an axis
+    return fail(fmt::format("`embedding` looks up ids of rank at most {}, got {}", kMaxRank - 1, shapeToString(ids.shape)));
   Shape out = ids.shape;
   out.push_back(table.shape[1]);
   return {out, DType::F32, {}};
@@ -260,6 +260,17 @@ ShapeResult inferShape(const Graph& g, Op op, const std::vector<NodeId>& in, con
     default: break;  // ops of the other rule modules returned above
   }
   throw std::logic_error(std::string("internal error: no core shape rule for op ") + opInfo(op).name);
+}
+
+// Inputs have smaller ids than their users, so one pass from the highest id down suffices.
+std::vector<bool> ancestors(const Graph& graph, const std::vector<NodeId>& roots, NodeId stop) {
+  std::vector<bool> needed(graph.nodes.size(), false);
+  for (NodeId root : roots)
+    if (root != kNoNode) needed[root] = true;
+  for (NodeId id = static_cast<NodeId>(graph.nodes.size()) - 1; id >= 0; --id)
+    if (needed[id] && id != stop)
+      for (NodeId in : graph.node(id).inputs) needed[in] = true;
+  return needed;
 }
 
 bool isBatched(const Shape& shape) {

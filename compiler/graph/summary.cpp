@@ -23,18 +23,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;  // keeps keys in the order written
 
-// Marks every node that one of `roots` depends on (the roots included). Inputs have smaller ids than their users,
-// so one pass from the highest id down suffices.
-std::vector<bool> ancestors(const Graph& g, const std::vector<NodeId>& roots) {
-  std::vector<bool> needed(g.nodes.size(), false);
-  for (NodeId root : roots)
-    if (root != kNoNode) needed[root] = true;
-  for (NodeId id = static_cast<NodeId>(g.nodes.size()) - 1; id >= 0; --id)
-    if (needed[id])
-      for (NodeId in : g.node(id).inputs) needed[in] = true;
-  return needed;
-}
-
 std::string firstPathComponent(const std::string& name) { return name.substr(0, name.find('.')); }
 
 // The names that may carry binding `name`'s node: its own, and those of bindings that alias it (`h = fc1` renames
