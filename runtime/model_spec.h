@@ -86,6 +86,21 @@ struct TrainDefaults {
   int64_t augment_shift;     // shift training images by up to this many pixels (zero fill)
 };
 
+// The eval-mode graph as ONNX, serialized by `nnc build` (compiler/onnx/onnx_export.h) for `export --onnx`
+// (runtime/onnx_writer.h), which adds the checkpoint's parameters and normalization as initializers.
+// The initializers of graph[1]'s normalization, per feature (the features' shape less the batch).
+constexpr const char* kOnnxNormalizationOffset = "normalization.offset";
+constexpr const char* kOnnxNormalizationScale = "normalization.scale";
+struct OnnxGraph {
+  const char* error;       // why the model has no ONNX form; "" when it has one
+  const char* model_head;  // a serialized ModelProto without its graph
+  int64_t model_head_size;
+  const char* graph[2];  // serialized GraphProtos: [0] on the features as given, [1] normalizing them first
+  int64_t graph_size[2];
+  const int* params;  // the parameters the graph reads
+  int num_params;
+};
+
 struct ModelSpec {
   const char* name;
   const char* target;        // Halide target string the kernels were compiled for
@@ -120,6 +135,7 @@ struct ModelSpec {
   // Features that are token ids index embedding tables: each id must be below this (the smallest table's rows);
   // 0 when the features are no ids.
   int64_t token_ids_below;
+  OnnxGraph onnx;
 };
 
 // Defined by the generated model.cpp.

@@ -24,6 +24,7 @@
 #include "runtime/errors.h"
 #include "runtime/image_grid.h"
 #include "runtime/npy.h"
+#include "runtime/onnx_writer.h"
 #include "runtime/output_path.h"
 #include "runtime/preprocess.h"
 #include "runtime/random.h"
@@ -71,11 +72,12 @@ const std::map<std::string, const char*> kCommandUsage = {
      "usage: %s reconstruct --weights CKPT -o GRID.png [INPUT.npy|INPUT-idx] [--data DIR] [--count N] [--scale N]\n"
      "                      [--device N]\n"},
     {"sample", "usage: %s sample --weights CKPT -o GRID.png [--count N] [--seed N] [--scale N] [--device N]\n"},
+    {"export", "usage: %s export --weights CKPT --onnx MODEL.onnx\n"},
 };
 
 const char* kOverview =
     "%s: a trainer compiled by nnc %s for model `%s`\n"
-    "commands: train, eval, predict, reconstruct, sample, grads, bench, info; `%s COMMAND --help` for one; `%s --version`\n"
+    "commands: train, eval, predict, reconstruct, sample, grads, bench, export, info; `%s COMMAND --help` for one; `%s --version`\n"
     "exit codes: 0 success, 1 a user error (flag, data, checkpoint, path), 2 an internal error, 130 interrupted\n";
 
 void printUsage(const char* self, const std::string& command) {
@@ -257,6 +259,24 @@ Dataset loadCheckedSplit(const ModelSpec& model, const std::map<std::string, std
   return data;
 }
 
+// The checkpoint's model as ONNX: what `predict -o` computes, from the features as predict reads them.
+int exportCommand(const ModelSpec& model, int argc, char** argv) {
+  auto flags = parseFlags(argc, argv, {{"--weights", true}, {"--onnx", true}});
+  if (!flags.count("--weights")) throw UsageError("`export` needs `--weights CKPT`");
+  if (!flags.count("--onnx")) throw UsageError("`export` needs `--onnx MODEL.onnx`");
+  checkOutputPath("--onnx", flags["--onnx"], OutputKind::Replaced);
+  std::vector<Tensor> params = loadWeights(model, flags);
+  Normalization normalization = checkpointNormalization(flags["--weights"]);
+  writeFileAtomically(flags["--onnx"], onnxModel(model, params, normalization));
+  const InputSpec& features = model.inputs[0];
+  std::printf("wrote %s: ONNX, input %s %s%s%s, %d parameter tensors\n", flags["--onnx"].c_str(),
+              features.name, features.is_integer ? "i32" : "f32",
+              shapeString(concreteShape(features.rank, features.shape, kBatchDim)).c_str(),
+              normalization.kind == "none" ? "" : (" (" + normalization.kind + "d in the graph)").c_str(),
+              model.onnx.num_params);
+  return 0;
+}
+
 int evalCommand(const ModelSpec& model, int argc, char** argv) {
   auto flags = parseFlags(argc, argv, {{"--weights", true}, {"--data", true}, {"--batch", true}, {"--threads", true},
                                        {"--label-column", true}, {"--device", true}});
@@ -295,6 +315,9 @@ Dataset loadPredictInput(const ModelSpec& model, const std::string& path) {
   if (modelTask(model) == Task::Classify) {  // no labels: placeholders, one per position of a sequence model
     input.labels_per_example = labelsPerExample(model);
     input.labels.assign(static_cast<size_t>(input.count * input.labels_per_example), 0);
+  } else if (modelTask(model) == Task::Regress) {  // no targets either
+    input.target_size = outputSize(model);
+    input.targets.assign(static_cast<size_t>(input.count * input.target_size), 0.0f);
   }
   if (input.count == 0) throw DataError(path + ": no examples");
   checkDatasetFits(model, input, path);
@@ -391,8 +414,9 @@ int predictCommand(const ModelSpec& model, int argc, char** argv) {
       std::string predicted, labels;
       for (int64_t p = 0; p < std::min<int64_t>(positions, 16); ++p) {
         const float* scores = row + p * classes;
-        predicted += (p ? " " : "") + std::to_string(std::max_element(scores, scores + classes) - scores);
-        labels += (p ? " " : "") + std::to_string(data.labels[r * positions + p]);
+        const char* space = p ? " " : "";
+        predicted.append(space).append(std::to_string(std::max_element(scores, scores + classes) - scores));
+        labels.append(space).append(std::to_string(data.labels[r * positions + p]));
       }
       std::string more = positions > 16 ? " .." : "";
       std::string text = predicted + more;
@@ -746,6 +770,7 @@ int runTrainer(const ModelSpec& model, int argc, char** argv) {
       return 0;
     }
     if (command == "info") return infoCommand(model, argc, argv);
+    if (command == "export") return exportCommand(model, argc, argv);  // runs no kernel
     if (command != "info") checkCpu(model);
     if (command == "train") return trainCommand(model, argc, argv);
     if (command == "eval") return evalCommand(model, argc, argv);

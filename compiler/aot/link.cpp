@@ -10,6 +10,7 @@
 #include "compiler/aot/aot.h"
 #include "compiler/aot/generated_source.h"
 #include "compiler/config.h"
+#include "compiler/onnx/onnx_export.h"
 #include "compiler/plan/plan.h"
 
 namespace nnc {
@@ -52,6 +53,30 @@ int64_t maxElementsPerExample(const Graph& g) {
   for (const Node& node : g.nodes)
     if (isBatched(node.shape)) most = std::max(most, elementCount(node.shape, 1));
   return most;
+}
+
+// Bytes as a C string literal of octal escapes, 32 bytes a line.
+std::string cBytes(const std::string& bytes) {
+  if (bytes.empty()) return "\"\"";
+  std::string out;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    if (i % 32 == 0) out += i ? "\"\n    \"" : "\"";
+    out += fmt::format("\\{:03o}", static_cast<unsigned char>(bytes[i]));
+  }
+  return out + "\"";
+}
+
+// The ONNX form of the eval-mode graph (ModelSpec::onnx), or why the model has none.
+std::string onnxSource(const Program& program) {
+  onnx_export::SerializedGraph onnx = onnx_export::serializeEvalGraph(program);
+  std::string out;
+  if (onnx.error.empty())
+    out += fmt::format("const int kOnnxParams[] = {{{}}};\n", onnx.params.empty() ? "0" : fmt::format("{}", fmt::join(onnx.params, ", ")));
+  out += fmt::format("const OnnxGraph kOnnx = {{{},\n    {}, {},\n    {{{},\n     {}}},\n    {{{}, {}}}, {}, {}}};\n",
+                     cString(onnx.error), cBytes(onnx.model_head), onnx.model_head.size(), cBytes(onnx.graph[0]),
+                     cBytes(onnx.graph[1]), onnx.graph[0].size(), onnx.graph[1].size(),
+                     onnx.error.empty() ? "kOnnxParams" : "nullptr", onnx.params.size());
+  return out;
 }
 
 }  // namespace
@@ -166,6 +191,7 @@ std::string emitModelSource(const Program& program, const Target& target, const 
   std::vector<std::string> features;
   for (const std::string& feature : target.cpu_features) features.push_back(cString(feature));
   out += fmt::format("const char* const kCpuFeatures[] = {{{}}};\n", fmt::join(features, ", "));
+  out += onnxSource(program);
   out += "}  // namespace\n\n";
   const dsl::LrScheduleConfig& lr = t.lr_schedule;
   std::string defaults = fmt::format(
@@ -179,7 +205,7 @@ std::string emitModelSource(const Program& program, const Target& target, const 
   out += fmt::format(
       "extern const ModelSpec kModel = {{\n    {}, {}, {}, kCpuFeatures, {},\n    kParams, {}, {}, {},\n    kInputs, {},\n    {},\n"
       "    {},\n    kScalars, {},\n    train_step_argv, grads_argv, predict_argv,\n    {},\n    update_argv,\n    {}, {},\n"
-      "    {}, {},\n    {},\n}};\n\n",
+      "    {}, {},\n    {},\n    kOnnx,\n}};\n\n",
       cString(g.model_name), cString(target.halide), cString(target.name), target.cpu_features.size(), g.params.size(), states.empty() ? "nullptr" : "kStates",
       program.states.size(), g.inputs.size(), rankAndShape(g.node(g.output).shape), defaults,
       program.step_scalars.size() + 1, maxElementsPerExample(g), cString(taskName(g.task)),
@@ -206,7 +232,7 @@ void runCommand(const std::string& command, const std::string& what) {
 void linkTrainer(const std::string& model_source_path, const std::vector<std::string>& objects,
                  const std::string& output) {
   std::string command = fmt::format("{} -o {} {}", compileCommand(""), shellQuote(output), shellQuote(model_source_path));
-  for (const std::string& object : objects) command += " " + shellQuote(object);
+  for (const std::string& object : objects) command.append(" ").append(shellQuote(object));
   command += fmt::format(" {} -lbenchmark -lz -ldl -lpthread", shellQuote(NNC_RUNTIME_LIB));  // benchmark: `bench`
   runCommand(command, "linking the trainer");
 }

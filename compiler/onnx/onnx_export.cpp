@@ -1,0 +1,431 @@
+// ONNX export of the eval-mode graph (see onnx_export.h): one rule per op, in graph order.
+#include "compiler/onnx/onnx_export.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+#include <stdexcept>
+
+#include "onnx/onnx_pb.h"
+
+namespace nnc::onnx_export {
+
+namespace {
+
+// A model without an ONNX form: its message names the op and where the model file wrote it.
+struct NoOnnxForm : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class GraphWriter {
+ public:
+  GraphWriter(const Program& program, bool normalized) : g_(program.graph) {
+    graph_.set_name(g_.model_name);
+    const Node& features = g_.node(g_.inputs[0].node);
+    features_ = g_.inputs[0].name;
+    addValueInfo(graph_.add_input(), features_, features.shape, features.dtype);
+    std::string x = features_;
+    if (normalized) {  // x' = (x - offset) * scale, per feature
+      x = node("Sub", {x, rt::kOnnxNormalizationOffset}, features_ + ".centered", "normalize");
+      x = node("Mul", {x, rt::kOnnxNormalizationScale}, features_ + ".normalized", "normalize");
+    }
+    names_[g_.inputs[0].node] = x;
+    for (const ParamInfo& p : g_.params) taken_.insert(p.name);
+    taken_.insert({features_, features_ + ".centered", features_ + ".normalized", rt::kOnnxNormalizationOffset,
+                   rt::kOnnxNormalizationScale});
+  }
+
+  // Translates every node predict computes, then the post-processing and the graph output.
+  void write(std::vector<size_t>& params) {
+    std::vector<bool> needed = ancestors(g_, {g_.output});
+    for (NodeId id = 0; id < static_cast<NodeId>(g_.nodes.size()); ++id)
+      if (needed[id])
+        for (NodeId in : g_.node(id).inputs) users_[in].push_back(id);
+    for (NodeId id = 0; id < static_cast<NodeId>(g_.nodes.size()); ++id)
+      if (needed[id] && !names_.count(id)) translate(id);
+    for (size_t i = 0; i < g_.params.size(); ++i)
+      if (needed[g_.params[i].node]) params.push_back(i);
+    postProcess();
+  }
+
+  const onnx::GraphProto& graph() const { return graph_; }
+
+ private:
+  // A fresh tensor name: the binding's name when it is free, else the binding or op name with a number.
+  std::string fresh(const std::string& wanted) {
+    std::string name = wanted;
+    for (int n = 1; taken_.count(name); ++n) name = fmt::format("{}_{}", wanted, n);
+    taken_.insert(name);
+    return name;
+  }
+
+  std::string node(const std::string& op_type, const std::vector<std::string>& inputs, const std::string& output,
+                   const std::string& scope, const std::vector<onnx::AttributeProto>& attributes = {}) {
+    onnx::NodeProto* n = graph_.add_node();
+    n->set_op_type(op_type);
+    n->set_name(fmt::format("{}/{}_{}", scope, op_type, graph_.node_size() - 1));
+    for (const std::string& in : inputs) n->add_input(in);
+    n->add_output(output);
+    for (const onnx::AttributeProto& a : attributes) *n->add_attribute() = a;
+    return output;
+  }
+
+  static onnx::AttributeProto intAttr(const std::string& name, int64_t value) {
+    onnx::AttributeProto a;
+    a.set_name(name);
+    a.set_type(onnx::AttributeProto::INT);
+    a.set_i(value);
+    return a;
+  }
+  static onnx::AttributeProto floatAttr(const std::string& name, double value) {
+    onnx::AttributeProto a;
+    a.set_name(name);
+    a.set_type(onnx::AttributeProto::FLOAT);
+    a.set_f(static_cast<float>(value));
+    return a;
+  }
+  static onnx::AttributeProto intsAttr(const std::string& name, const std::vector<int64_t>& values) {
+    onnx::AttributeProto a;
+    a.set_name(name);
+    a.set_type(onnx::AttributeProto::INTS);
+    for (int64_t v : values) a.add_ints(v);
+    return a;
+  }
+
+  // An initializer holding constant values (float32, or int64 for shapes and axes).
+  std::string floatConstant(const std::string& wanted, const std::vector<int64_t>& dims, const std::vector<float>& values) {
+    onnx::TensorProto* t = graph_.add_initializer();
+    t->set_name(fresh(wanted));
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : dims) t->add_dims(d);
+    t->set_raw_data(values.data(), values.size() * sizeof(float));
+    return t->name();
+  }
+  std::string scalar(const std::string& wanted, double value) {
+    return floatConstant(wanted, {}, {static_cast<float>(value)});
+  }
+  std::string intConstant(const std::string& wanted, const std::vector<int64_t>& values) {
+    onnx::TensorProto* t = graph_.add_initializer();
+    t->set_name(fresh(wanted));
+    t->set_data_type(onnx::TensorProto::INT64);
+    t->add_dims(static_cast<int64_t>(values.size()));
+    t->set_raw_data(values.data(), values.size() * sizeof(int64_t));
+    return t->name();
+  }
+
+  void addValueInfo(onnx::ValueInfoProto* info, const std::string& name, const Shape& shape, DType dtype) {
+    info->set_name(name);
+    onnx::TypeProto_Tensor* tensor = info->mutable_type()->mutable_tensor_type();
+    tensor->set_elem_type(dtype == DType::I32 ? onnx::TensorProto::INT32 : onnx::TensorProto::FLOAT);
+    for (const Dim& dim : shape) {
+      onnx::TensorShapeProto_Dimension* d = tensor->mutable_shape()->add_dim();
+      if (dim.isSymbolic()) d->set_dim_param(dim.symbol);
+      else d->set_dim_value(dim.extent);
+    }
+  }
+
+  [[noreturn]] void refuse(NodeId id, const std::string& why) const {
+    const Node& n = g_.node(id);
+    throw NoOnnxForm(fmt::format("`{}`{}: {}", opInfo(n.op).name, n.name.empty() ? "" : " (in `" + n.name + "`)", why));
+  }
+
+  // A shape as Reshape's shape input: the batch becomes -1 (every other extent is fixed).
+  std::vector<int64_t> reshapeTarget(NodeId id, const Shape& shape) const {
+    std::vector<int64_t> dims;
+    int symbolic = 0;
+    for (const Dim& dim : shape) {
+      dims.push_back(dim.isSymbolic() ? -1 : dim.extent);
+      symbolic += dim.isSymbolic();
+    }
+    if (symbolic > 1) refuse(id, "a shape with more than one batch dimension");
+    return dims;
+  }
+
+  static std::vector<int64_t> swapLastTwo(size_t rank) {
+    std::vector<int64_t> perm;
+    for (size_t i = 0; i < rank; ++i) perm.push_back(static_cast<int64_t>(i));
+    std::swap(perm[rank - 1], perm[rank - 2]);
+    return perm;
+  }
+
+  void translate(NodeId id) {
+    const Node& n = g_.node(id);
+    auto in = [&](size_t i) { return names_.at(n.inputs[i]); };
+    std::string scope = n.name.empty() ? opInfo(n.op).name : n.name;
+    std::string out = n.op == Op::Param || n.op == Op::Input ? "" : fresh(scope);
+    auto unary = [&](const char* op_type, std::vector<onnx::AttributeProto> attributes = {}) {
+      node(op_type, {in(0)}, out, scope, attributes);
+    };
+    auto binary = [&](const char* op_type) { node(op_type, {in(0), in(1)}, out, scope); };
+    switch (n.op) {
+      case Op::Input:
+        if (n.attrs.index != 0) refuse(id, "predict reads only the features");
+        return;  // named in the constructor
+      case Op::Param: names_[id] = g_.params[n.attrs.index].name; return;
+      case Op::Fill: {
+        std::vector<int64_t> dims;
+        if (isBatched(n.shape)) {
+          // A constant over the batch is a scalar to ONNX's broadcasting where each user's other operand has the
+          // user's shape (z = mu + sigma * 0).
+          for (NodeId user : users_[id]) {
+            const Node& u = g_.node(user);
+            bool elementwise = u.op == Op::Add || u.op == Op::Sub || u.op == Op::Mul || u.op == Op::Div ||
+                               u.op == Op::Minimum || u.op == Op::Maximum;
+            if (!elementwise || u.shape != n.shape) refuse(id, "a constant over the batch that is not an operand of arithmetic");
+          }
+        } else {
+          for (const Dim& dim : n.shape) dims.push_back(dim.extent);
+        }
+        taken_.erase(out);
+        size_t count = dims.empty() ? 1 : elementCount(n.shape, 1);
+        out = floatConstant(out, dims, std::vector<float>(count, static_cast<float>(n.attrs.value)));
+        break;
+      }
+      case Op::CausalMask: {
+        int64_t t = n.shape[0].extent;
+        std::vector<float> mask(t * t);
+        for (int64_t row = 0; row < t; ++row)
+          for (int64_t col = 0; col < t; ++col) mask[row * t + col] = col <= row ? 0.0f : static_cast<float>(kCausalMasked);
+        taken_.erase(out);
+        out = floatConstant(out, {t, t}, mask);
+        break;
+      }
+      case Op::Add: binary("Add"); break;
+      case Op::Sub: binary("Sub"); break;
+      case Op::Mul: binary("Mul"); break;
+      case Op::Div: binary("Div"); break;
+      case Op::Minimum: binary("Min"); break;
+      case Op::Maximum: binary("Max"); break;
+      case Op::Neg: unary("Neg"); break;
+      case Op::Relu: unary("Relu"); break;
+      case Op::Exp: unary("Exp"); break;
+      case Op::Log: unary("Log"); break;
+      case Op::Sqrt: unary("Sqrt"); break;
+      case Op::Abs: unary("Abs"); break;
+      case Op::Sigmoid: unary("Sigmoid"); break;
+      case Op::Tanh: unary("Tanh"); break;
+      case Op::Softplus: unary("Softplus"); break;
+      case Op::Identity:
+      case Op::StopGradient: unary("Identity"); break;
+      case Op::LeakyRelu: unary("LeakyRelu", {floatAttr("alpha", n.attrs.alpha)}); break;
+      case Op::Elu: unary("Elu", {floatAttr("alpha", n.attrs.alpha)}); break;
+      case Op::Square: node("Mul", {in(0), in(0)}, out, scope); break;
+      case Op::Pow: node("Pow", {in(0), scalar(scope + ".exponent", n.attrs.alpha)}, out, scope); break;
+      case Op::Clamp:
+        node("Clip", {in(0), scalar(scope + ".min", n.attrs.alpha), scalar(scope + ".max", n.attrs.beta)}, out, scope);
+        break;
+      case Op::Step: {  // 1 where x > 0
+        std::string positive = node("Greater", {in(0), scalar(scope + ".zero", 0)}, fresh(scope + ".positive"), scope);
+        node("Cast", {positive}, out, scope, {intAttr("to", onnx::TensorProto::FLOAT)});
+        break;
+      }
+      case Op::ToFloat: unary("Cast", {intAttr("to", onnx::TensorProto::FLOAT)}); break;
+      case Op::Gelu: gelu(n, in(0), out, scope); break;
+      case Op::MatMul:
+      case Op::BatchMatMul: out = matmul(id, in(0), in(1), out, scope); break;
+      case Op::Sum:
+        node("ReduceSum", {in(0), intConstant(scope + ".axes", n.attrs.axes)}, out, scope,
+             {intAttr("keepdims", n.attrs.keepdims)});
+        break;
+      case Op::Mean: unary("ReduceMean", {intsAttr("axes", n.attrs.axes), intAttr("keepdims", n.attrs.keepdims)}); break;
+      case Op::Max: unary("ReduceMax", {intsAttr("axes", n.attrs.axes), intAttr("keepdims", n.attrs.keepdims)}); break;
+      case Op::SumTo: {  // sum the broadcast axes (keeping them), then drop the leading ones
+        std::vector<int64_t> axes;
+        const Shape& from = g_.node(n.inputs[0]).shape;
+        size_t lead = from.size() - n.shape.size();
+        for (size_t a = 0; a < from.size(); ++a)
+          if (a < lead || n.shape[a - lead] != from[a]) axes.push_back(static_cast<int64_t>(a));
+        std::string summed = node("ReduceSum", {in(0), intConstant(scope + ".axes", axes)}, fresh(scope + ".summed"),
+                                  scope, {intAttr("keepdims", 1)});
+        node("Reshape", {summed, intConstant(scope + ".shape", reshapeTarget(id, n.shape))}, out, scope);
+        break;
+      }
+      case Op::Softmax: unary("Softmax", {intAttr("axis", n.attrs.axes[0])}); break;
+      case Op::LogSoftmax: unary("LogSoftmax", {intAttr("axis", n.attrs.axes[0])}); break;
+      case Op::Transpose: unary("Transpose", {intsAttr("perm", n.attrs.axes)}); break;
+      case Op::Reshape:
+        node("Reshape", {in(0), intConstant(scope + ".shape", reshapeTarget(id, n.shape))}, out, scope);
+        break;
+      case Op::BroadcastTo: broadcast(id, in(0), out, scope); break;
+      case Op::Concat: node("Concat", {in(0), in(1)}, out, scope, {intAttr("axis", n.attrs.axes[0])}); break;
+      case Op::Slice:
+        node("Slice",
+             {in(0), intConstant(scope + ".starts", {n.attrs.start}), intConstant(scope + ".ends", {n.attrs.end}),
+              intConstant(scope + ".axes", {n.attrs.axes[0]})},
+             out, scope);
+        break;
+      case Op::Gather: node("Gather", {in(0), in(1)}, out, scope, {intAttr("axis", 0)}); break;
+      case Op::Conv2d:
+        binary("Conv");
+        addWindowAttrs(n, true);
+        break;
+      case Op::MaxPool2d:
+        unary("MaxPool");
+        addWindowAttrs(n, true);
+        break;
+      case Op::AvgPool2d:
+        if (n.attrs.dilation[0] != 1 || n.attrs.dilation[1] != 1) refuse(id, "ONNX's AveragePool has no dilation (opset 17)");
+        unary("AveragePool", {intAttr("count_include_pad", 1)});
+        addWindowAttrs(n, false);
+        break;
+      case Op::GlobalAvgPool: unary("ReduceMean", {intsAttr("axes", {2, 3}), intAttr("keepdims", 0)}); break;
+      default: refuse(id, "has no ONNX form in predict's graph");
+    }
+    names_[id] = out;
+  }
+
+  // Conv and pooling windows: kernel_shape, strides, pads (begin H, W, end H, W), dilations.
+  void addWindowAttrs(const Node& n, bool dilations) {
+    onnx::NodeProto* last = graph_.mutable_node(graph_.node_size() - 1);
+    const Attrs& a = n.attrs;
+    std::vector<int64_t> kernel = {a.kernel[0], a.kernel[1]};
+    if (n.op == Op::Conv2d) {
+      const Shape& w = g_.node(n.inputs[1]).shape;
+      kernel = {w[2].extent, w[3].extent};
+    }
+    *last->add_attribute() = intsAttr("kernel_shape", kernel);
+    *last->add_attribute() = intsAttr("strides", {a.stride[0], a.stride[1]});
+    *last->add_attribute() = intsAttr("pads", {a.padding[0], a.padding[1], a.padding[0], a.padding[1]});
+    if (dilations) *last->add_attribute() = intsAttr("dilations", {a.dilation[0], a.dilation[1]});
+  }
+
+  // gelu(x) = x (1 + erf(x / sqrt 2)) / 2, as PyTorch exports it; the tanh form
+  // x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) / 2.
+  void gelu(const Node& n, const std::string& x, const std::string& out, const std::string& scope) {
+    std::string inner;
+    if (n.attrs.approximate) {
+      std::string cube = node("Pow", {x, scalar(scope + ".three", 3)}, fresh(scope + ".cube"), scope);
+      std::string scaled = node("Mul", {cube, scalar(scope + ".cubic", 0.044715)}, fresh(scope + ".cubic_term"), scope);
+      std::string sum = node("Add", {x, scaled}, fresh(scope + ".sum"), scope);
+      std::string arg = node("Mul", {sum, scalar(scope + ".sqrt_2_over_pi", std::sqrt(2 / M_PI))}, fresh(scope + ".arg"), scope);
+      inner = node("Tanh", {arg}, fresh(scope + ".tanh"), scope);
+    } else {
+      std::string arg = node("Div", {x, scalar(scope + ".sqrt_2", std::sqrt(2.0))}, fresh(scope + ".arg"), scope);
+      inner = node("Erf", {arg}, fresh(scope + ".erf"), scope);
+    }
+    std::string one_plus = node("Add", {inner, scalar(scope + ".one", 1)}, fresh(scope + ".one_plus"), scope);
+    std::string times_x = node("Mul", {x, one_plus}, fresh(scope + ".times_x"), scope);
+    node("Mul", {times_x, scalar(scope + ".half", 0.5)}, out, scope);
+  }
+
+  // op(A) @ op(B): Gemm for a 2-D A (a linear layer: transB), else MatMul after transposing the operands' last two
+  // axes as needed (ONNX's MatMul broadcasts a shared 2-D operand and treats leading axes as batch, as nnc does).
+  std::string matmul(NodeId id, const std::string& a, const std::string& b, std::string out, const std::string& scope) {
+    const Node& n = g_.node(id);
+    size_t rank_a = g_.node(n.inputs[0]).shape.size(), rank_b = g_.node(n.inputs[1]).shape.size();
+    if (n.op == Op::MatMul && n.attrs.transpose_a && rank_a > 2)
+      refuse(id, "a contraction over the leading axes (a backward form)");
+    if (rank_a == 2 && rank_b == 2) {
+      std::vector<std::string> inputs = {a, b};
+      if (NodeId add = biasAdd(id); add != kNoNode) {  // Gemm's C: the layer's bias, as PyTorch exports a Linear
+        const Node& bias_add = g_.node(add);
+        inputs.push_back(names_.at(bias_add.inputs[1]));
+        taken_.erase(out);
+        names_[add] = out = fresh(bias_add.name.empty() ? scope : bias_add.name);
+      }
+      node("Gemm", inputs, out, scope, {intAttr("transA", n.attrs.transpose_a), intAttr("transB", n.attrs.transpose_b)});
+      return out;
+    }
+    std::string left = a, right = b;
+    if (n.attrs.transpose_a)
+      left = node("Transpose", {a}, fresh(scope + ".a_t"), scope, {intsAttr("perm", swapLastTwo(rank_a))});
+    if (n.attrs.transpose_b)
+      right = node("Transpose", {b}, fresh(scope + ".b_t"), scope, {intsAttr("perm", swapLastTwo(rank_b))});
+    return node("MatMul", {left, right}, out, scope);
+  }
+
+  // The Add of a parameter vector to matmul `id`'s 2-D result, its only user, when there is one.
+  NodeId biasAdd(NodeId id) const {
+    auto users = users_.find(id);
+    if (users == users_.end() || users->second.size() != 1) return kNoNode;
+    NodeId add = users->second[0];
+    const Node& user = g_.node(add);
+    if (user.op != Op::Add || user.inputs[0] != id || user.shape != g_.node(id).shape) return kNoNode;
+    const Node& bias = g_.node(user.inputs[1]);
+    return bias.op == Op::Param && bias.shape.size() == 1 && names_.count(user.inputs[1]) ? add : kNoNode;
+  }
+
+  // broadcast_to: first the axes x lacks (Unsqueeze), then Expand; the batch keeps its extent (1 in the target).
+  void broadcast(NodeId id, const std::string& x, const std::string& out, const std::string& scope) {
+    const Node& n = g_.node(id);
+    if (n.attrs.alpha != 0) refuse(id, "a broadcast that divides (a backward form)");
+    const Shape& from = g_.node(n.inputs[0]).shape;
+    std::string source = x;
+    if (from.size() < n.shape.size())
+      source = node("Unsqueeze", {x, intConstant(scope + ".axes", n.attrs.axes)}, fresh(scope + ".unsqueezed"), scope);
+    std::vector<int64_t> target;
+    for (const Dim& dim : n.shape) target.push_back(dim.isSymbolic() ? 1 : dim.extent);
+    for (size_t a = 0, f = 0; a < n.shape.size(); ++a) {
+      bool added = from.size() < n.shape.size() &&
+                   std::find(n.attrs.axes.begin(), n.attrs.axes.end(), static_cast<int64_t>(a)) != n.attrs.axes.end();
+      if (n.shape[a].isSymbolic() && (added || !from[f].isSymbolic())) refuse(id, "a broadcast over the batch");
+      if (!added) ++f;
+    }
+    node("Expand", {source, intConstant(scope + ".shape", target)}, out, scope);
+  }
+
+  // What `trainer predict -o` makes of the output (runtime/predictions.h), and the graph output.
+  void postProcess() {
+    const Node& output = g_.node(g_.output);
+    std::string y = names_.at(g_.output);
+    Shape shape = output.shape;
+    std::string name;
+    if (g_.task == Task::Classify) {
+      name = fresh("probabilities");
+      if (shape.back().extent >= 2) {
+        node("Softmax", {y}, name, "probabilities", {intAttr("axis", -1)});
+      } else {  // one logit z stands for two classes: [1 - sigmoid(z), sigmoid(z)]
+        std::string p = node("Sigmoid", {y}, fresh("probability"), "probabilities");
+        std::string q = node("Sub", {scalar("one", 1), p}, fresh("complement"), "probabilities");
+        node("Concat", {q, p}, name, "probabilities", {intAttr("axis", -1)});
+        shape.back().extent = 2;
+      }
+    } else {
+      name = fresh(g_.task == Task::Regress ? "predictions" : "reconstructions");
+      bool logits = g_.criterion != kNoNode && g_.node(g_.criterion).op == Op::BinaryCrossEntropyWithLogits;
+      node(logits ? "Sigmoid" : "Identity", {y}, name, name);
+    }
+    addValueInfo(graph_.add_output(), name, shape, DType::F32);
+  }
+
+  const Graph& g_;
+  onnx::GraphProto graph_;
+  std::string features_;
+  std::map<NodeId, std::string> names_;
+  std::map<NodeId, std::vector<NodeId>> users_;  // within predict's graph
+  std::set<std::string> taken_;
+};
+
+}  // namespace
+
+SerializedGraph serializeEvalGraph(const Program& program) {
+  SerializedGraph result;
+  try {
+    for (int normalized = 0; normalized < 2; ++normalized) {
+      GraphWriter writer(program, normalized);
+      std::vector<size_t> params;
+      writer.write(params);
+      result.params = params;
+      writer.graph().SerializeToString(&result.graph[normalized]);
+    }
+  } catch (const NoOnnxForm& e) {
+    SerializedGraph none;
+    none.error = e.what();
+    return none;
+  }
+  onnx::ModelProto model;
+  model.set_ir_version(onnx::IR_VERSION);
+  model.set_producer_name("nnc");
+  model.set_producer_version(NNC_VERSION);
+  onnx::OperatorSetIdProto* opset = model.add_opset_import();
+  opset->set_domain("");
+  opset->set_version(kOpset);
+  model.set_doc_string(fmt::format("model `{}` exported by nnc: what `trainer predict -o` writes", program.graph.model_name));
+  model.SerializeToString(&result.model_head);
+  return result;
+}
+
+}  // namespace nnc::onnx_export
