@@ -45,7 +45,9 @@ class GraphWriter {
       if (needed[id])
         for (NodeId in : g_.node(id).inputs) users_[in].push_back(id);
     for (NodeId id = 0; id < static_cast<NodeId>(g_.nodes.size()); ++id)
-      if (needed[id] && !names_.count(id)) translate(id);
+      if (needed[id]) matchLayer(id);
+    for (NodeId id = 0; id < static_cast<NodeId>(g_.nodes.size()); ++id)
+      if (needed[id] && !names_.count(id) && !folded_.count(id)) translate(id);
     for (size_t i = 0; i < g_.params.size(); ++i)
       if (needed[g_.params[i].node]) params.push_back(i);
     postProcess();
@@ -129,7 +131,10 @@ class GraphWriter {
 
   [[noreturn]] void refuse(NodeId id, const std::string& why) const {
     const Node& n = g_.node(id);
-    throw NoOnnxForm(fmt::format("`{}`{}: {}", opInfo(n.op).name, n.name.empty() ? "" : " (in `" + n.name + "`)", why));
+    std::string where = n.name.empty() ? "" : fmt::format(" (in `{}`)", n.name);
+    if (auto users = users_.find(id); where.empty() && users != users_.end() && !g_.node(users->second[0]).name.empty())
+      where = fmt::format(" (read by `{}`)", g_.node(users->second[0]).name);  // an anonymous node: where it goes
+    throw NoOnnxForm(fmt::format("`{}`{}: {}", opInfo(n.op).name, where, why));
   }
 
   // A shape as Reshape's shape input: the batch becomes -1 (every other extent is fixed).
@@ -156,6 +161,14 @@ class GraphWriter {
     auto in = [&](size_t i) { return names_.at(n.inputs[i]); };
     std::string scope = n.name.empty() ? opInfo(n.op).name : n.name;
     std::string out = n.op == Op::Param || n.op == Op::Input ? "" : fresh(scope);
+    if (auto layer = layers_.find(id); layer != layers_.end()) {  // the last node of a layer ONNX has an op for
+      std::vector<std::string> inputs;
+      for (NodeId in : layer->second.inputs) inputs.push_back(names_.at(in));
+      node(layer->second.op_type, inputs, out, scope, layer->second.attributes);
+      if (layer->second.op_type == "Conv") addWindowAttrs(g_.node(layer->second.window), true);
+      names_[id] = out;
+      return;
+    }
     auto unary = [&](const char* op_type, std::vector<onnx::AttributeProto> attributes = {}) {
       node(op_type, {in(0)}, out, scope, attributes);
     };
@@ -217,11 +230,9 @@ class GraphWriter {
       case Op::Clamp:
         node("Clip", {in(0), scalar(scope + ".min", n.attrs.alpha), scalar(scope + ".max", n.attrs.beta)}, out, scope);
         break;
-      case Op::Step: {  // 1 where x > 0
-        std::string positive = node("Greater", {in(0), scalar(scope + ".zero", 0)}, fresh(scope + ".positive"), scope);
-        node("Cast", {positive}, out, scope, {intAttr("to", onnx::TensorProto::FLOAT)});
+      case Op::Step:  // 1 where x > 0, else 0: relu(sign(x)), exactly, in float ops alone
+        node("Relu", {node("Sign", {in(0)}, fresh(scope + ".sign"), scope)}, out, scope);
         break;
-      }
       case Op::ToFloat: unary("Cast", {intAttr("to", onnx::TensorProto::FLOAT)}); break;
       case Op::Gelu: gelu(n, in(0), out, scope); break;
       case Op::MatMul:
@@ -319,15 +330,7 @@ class GraphWriter {
     if (n.op == Op::MatMul && n.attrs.transpose_a && rank_a > 2)
       refuse(id, "a contraction over the leading axes (a backward form)");
     if (rank_a == 2 && rank_b == 2) {
-      std::vector<std::string> inputs = {a, b};
-      if (NodeId add = biasAdd(id); add != kNoNode) {  // Gemm's C: the layer's bias, as PyTorch exports a Linear
-        const Node& bias_add = g_.node(add);
-        inputs.push_back(names_.at(bias_add.inputs[1]));
-        taken_.erase(out);
-        names_[add] = out = fresh(bias_add.name.empty() ? scope : bias_add.name);
-      }
-      node("Gemm", inputs, out, scope, {intAttr("transA", n.attrs.transpose_a), intAttr("transB", n.attrs.transpose_b)});
-      return out;
+      return node("Gemm", {a, b}, out, scope, {intAttr("transA", n.attrs.transpose_a), intAttr("transB", n.attrs.transpose_b)});
     }
     std::string left = a, right = b;
     if (n.attrs.transpose_a)
@@ -337,15 +340,61 @@ class GraphWriter {
     return node("MatMul", {left, right}, out, scope);
   }
 
-  // The Add of a parameter vector to matmul `id`'s 2-D result, its only user, when there is one.
-  NodeId biasAdd(NodeId id) const {
+  // The only user of `id` within predict's graph, or kNoNode.
+  NodeId onlyUser(NodeId id) const {
     auto users = users_.find(id);
-    if (users == users_.end() || users->second.size() != 1) return kNoNode;
-    NodeId add = users->second[0];
-    const Node& user = g_.node(add);
-    if (user.op != Op::Add || user.inputs[0] != id || user.shape != g_.node(id).shape) return kNoNode;
-    const Node& bias = g_.node(user.inputs[1]);
-    return bias.op == Op::Param && bias.shape.size() == 1 && names_.count(user.inputs[1]) ? add : kNoNode;
+    return users != users_.end() && users->second.size() == 1 ? users->second[0] : kNoNode;
+  }
+
+  // The parameter vector `v` is, directly or as a column [C, 1, ..] for channels (read by `v` alone), or kNoNode.
+  NodeId paramVector(NodeId v, std::vector<NodeId>& inner) const {
+    const Node& n = g_.node(v);
+    if (n.op == Op::Reshape && onlyUser(v) != kNoNode) {
+      inner.push_back(v);
+      return paramVector(n.inputs[0], inner);
+    }
+    return n.op == Op::Param && n.shape.size() == 1 ? v : kNoNode;
+  }
+
+  // Layers nnc builds of several nodes that are one ONNX op, matched at their last node `id`: a linear layer's or
+  // convolution's bias add (Gemm's C, Conv's B, as PyTorch exports them), eval-mode batch_norm
+  // ((x - mean) / sqrt(var + eps) * weight + bias: BatchNormalization). The nodes inside go to folded_.
+  void matchLayer(NodeId id) {
+    const Node& n = g_.node(id);
+    if (n.op != Op::Add) return;
+    std::vector<NodeId> inner;
+    NodeId bias = paramVector(n.inputs[1], inner), product = n.inputs[0];
+    if (bias == kNoNode || onlyUser(product) != id || g_.node(product).shape != n.shape) return;
+    const Node& p = g_.node(product);
+    bool gemm = p.op == Op::MatMul && p.shape.size() == 2 && g_.node(p.inputs[0]).shape.size() == 2 &&
+                g_.node(p.inputs[1]).shape.size() == 2 && !p.attrs.transpose_a && inner.empty();
+    if (gemm || (p.op == Op::Conv2d && !inner.empty())) {
+      folded_.insert(product);
+      folded_.insert(inner.begin(), inner.end());
+      layers_[id] = gemm ? Layer{"Gemm", {p.inputs[0], p.inputs[1], bias}, {intAttr("transB", p.attrs.transpose_b)}}
+                         : Layer{"Conv", {p.inputs[0], p.inputs[1], bias}, {}, product};
+      return;
+    }
+    // batch_norm: Add(Mul(Div(Sub(x, mean), Sqrt(Add(var, eps))), weight), bias), each inner node read once.
+    if (p.op != Op::Mul) return;
+    NodeId weight = paramVector(p.inputs[1], inner), div = p.inputs[0];
+    if (weight == kNoNode || onlyUser(div) != product || g_.node(div).op != Op::Div) return;
+    NodeId sub = g_.node(div).inputs[0], sqrt = g_.node(div).inputs[1];
+    if (g_.node(sub).op != Op::Sub || g_.node(sqrt).op != Op::Sqrt || onlyUser(sub) != div || onlyUser(sqrt) != div)
+      return;
+    NodeId plus_eps = g_.node(sqrt).inputs[0];
+    if (g_.node(plus_eps).op != Op::Add || onlyUser(plus_eps) != sqrt) return;
+    const Node& eps = g_.node(g_.node(plus_eps).inputs[1]);
+    NodeId x = g_.node(sub).inputs[0], mean = paramVector(g_.node(sub).inputs[1], inner),
+           var = paramVector(g_.node(plus_eps).inputs[0], inner);
+    const Shape& x_shape = g_.node(x).shape;
+    if (mean == kNoNode || var == kNoNode || eps.op != Op::Fill || !eps.shape.empty() || x_shape.size() < 2 ||
+        x_shape != n.shape || g_.node(mean).shape[0] != x_shape[1])
+      return;
+    folded_.insert({product, div, sub, sqrt, plus_eps});
+    if (onlyUser(g_.node(plus_eps).inputs[1]) == plus_eps) folded_.insert(g_.node(plus_eps).inputs[1]);
+    folded_.insert(inner.begin(), inner.end());
+    layers_[id] = Layer{"BatchNormalization", {x, weight, bias, mean, var}, {floatAttr("epsilon", eps.attrs.value)}};
   }
 
   // broadcast_to: first the axes x lacks (Unsqueeze), then Expand; the batch keeps its extent (1 in the target).
@@ -396,6 +445,14 @@ class GraphWriter {
   std::string features_;
   std::map<NodeId, std::string> names_;
   std::map<NodeId, std::vector<NodeId>> users_;  // within predict's graph
+  struct Layer {
+    std::string op_type;
+    std::vector<NodeId> inputs;
+    std::vector<onnx::AttributeProto> attributes;
+    NodeId window = kNoNode;  // a Conv's node: its window attributes
+  };
+  std::map<NodeId, Layer> layers_;  // by the layer's last node
+  std::set<NodeId> folded_;         // nodes inside a layer
   std::set<std::string> taken_;
 };
 
