@@ -2,7 +2,7 @@
 # output_0.pb, expected values from NumPy), for what ONNX 1.12's tests cannot show: operators whose every ONNX test
 # has double, 16-bit or string data (ReduceLogSumExp, Cast, CastLike), a Concat of two computed values (ONNX's join
 # inputs, which nnc makes constants), a Pad of nothing before a pool, Gemm as `linear`, Gather as `embedding` of token
-# ids, and shape arithmetic on a symbolic batch. tests/onnx_conformance.cpp runs them as it runs ONNX's.
+# ids, shape arithmetic on a symbolic batch, and a Reshape of a constant. tests/onnx_conformance.cpp runs them as it runs ONNX's.
 # Usage: /usr/bin/python3 make_node_tests.py OUT_DIR   (tests/onnx/node holds its output, committed)
 import os
 import sys
@@ -70,3 +70,10 @@ write("test_nnc_view_symbolic_batch", shape_nodes, x, x.reshape(3, 20),
 write("test_nnc_slice_open_end", [helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["y"])], features,
       features[:, 1:], [("starts", np.array([1], np.int64)), ("ends", np.array([2**63 - 1], np.int64)),
                         ("axes", np.array([1], np.int64))])
+# A per-channel constant as a column [C, 1, 1] by Reshape, as nnc's own export writes a BatchNorm it cannot fuse:
+# the import folds it into a param of that shape.
+images = rng.randn(2, 3, 4, 5).astype(np.float32)
+channel = rng.randn(3).astype(np.float32)
+write("test_nnc_reshape_constant_column",
+      [helper.make_node("Reshape", ["c", "column"], ["cc"]), helper.make_node("Add", ["x", "cc"], ["y"])],
+      images, images + channel[:, None, None], [("c", channel), ("column", np.array([3, 1, 1], np.int64))])
