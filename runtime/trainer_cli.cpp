@@ -732,6 +732,8 @@ int infoCommand(const ModelSpec& model, int argc, char** argv) {
     std::printf("latent code: f32%s\n",
                 shapeString(concreteShape(static_cast<int>(model.latent_rank), model.latent_shape, kBatchDim)).c_str());
   std::printf("task: %s%s%s\n", model.task, *model.criterion ? ", loss compares by " : "", model.criterion);
+  if (model.onnx.model_head)
+    std::printf("onnx export: %s%s\n", *model.onnx.error ? "no: " : "yes (`export --onnx`)", model.onnx.error);
   for (int i = 0; i < model.num_inputs; ++i)
     std::printf("input %s: %s%s\n", model.inputs[i].name, model.inputs[i].is_integer ? "i32" : "f32",
                 shapeString(concreteShape(model.inputs[i].rank, model.inputs[i].shape, kBatchDim)).c_str());

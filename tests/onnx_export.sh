@@ -123,4 +123,6 @@ build noisy noisy.nn
 expect_error "model \`noisy\` has no ONNX form: \`fill\` (read by \`h\`): a constant over the batch that is not an operand of arithmetic" \
   ./noisy export --weights noisy.safetensors --onnx noisy.onnx
 [ ! -e noisy.onnx ] || fail "a refused export wrote noisy.onnx"
+./noisy info | grep -qF "onnx export: no: \`fill\` (read by \`h\`)" || fail "noisy info: $(./noisy info)"
+./mlp info | grep -qF "onnx export: yes" || fail "mlp info: $(./mlp info)"
 echo "onnx_export: 5 models exported, checked and matched by PyTorch's operators, 2 imported back"
