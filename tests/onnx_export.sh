@@ -5,15 +5,7 @@
 # matched with the trainer's own `predict -o`; two of them imported back by `nnc import`, built and matched again.
 # Then the export's errors.
 # Usage: onnx_export.sh NNC SOURCE_DIR WORK_DIR TENSOR_DIFF
-set -euo pipefail
-nnc=$1 src=$2 work=$3 tensor_diff=$4
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-python=/usr/bin/python3  # Debian's, with torch and python3-onnx (the python3 on PATH may lack them)
-if ! "$python" -c "import torch, onnx" 2> /dev/null; then
-  echo "SKIP: $python has no torch or onnx"
-  exit 77
-fi
+source "$2/tests/onnx/script_setup.sh"  # nnc, src, work, tensor_diff, fail, python
 fashion=/usr/share/datasets/fashion-mnist
 
 # Inputs as `predict` reads them: Fashion-MNIST test images in [0, 1] (flat and as [N, 1, 28, 28]), random points,

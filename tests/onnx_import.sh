@@ -6,15 +6,7 @@
 # missing file, a file that is not ONNX, unsupported operators (each with its node), models that break ONNX's rules
 # or nnc's, an unknown loss.
 # Usage: onnx_import.sh NNC SOURCE_DIR WORK_DIR TENSOR_DIFF
-set -euo pipefail
-nnc=$1 src=$2 work=$3 tensor_diff=$4
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-python=/usr/bin/python3  # Debian's, with torch and python3-onnx (the python3 on PATH may lack them)
-if ! "$python" -c "import torch, onnx" 2> /dev/null; then
-  echo "SKIP: $python has no torch or onnx"
-  exit 77
-fi
+source "$2/tests/onnx/script_setup.sh"  # nnc, src, work, tensor_diff, fail, python
 
 "$python" "$src/tests/onnx/export_models.py" . 2> export.log || fail "export: $(tail -n 3 export.log)"
 "$nnc" import net.onnx -o net.nn --loss cross_entropy 2> import.log || fail "import: $(cat import.log)"
