@@ -2,7 +2,8 @@
 # `nnc build --emit=library`: a small classifier trained a few steps is built into libtiny.a and libtiny.h; a C99
 # program linked with plain `cc` (no libstdc++) predicts the test images with tiny_predict, and its outputs are
 # the trainer's `predict -o` probabilities bit for bit (10000 images: 39 batches of 256 and a last one of 16). The
-# archive needs only libc and libm; refusals: no --weights, another model's checkpoint, an unknown --emit.
+# archive needs only libc and libm; refusals: no --weights, another model's checkpoint, an unknown --emit; write
+# and autoscheduler failures.
 # Usage: inference_library.sh NNC SOURCE_DIR WORK_DIR
 set -euo pipefail
 nnc=$1 src=$2 work=$3
@@ -75,4 +76,23 @@ expect_error "other.safetensors: this checkpoint does not fit model \`tiny\` (5 
   --weights other.safetensors -o libnone
 grep -q "^  no tensor \`h.weight\` \[32, 784\]$" err.log || fail "the missing tensor unnamed: $(cat err.log)"
 [ ! -e libnone.a ] && [ ! -e libnone.h ] || fail "a refused build wrote libnone"
+
+# Failures after the up-front checks are the user's (exit 1), as the trainer build reports them: the output
+# directory vanishes during the build (the message names the path and the OS's reason); Halide's Adams2019 fails
+# (Halide 14's writes HL_SCHEDULE_FILE and asserts that it could). Neither leaves a file or a temporary behind.
+mkdir -p gone tmp
+TMPDIR=$PWD/tmp "$nnc" build tiny.nn --emit=library --weights tiny.safetensors --no-cache -o gone/libgone 2> err.log &
+pid=$!
+while [ ! -d "tmp/nnc-build-$pid" ] && kill -0 "$pid" 2> /dev/null; do sleep 0.01; done  # past the checks
+rm -r gone
+code=0
+wait "$pid" || code=$?
+[ "$code" -eq 1 ] && grep -qx "nnc: error: gone/libgone.a: cannot create temporary file: No such file or directory" \
+  err.log || fail "output directory removed during the build (exit $code): $(cat err.log)"
+HL_SCHEDULE_FILE=$PWD/none/schedule.txt expect_error \
+  "^nnc: error: the kernels Halide's adams2019 autoscheduler scheduled do not compile with Halide 14: .*Failed to write" \
+  --emit=library --weights tiny.safetensors --schedule=adams2019 --no-cache -o libauto
+grep -q "^nnc: --schedule=manual (the default) builds this model" err.log || fail "no way out named: $(cat err.log)"
+leftovers=$(ls -A | grep -E '^libauto|\.tmp\.' || true)
+[ -z "$leftovers" ] || fail "failed builds left $leftovers"
 echo "inference_library: ok ($(sed -n 's/.* in \([0-9.]* s\).*/\1/p' build.log) for the library)"

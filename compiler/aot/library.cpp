@@ -6,10 +6,12 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 
 #include "compiler/aot/generated_source.h"
 #include "compiler/config.h"
+#include "runtime/atomic_file.h"
 #include "runtime/predict_library.h"
 #include "runtime/predictions.h"
 #include "runtime/preprocess.h"
@@ -195,10 +197,11 @@ void buildLibrary(const Program& program, const ProgramPlan& plan, const std::ve
   for (const auto& file : std::filesystem::directory_iterator(executor))
     command += fmt::format(" {}", shellQuote(file.path().string()));
   runCommand(command, "archiving the library");
-  std::filesystem::copy_file(archive, paths.archive, std::filesystem::copy_options::overwrite_existing);
-  std::ofstream header(paths.header);
-  header << libraryHeader(program, source_name, paths.archive);
-  if (!header) throw std::runtime_error("writing " + paths.header + " failed");
+  std::ifstream in(archive, std::ios::binary);
+  std::string archive_bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in) throw std::runtime_error("reading " + archive + " failed");
+  std::string header = libraryHeader(program, source_name, paths.archive);
+  rt::writeFilesAtomically({{paths.archive, archive_bytes}, {paths.header, header}});
 }
 
 }  // namespace nnc
