@@ -274,7 +274,7 @@ int buildLibrary(const Options& options, const nnc::Program& program, const std:
   });
   nnc::LibraryPaths paths = nnc::libraryPaths(options.output);
   try {
-    nnc::buildLibrary(program, plan, objects, weights, options.input, dir, paths);
+    nnc::buildLibrary(program, plan, target, objects, weights, options.input, dir, paths);
   } catch (const nnc::rt::DataError& e) {  // OUT.a or OUT.h cannot be written
     throw UserError(fmt::format("nnc: error: {}", e.what()));
   }

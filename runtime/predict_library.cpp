@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/cpu_features_core.h"
 #include "runtime/predictions.h"
 
 namespace nnc::rt {
@@ -27,6 +28,24 @@ int fail(int status, const char* format, ...) {
 
 // Halide's errors (an allocation that failed) come here instead of aborting the caller's process.
 extern "C" void recordHalideError(void*, const char* message) { snprintf(error_text, sizeof error_text, "%s", message); }
+
+// Whether this CPU has every feature the kernels were compiled for; the last spec found to pass is remembered.
+int checkCpu(const PredictLibrarySpec& spec) {
+  static const PredictLibrarySpec* passed = nullptr;
+  if (__atomic_load_n(&passed, __ATOMIC_RELAXED) == &spec) return kPredictOk;
+  char missing[256] = "";
+  for (int i = 0; i < spec.num_cpu_features; ++i) {
+    if (cpu::cpuHasFeature(spec.cpu_features[i])) continue;
+    size_t used = strlen(missing);
+    snprintf(missing + used, sizeof missing - used, "%s%s", used ? ", " : "", spec.cpu_features[i]);
+  }
+  if (!missing[0]) {
+    __atomic_store_n(&passed, &spec, __ATOMIC_RELAXED);
+    return kPredictOk;
+  }
+  return fail(kPredictUnsupportedCpu, "%s_predict: the library was compiled for %s; this CPU lacks %s: rebuild it "
+              "with a --target this CPU runs, or on this machine", spec.model, spec.target, missing);
+}
 
 bool isClassifier(const PredictLibrarySpec& spec) { return strcmp(spec.task, "classify") == 0; }
 
@@ -162,6 +181,7 @@ int64_t libraryOutputSize(const PredictLibrarySpec& spec) {
 
 int predictWithLibrary(const PredictLibrarySpec& spec, const float* x, int64_t n, float* out) {
   error_text[0] = '\0';
+  if (int status = checkCpu(spec)) return status;
   if (n < 0) return fail(kPredictBadArgument, "%s_predict: n is %lld, expected a count of examples", spec.model,
                          static_cast<long long>(n));
   if (n > 0 && (!x || !out)) return fail(kPredictBadArgument, "%s_predict: x or out is NULL", spec.model);

@@ -2,7 +2,7 @@
 # `nnc build --emit=library`: a small classifier trained a few steps is built into libtiny.a and libtiny.h; a C99
 # program linked with plain `cc` (no libstdc++) predicts the test images with tiny_predict, and its outputs are
 # the trainer's `predict -o` probabilities bit for bit (10000 images: 39 batches of 256 and a last one of 16). The
-# archive needs only libc and libm; refusals: no --weights, another model's checkpoint, an unknown --emit; write
+# archive needs only libc and libm; a CPU without a feature the kernels need is refused; refusals: no --weights, another model's checkpoint, an unknown --emit; write
 # and autoscheduler failures.
 # Usage: inference_library.sh NNC SOURCE_DIR WORK_DIR
 set -euo pipefail
@@ -43,7 +43,11 @@ int main(int argc, char **argv) {
   float *x = malloc(sizeof(float) * TINY_INPUT_SIZE * n), *out = malloc(sizeof(float) * TINY_OUTPUT_SIZE * n);
   if (fread(bytes, TINY_INPUT_SIZE, n, in) != (size_t)n) return 2;
   for (int64_t i = 0; i < TINY_INPUT_SIZE * n; ++i) x[i] = (float)bytes[i] / 255.0f;
-  if (tiny_predict(x, n, out) != TINY_OK) { fprintf(stderr, "%s\n", tiny_last_error()); return 1; }
+  int status = tiny_predict(x, n, out);
+  if (status != TINY_OK) {
+    fprintf(stderr, "%s%s\n", status == TINY_UNSUPPORTED_CPU ? "unsupported CPU: " : "", tiny_last_error());
+    return 1;
+  }
   fwrite(out, sizeof(float) * TINY_OUTPUT_SIZE, n, stdout);
   return tiny_predict(x, -1, out) == TINY_BAD_ARGUMENT && *tiny_last_error() ? 0 : 3;
 }
@@ -60,6 +64,16 @@ gunzip -c /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz > t10k-ima
 [ "$(stat -c %s library.raw)" -eq 400000 ] || fail "library.raw has $(stat -c %s library.raw) bytes, expected 10000 x 10 floats"
 # The NPY's data is its last 400000 bytes (after the header).
 cmp <(tail -c 400000 trainer.npy) library.raw || fail "the library's outputs differ from the trainer's predict -o"
+
+# On a CPU without a feature the kernels need (NNC_HIDE_CPU_FEATURES, as for trainers: the last the trainer, built
+# for the same host target, needs), the first call returns TINY_UNSUPPORTED_CPU naming it instead of dying of SIGILL.
+needed=$(./tiny info | sed -n 's/^needs CPU features: //p')
+feature=${needed##*, }
+[ -n "$feature" ] || fail "tiny info names no CPU features"
+code=0
+NNC_HIDE_CPU_FEATURES=$feature ./predict t10k-images > /dev/null 2> cpu.log || code=$?
+[ "$code" -eq 1 ] && grep -q "^unsupported CPU: tiny_predict: the library was compiled for host (.*); this CPU lacks $feature:" \
+  cpu.log || fail "without $feature (exit $code): $(cat cpu.log)"
 
 expect_error() {  # PATTERN ARGS...: nnc build exits 1 with PATTERN in its message
   local pattern=$1 code=0
