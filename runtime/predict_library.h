@@ -55,13 +55,16 @@ int64_t libraryOutputSize(const PredictLibrarySpec& spec);
 // `out` (libraryOutputSize floats each), bit for bit: the same kernels over batches of 256, the same
 // normalization and post-processing. Returns a PredictStatus; the message of a failure is libraryError's. On a
 // CPU that lacks one of spec.cpu_features (the kernels would die of SIGILL) every call returns
-// kPredictUnsupportedCpu, its message naming the missing features.
+// kPredictUnsupportedCpu, its message naming the missing features. The first call installs Halide's error
+// handler and parallel loop for good, forwarding what is not the library's to those installed before (see
+// predict_library.cpp: why not around each call).
 int predictWithLibrary(const PredictLibrarySpec& spec, const float* x, int64_t n, float* out);
 
 // Sets the threads of the kernels' parallel loops (Halide's pool; 0: one per CPU). Returns a PredictStatus.
 int setLibraryThreads(int threads);
 
-// The message of this thread's last failed call ("" when none failed).
+// The message of this thread's last failed call ("" when none failed), errors of its kernels on Halide's pool
+// threads included.
 const char* libraryError();
 
 }  // namespace nnc::rt

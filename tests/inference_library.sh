@@ -2,7 +2,8 @@
 # `nnc build --emit=library`: a small classifier trained a few steps is built into libtiny.a and libtiny.h; a C99
 # program linked with plain `cc` (no libstdc++) predicts the test images with tiny_predict, and its outputs are
 # the trainer's `predict -o` probabilities bit for bit (10000 images: 39 batches of 256 and a last one of 16). The
-# archive needs only libc and libm; a CPU without a feature the kernels need is refused; refusals: no --weights, another model's checkpoint, an unknown --emit; write
+# archive needs only libc and libm; a CPU without a feature the kernels need is refused; Halide's errors on pool
+# threads reach the caller, and a program's own Halide hooks are kept; refusals: no --weights, another model's checkpoint, an unknown --emit; write
 # and autoscheduler failures.
 # Usage: inference_library.sh NNC SOURCE_DIR WORK_DIR
 set -euo pipefail
@@ -74,6 +75,71 @@ code=0
 NNC_HIDE_CPU_FEATURES=$feature ./predict t10k-images > /dev/null 2> cpu.log || code=$?
 [ "$code" -eq 1 ] && grep -q "^unsupported CPU: tiny_predict: the library was compiled for host (.*); this CPU lacks $feature:" \
   cpu.log || fail "without $feature (exit $code): $(cat cpu.log)"
+
+# Halide's hooks (runtime/predict_library.cpp), with the archive's executor and a stand-in kernel whose loop body
+# fails on another thread: the call's message has the error, and this program's own hooks, set before the first
+# call, still get what is theirs (its own error; the library's loops run through its parallel loop).
+cat > hooks.cpp <<'CPP'
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include "runtime/predict_library.h"
+extern "C" {  // from HalideRuntime.h
+typedef int (*halide_task_t)(void *, int, uint8_t *);
+typedef int (*halide_do_par_for_t)(void *, halide_task_t, int, int, uint8_t *);
+typedef void (*halide_error_handler_t)(void *, const char *);
+halide_error_handler_t halide_set_error_handler(halide_error_handler_t);
+halide_do_par_for_t halide_set_custom_do_par_for(halide_do_par_for_t);
+int halide_do_par_for(void *, halide_task_t, int, int, uint8_t *);
+void halide_error(void *, const char *);
+}
+char seen[1000];  // what this program's error handler received
+int loops = 0;
+void handler(void *, const char *message) { strncat(seen, message, sizeof seen - strlen(seen) - 1); }
+struct Body { halide_task_t task; void *user_context; int index; uint8_t *closure; int result; };
+void *runBody(void *p) {
+  Body *b = static_cast<Body *>(p);
+  b->result = b->task(b->user_context, b->index, b->closure);
+  return nullptr;
+}
+int parallelLoop(void *user_context, halide_task_t task, int min, int size, uint8_t *closure) {  // a thread per body
+  ++loops;
+  for (int i = min; i < min + size; ++i) {
+    Body b = {task, user_context, i, closure, 0};
+    pthread_t thread;
+    pthread_create(&thread, nullptr, runBody, &b);
+    pthread_join(thread, nullptr);
+    if (b.result) return b.result;
+  }
+  return 0;
+}
+pthread_t caller;
+int failingBody(void *user_context, int, uint8_t *) {
+  if (pthread_equal(pthread_self(), caller)) return 0;
+  halide_error(user_context, "a loop body failed on another thread");
+  return -7;
+}
+int failingKernel(void **) { return halide_do_par_for(nullptr, failingBody, 0, 2, nullptr); }
+int main() {
+  using namespace nnc::rt;
+  caller = pthread_self();
+  halide_set_error_handler(handler);
+  halide_set_custom_do_par_for(parallelLoop);
+  const PlanCallSpec call = {failingKernel, "failing", "", 0, nullptr};
+  const PlanSpec plan = {"predict", false, 2, 0, nullptr, 1, &call, 0, 1, 0, 0};
+  const PredictLibrarySpec spec = {"fake", &plan, {"x", false, 2, {kBatchDim, 1}}, 2, {kBatchDim, 1}, 0, nullptr,
+                                   nullptr, nullptr, "regress", "mse", 0, "test", nullptr, 0};
+  float x[3] = {1, 2, 3}, out[3];
+  int status = predictWithLibrary(spec, x, 3, out);
+  printf("status %d: %s\n", status, libraryError());
+  halide_error(nullptr, "this program's own error");
+  printf("its handler: %s\nits loops: %d\n", seen, loops);
+}
+CPP
+c++ -std=c++20 -I"$src" -o hooks hooks.cpp libtiny.a -lpthread 2> link.log || fail "hooks.cpp: $(cat link.log)"
+./hooks > hooks.txt || fail "hooks exited $?"
+printf '%s\n' "status 3: fake_predict: kernel \`failing\` failed (-7): a loop body failed on another thread" \
+  "its handler: this program's own error" "its loops: 1" | cmp -s - hooks.txt || fail "Halide's hooks: $(cat hooks.txt)"
 
 expect_error() {  # PATTERN ARGS...: nnc build exits 1 with PATTERN in its message
   local pattern=$1 code=0

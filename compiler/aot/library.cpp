@@ -139,8 +139,13 @@ std::string libraryHeader(const Program& program, const Target& target, const st
       "int {0}_predict(const float *x, int64_t n, float *out);\n\n"
       "/* Threads of the kernels' parallel loops (0: one per CPU, the default). */\n"
       "int {0}_set_threads(int threads);\n\n"
-      "/* The message of this thread's last failed call (\"\" when none failed). */\n"
+      "/* The message of this thread's last failed call (\"\" when none failed), kernel errors raised on the\n"
+      " * threads of Halide's pool included. */\n"
       "const char *{0}_last_error(void);\n\n"
+      "/* Halide's hooks are process-wide: the first {0}_predict installs, once, an error handler and a parallel\n"
+      " * loop (halide_set_error_handler, halide_set_custom_do_par_for) that pass what is not this library's to the\n"
+      " * ones installed before them. A program with Halide code of its own installs its hooks before that call, or\n"
+      " * has them forward to the ones halide_set_* return. */\n\n"
       "#ifdef __cplusplus\n}}\n#endif\n\n#endif\n",
       name, source_name, std::filesystem::path(archive).filename().string(), macro, elementCount(input, 1),
       exampleShape(input, 0), what, output_size, exampleShape(output, last), static_cast<int>(rt::kPredictOk),
