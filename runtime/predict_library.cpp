@@ -58,7 +58,7 @@ extern "C" void recordHalideError(void* user_context, const char* message) {
   CallErrors* call = current_call;
   if (!call) {
     halide_error_handler_t previous = __atomic_load_n(&previous_error_handler, __ATOMIC_ACQUIRE);
-    return (previous ? previous : halide_default_error)(user_context, message);
+    return (previous ? previous : halide_default_error)(user_context, message);  // null: being installed
   }
   if (!__atomic_test_and_set(&call->recorded, __ATOMIC_ACQ_REL))
     snprintf(call->halide_message, sizeof call->halide_message, "%s", message);
