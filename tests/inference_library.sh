@@ -3,8 +3,8 @@
 # program linked with plain `cc` (no libstdc++) predicts the test images with tiny_predict, and its outputs are
 # the trainer's `predict -o` probabilities bit for bit (10000 images: 39 batches of 256 and a last one of 16). The
 # archive needs only libc and libm; a CPU without a feature the kernels need is refused; Halide's errors on pool
-# threads reach the caller, and a program's own Halide hooks are kept; refusals: no --weights, another model's checkpoint, an unknown --emit; write
-# and autoscheduler failures.
+# threads reach the caller, and a program's own Halide hooks are kept; refusals: no --weights, another model's
+# checkpoint, an unknown --emit; write and autoscheduler failures.
 # Usage: inference_library.sh NNC SOURCE_DIR WORK_DIR
 set -euo pipefail
 nnc=$1 src=$2 work=$3
@@ -73,8 +73,8 @@ feature=${needed##*, }
 [ -n "$feature" ] || fail "tiny info names no CPU features"
 code=0
 NNC_HIDE_CPU_FEATURES=$feature ./predict t10k-images > /dev/null 2> cpu.log || code=$?
-[ "$code" -eq 1 ] && grep -q "^unsupported CPU: tiny_predict: the library was compiled for host (.*); this CPU lacks $feature:" \
-  cpu.log || fail "without $feature (exit $code): $(cat cpu.log)"
+refusal="^unsupported CPU: tiny_predict: the library was compiled for host (.*); this CPU lacks $feature:"
+[ "$code" -eq 1 ] && grep -q "$refusal" cpu.log || fail "without $feature (exit $code): $(cat cpu.log)"
 
 # Halide's hooks (runtime/predict_library.cpp), with the archive's executor and a stand-in kernel whose loop body
 # fails on another thread: the call's message has the error, and this program's own hooks, set before the first
@@ -169,8 +169,8 @@ code=0
 wait "$pid" || code=$?
 [ "$code" -eq 1 ] && grep -qx "nnc: error: gone/libgone.a: cannot create temporary file: No such file or directory" \
   err.log || fail "output directory removed during the build (exit $code): $(cat err.log)"
-HL_SCHEDULE_FILE=$PWD/none/schedule.txt expect_error \
-  "^nnc: error: the kernels Halide's adams2019 autoscheduler scheduled do not compile with Halide 14: .*Failed to write" \
+autoscheduler_failed="^nnc: error: the kernels Halide's adams2019 autoscheduler scheduled do not compile with Halide 14"
+HL_SCHEDULE_FILE=$PWD/none/schedule.txt expect_error "$autoscheduler_failed: .*Failed to write" \
   --emit=library --weights tiny.safetensors --schedule=adams2019 --no-cache -o libauto
 grep -q "^nnc: --schedule=manual (the default) builds this model" err.log || fail "no way out named: $(cat err.log)"
 leftovers=$(ls -A | grep -E '^libauto|\.tmp\.' || true)

@@ -38,9 +38,10 @@ struct LibraryWeights {
 LibraryWeights readLibraryWeights(const Program& program, const std::string& checkpoint);
 
 // Writes the library source and its weights into `dir`, compiles it and archives it with `objects` (the kernels of
-// `plan` compiled for `target`, whose CPU features the library checks before it runs them, then the Halide runtime) and the executor into `paths.archive`; writes `paths.header`. Both appear
-// atomically (rt::writeFilesAtomically): when either cannot be written, rt::DataError names it and the OS's reason,
-// and neither path changes. Throws std::runtime_error when a command fails.
+// `plan` compiled for `target`, whose CPU features the library checks before it runs them, then the Halide
+// runtime) and the executor into `paths.archive`; writes `paths.header`. Both appear atomically
+// (rt::writeFilesAtomically): when either cannot be written, rt::DataError names it and the OS's reason, and
+// neither path changes. Throws std::runtime_error when a command fails.
 void buildLibrary(const Program& program, const ProgramPlan& plan, const Target& target,
                   const std::vector<std::string>& objects, const LibraryWeights& weights,
                   const std::string& source_name, const std::string& dir, const LibraryPaths& paths);

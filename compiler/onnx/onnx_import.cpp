@@ -58,8 +58,9 @@ std::vector<double> tensorValues(const onnx::TensorProto& tensor, const std::str
     throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: data in an external file is not supported", what));
   std::optional<int64_t> count = elementsWithin({tensor.dims().begin(), tensor.dims().end()}, int64_t{1} << 40);
   if (!count)
-    throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: dimensions [{}] are negative or too large", what,
-                                                               fmt::join(tensor.dims().begin(), tensor.dims().end(), ", ")));
+    throw ImportError(ImportError::Kind::BadInput,
+                      fmt::format("{}: dimensions [{}] are negative or too large", what,
+                                  fmt::join(tensor.dims().begin(), tensor.dims().end(), ", ")));
   std::vector<double> values;
   bool raw = tensor.has_raw_data();
   switch (tensor.data_type()) {
