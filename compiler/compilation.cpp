@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <limits>
 #include <set>
 
 #include <fmt/format.h>
@@ -36,7 +35,6 @@ uint64_t physicalMemoryBytes() {
 }
 
 void checkTensorSizes(const Graph& graph, int64_t train_batch, uint64_t memory_bytes, dsl::DiagnosticEngine& diags) {
-  constexpr int64_t kMaxElements = std::numeric_limits<int32_t>::max();
   int64_t batch = std::max<int64_t>(train_batch, kEvalBatch);
   std::set<uint32_t> reported;  // one error per binding (its nodes share its span)
   for (const Node& node : graph.nodes) {

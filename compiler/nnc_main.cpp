@@ -241,6 +241,21 @@ void checkBuildOutputs(const Options& options) {
   }
 }
 
+// Runs `compile` (planning and compiling kernels: Halide lowers, schedules and compiles them): a failure of one of
+// Halide's autoschedulers is the user's to work around (exit 1), one of nnc's own schedules a bug (exit 2).
+template <typename Compile>
+auto withScheduleErrors(const Options& options, Compile compile) -> decltype(compile()) {
+  try {
+    return compile();
+  } catch (const std::runtime_error& e) {
+    if (options.kernels.schedule == nnc::SchedulePolicy::Manual || options.kernels.schedule == nnc::SchedulePolicy::Naive)
+      throw;
+    throw UserError(fmt::format("nnc: error: the kernels Halide's {} autoscheduler scheduled do not compile with "
+                                "Halide 14: {}\nnnc: --schedule=manual (the default) builds this model",
+                                nnc::schedulePolicyName(options.kernels.schedule), e.what()));
+  }
+}
+
 // `build --emit=library`: predict's kernels (from the cache), the checkpoint's weights, the archive and header.
 int buildLibrary(const Options& options, const nnc::Program& program, const std::string& dir,
                  const std::optional<std::string>& cache, std::chrono::steady_clock::time_point start) {
@@ -251,11 +266,18 @@ int buildLibrary(const Options& options, const nnc::Program& program, const std:
     throw UserError(fmt::format("nnc: error: {}", e.what()));
   }
   const nnc::Target& target = options.kernels.target;
-  nnc::ProgramPlan plan = nnc::planPredict(program, target, options.kernels.schedule);
+  nnc::ProgramPlan plan;
   size_t compiled = 0;
-  std::vector<std::string> objects = nnc::planObjects(program, plan, dir, options.kernels, cache, compiled);
+  std::vector<std::string> objects = withScheduleErrors(options, [&] {
+    plan = nnc::planPredict(program, target, options.kernels.schedule);  // schedules the entry whole
+    return nnc::planObjects(program, plan, dir, options.kernels, cache, compiled);
+  });
   nnc::LibraryPaths paths = nnc::libraryPaths(options.output);
-  nnc::buildLibrary(program, plan, objects, weights, options.input, dir, paths);
+  try {
+    nnc::buildLibrary(program, plan, target, objects, weights, options.input, dir, paths);
+  } catch (const nnc::rt::DataError& e) {  // OUT.a or OUT.h cannot be written
+    throw UserError(fmt::format("nnc: error: {}", e.what()));
+  }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cerr << fmt::format("nnc: built {} and {} (model `{}`, predict's {} kernels, weights of {}) for {} in {:.1f} s{}\n",
                            paths.archive, paths.header, program.graph.model_name, plan.kernels.size(), options.weights,
@@ -290,7 +312,7 @@ int build(const Options& options) {
   std::optional<nnc::ProgramPlan> plan;
   size_t compiled = 0;
   std::optional<std::vector<std::string>> objects;
-  try {
+  withScheduleErrors(options, [&] {
     if (options.plan) {
       plan = nnc::planProgram(program, target, options.kernels.schedule);
       objects = nnc::planObjects(program, *plan, dir, options.kernels, cache, compiled);
@@ -299,14 +321,7 @@ int build(const Options& options) {
       compiled = 1;
       if (cache) objects = nnc::storeKernels(*cache, key, *objects);
     }
-  } catch (const std::runtime_error& e) {
-    if (options.kernels.schedule == nnc::SchedulePolicy::Manual || options.kernels.schedule == nnc::SchedulePolicy::Naive)
-      throw;
-    // Halide's autoschedulers are not ours to fix: say which one failed, and what works.
-    throw UserError(fmt::format("nnc: error: the kernels Halide's {} autoscheduler scheduled do not compile with "
-                                "Halide 14: {}\nnnc: --schedule=manual (the default) builds this model",
-                                nnc::schedulePolicyName(options.kernels.schedule), e.what()));
-  }
+  });
   bool cached = compiled == 0;
   std::string model_source = dir / "model.cpp";
   std::ofstream(model_source) << nnc::emitModelSource(program, target, plan ? &*plan : nullptr, options.kernels.profile);

@@ -75,27 +75,56 @@ void syncDirectory(const std::string& dir, const std::string& path) {
   if (rc != 0) throwErrno(path, "cannot sync directory", err);
 }
 
-}  // namespace
-
-void writeFileAtomically(const std::string& path, std::string_view bytes) {
-  const std::string dir = directoryOf(path);
+// Steps 0 to 2: the name of a complete, synced temporary holding `bytes` beside `path`.
+std::string writeTemporary(const std::string& path, std::string_view bytes) {
   struct stat existing {};
   if (::stat(path.c_str(), &existing) == 0 && !S_ISREG(existing.st_mode))  // never rename over /dev/null
     throw DataError(path + ": is not a regular file; it would be replaced by one: name a file");
-  std::string tmp = dir + "/." + baseNameOf(path) + ".tmp.XXXXXX";
+  std::string tmp = directoryOf(path) + "/." + baseNameOf(path) + ".tmp.XXXXXX";
   std::vector<char> name(tmp.begin(), tmp.end());
   name.push_back('\0');
   int fd = ::mkstemp(name.data());
   if (fd < 0) throwErrno(path, "cannot create temporary file", errno);
   tmp = name.data();
-
   fillTemporary(fd, tmp, path, bytes);
+  return tmp;
+}
+
+// Step 3.
+void renameOver(const std::string& tmp, const std::string& path) {
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     int err = errno;
     ::unlink(tmp.c_str());
     throwErrno(path, "cannot rename temporary file over it", err);
   }
-  syncDirectory(dir, path);
+  syncDirectory(directoryOf(path), path);
+}
+
+}  // namespace
+
+void writeFileAtomically(const std::string& path, std::string_view bytes) {
+  renameOver(writeTemporary(path, bytes), path);
+}
+
+void writeFilesAtomically(const std::vector<FileContents>& files) {
+  std::vector<std::string> temporaries;
+  auto removeFrom = [&](size_t first) {
+    for (size_t i = first; i < temporaries.size(); ++i) ::unlink(temporaries[i].c_str());
+  };
+  try {
+    for (const FileContents& file : files) temporaries.push_back(writeTemporary(file.path, file.bytes));
+  } catch (...) {
+    removeFrom(0);
+    throw;
+  }
+  for (size_t i = 0; i < files.size(); ++i) {
+    try {
+      renameOver(temporaries[i], files[i].path);
+    } catch (...) {
+      removeFrom(i + 1);
+      throw;
+    }
+  }
 }
 
 }  // namespace nnc::rt

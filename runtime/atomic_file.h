@@ -7,11 +7,21 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace nnc::rt {
 
 // Writes `bytes` to a temporary file in the directory of `path`, fsyncs it, renames it over
 // `path`, then fsyncs the directory so that the rename itself is durable.
 void writeFileAtomically(const std::string& path, std::string_view bytes);
+
+// Several files, each as writeFileAtomically writes it, every temporary written before the first
+// rename: a failure before the renames (a full disk, a vanished directory) leaves every path
+// untouched and no temporary behind.
+struct FileContents {
+  std::string path;
+  std::string_view bytes;
+};
+void writeFilesAtomically(const std::vector<FileContents>& files);
 
 }  // namespace nnc::rt

@@ -1,6 +1,7 @@
 // The x86-64 instruction-set features of the running CPU, read with cpuid, and the named levels people build
 // distributable binaries for (x86-64-v2 ... v4). Shared by the compiler (its host target, compiler/target.cpp)
-// and every trainer (the start-up check that this CPU can run the kernels it carries). No Halide here.
+// and every trainer (the start-up check that this CPU can run the kernels it carries). No Halide here; the
+// reading itself is cpu_features_core.h's, which the inference library shares.
 //
 // Features are named as Linux's /proc/cpuinfo and `lscpu` name them ("avx512bw", "abm" for LZCNT, "avx_vnni"),
 // so a user can compare a message with what their machine prints.

@@ -1,14 +1,16 @@
 // The inference library's executor; see predict_library.h. It allocates per call (thread-safe: nothing shared
-// but Halide's thread pool) and uses only libc and the Halide runtime.
+// but Halide's thread pool and hooks) and uses only libc, libpthread and the Halide runtime.
 #include "runtime/predict_library.h"
 
 #include <HalideRuntime.h>
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/cpu_features_core.h"
 #include "runtime/predictions.h"
 
 namespace nnc::rt {
@@ -25,8 +27,86 @@ int fail(int status, const char* format, ...) {
   return status;
 }
 
-// Halide's errors (an allocation that failed) come here instead of aborting the caller's process.
-extern "C" void recordHalideError(void*, const char* message) { snprintf(error_text, sizeof error_text, "%s", message); }
+// Halide's message of a failure during one call, from whichever thread raised it (the caller's or a thread of
+// Halide's pool running a loop body): the first message is kept, later ones (other loop bodies) dropped.
+struct CallErrors {
+  char halide_message[300];
+  bool recorded;  // set atomically by the first message
+};
+
+// The call this thread works for: set on the calling thread for the call, and on a pool thread for each loop body
+// of the call it runs (runLoopBody).
+thread_local CallErrors* current_call = nullptr;
+
+struct CallScope {
+  CallErrors* outer;
+  explicit CallScope(CallErrors* call) : outer(current_call) { current_call = call; }
+  ~CallScope() { current_call = outer; }
+};
+
+// Halide's error handler and parallel loop are process-wide and other Halide code (the user's own pipelines) may
+// have replaced them. They are installed once, on the first call, and forward what is not the library's to those
+// they replaced. Setting them around each call and restoring them after is wrong with calls from several threads:
+// a call that restores the user's handler while another call's kernels run sends that call's errors to the
+// user's handler (Halide's default one aborts), and the other call then "restores" the library's for good.
+pthread_once_t halide_hooks = PTHREAD_ONCE_INIT;
+halide_error_handler_t previous_error_handler = nullptr;
+halide_do_par_for_t previous_do_par_for = nullptr;
+
+// Instead of aborting the caller's process: the error of a library call goes into that call's CallErrors.
+extern "C" void recordHalideError(void* user_context, const char* message) {
+  CallErrors* call = current_call;
+  if (!call) {
+    halide_error_handler_t previous = __atomic_load_n(&previous_error_handler, __ATOMIC_ACQUIRE);
+    return (previous ? previous : halide_default_error)(user_context, message);  // null: being installed
+  }
+  if (!__atomic_test_and_set(&call->recorded, __ATOMIC_ACQ_REL))
+    snprintf(call->halide_message, sizeof call->halide_message, "%s", message);
+}
+
+// A loop body of a library call, with that call as its thread's current_call wherever the pool runs it.
+struct LoopOfCall {
+  halide_task_t body;
+  uint8_t* closure;
+  CallErrors* call;
+};
+
+extern "C" int runLoopBody(void* user_context, int index, uint8_t* closure) {
+  const LoopOfCall& loop = *reinterpret_cast<const LoopOfCall*>(closure);
+  CallScope scope(loop.call);
+  return loop.body(user_context, index, loop.closure);
+}
+
+extern "C" int parallelLoop(void* user_context, halide_task_t body, int min, int size, uint8_t* closure) {
+  halide_do_par_for_t previous = __atomic_load_n(&previous_do_par_for, __ATOMIC_ACQUIRE);
+  if (!previous) previous = halide_default_do_par_for;
+  if (!current_call) return previous(user_context, body, min, size, closure);
+  LoopOfCall loop = {body, closure, current_call};
+  return previous(user_context, runLoopBody, min, size, reinterpret_cast<uint8_t*>(&loop));
+}
+
+void installHalideHooks() {
+  __atomic_store_n(&previous_error_handler, halide_set_error_handler(recordHalideError), __ATOMIC_RELEASE);
+  __atomic_store_n(&previous_do_par_for, halide_set_custom_do_par_for(parallelLoop), __ATOMIC_RELEASE);
+}
+
+// Whether this CPU has every feature the kernels were compiled for; the last spec found to pass is remembered.
+int checkCpu(const PredictLibrarySpec& spec) {
+  static const PredictLibrarySpec* passed = nullptr;
+  if (__atomic_load_n(&passed, __ATOMIC_RELAXED) == &spec) return kPredictOk;
+  char missing[256] = "";
+  for (int i = 0; i < spec.num_cpu_features; ++i) {
+    if (cpu::cpuHasFeature(spec.cpu_features[i])) continue;
+    size_t used = strlen(missing);
+    snprintf(missing + used, sizeof missing - used, "%s%s", used ? ", " : "", spec.cpu_features[i]);
+  }
+  if (!missing[0]) {
+    __atomic_store_n(&passed, &spec, __ATOMIC_RELAXED);
+    return kPredictOk;
+  }
+  return fail(kPredictUnsupportedCpu, "%s_predict: the library was compiled for %s; this CPU lacks %s: rebuild it "
+              "with a --target this CPU runs, or on this machine", spec.model, spec.target, missing);
+}
 
 bool isClassifier(const PredictLibrarySpec& spec) { return strcmp(spec.task, "classify") == 0; }
 
@@ -47,6 +127,7 @@ struct Scratch {
   halide_dimension_t* dims = nullptr;
   void** argv = nullptr;
   double* log_p = nullptr;
+  CallErrors errors = {};
 
   ~Scratch() {
     free(features);
@@ -125,15 +206,10 @@ int predictBatch(const PredictLibrarySpec& spec, const float* x, int64_t first, 
   shapePlanBuffers(plan, rows, s.buffers, s.dims);
   placePlanBuffers(plan, rows, s.arena, s.buffers);
   void** call_argv = s.argv + plan.num_entry_args;
-  for (int c = 0; c < plan.num_calls; ++c) {
-    error_text[0] = '\0';
-    if (int code = runPlanCall(plan, c, entry_args, s.buffers, call_argv)) {
-      char halide_message[300];  // fail() formats into error_text: the message must not be read from there
-      snprintf(halide_message, sizeof halide_message, "%s", error_text);
+  for (int c = 0; c < plan.num_calls; ++c)
+    if (int code = runPlanCall(plan, c, entry_args, s.buffers, call_argv))
       return fail(kPredictKernelFailed, "%s_predict: kernel `%s` failed (%d): %s", spec.model, plan.calls[c].name,
-                  code, halide_message);
-    }
-  }
+                  code, s.errors.halide_message);
   int64_t raw = rawOutputSize(spec);
   if (isClassifier(spec)) {
     int64_t columns = spec.output_shape[spec.output_rank - 1];
@@ -162,10 +238,11 @@ int64_t libraryOutputSize(const PredictLibrarySpec& spec) {
 
 int predictWithLibrary(const PredictLibrarySpec& spec, const float* x, int64_t n, float* out) {
   error_text[0] = '\0';
+  if (int status = checkCpu(spec)) return status;
   if (n < 0) return fail(kPredictBadArgument, "%s_predict: n is %lld, expected a count of examples", spec.model,
                          static_cast<long long>(n));
   if (n > 0 && (!x || !out)) return fail(kPredictBadArgument, "%s_predict: x or out is NULL", spec.model);
-  halide_set_error_handler(recordHalideError);
+  pthread_once(&halide_hooks, installHalideHooks);
   const PlanSpec& plan = *spec.plan;
   int64_t batch = n < kPredictBatch ? n : kPredictBatch;
   int max_args = 0;
@@ -179,6 +256,7 @@ int predictWithLibrary(const PredictLibrarySpec& spec, const float* x, int64_t n
       !allocate(s.argv, plan.num_entry_args + max_args) || !allocate(s.log_p, classCount(columns)))
     return fail(kPredictOutOfMemory, "%s_predict: out of memory for a batch of %lld examples", spec.model,
                 static_cast<long long>(batch));
+  CallScope scope(&s.errors);
   for (int64_t first = 0; first < n; first += kPredictBatch) {
     int64_t rows = n - first < kPredictBatch ? n - first : kPredictBatch;
     if (int status = predictBatch(spec, x, first, rows, out, s)) return status;

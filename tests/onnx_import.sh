@@ -4,7 +4,7 @@
 # tests/onnx/export_cnn.nn and export_tokens.nn), built and run: `predict` matches PyTorch's probabilities within
 # 1e-4, and the CNN's trainer trains from the imported checkpoint. Then the import's errors: a
 # missing file, a file that is not ONNX, unsupported operators (each with its node), models that break ONNX's rules
-# or nnc's, an unknown loss.
+# or nnc's (results too large to build among them), an unknown loss.
 # Usage: onnx_import.sh NNC SOURCE_DIR WORK_DIR TENSOR_DIFF
 source "$2/tests/onnx/script_setup.sh"  # nnc, src, work, tensor_diff, fail, python
 
@@ -76,6 +76,17 @@ save("batch_sum", [helper.make_node("ReduceSum", ["x", "axes"], ["y"], name="tot
      [numpy_helper.from_array(np.array([0], np.int64), "axes")])
 save("nan", [helper.make_node("Add", ["x", "c"], ["y"], name="plus")], [x], [y],
      [numpy_helper.from_array(np.array([np.nan], np.float32), "c")])
+# Results too large to build: Tile's 10^12 copies (shape inference gives [2, 3 10^12]), (2^64 + 2) / 3 copies
+# (3 times that wraps to 2 in shape inference's product: [2, 2]), a Reshape to [2, 2^40, 2^40]; 3 10^8 copies fit
+# in a tensor, not in a .nn file.
+def tiled(name, repeats):
+    save(name, [helper.make_node("Tile", ["x", "reps"], ["y"], name="tiles")], [x], [info("y", None)],
+         [numpy_helper.from_array(np.array(repeats, np.int64), "reps")])
+tiled("huge_tile", [1, 10**12])
+tiled("wrapped_tile", [1, (2**64 + 2) // 3])
+tiled("many_copies", [1, 3 * 10**8])
+save("huge_reshape", [helper.make_node("Reshape", ["x", "shape"], ["y"], name="reshaped")], [x], [info("y", None)],
+     [numpy_helper.from_array(np.array([2, 2**40, 2**40], np.int64), "shape")])
 PY
 expect_error "no_producer.onnx: output \`y\` is computed by no node" no_producer.onnx -o m.nn
 expect_error "undefined.onnx: node \`plus\` (Add): input \`zz\` is not defined before it" undefined.onnx -o m.nn
@@ -91,6 +102,12 @@ grep -qF "(ONNX opset 13, converted from opset 9)" opset9.nn || fail "ONNX's ver
 expect_error "node \`pool\` (MaxPool): ceil_mode; nnc rounds window counts down" ceil_pool.onnx -o m.nn
 expect_error "node \`total\` (ReduceSum): it acts on axis 0, the batch axis of nnc's models" batch_sum.onnx -o m.nn
 expect_error "node \`plus\` (Add): the number nan has no .nn literal" nan.onnx -o m.nn
+too_large="would have a negative size or more than 2147483647 elements per example"
+expect_error "huge_tile.onnx: node \`tiles\` (Tile): \`y\` $too_large" huge_tile.onnx -o m.nn
+expect_error "wrapped_tile.onnx: node \`tiles\` (Tile): \`y\` $too_large" wrapped_tile.onnx -o m.nn
+expect_error "huge_reshape.onnx: node \`reshaped\` (Reshape): \`y\` $too_large" huge_reshape.onnx -o m.nn
+expect_error "many_copies.onnx: node \`tiles\` (Tile): repeats [1, 300000000] make more than 5592405 copies of \`x\`" \
+  many_copies.onnx -o m.nn
 mkdir -p dir.onnx
 expect_error "dir.onnx: is a directory, not an ONNX model" dir.onnx -o m.nn
 expect_error "unknown loss \`hinge\`; expected cross_entropy or mse" net.onnx -o m.nn --loss hinge

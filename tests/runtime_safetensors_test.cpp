@@ -306,6 +306,27 @@ TEST(AtomicFile, FailureLeavesOldFileUntouchedAndNamesPath) {
   EXPECT_EQ(readText(p), "old");
 }
 
+// Several files (an inference library's OUT.a and OUT.h): one that cannot be written leaves every path as it was
+// and no temporary behind.
+TEST(AtomicFile, SeveralFilesAllOrNothing) {
+  TempDir dir;
+  const std::string archive = dir.file("lib.a"), header = dir.file("lib.h"), lost = dir.file("missing/lib.h");
+  writeFileAtomically(archive, "old");
+  try {
+    writeFilesAtomically({{archive, "new"}, {lost, "header"}});
+    ADD_FAILURE() << "expected a failure";
+  } catch (const DataError& e) {
+    EXPECT_HAS(e.what(), lost + ": cannot create temporary file: No such file");
+  }
+  EXPECT_EQ(readText(archive), "old");
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir.path())) names.push_back(e.path().filename());
+  EXPECT_EQ(names, (std::vector<std::string>{"lib.a"}));
+  writeFilesAtomically({{archive, "new"}, {header, "header"}});
+  EXPECT_EQ(readText(archive), "new");
+  EXPECT_EQ(readText(header), "header");
+}
+
 // Only a regular file (or nothing) is replaced: not a directory, not a device. As root (CI, containers),
 // `--save /dev/null` once replaced the device node with a regular file.
 TEST(AtomicFile, RefusesToReplaceWhatIsNotARegularFile) {

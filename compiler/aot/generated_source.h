@@ -7,6 +7,7 @@
 
 #include "compiler/graph/program.h"
 #include "compiler/plan/plan.h"
+#include "compiler/target.h"
 
 namespace nnc {
 
@@ -22,6 +23,9 @@ std::string shellQuote(const std::string& text);
 // PlanSpec named `k{id}Plan`.
 std::string planSource(const Program& program, const ProgramPlan& plan, const EntryPlan& entry, const std::string& id,
                        bool profiled);
+
+// `const char* const kCpuFeatures[] = {...};`: what a CPU needs to run kernels compiled for `target`.
+std::string cpuFeaturesSource(const Target& target);
 
 // Token-id features index embedding tables: the rows of the smallest table they reach (ids must be below it), or 0
 // when the features are no ids.

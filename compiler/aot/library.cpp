@@ -6,10 +6,12 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 
 #include "compiler/aot/generated_source.h"
 #include "compiler/config.h"
+#include "runtime/atomic_file.h"
 #include "runtime/predict_library.h"
 #include "runtime/predictions.h"
 #include "runtime/preprocess.h"
@@ -61,8 +63,8 @@ std::string upper(std::string text) {
 
 // The C++ source of the library: predict's plan tables, the embedded weights (`.incbin` of the block: exact, and
 // far faster to compile than literals), the PredictLibrarySpec and the C functions.
-std::string librarySource(const Program& program, const ProgramPlan& plan, const LibraryWeights& weights,
-                          const std::string& block_path) {
+std::string librarySource(const Program& program, const ProgramPlan& plan, const Target& target,
+                          const LibraryWeights& weights, const std::string& block_path) {
   const Graph& g = program.graph;
   const std::string& name = g.model_name;
   BlockLayout layout = writeWeightsBlock(weights, block_path);
@@ -81,18 +83,18 @@ std::string librarySource(const Program& program, const ProgramPlan& plan, const
   for (size_t i = 0; i < g.params.size(); ++i)
     params += fmt::format("    {{{}, {}, {} + {}}},\n", cString(g.params[i].name), rankAndShape(g.node(g.params[i].node).shape),
                           weights_symbol, layout.params[i]);
-  out += fmt::format("const EmbeddedParam kParams[] = {{\n{}}};\n", params);
+  out += fmt::format("const EmbeddedParam kParams[] = {{\n{}}};\n", params) + cpuFeaturesSource(target);
   bool normalized = !weights.normalization_offset.empty();
   const Node& features = g.node(g.inputs[0].node);
   out += fmt::format(
       "const PredictLibrarySpec kLibrary = {{\n    {}, &kPredictPlan, {{{}, {}, {}}}, {},\n    {}, kParams,\n"
-      "    {}, {},\n    {}, {}, {}}};\n}}  // namespace\n}}  // namespace nnc::rt\n\n",
+      "    {}, {},\n    {}, {}, {},\n    {}, kCpuFeatures, {}}};\n}}  // namespace\n}}  // namespace nnc::rt\n\n",
       cString(name), cString(g.inputs[0].name), features.dtype == DType::I32, rankAndShape(features.shape),
       rankAndShape(g.node(g.output).shape), g.params.size(),
       normalized ? fmt::format("{} + {}", weights_symbol, layout.normalization_offset) : "nullptr",
       normalized ? fmt::format("{} + {}", weights_symbol, layout.normalization_scale) : "nullptr",
       cString(taskName(g.task)), cString(g.criterion == kNoNode ? "" : opInfo(g.node(g.criterion).op).name),
-      tokenIdsBelow(g));
+      tokenIdsBelow(g), cString(target.describe()), target.cpu_features.size());
   out += fmt::format(
       "extern \"C\" int {0}_predict(const float* x, int64_t n, float* out) {{\n"
       "  return nnc::rt::predictWithLibrary(nnc::rt::kLibrary, x, n, out);\n}}\n"
@@ -102,7 +104,8 @@ std::string librarySource(const Program& program, const ProgramPlan& plan, const
   return out;
 }
 
-std::string libraryHeader(const Program& program, const std::string& source_name, const std::string& archive) {
+std::string libraryHeader(const Program& program, const Target& target, const std::string& source_name,
+                          const std::string& archive) {
   const Graph& g = program.graph;
   const std::string& name = g.model_name;
   std::string macro = upper(name);
@@ -124,20 +127,30 @@ std::string libraryHeader(const Program& program, const std::string& source_name
       "/* Floats per example in out: {6}, as `TRAINER predict -o` writes them. */\n"
       "#define {3}_OUTPUT_SIZE {7}\n#define {3}_OUTPUT_SHAPE {8}\n\n"
       "/* Results: {3}_OK, or why a call failed ({0}_last_error() says more). */\n"
-      "#define {3}_OK {9}\n#define {3}_BAD_ARGUMENT {10}\n#define {3}_OUT_OF_MEMORY {11}\n#define {3}_KERNEL_FAILED {12}\n\n"
+      "#define {3}_OK {9}\n#define {3}_BAD_ARGUMENT {10}\n#define {3}_OUT_OF_MEMORY {11}\n#define {3}_KERNEL_FAILED {12}\n"
+      "#define {3}_UNSUPPORTED_CPU {13}\n\n"
       "#ifdef __cplusplus\nextern \"C\" {{\n#endif\n\n"
       "/* The model's outputs for the n examples of x ({3}_INPUT_SIZE floats each) into out ({3}_OUTPUT_SIZE\n"
-      " * floats each), normalized as the checkpoint was trained; thread-safe; allocates per call. */\n"
+      " * floats each), normalized as the checkpoint was trained; thread-safe; allocates per call. The kernels\n"
+      " * were compiled for {14};\n"
+      " * on a CPU that lacks a feature they need, every call returns {3}_UNSUPPORTED_CPU (instead of dying of\n"
+      " * SIGILL) and {0}_last_error() names the missing features (NNC_HIDE_CPU_FEATURES=f1,f2 in the\n"
+      " * environment hides features, for tests). */\n"
       "int {0}_predict(const float *x, int64_t n, float *out);\n\n"
       "/* Threads of the kernels' parallel loops (0: one per CPU, the default). */\n"
       "int {0}_set_threads(int threads);\n\n"
-      "/* The message of this thread's last failed call (\"\" when none failed). */\n"
+      "/* The message of this thread's last failed call (\"\" when none failed), kernel errors raised on the\n"
+      " * threads of Halide's pool included. */\n"
       "const char *{0}_last_error(void);\n\n"
+      "/* Halide's hooks are process-wide: the first {0}_predict installs, once, an error handler and a parallel\n"
+      " * loop (halide_set_error_handler, halide_set_custom_do_par_for) that pass what is not this library's to the\n"
+      " * ones installed before them. A program with Halide code of its own installs its hooks before that call, or\n"
+      " * has them forward to the ones halide_set_* return. */\n\n"
       "#ifdef __cplusplus\n}}\n#endif\n\n#endif\n",
       name, source_name, std::filesystem::path(archive).filename().string(), macro, elementCount(input, 1),
       exampleShape(input, 0), what, output_size, exampleShape(output, last), static_cast<int>(rt::kPredictOk),
       static_cast<int>(rt::kPredictBadArgument), static_cast<int>(rt::kPredictOutOfMemory),
-      static_cast<int>(rt::kPredictKernelFailed));
+      static_cast<int>(rt::kPredictKernelFailed), static_cast<int>(rt::kPredictUnsupportedCpu), target.describe());
 }
 
 }  // namespace
@@ -178,11 +191,11 @@ LibraryWeights readLibraryWeights(const Program& program, const std::string& che
   return weights;
 }
 
-void buildLibrary(const Program& program, const ProgramPlan& plan, const std::vector<std::string>& objects,
-                  const LibraryWeights& weights, const std::string& source_name, const std::string& dir,
-                  const LibraryPaths& paths) {
+void buildLibrary(const Program& program, const ProgramPlan& plan, const Target& target,
+                  const std::vector<std::string>& objects, const LibraryWeights& weights,
+                  const std::string& source_name, const std::string& dir, const LibraryPaths& paths) {
   std::string source = dir + "/library.cpp", object = dir + "/library.o", executor = dir + "/executor";
-  std::ofstream(source) << librarySource(program, plan, weights, dir + "/weights.bin");
+  std::ofstream(source) << librarySource(program, plan, target, weights, dir + "/weights.bin");
   // Neither exceptions nor RTTI nor guarded statics: nothing that needs libstdc++ at link time.
   runCommand(fmt::format("{} -c -o {} {}", compileCommand("-fno-exceptions -fno-rtti -fno-threadsafe-statics"),
                          shellQuote(object), shellQuote(source)),
@@ -195,10 +208,11 @@ void buildLibrary(const Program& program, const ProgramPlan& plan, const std::ve
   for (const auto& file : std::filesystem::directory_iterator(executor))
     command += fmt::format(" {}", shellQuote(file.path().string()));
   runCommand(command, "archiving the library");
-  std::filesystem::copy_file(archive, paths.archive, std::filesystem::copy_options::overwrite_existing);
-  std::ofstream header(paths.header);
-  header << libraryHeader(program, source_name, paths.archive);
-  if (!header) throw std::runtime_error("writing " + paths.header + " failed");
+  std::ifstream in(archive, std::ios::binary);
+  std::string archive_bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in) throw std::runtime_error("reading " + archive + " failed");
+  std::string header = libraryHeader(program, target, source_name, paths.archive);
+  rt::writeFilesAtomically({{paths.archive, archive_bytes}, {paths.header, header}});
 }
 
 }  // namespace nnc

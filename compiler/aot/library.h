@@ -5,7 +5,8 @@
 //   int MODEL_predict(const float* x, int64_t n, float* out);  // what `TRAINER predict -o` writes
 //   int MODEL_set_threads(int threads);
 //   const char* MODEL_last_error(void);
-// with MODEL_INPUT_SIZE, MODEL_OUTPUT_SIZE and the per-example shapes as macros (upper-case model name). Neither
+// with MODEL_INPUT_SIZE, MODEL_OUTPUT_SIZE and the per-example shapes as macros (upper-case model name). On a CPU
+// without a feature the kernels were compiled for, MODEL_predict returns MODEL_UNSUPPORTED_CPU. Neither
 // needs the C++ standard library: `cc prog.c OUT.a -lm -lpthread` links a C program.
 #pragma once
 
@@ -37,10 +38,12 @@ struct LibraryWeights {
 LibraryWeights readLibraryWeights(const Program& program, const std::string& checkpoint);
 
 // Writes the library source and its weights into `dir`, compiles it and archives it with `objects` (the kernels of
-// `plan`, then the Halide runtime) and the executor into `paths.archive`; writes `paths.header`. Throws
-// std::runtime_error when a command fails.
-void buildLibrary(const Program& program, const ProgramPlan& plan, const std::vector<std::string>& objects,
-                  const LibraryWeights& weights, const std::string& source_name, const std::string& dir,
-                  const LibraryPaths& paths);
+// `plan` compiled for `target`, whose CPU features the library checks before it runs them, then the Halide
+// runtime) and the executor into `paths.archive`; writes `paths.header`. Both appear atomically
+// (rt::writeFilesAtomically): when either cannot be written, rt::DataError names it and the OS's reason, and
+// neither path changes. Throws std::runtime_error when a command fails.
+void buildLibrary(const Program& program, const ProgramPlan& plan, const Target& target,
+                  const std::vector<std::string>& objects, const LibraryWeights& weights,
+                  const std::string& source_name, const std::string& dir, const LibraryPaths& paths);
 
 }  // namespace nnc

@@ -144,6 +144,12 @@ std::string planSource(const Program& program, const ProgramPlan& plan, const En
   return out;
 }
 
+std::string cpuFeaturesSource(const Target& target) {
+  std::vector<std::string> features;
+  for (const std::string& feature : target.cpu_features) features.push_back(cString(feature));
+  return fmt::format("const char* const kCpuFeatures[] = {{{}}};\n", fmt::join(features, ", "));
+}
+
 int64_t tokenIdsBelow(const Graph& g) {
   std::vector<bool> from_features(g.nodes.size(), false);
   from_features[g.inputs[0].node] = g.node(g.inputs[0].node).dtype == DType::I32;
@@ -188,9 +194,7 @@ std::string emitModelSource(const Program& program, const Target& target, const 
   std::vector<std::string> scalars = {cString(g.node(program.learning_rate).name)};
   for (NodeId id : program.step_scalars) scalars.push_back(cString(g.node(id).name));
   out += fmt::format("const char* const kScalars[] = {{{}}};\n", fmt::join(scalars, ", "));
-  std::vector<std::string> features;
-  for (const std::string& feature : target.cpu_features) features.push_back(cString(feature));
-  out += fmt::format("const char* const kCpuFeatures[] = {{{}}};\n", fmt::join(features, ", "));
+  out += cpuFeaturesSource(target);
   out += onnxSource(program);
   out += "}  // namespace\n\n";
   const dsl::LrScheduleConfig& lr = t.lr_schedule;

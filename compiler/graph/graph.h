@@ -51,6 +51,7 @@ const char* dtypeName(DType dtype);
 using NodeId = int32_t;
 constexpr NodeId kNoNode = -1;
 constexpr size_t kMaxRank = 6;  // the most axes a tensor has: lowering names a Halide Var per axis (lower.cpp's dimVars)
+constexpr int64_t kMaxElements = INT32_MAX;  // the most elements a tensor holds: Halide's buffers index with 32 bits
 
 struct Attrs {
   int64_t index = 0;  // Input, Param, State, Scalar: position among the pipeline arguments of its kind;

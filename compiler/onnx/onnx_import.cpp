@@ -56,12 +56,11 @@ onnx::TensorProto readTensor(const std::string& path) { return readMessage<onnx:
 std::vector<double> tensorValues(const onnx::TensorProto& tensor, const std::string& what) {
   if (tensor.data_location() == onnx::TensorProto::EXTERNAL)
     throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: data in an external file is not supported", what));
-  size_t count = 1;
-  for (int64_t d : tensor.dims()) {
-    if (d < 0 || (d > 0 && count > (size_t{1} << 40) / static_cast<size_t>(d)))
-      throw ImportError(ImportError::Kind::BadInput, fmt::format("{}: dimension {} is negative or too large", what, d));
-    count *= static_cast<size_t>(d);
-  }
+  std::optional<int64_t> count = elementsWithin({tensor.dims().begin(), tensor.dims().end()}, int64_t{1} << 40);
+  if (!count)
+    throw ImportError(ImportError::Kind::BadInput,
+                      fmt::format("{}: dimensions [{}] are negative or too large", what,
+                                  fmt::join(tensor.dims().begin(), tensor.dims().end(), ", ")));
   std::vector<double> values;
   bool raw = tensor.has_raw_data();
   switch (tensor.data_type()) {
@@ -90,9 +89,9 @@ std::vector<double> tensorValues(const onnx::TensorProto& tensor, const std::str
                         fmt::format("{}: element type {} is not supported (float, double, int32, int64, bool are)",
                                     what, onnx::TensorProto::DataType_Name(tensor.data_type())));
   }
-  if (values.size() != count)
+  if (values.size() != static_cast<size_t>(*count))
     throw ImportError(ImportError::Kind::BadInput,
-                      fmt::format("{}: {} values for a shape of {} elements", what, values.size(), count));
+                      fmt::format("{}: {} values for a shape of {} elements", what, values.size(), *count));
   return values;
 }
 
@@ -458,6 +457,7 @@ void Translator::translate(const onnx::NodeProto& node, const std::set<std::stri
   }
   std::string binding = uniqueName(bindingName(node.output(0)));
   NodeContext context(*this, node, inputs, shapes, binding);
+  for (size_t i = 0; i < shapes.size(); ++i) context.checkElements(node.output(static_cast<int>(i)), shapes[i]);
   context.outputs[0] = opRules().at(node.op_type())(context);
   for (int i = 1; i < node.output_size(); ++i)
     if (used.count(node.output(i)) && !context.outputs.count(static_cast<size_t>(i)))
@@ -574,6 +574,16 @@ void NodeContext::refuse(ImportError::Kind kind, const std::string& why) const {
   throw ImportError(kind, fmt::format("{}: {}", translator_.file_context(node), why));
 }
 
+void NodeContext::checkElements(const std::string& value, const std::vector<int64_t>& dims) const {
+  std::vector<int64_t> example;
+  for (int64_t d : dims)
+    if (d != -1) example.push_back(d);
+  if (!elementsWithin(example, kMaxElements))
+    refuse(ImportError::Kind::Semantics,
+           fmt::format("`{}` would have a negative size or more than {} elements per example (Halide's buffers index "
+                       "with 32 bits)", value, kMaxElements));
+}
+
 namespace {
 const onnx::AttributeProto* findAttr(const onnx::NodeProto& node, const std::string& name) {
   for (const onnx::AttributeProto& attr : node.attribute())
@@ -670,6 +680,16 @@ void NodeContext::renameWeight(size_t i, const std::string& name, std::vector<in
 
 void NodeContext::addWeight(const std::string& name, std::vector<int64_t> shape, std::vector<double> values) {
   translator_.addWeight(name, std::move(shape), values);
+}
+
+std::optional<int64_t> elementsWithin(const std::vector<int64_t>& dims, int64_t limit) {
+  int64_t count = 1;
+  for (int64_t d : dims) {
+    if (d < 0 || (d > 0 && count > limit / d)) return std::nullopt;
+    count *= d;
+  }
+  if (count > limit) return std::nullopt;
+  return count;
 }
 
 std::string numberLiteral(double value, const NodeContext& context) {

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "compiler/onnx/onnx_translate.h"
+#include "dsl/source.h"
 
 namespace nnc::onnx_import {
 
@@ -309,10 +310,22 @@ std::string split(NodeContext& c) {
 // Tile: each axis repeated by joining copies (the batch axis cannot be repeated).
 std::string tile(NodeContext& c) {
   std::vector<int64_t> repeats = c.constInts(1);
+  if (std::any_of(repeats.begin(), repeats.end(), [](int64_t r) { return r < 1; }))
+    c.refuse(Kind::Semantics, "a repeat below 1 makes an empty tensor");
+  // The result holds the input's elements times every repeat: checked before any copy, as shape inference's own
+  // product of them may have overflowed.
+  std::vector<int64_t> factors = c.in(0).shape;
+  factors.insert(factors.end(), repeats.begin(), repeats.end());
+  c.checkElements(c.node.output(0), factors);
   std::string out = c.tensor(0);
+  // Every copy is an operand of `concat` in the .nn: they must fit in a file nnc reads.
+  auto most = static_cast<int64_t>(dsl::SourceFile::kMaxBytes / (out.size() + 2));
+  if (!elementsWithin(repeats, most))
+    c.refuse(Kind::Semantics, fmt::format("repeats [{}] make more than {} copies of `{}`, more than a .nn file of {} "
+                                          "MiB holds", joinInts(repeats), most, c.in(0).onnx_name,
+                                          dsl::SourceFile::kMaxBytes >> 20));
   for (size_t axis = 0; axis < repeats.size(); ++axis) {
     if (repeats[axis] == 1) continue;
-    if (repeats[axis] < 1) c.refuse(Kind::Semantics, "a repeat below 1 makes an empty tensor");
     std::vector<std::string> copies(static_cast<size_t>(repeats[axis]), out);
     out = fmt::format("concat({}, axis = {})", join(copies, ", "), c.axis(0, static_cast<int64_t>(axis)));
   }

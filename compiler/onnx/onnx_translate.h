@@ -63,6 +63,8 @@ class NodeContext {
   // A layer's checkpoint tensor that has no ONNX value (batch_norm's num_batches_tracked).
   void addWeight(const std::string& name, std::vector<int64_t> shape, std::vector<double> values);
   [[noreturn]] void refuse(ImportError::Kind kind, const std::string& why) const;
+  // Refuses output `value` of `dims` (-1: the batch) unless an example of it holds at most kMaxElements.
+  void checkElements(const std::string& value, const std::vector<int64_t>& dims) const;
   bool newBatchAxis() const;
 
  private:
@@ -71,6 +73,10 @@ class NodeContext {
 
 using OpRule = std::string (*)(NodeContext&);
 const std::map<std::string, OpRule>& opRules();
+
+// The elements of a tensor of `dims`, or nullopt when a dimension is negative or the count passes `limit`
+// (checked before each product, which therefore never overflows).
+std::optional<int64_t> elementsWithin(const std::vector<int64_t>& dims, int64_t limit);
 
 // A number as a .nn literal, parenthesized when negative; Semantics error for inf and NaN.
 std::string numberLiteral(double value, const NodeContext& context);
