@@ -84,7 +84,7 @@ std::string unary(NodeContext& c) {
   return fmt::format("{}({})", Function, c.tensor(0));
 }
 constexpr char kRelu[] = "relu", kSigmoid[] = "sigmoid", kTanh[] = "tanh", kExp[] = "exp", kLog[] = "log",
-               kSqrt[] = "sqrt", kAbs[] = "abs", kSoftplus[] = "softplus";
+               kSqrt[] = "sqrt", kAbs[] = "abs", kSoftplus[] = "softplus", kErf[] = "erf";
 
 std::string number(const NodeContext& c, const std::string& attr, double fallback) {
   return numberLiteral(c.floatAttr(attr, fallback), c);
@@ -505,6 +505,7 @@ const std::map<std::string, OpRule>& opRules() {
       {"Relu", unary<kRelu>},
       {"Sigmoid", unary<kSigmoid>},
       {"Tanh", unary<kTanh>},
+      {"Erf", unary<kErf>},
       {"Exp", unary<kExp>},
       {"Log", unary<kLog>},
       {"Sqrt", unary<kSqrt>},
