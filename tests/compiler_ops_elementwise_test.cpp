@@ -118,6 +118,14 @@ TEST(ElementwiseForward, SoftplusIsStableAndHasPyTorchsThreshold) {
   EXPECT_EQ(got[5], 1000);
 }
 
+// erf is the C library's in float64 (and Halide's polynomial in float32: Float32AgreesWithFloat64).
+TEST(ElementwiseForward, ErfIsTheCLibrarys) {
+  std::vector<double> x = {-6, -3, -1, -1e-3, 0, 1e-3, 0.5, 3, 6};
+  std::vector<double> want;
+  for (double v : x) want.push_back(std::erf(v));
+  expectNear(unary(Op::Erf, x), want);
+}
+
 // Finite differences see through stop_gradient, so its (zero) gradient is checked here rather than in a GradCase.
 TEST(ElementwiseForward, TheGradientOfStopGradientIsZero) {
   Graph g;
@@ -139,6 +147,7 @@ TEST(ElementwiseForward, Float32AgreesWithFloat64) {
   std::vector<NodeId> outputs = {g.add(Op::Gelu, {a}), g.add(Op::Gelu, {a}, tanh_form),
                                  g.add(Op::GeluGrad, {a}), g.add(Op::GeluGrad, {a}, tanh_form),
                                  g.add(Op::Sigmoid, {a}), g.add(Op::Softplus, {a}), g.add(Op::Tanh, {a}),
+                                 g.add(Op::Erf, {a}),
                                  g.add(Op::Elu, {a}, alphaBeta(1)), g.add(Op::Pow, {g.add(Op::Abs, {a})}, alphaBeta(1.5))};
   EntryPoint entry{"f32", {a}, outputs, {}};
   for (size_t i = 0; i < outputs.size(); ++i) entry.output_names.push_back("out" + std::to_string(i));
@@ -168,6 +177,11 @@ NodeId plain(Graph& g, const std::vector<NodeId>& p, NodeId) {
   return g.add(op, {p[0]});
 }
 
+// erf(scale a + shift): the inputs U(-1, 1) moved near 0, or into a tail around +-3 (derivative 5e-6 to 2e-3).
+NodeId erfAt(Graph& g, NodeId a, double scale, double shift) {
+  return g.add(Op::Erf, {g.add(Op::Add, {g.add(Op::Mul, {a, g.fill(scale, {})}), g.fill(shift, {})})});
+}
+
 Attrs approximateTanh() {
   Attrs attrs;
   attrs.approximate = true;
@@ -195,6 +209,10 @@ const GradCase kElementwiseGradCases[] = {
     {"identity", {{B(), D(4)}}, plain<Op::Identity>},
     {"sigmoid", {{B(), D(4)}}, plain<Op::Sigmoid>},
     {"tanh", {{B(), D(4)}}, plain<Op::Tanh>},
+    {"erf", {{B(), D(6)}}, plain<Op::Erf>},
+    {"erf_near_0", {{B(), D(6)}}, [](Graph& g, auto& p, NodeId) { return erfAt(g, p[0], 0.01, 0); }},
+    {"erf_near_3", {{B(), D(6)}}, [](Graph& g, auto& p, NodeId) { return erfAt(g, p[0], 0.5, 3); }},
+    {"erf_near_minus_3", {{B(), D(6)}}, [](Graph& g, auto& p, NodeId) { return erfAt(g, p[0], 0.5, -3); }},
     {"leaky_relu", {{B(), D(6)}},
      [](Graph& g, auto& p, NodeId) { return unaryNode(g, Op::LeakyRelu, p[0], alphaBeta(0.2)); }, true},
     {"elu", {{B(), D(6)}}, [](Graph& g, auto& p, NodeId) { return unaryNode(g, Op::Elu, p[0], alphaBeta(1.5)); },
@@ -216,12 +234,13 @@ std::unique_ptr<Compilation> build(const std::string& body) {
                                                      "    return logits\n}\n"));
 }
 
-// The op and attributes of the binding `h`.
-const Node& bound(const Compilation& c) {
-  for (const Node& node : c.graph->nodes)
-    if (node.name == "h") return node;
-  throw std::logic_error("no node h");
+// The node of the binding `name`, and the op and attributes of the binding `h`.
+NodeId binding(const Compilation& c, const std::string& name) {
+  for (NodeId id = 0; id < static_cast<NodeId>(c.graph->nodes.size()); ++id)
+    if (c.graph->node(id).name == name) return id;
+  throw std::logic_error("no node " + name);
 }
+const Node& bound(const Compilation& c) { return c.graph->node(binding(c, "h")); }
 
 TEST(ElementwiseCalls, AttributesByPositionKeywordOrDefault) {
   struct Case {
@@ -259,12 +278,20 @@ TEST(ElementwiseCalls, AttributesByPositionKeywordOrDefault) {
 }
 
 TEST(ElementwiseCalls, EveryUnaryCallBuilds) {
-  for (const char* op : {"exp", "log", "sqrt", "square", "abs", "identity", "step", "sigmoid", "tanh", "softplus",
-                         "stop_gradient", "relu"}) {
+  for (const char* op : {"exp", "log", "sqrt", "square", "abs", "identity", "step", "sigmoid", "tanh", "erf",
+                         "softplus", "stop_gradient", "relu"}) {
     auto c = build(std::string("    h = ") + op + "(x)\n");
     ASSERT_EQ(c->diags->render(), "") << op;
     EXPECT_EQ(opInfo(bound(*c).op).name, std::string(op));
   }
+}
+
+// Exact GELU as PyTorch exports it to ONNX (and `nnc import` writes it back) has gelu's values.
+TEST(ElementwiseCalls, GeluFromErfIsGelu) {
+  auto c = build("    h = x * (1 + erf(x / 1.4142135623730951)) * 0.5 - gelu(x)\n");
+  ASSERT_EQ(c->diags->render(), "");
+  std::map<NodeId, std::vector<double>> x = {{binding(*c, "x"), {-3, -1, -0.1, 0, 0.2, 1, 2.5, 4}}};
+  expectNear(evaluate(*c->graph, binding(*c, "h"), x, {}, 2), std::vector<double>(8, 0.0));
 }
 
 // The first line of the rendered diagnostics of `call` bound to `h`.

@@ -473,6 +473,7 @@ const std::map<std::string, GraphBuilder::CallRule>& GraphBuilder::callRules() {
       {"step", [](B& b, const Expr& e) { return b.unaryCall(e, Op::Step); }},
       {"sigmoid", [](B& b, const Expr& e) { return b.unaryCall(e, Op::Sigmoid); }},
       {"tanh", [](B& b, const Expr& e) { return b.unaryCall(e, Op::Tanh); }},
+      {"erf", [](B& b, const Expr& e) { return b.unaryCall(e, Op::Erf); }},
       {"softplus", [](B& b, const Expr& e) { return b.unaryCall(e, Op::Softplus); }},
       {"stop_gradient", [](B& b, const Expr& e) { return b.unaryCall(e, Op::StopGradient); }},
       {"float", [](B& b, const Expr& e) { return b.unaryCall(e, Op::ToFloat); }},

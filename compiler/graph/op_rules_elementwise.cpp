@@ -11,6 +11,10 @@
 
 namespace nnc {
 
+namespace {
+constexpr double kTwoOverSqrtPi = 1.12837916709551257390;  // 2 / sqrt(pi)
+}  // namespace
+
 std::vector<NodeId> elementwiseVjp(Graph& g, NodeId id, NodeId grad, const std::vector<bool>& wanted) {
   const Node node = g.node(id);  // a copy: adding nodes may reallocate g.nodes
   dsl::Span span = node.span;
@@ -56,6 +60,11 @@ std::vector<NodeId> elementwiseVjp(Graph& g, NodeId id, NodeId grad, const std::
     case Op::Sigmoid: return {times_grad(add(Op::Mul, {id, add(Op::Sub, {scalar(1), id})}))};
     // d tanh(a) = (1 - tanh(a)^2) da
     case Op::Tanh: return {times_grad(add(Op::Sub, {scalar(1), add(Op::Mul, {id, id})}))};
+    // d erf(a) = 2 / sqrt(pi) e^(-a^2) da
+    case Op::Erf: {
+      NodeId gauss = add(Op::Exp, {add(Op::Neg, {add(Op::Square, {a})})});
+      return {times_grad(add(Op::Mul, {gauss, scalar(kTwoOverSqrtPi)}))};
+    }
     // d leaky_relu(a) = (a > 0 ? 1 : slope) da = (step(a) (1 - slope) + slope) da
     case Op::LeakyRelu:
       return {times_grad(add(Op::Add, {add(Op::Mul, {add(Op::Step, {a}), scalar(1 - alpha)}), scalar(alpha)}))};
@@ -97,6 +106,7 @@ double elementwiseFlops(const Graph& g, NodeId id, int64_t batch) {
     case Op::Minimum:
     case Op::Maximum:
     case Op::Tanh:
+    case Op::Erf:
     case Op::Sign:
     case Op::MaxMask: return elements;
     case Op::Clamp:      // min and max

@@ -83,6 +83,7 @@ Expr lowerElementwise(const LoweringContext& ctx, const Node& node, const std::v
     case Op::StopGradient: return x;
     case Op::Sigmoid: return sigmoid(ctx, x);
     case Op::Tanh: return Halide::tanh(x);
+    case Op::Erf: return erfOf(ctx, x);
     case Op::LeakyRelu: return Halide::select(x > c(0), x, x * c(attrs.alpha));
     // elu(x) = x for x > 0, alpha (e^x - 1) otherwise
     case Op::Elu: return Halide::select(x > c(0), x, c(attrs.alpha) * (Halide::exp(x) - c(1)));

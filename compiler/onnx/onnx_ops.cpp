@@ -85,7 +85,7 @@ std::string unary(NodeContext& c) {
   return fmt::format("{}({})", Function, c.tensor(0));
 }
 constexpr char kRelu[] = "relu", kSigmoid[] = "sigmoid", kTanh[] = "tanh", kExp[] = "exp", kLog[] = "log",
-               kSqrt[] = "sqrt", kAbs[] = "abs", kSoftplus[] = "softplus";
+               kSqrt[] = "sqrt", kAbs[] = "abs", kSoftplus[] = "softplus", kErf[] = "erf";
 
 std::string number(const NodeContext& c, const std::string& attr, double fallback) {
   return numberLiteral(c.floatAttr(attr, fallback), c);
@@ -241,11 +241,17 @@ std::string transpose(NodeContext& c) {
   std::iota(perm.rbegin(), perm.rend(), 0);
   perm = c.intsAttr("perm", perm);
   std::vector<int64_t> axes;
-  if (c.newBatchAxis() && c.in(0).batched) axes.push_back(0);
+  if (c.in(0).batched) {
+    // The batch axis stays first (attention's heads: perm 0, 2, 1, 3); c.axis would refuse it as acted on.
+    if (!c.newBatchAxis()) {
+      if (perm.empty() || perm[0] != 0) c.refuse(Kind::BatchAxis, "it moves the batch axis");
+      perm.erase(perm.begin());
+    }
+    axes.push_back(0);
+  }
   for (int64_t p : perm) axes.push_back(c.axis(0, p));
   if (!c.in(0).batched)
     c.refuse(Kind::Semantics, "it transposes a constant; nnc permutes values computed from the input");
-  if (!c.newBatchAxis() && axes[0] != 0) c.refuse(Kind::BatchAxis, "it moves the batch axis");
   std::vector<int64_t> identity(axes.size());
   std::iota(identity.begin(), identity.end(), 0);
   return axes == identity ? c.tensor(0) : fmt::format("permute({}, {})", c.tensor(0), joinInts(axes));
@@ -520,6 +526,7 @@ const std::map<std::string, OpRule>& opRules() {
       {"Relu", unary<kRelu>},
       {"Sigmoid", unary<kSigmoid>},
       {"Tanh", unary<kTanh>},
+      {"Erf", unary<kErf>},
       {"Exp", unary<kExp>},
       {"Log", unary<kLog>},
       {"Sqrt", unary<kSqrt>},

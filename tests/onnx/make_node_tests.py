@@ -2,8 +2,10 @@
 # output_0.pb, expected values from NumPy), for what ONNX 1.12's tests cannot show: operators whose every ONNX test
 # has double, 16-bit or string data (ReduceLogSumExp, Cast, CastLike), a Concat of two computed values (ONNX's join
 # inputs, which nnc makes constants), a Pad of nothing before a pool, Gemm as `linear`, Gather as `embedding` of token
-# ids, shape arithmetic on a symbolic batch, and a Reshape of a constant. tests/onnx_conformance.cpp runs them as it runs ONNX's.
+# ids, shape arithmetic on a symbolic batch, exact GELU as PyTorch exports it (with Erf), a Transpose that keeps
+# the batch axis first, and a Reshape of a constant. tests/onnx_conformance.cpp runs them as it runs ONNX's.
 # Usage: /usr/bin/python3 make_node_tests.py OUT_DIR   (tests/onnx/node holds its output, committed)
+import math
 import os
 import sys
 
@@ -66,6 +68,17 @@ shape_nodes = [helper.make_node("Shape", ["x"], ["shape"]),
 write("test_nnc_view_symbolic_batch", shape_nodes, x, x.reshape(3, 20),
       [("zero", np.array(0, np.int64)), ("zero_axis", np.array([0], np.int64)),
        ("minus_one", np.array([-1], np.int64))], batch="N")
+# Exact GELU as PyTorch exports it (ONNX has no Gelu before opset 20): x * (1 + erf(x / sqrt 2)) * 0.5.
+constant = lambda name, v: helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(v, np.float32)))
+write("test_nnc_gelu_erf", [constant("root2", 1.4142135381698608), helper.make_node("Div", ["x", "root2"], ["d"]),
+                            helper.make_node("Erf", ["d"], ["e"]), constant("one", 1.0),
+                            helper.make_node("Add", ["e", "one"], ["a"]), helper.make_node("Mul", ["x", "a"], ["m"]),
+                            constant("half", 0.5), helper.make_node("Mul", ["m", "half"], ["y"])],
+      features, features * (1 + np.vectorize(math.erf)(features / np.sqrt(2))) * 0.5)
+# A Transpose that keeps the batch axis first, as attention's heads do (perm 0, 2, 1, 3), on a symbolic batch (which a
+# new batch axis cannot take: the batch axis must be axis 0).
+write("test_nnc_transpose_keeps_batch", [helper.make_node("Transpose", ["x"], ["y"], perm=[0, 2, 1])], x,
+      x.transpose(0, 2, 1), batch="N")
 # An open-ended Slice, as PyTorch exports x[:, 1:]: ends = INT64_MAX.
 write("test_nnc_slice_open_end", [helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["y"])], features,
       features[:, 1:], [("starts", np.array([1], np.int64)), ("ends", np.array([2**63 - 1], np.int64)),
