@@ -2,7 +2,7 @@
 # `trainer export --onnx` end to end: trained examples (an MLP with standardized features, a CNN with BatchNorm, a
 # VAE, a single-logit classifier, a causal byte-level Transformer) exported to ONNX, checked by ONNX's checker with
 # its shape inference, evaluated by PyTorch's operators as ONNX defines them (tests/onnx/run_with_torch.py) and
-# matched with the trainer's own `predict -o`; two of them imported back by `nnc import`, built and matched again.
+# matched with the trainer's own `predict -o`; three of them imported back by `nnc import`, built and matched again.
 # Then the export's errors.
 # Usage: onnx_export.sh NNC SOURCE_DIR WORK_DIR TENSOR_DIFF
 source "$2/tests/onnx/script_setup.sh"  # nnc, src, work, tensor_diff, fail, python
@@ -89,6 +89,7 @@ import_back() {  # import_back NAME INPUT
 }
 import_back mlp flat.npy
 import_back cnn_bn image.npy
+import_back charlm bytes.npy
 
 # Errors: exit code 1, a message naming what is wrong, no file left.
 expect_error() {  # expect_error MESSAGE TRAINER ARGS...
@@ -117,4 +118,4 @@ expect_error "model \`noisy\` has no ONNX form: \`fill\` (read by \`h\`): a cons
 [ ! -e noisy.onnx ] || fail "a refused export wrote noisy.onnx"
 ./noisy info | grep -qF "onnx export: no: \`fill\` (read by \`h\`)" || fail "noisy info: $(./noisy info)"
 ./mlp info | grep -qF "onnx export: yes" || fail "mlp info: $(./mlp info)"
-echo "onnx_export: 5 models exported, checked and matched by PyTorch's operators, 2 imported back"
+echo "onnx_export: 5 models exported, checked and matched by PyTorch's operators, 3 imported back"

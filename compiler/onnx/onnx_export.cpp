@@ -220,6 +220,7 @@ class GraphWriter {
       case Op::Abs: unary("Abs"); break;
       case Op::Sigmoid: unary("Sigmoid"); break;
       case Op::Tanh: unary("Tanh"); break;
+      case Op::Erf: unary("Erf"); break;
       case Op::Softplus: unary("Softplus"); break;
       case Op::Identity:
       case Op::StopGradient: unary("Identity"); break;
