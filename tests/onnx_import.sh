@@ -45,7 +45,7 @@ nodes = [helper.make_node("Sin", ["x"], ["s"], name="sine"), helper.make_node("R
 graph = helper.make_graph(nodes, "trig", [x], [y])
 onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), "trig.onnx")
 PY
-expect_error "trig.onnx: operators nnc does not support (README.md, "Importing ONNX models", lists those it does):
+expect_error "trig.onnx: operators nnc does not support (README.md lists those it does):
   node \`sine\`: Sin" trig.onnx -o m.nn
 grep -qF "  node \`cosine\`: Cos" err.log || fail "the unsupported Cos is not listed: $(cat err.log)"
 grep -q "rectify" err.log && fail "the supported Relu is listed: $(cat err.log)"

@@ -389,7 +389,7 @@ void Translator::checkOperators() const {
   }
   if (!missing.empty())
     fail(ImportError::Kind::Unsupported,
-         "operators nnc does not support (README.md, "Importing ONNX models", lists those it does):" + missing);
+         "operators nnc does not support (README.md lists those it does):" + missing);
 }
 
 std::string Translator::uniqueName(const std::string& onnx_name) {
