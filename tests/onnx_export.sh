@@ -36,6 +36,7 @@ PY
   "$python" "$src/tests/onnx/run_with_torch.py" $name.onnx $input $name.torch.npy || fail "$name: torch evaluation"
   "$tensor_diff" $name.predict.npy $name.torch.npy 1e-5 1e-4 > diff.log ||
     fail "$name: PyTorch's evaluation of the export differs from predict: $(cat diff.log)"
+  echo "$name: PyTorch's evaluation against predict: $(tail -n 1 diff.log)"
 }
 
 build() {  # build NAME MODEL.nn
@@ -86,6 +87,7 @@ import_back() {  # import_back NAME INPUT
   ./back_$name predict --weights back_$name.safetensors $input -o back_$name.npy > /dev/null
   "$tensor_diff" $name.predict.npy back_$name.npy 1e-5 1e-4 > diff.log ||
     fail "$name imported back predicts otherwise: $(cat diff.log)"
+  echo "$name imported back against predict: $(tail -n 1 diff.log)"
 }
 import_back mlp flat.npy
 import_back cnn_bn image.npy
@@ -113,7 +115,8 @@ model noisy(x: f32[B, 2], y: i32[B]) {
 NN
 build noisy noisy.nn
 ./noisy train --data "$src/examples/data/xor" --max-steps 1 --save noisy.safetensors > train.log 2>&1
-expect_error "model \`noisy\` has no ONNX form: \`fill\` (read by \`h\`): a constant over the batch that is not an operand of arithmetic" \
+no_form="model \`noisy\` has no ONNX form: \`fill\` (read by \`h\`): a constant over the batch that is not an"
+expect_error "$no_form operand of arithmetic" \
   ./noisy export --weights noisy.safetensors --onnx noisy.onnx
 [ ! -e noisy.onnx ] || fail "a refused export wrote noisy.onnx"
 ./noisy info | grep -qF "onnx export: no: \`fill\` (read by \`h\`)" || fail "noisy info: $(./noisy info)"

@@ -71,7 +71,8 @@ std::string onnxSource(const Program& program) {
   onnx_export::SerializedGraph onnx = onnx_export::serializeEvalGraph(program);
   std::string out;
   if (onnx.error.empty())
-    out += fmt::format("const int kOnnxParams[] = {{{}}};\n", onnx.params.empty() ? "0" : fmt::format("{}", fmt::join(onnx.params, ", ")));
+    out += fmt::format("const int kOnnxParams[] = {{{}}};\n",
+                       onnx.params.empty() ? "0" : fmt::format("{}", fmt::join(onnx.params, ", ")));
   out += fmt::format("const OnnxGraph kOnnx = {{{},\n    {}, {},\n    {{{},\n     {}}},\n    {{{}, {}}}, {}, {}}};\n",
                      cString(onnx.error), cBytes(onnx.model_head), onnx.model_head.size(), cBytes(onnx.graph[0]),
                      cBytes(onnx.graph[1]), onnx.graph[0].size(), onnx.graph[1].size(),

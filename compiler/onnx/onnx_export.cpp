@@ -98,7 +98,8 @@ class GraphWriter {
   }
 
   // An initializer holding constant values (float32, or int64 for shapes and axes).
-  std::string floatConstant(const std::string& wanted, const std::vector<int64_t>& dims, const std::vector<float>& values) {
+  std::string floatConstant(const std::string& wanted, const std::vector<int64_t>& dims,
+                            const std::vector<float>& values) {
     onnx::TensorProto* t = graph_.add_initializer();
     t->set_name(fresh(wanted));
     t->set_data_type(onnx::TensorProto::FLOAT);
@@ -124,8 +125,10 @@ class GraphWriter {
     tensor->set_elem_type(dtype == DType::I32 ? onnx::TensorProto::INT32 : onnx::TensorProto::FLOAT);
     for (const Dim& dim : shape) {
       onnx::TensorShapeProto_Dimension* d = tensor->mutable_shape()->add_dim();
-      if (dim.isSymbolic()) d->set_dim_param(dim.symbol);
-      else d->set_dim_value(dim.extent);
+      if (dim.isSymbolic())
+        d->set_dim_param(dim.symbol);
+      else
+        d->set_dim_value(dim.extent);
     }
   }
 
@@ -187,7 +190,8 @@ class GraphWriter {
             const Node& u = g_.node(user);
             bool elementwise = u.op == Op::Add || u.op == Op::Sub || u.op == Op::Mul || u.op == Op::Div ||
                                u.op == Op::Minimum || u.op == Op::Maximum;
-            if (!elementwise || u.shape != n.shape) refuse(id, "a constant over the batch that is not an operand of arithmetic");
+            if (!elementwise || u.shape != n.shape)
+              refuse(id, "a constant over the batch that is not an operand of arithmetic");
           }
         } else {
           for (const Dim& dim : n.shape) dims.push_back(dim.extent);
@@ -201,7 +205,8 @@ class GraphWriter {
         int64_t t = n.shape[0].extent;
         std::vector<float> mask(t * t);
         for (int64_t row = 0; row < t; ++row)
-          for (int64_t col = 0; col < t; ++col) mask[row * t + col] = col <= row ? 0.0f : static_cast<float>(kCausalMasked);
+          for (int64_t col = 0; col < t; ++col)
+            mask[row * t + col] = col <= row ? 0.0f : static_cast<float>(kCausalMasked);
         taken_.erase(out);
         out = floatConstant(out, {t, t}, mask);
         break;
@@ -242,7 +247,9 @@ class GraphWriter {
         node("ReduceSum", {in(0), intConstant(scope + ".axes", n.attrs.axes)}, out, scope,
              {intAttr("keepdims", n.attrs.keepdims)});
         break;
-      case Op::Mean: unary("ReduceMean", {intsAttr("axes", n.attrs.axes), intAttr("keepdims", n.attrs.keepdims)}); break;
+      case Op::Mean:
+        unary("ReduceMean", {intsAttr("axes", n.attrs.axes), intAttr("keepdims", n.attrs.keepdims)});
+        break;
       case Op::Max: unary("ReduceMax", {intsAttr("axes", n.attrs.axes), intAttr("keepdims", n.attrs.keepdims)}); break;
       case Op::SumTo: {  // sum the broadcast axes (keeping them), then drop the leading ones
         std::vector<int64_t> axes;
@@ -279,7 +286,8 @@ class GraphWriter {
         addWindowAttrs(n, true);
         break;
       case Op::AvgPool2d:
-        if (n.attrs.dilation[0] != 1 || n.attrs.dilation[1] != 1) refuse(id, "ONNX's AveragePool has no dilation (opset 17)");
+        if (n.attrs.dilation[0] != 1 || n.attrs.dilation[1] != 1)
+          refuse(id, "ONNX's AveragePool has no dilation (opset 17)");
         unary("AveragePool", {intAttr("count_include_pad", 1)});
         addWindowAttrs(n, false);
         break;
@@ -312,7 +320,8 @@ class GraphWriter {
       std::string cube = node("Pow", {x, scalar(scope + ".three", 3)}, fresh(scope + ".cube"), scope);
       std::string scaled = node("Mul", {cube, scalar(scope + ".cubic", 0.044715)}, fresh(scope + ".cubic_term"), scope);
       std::string sum = node("Add", {x, scaled}, fresh(scope + ".sum"), scope);
-      std::string arg = node("Mul", {sum, scalar(scope + ".sqrt_2_over_pi", std::sqrt(2 / M_PI))}, fresh(scope + ".arg"), scope);
+      std::string arg =
+          node("Mul", {sum, scalar(scope + ".sqrt_2_over_pi", std::sqrt(2 / M_PI))}, fresh(scope + ".arg"), scope);
       inner = node("Tanh", {arg}, fresh(scope + ".tanh"), scope);
     } else {
       std::string arg = node("Div", {x, scalar(scope + ".sqrt_2", std::sqrt(2.0))}, fresh(scope + ".arg"), scope);
@@ -331,7 +340,8 @@ class GraphWriter {
     if (n.op == Op::MatMul && n.attrs.transpose_a && rank_a > 2)
       refuse(id, "a contraction over the leading axes (a backward form)");
     if (rank_a == 2 && rank_b == 2) {
-      return node("Gemm", {a, b}, out, scope, {intAttr("transA", n.attrs.transpose_a), intAttr("transB", n.attrs.transpose_b)});
+      return node("Gemm", {a, b}, out, scope,
+                  {intAttr("transA", n.attrs.transpose_a), intAttr("transB", n.attrs.transpose_b)});
     }
     std::string left = a, right = b;
     if (n.attrs.transpose_a)
@@ -481,7 +491,8 @@ SerializedGraph serializeEvalGraph(const Program& program) {
   onnx::OperatorSetIdProto* opset = model.add_opset_import();
   opset->set_domain("");
   opset->set_version(kOpset);
-  model.set_doc_string(fmt::format("model `{}` exported by nnc: what `trainer predict -o` writes", program.graph.model_name));
+  model.set_doc_string(
+      fmt::format("model `{}` exported by nnc: what `trainer predict -o` writes", program.graph.model_name));
   model.SerializeToString(&result.model_head);
   return result;
 }
