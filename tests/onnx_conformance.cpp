@@ -1,6 +1,6 @@
 // ONNX conformance: ONNX's own node tests (Debian's libonnx-testdata) through `nnc import` and nnc's compiler.
 //
-//   onnx_conformance TEST_DIR... [--known-failures FILE] [--no-skips] [-v]
+//   onnx_conformance TEST_DIR... [--known-failures FILE] [--expect-passing FILE] [--no-skips] [-v]
 //
 // Each test in a TEST_DIR is a directory with model.onnx and test_data_set_0/{input,output}_N.pb (TensorProtos). For
 // each:
@@ -15,14 +15,17 @@
 //      checked on its first (an nnc model returns one).
 // FILE lists failing tests, one per line with the reason after the name (`#` comments). The exit status is 0 when
 // the failures are exactly those listed (none without a list), so a new failure, or a listed test that passes,
-// fails the run. --no-skips fails it for any skipped test too (nnc's own tests, written for supported rules). -v
-// prints every test's outcome, with the reason for each skip.
+// fails the run. --expect-passing FILE lists, one per line, the tests that pass: the run fails when one of them does
+// not (a regression can turn passes into skips, which the counts alone would let by) or when an unlisted test passes
+// (add it). --no-skips fails it for any skipped test too (nnc's own tests, written for supported rules). -v prints
+// every test's outcome, with the reason for each skip.
 #include <fmt/format.h>
 
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <iostream>
 #include <map>
 #include <set>
@@ -158,8 +161,8 @@ Result runTest(const fs::path& dir) {
   }
 }
 
-// Test name -> reason, from the known-failures file.
-std::map<std::string, std::string> readKnownFailures(const std::string& path) {
+// Test name -> the rest of its line (a known failure's reason), from a list of tests.
+std::map<std::string, std::string> readTestList(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot read " + path);
   std::map<std::string, std::string> known;
@@ -175,12 +178,16 @@ std::map<std::string, std::string> readKnownFailures(const std::string& path) {
 
 int run(int argc, char** argv) {
   std::map<std::string, std::string> known;
+  std::optional<std::map<std::string, std::string>> expected_passing;
+  std::string passing_file;
   std::vector<std::string> roots;
   bool verbose = false, no_skips = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--known-failures" && i + 1 < argc)
-      known = readKnownFailures(argv[++i]);
+      known = readTestList(argv[++i]);
+    else if (arg == "--expect-passing" && i + 1 < argc)
+      expected_passing = readTestList(passing_file = argv[++i]);
     else if (arg == "-v")
       verbose = true;
     else if (arg == "--no-skips")
@@ -191,7 +198,7 @@ int run(int argc, char** argv) {
       roots.clear(), i = argc;  // an unknown option: the usage below
   }
   if (roots.empty()) {
-    std::cerr << "usage: onnx_conformance TEST_DIR... [--known-failures FILE] [--no-skips] [-v]\n";
+    std::cerr << "usage: onnx_conformance TEST_DIR... [--known-failures FILE] [--expect-passing FILE] [--no-skips] [-v]\n";
     return 2;
   }
   std::vector<fs::path> dirs;
@@ -200,9 +207,11 @@ int run(int argc, char** argv) {
       if (fs::exists(entry.path() / "model.onnx")) dirs.push_back(entry.path());
   std::sort(dirs.begin(), dirs.end());
   auto start = std::chrono::steady_clock::now();
+  int status = 0;
   std::map<Outcome, int> counts;
   std::map<std::string, int> missing;  // operator -> the skipped tests that use it
-  std::set<std::string> failed, skipped_tests;
+  std::set<std::string> failed, skipped_tests, passed;
+  std::map<std::string, std::string> not_passed;  // test -> why
   for (const fs::path& dir : dirs) {
     Result result = runTest(dir);
     ++counts[result.outcome];
@@ -210,6 +219,12 @@ int run(int argc, char** argv) {
     std::string name = dir.filename();
     if (result.outcome != Outcome::Passed && result.outcome != Outcome::Failed)
       skipped_tests.insert(name + ": " + result.why);
+    if (result.outcome == Outcome::Passed) passed.insert(name);
+    else not_passed[name] = result.why;
+    if (expected_passing && result.outcome == Outcome::Passed && !expected_passing->count(name)) {
+      std::cout << fmt::format("passes but is not listed in {}: {}; add it\n", passing_file, name);
+      status = 1;
+    }
     if (result.outcome == Outcome::Failed) {
       failed.insert(name);
       std::cout << fmt::format("FAIL {}{}: {}\n", name, known.count(name) ? " (known)" : "", result.why);
@@ -234,7 +249,6 @@ int run(int argc, char** argv) {
   if (!list.empty())
     std::cout << fmt::format("unsupported operators, by the skipped tests that use them: {}{}\n", list,
                              by_count.size() > 20 ? fmt::format(" and {} more", by_count.size() - 20) : "");
-  int status = 0;
   for (const std::string& name : failed)
     if (!known.count(name)) {
       std::cout << "new failure: " << name << "\n";
@@ -245,6 +259,14 @@ int run(int argc, char** argv) {
       std::cout << "skipped under --no-skips: " << skip << "\n";
       status = 1;
     }
+  if (expected_passing)
+    for (const auto& [name, unused] : *expected_passing)
+      if (!passed.count(name)) {
+        auto it = not_passed.find(name);
+        std::cout << fmt::format("listed in {} but did not pass: {} ({})\n", passing_file, name,
+                                 it != not_passed.end() ? it->second : "no such test");
+        status = 1;
+      }
   for (const auto& [name, why] : known)
     if (!failed.count(name)) {
       std::cout << fmt::format("listed as failing but did not fail: {} ({}); remove it from the list\n", name, why);
