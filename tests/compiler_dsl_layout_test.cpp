@@ -11,10 +11,7 @@
 namespace nnc {
 namespace {
 
-std::string diagnostics(const std::string& text) {
-  return compileFrontEnd(dsl::SourceFile("test.nn", text))->diags->render();
-}
-
+using testing::diagnostics;
 // The node a binding named `name` built.
 const Node& bound(const Graph& g, const std::string& name) {
   for (const Node& node : g.nodes)

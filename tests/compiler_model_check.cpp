@@ -102,4 +102,45 @@ void expectGradientsMatchFiniteDifferences(const Program& program, int batch, Mo
   }
 }
 
+std::string modelAround(const std::string& shape, const std::string& op) {
+  return "model m(x: f32[B, " + shape + "], y: i32[B]) {\n    h = " + op +
+         "\n    logits = linear(flatten(h), 3)\n    loss = cross_entropy(logits, y)\n    return logits\n}\n";
+}
+
+std::string diagnostics(const std::string& text) {
+  return compileFrontEnd(dsl::SourceFile("test.nn", text))->diags->render();
+}
+
+void expectError(const std::string& source, const std::string& message) {
+  std::string rendered = diagnostics(source);
+  EXPECT_NE(rendered.find("error: " + message), std::string::npos) << source << "\n" << rendered;
+  EXPECT_NE(rendered.find("^"), std::string::npos) << rendered;
+}
+
+void expectError(const std::string& shape, const std::string& op, const std::string& message) {
+  expectError(modelAround(shape, op), message);
+}
+
+NodeId bindingNode(const Graph& g, const std::string& name, bool eval) {
+  NodeId found = kNoNode;
+  for (NodeId id = 0; id < (eval ? g.forwardEnd() : g.trainForwardEnd()); ++id)
+    if (g.node(id).name == name && opInfo(g.node(id).op).family != OpFamily::Leaf) found = id;
+  if (found == kNoNode) throw std::logic_error("no binding " + name);
+  return found;
+}
+
+std::vector<std::vector<double>> runOutputs(const Program& p, const std::vector<NodeId>& outputs,
+                                            const ModelValues& values, int batch, int32_t row,
+                                            Halide::Type float_type) {
+  const Graph& g = p.graph;
+  EntryPoint entry{"eval", {g.inputs[0].node}, outputs, {}, {}};
+  for (size_t i = 0; i < outputs.size(); ++i) entry.output_names.push_back("out" + std::to_string(i));
+  for (const ParamInfo& info : g.params) entry.arguments.push_back(info.node);
+  if (g.dropout_seed != kNoNode) entry.arguments.insert(entry.arguments.end(), {g.dropout_seed, g.dropout_row});
+  JitEntry jit(g, entry, batch, {}, float_type);
+  setModelValues(jit, p, entry, values);
+  if (g.dropout_seed != kNoNode) jit.setIntScalar(g.dropout_row, row);
+  return jit.run();
+}
+
 }  // namespace nnc::testing

@@ -34,4 +34,23 @@ void setModelValues(JitEntry& jit, const Program& program, const EntryPoint& ent
 void expectGradientsMatchFiniteDifferences(const Program& program, int batch, ModelValues values,
                                            std::mt19937_64& rng, int samples = 8);
 
+// A model around one op: `h = OP` on features x: f32[B, SHAPE], then a linear head so that the loss weighs every
+// output.
+std::string modelAround(const std::string& shape, const std::string& op);
+
+// The front end's rendered diagnostics for model source `text`.
+std::string diagnostics(const std::string& text);
+
+// Expects `source` (or modelAround(shape, op)) to be refused with an error containing `message`, shown with a caret.
+void expectError(const std::string& source, const std::string& message);
+void expectError(const std::string& shape, const std::string& op, const std::string& message);
+
+// The last node a binding named `name` built in train mode (or in eval mode); throws when there is none.
+NodeId bindingNode(const Graph& g, const std::string& name, bool eval = false);
+
+// Evaluates `outputs` of `p` at `values`: the features, parameters, and the random ops' seed and first row `row`.
+std::vector<std::vector<double>> runOutputs(const Program& p, const std::vector<NodeId>& outputs,
+                                            const ModelValues& values, int batch, int32_t row = 0,
+                                            Halide::Type float_type = Halide::Float(64));
+
 }  // namespace nnc::testing

@@ -22,30 +22,15 @@ std::set<std::string> embeddingTestedOps();  // used by OpTable.EveryOpIsCovered
 namespace {
 
 using testing::compileModelSource;
+using testing::bindingNode;
+using testing::diagnostics;
+using testing::expectError;
 using testing::D;
 
 // A token model around one binding: `h = OP` on ids x i32[B, 3], then logits per position and the loss.
 std::string tokenModel(const std::string& op, const std::string& head = "h @ W") {
   return "model m(x: i32[B, 3], y: i32[B, 3]) {\n    param W: f32[4, 5] = xavier_uniform()\n    h = " + op +
          "\n    logits = " + head + "\n    loss = cross_entropy(logits, y)\n    return logits\n}\n";
-}
-
-std::string diagnostics(const std::string& text) {
-  return compileFrontEnd(dsl::SourceFile("test.nn", text))->diags->render();
-}
-
-void expectError(const std::string& source, const std::string& message) {
-  std::string rendered = diagnostics(source);
-  EXPECT_NE(rendered.find("error: " + message), std::string::npos) << source << "\n" << rendered;
-  EXPECT_NE(rendered.find("^"), std::string::npos) << rendered;
-}
-
-NodeId bindingNode(const Graph& g, const std::string& name) {
-  NodeId found = kNoNode;
-  for (NodeId id = 0; id < g.trainForwardEnd(); ++id)
-    if (g.node(id).name == name && opInfo(g.node(id).op).family != OpFamily::Leaf) found = id;
-  if (found == kNoNode) throw std::logic_error("no binding " + name);
-  return found;
 }
 
 // Evaluates `outputs` of `p` (inputs x and y and every parameter as arguments) at `values`.

@@ -18,39 +18,14 @@ std::set<std::string> normTestedOps();  // used by OpTable.EveryOpIsCovered (com
 namespace {
 
 using testing::compileModelSource;
-
-// A model around one op: `h = OP` on x of `shape`, then a linear head so that the loss weighs every output.
-std::string modelAround(const std::string& shape, const std::string& op) {
-  return "model m(x: f32[B, " + shape + "], y: i32[B]) {\n    h = " + op +
-         "\n    logits = linear(flatten(h), 3)\n    loss = cross_entropy(logits, y)\n    return logits\n}\n";
-}
+using testing::bindingNode;
+using testing::modelAround;
+using testing::runOutputs;
 
 const ParamInfo& param(const Program& p, const std::string& name) {
   for (const ParamInfo& info : p.graph.params)
     if (info.name == name) return info;
   throw std::logic_error("no parameter " + name);
-}
-
-// Evaluates `outputs` of program `p` with `values` at `batch`, taking every input, parameter and the dropout seed.
-std::vector<std::vector<double>> run(const Program& p, const std::vector<NodeId>& outputs,
-                                     const testing::ModelValues& values, int batch) {
-  const Graph& g = p.graph;
-  EntryPoint entry{"eval", {g.inputs[0].node}, outputs, {}};
-  for (size_t i = 0; i < outputs.size(); ++i) entry.output_names.push_back("out" + std::to_string(i));
-  for (const ParamInfo& info : g.params) entry.arguments.push_back(info.node);
-  if (g.dropout_seed != kNoNode) entry.arguments.insert(entry.arguments.end(), {g.dropout_seed, g.dropout_row});
-  testing::JitEntry jit(g, entry, batch);
-  testing::setModelValues(jit, p, entry, values);
-  return jit.run();
-}
-
-// The node a binding's value ended up in, in train or eval mode (`h` in modelAround).
-NodeId bindingNode(const Graph& g, const std::string& name, bool eval) {
-  NodeId found = kNoNode;
-  NodeId end = eval ? g.forwardEnd() : g.trainForwardEnd();
-  for (NodeId id = 0; id < end; ++id)
-    if (g.node(id).name == name && opInfo(g.node(id).op).family != OpFamily::Leaf) found = id;
-  return found;
 }
 
 // ---- batch_norm --------------------------------------------------------------------------------------
@@ -79,7 +54,7 @@ TEST_P(BatchNorm, TrainAndEvalMatchPyTorchFormulas) {
   const ParamInfo& var_buffer = param(p, "h.running_var");
   const ParamInfo& batches = param(p, "h.num_batches_tracked");
   ASSERT_FALSE(mean_buffer.trainable);
-  auto out = run(p, {bindingNode(g, "h", false), bindingNode(g, "h", true), mean_buffer.update, var_buffer.update,
+  auto out = runOutputs(p, {bindingNode(g, "h", false), bindingNode(g, "h", true), mean_buffer.update, var_buffer.update,
                      batches.update},
                  values, kBatch);
   auto valueOf = [&](const std::string& name) { return values.params[g.node(param(p, name).node).attrs.index]; };
@@ -148,7 +123,7 @@ TEST_P(LayerNorm, MatchesNaiveReferenceAndFiniteDifferences) {
   constexpr int kBatch = 3;
   std::mt19937_64 rng(9);
   testing::ModelValues values = testing::randomModelValues(p, kBatch, rng, 1.0);
-  auto out = run(p, {bindingNode(g, "h", false)}, values, kBatch);
+  auto out = runOutputs(p, {bindingNode(g, "h", false)}, values, kBatch);
   const std::vector<double>& weight = values.params[g.node(param(p, "h.weight").node).attrs.index];
   const std::vector<double>& bias = values.params[g.node(param(p, "h.bias").node).attrs.index];
   int group = dims == 1 ? 3 : 6;  // elements normalized together
@@ -186,7 +161,7 @@ TEST(Dropout, TrainMasksFollowTheSeedAndEvalIsIdentity) {
   std::mt19937_64 rng(1);
   testing::ModelValues values = testing::randomModelValues(p, kBatch, rng);
   NodeId train = bindingNode(g, "h", false);
-  auto out = run(p, {train, g.output}, values, kBatch);
+  auto out = runOutputs(p, {train, g.output}, values, kBatch);
   // Eval mode is the identity: the prediction is the linear head applied to x itself.
   const std::vector<double>& w = values.params[g.node(param(p, "logits.weight").node).attrs.index];
   const std::vector<double>& b = values.params[g.node(param(p, "logits.bias").node).attrs.index];
@@ -205,9 +180,9 @@ TEST(Dropout, TrainMasksFollowTheSeedAndEvalIsIdentity) {
   }
   // Two sites keep 0.49 of 3200 elements: 1568 expected, standard deviation 28.
   EXPECT_NEAR(static_cast<double>(kept), 1568, 5 * 28.3);
-  EXPECT_EQ(run(p, {train}, values, kBatch)[0], out[0]) << "the same seed gives the same masks";
+  EXPECT_EQ(runOutputs(p, {train}, values, kBatch)[0], out[0]) << "the same seed gives the same masks";
   values.dropout_seed += 1;
-  EXPECT_NE(run(p, {train}, values, kBatch)[0], out[0]) << "another seed gives other masks";
+  EXPECT_NE(runOutputs(p, {train}, values, kBatch)[0], out[0]) << "another seed gives other masks";
 }
 
 TEST(Dropout, GradientMatchesFiniteDifferences) {
@@ -237,7 +212,7 @@ TEST_P(PRelu, MatchesNaiveReferenceAndFiniteDifferences) {
   constexpr int kBatch = 3;
   std::mt19937_64 rng(4);
   testing::ModelValues values = testing::randomModelValues(p, kBatch, rng, 1.0);
-  auto out = run(p, {bindingNode(g, "h", false)}, values, kBatch);
+  auto out = runOutputs(p, {bindingNode(g, "h", false)}, values, kBatch);
   const std::vector<double>& a = values.params[g.node(param(p, "h.weight").node).attrs.index];
   for (size_t i = 0; i < values.x.size(); ++i) {
     double x = values.x[i], slope = a[slopes == 1 ? 0 : (i / 3) % 2];

@@ -7,6 +7,7 @@
 
 #include "compiler/compilation.h"
 #include "compiler/graph/program.h"
+#include "tests/compiler_model_check.h"
 #include "tests/compiler_ops_util.h"
 
 namespace nnc {
@@ -14,6 +15,7 @@ namespace {
 
 using testing::B;
 using testing::D;
+using testing::diagnostics;
 using testing::evaluate;
 using testing::GradCase;
 using testing::OpGradient;
@@ -398,11 +400,6 @@ INSTANTIATE_TEST_SUITE_P(ReduceOps, OpGradient, ::testing::ValuesIn(kReduceGradC
                          [](const auto& info) { return info.param.name; });
 
 // ---- the DSL forms ---------------------------------------------------------------------------------------
-
-std::string diagnostics(const std::string& text) {
-  auto c = compileFrontEnd(dsl::SourceFile("test.nn", text));
-  return c->diags->render();
-}
 
 // A small model using log_softmax, mean, mse, l2_penalty and the layout ops builds its forward and backward graphs.
 TEST(ReduceDsl, ModelWithTheNewOpsBuildsItsProgram) {

@@ -18,47 +18,11 @@ std::set<std::string> sequenceTestedOps();  // used by OpTable.EveryOpIsCovered 
 namespace {
 
 using testing::compileModelSource;
-
-// A model around one binding: `h = OP` on x of `shape`, then a linear head so that the loss weighs every output.
-std::string modelAround(const std::string& shape, const std::string& op) {
-  return "model m(x: f32[B, " + shape + "], y: i32[B]) {\n    h = " + op +
-         "\n    logits = linear(flatten(h), 3)\n    loss = cross_entropy(logits, y)\n    return logits\n}\n";
-}
-
-std::string diagnostics(const std::string& text) {
-  return compileFrontEnd(dsl::SourceFile("test.nn", text))->diags->render();
-}
-
-// Expects compiling modelAround(shape, op) to report `message` (a part of it) as an error with a caret.
-void expectError(const std::string& shape, const std::string& op, const std::string& message) {
-  std::string rendered = diagnostics(modelAround(shape, op));
-  EXPECT_NE(rendered.find("error: " + message), std::string::npos) << op << "\n" << rendered;
-  EXPECT_NE(rendered.find("^"), std::string::npos) << rendered;
-}
-
-// The last node a binding named `name` built in train mode (or in eval mode).
-NodeId bindingNode(const Graph& g, const std::string& name, bool eval = false) {
-  NodeId found = kNoNode;
-  for (NodeId id = 0; id < (eval ? g.forwardEnd() : g.trainForwardEnd()); ++id)
-    if (g.node(id).name == name && opInfo(g.node(id).op).family != OpFamily::Leaf) found = id;
-  if (found == kNoNode) throw std::logic_error("no binding " + name);
-  return found;
-}
-
-// Evaluates `outputs` of `p` at `values`, the features, parameters and the random ops' seed and first row.
-std::vector<std::vector<double>> run(const Program& p, const std::vector<NodeId>& outputs,
-                                     const testing::ModelValues& values, int batch, int32_t row = 0,
-                                     Halide::Type float_type = Halide::Float(64)) {
-  const Graph& g = p.graph;
-  EntryPoint entry{"eval", {g.inputs[0].node}, outputs, {}, {}};
-  for (size_t i = 0; i < outputs.size(); ++i) entry.output_names.push_back("out" + std::to_string(i));
-  for (const ParamInfo& info : g.params) entry.arguments.push_back(info.node);
-  if (g.dropout_seed != kNoNode) entry.arguments.insert(entry.arguments.end(), {g.dropout_seed, g.dropout_row});
-  testing::JitEntry jit(g, entry, batch, {}, float_type);
-  testing::setModelValues(jit, p, entry, values);
-  if (g.dropout_seed != kNoNode) jit.setIntScalar(g.dropout_row, row);
-  return jit.run();
-}
+using testing::bindingNode;
+using testing::diagnostics;
+using testing::expectError;
+using testing::modelAround;
+using testing::runOutputs;
 
 // The binding `h` of modelAround(shape, op) at random x.
 std::vector<double> valuesOf(const std::string& shape, const std::string& op, int batch, std::vector<double>& x) {
@@ -66,7 +30,7 @@ std::vector<double> valuesOf(const std::string& shape, const std::string& op, in
   std::mt19937_64 rng(3);
   testing::ModelValues values = testing::randomModelValues(p, batch, rng);
   x = values.x;
-  return run(p, {bindingNode(p.graph, "h")}, values, batch)[0];
+  return runOutputs(p, {bindingNode(p.graph, "h")}, values, batch)[0];
 }
 
 void expectGradients(const std::string& source, int samples = 48) {
@@ -214,7 +178,8 @@ TEST(CausalMask, MaskedSoftmaxIsTheSoftmaxOfEachPrefix) {
   std::mt19937_64 rng(5);
   testing::ModelValues values = testing::randomModelValues(p, 2, rng);
   for (Halide::Type type : {Halide::Float(64), Halide::Float(32)}) {
-    std::vector<std::vector<double>> out = run(p, {bindingNode(p.graph, "h"), p.graph.output}, values, 2, 0, type);
+    std::vector<std::vector<double>> out =
+        runOutputs(p, {bindingNode(p.graph, "h"), p.graph.output}, values, 2, 0, type);
     for (int r = 0; r < 8; ++r) {
       int row = r % 4;
       double max = -INFINITY, sum = 0;
@@ -290,7 +255,7 @@ TEST(RandnLike, StandardNormalSamplesFollowSeedSiteAndGlobalRow) {
   std::mt19937_64 rng(1);
   testing::ModelValues values = testing::randomModelValues(p, kBatch, rng);
   NodeId h = bindingNode(g, "h");
-  std::vector<double> z = run(p, {h}, values, kBatch)[0];
+  std::vector<double> z = runOutputs(p, {h}, values, kBatch)[0];
   double sum = 0, squares = 0;
   for (size_t i = 0; i < z.size(); ++i) {
     z[i] -= values.x[i];
@@ -304,20 +269,20 @@ TEST(RandnLike, StandardNormalSamplesFollowSeedSiteAndGlobalRow) {
   EXPECT_NEAR(squares / n - mean * mean, 1, 5 * 0.0079);
   // The second site draws its own samples, not the first's.
   Program second = compileModelSource("randn.nn", modelAround(std::to_string(kWidth), "0 * randn_like(x) + randn_like(x)"));
-  std::vector<double> other = run(second, {bindingNode(second.graph, "h")}, values, kBatch)[0];
+  std::vector<double> other = runOutputs(second, {bindingNode(second.graph, "h")}, values, kBatch)[0];
   EXPECT_NEAR(other[7], referenceNormal(7, values.dropout_seed, 1), 1e-12);
   EXPECT_NE(other[7], z[7]);
   // The same seed reproduces them; another seed (the next step's) draws others.
-  std::vector<double> again = run(p, {h}, values, kBatch)[0];
+  std::vector<double> again = runOutputs(p, {h}, values, kBatch)[0];
   for (size_t i = 0; i < z.size(); ++i) ASSERT_EQ(again[i] - values.x[i], z[i]);
   values.dropout_seed += 1;
-  std::vector<double> next = run(p, {h}, values, kBatch)[0];
+  std::vector<double> next = runOutputs(p, {h}, values, kBatch)[0];
   values.dropout_seed -= 1;
   size_t same = 0;
   for (size_t i = 0; i < z.size(); ++i) same += next[i] - values.x[i] == z[i];
   EXPECT_EQ(same, 0u);
   // A batch starting at global row 5 (a data-parallel rank's share) gets rows 5.. of the samples.
-  std::vector<double> shifted = run(p, {h}, values, kBatch, 5)[0];
+  std::vector<double> shifted = runOutputs(p, {h}, values, kBatch, 5)[0];
   for (size_t i = 0; i + 5 * kWidth < z.size(); ++i)
     ASSERT_NEAR(shifted[i] - values.x[i], z[i + 5 * kWidth], 1e-12) << i;
 }
@@ -327,9 +292,9 @@ TEST(RandnLike, EvalModeIsTheMean) {
   const Graph& g = p.graph;
   std::mt19937_64 rng(2);
   testing::ModelValues values = testing::randomModelValues(p, 4, rng);
-  std::vector<double> eval = run(p, {bindingNode(g, "h", true)}, values, 4)[0];
+  std::vector<double> eval = runOutputs(p, {bindingNode(g, "h", true)}, values, 4)[0];
   EXPECT_EQ(eval, values.x);
-  std::vector<double> train = run(p, {bindingNode(g, "h")}, values, 4)[0];
+  std::vector<double> train = runOutputs(p, {bindingNode(g, "h")}, values, 4)[0];
   EXPECT_NE(train, values.x);
   EXPECT_EQ(p.predict.arguments.size(), 1 + g.params.size()) << "predict takes no seed";
 }
@@ -346,7 +311,7 @@ TEST(KlNormal, SumsOverLatentAxesAndAveragesOverTheBatch) {
   Program p = compileModelSource("kl.nn", modelAround("2, 6", "x * 0 + kl_normal(chunk(x, 2, 2, 0), chunk(x, 2, 2, 1))"));
   std::mt19937_64 rng(3);
   testing::ModelValues values = testing::randomModelValues(p, 3, rng);
-  std::vector<double> h = run(p, {bindingNode(p.graph, "h")}, values, 3)[0];
+  std::vector<double> h = runOutputs(p, {bindingNode(p.graph, "h")}, values, 3)[0];
   double total = 0;
   for (int b = 0; b < 3; ++b)
     for (int i = 0; i < 2; ++i)

@@ -17,6 +17,7 @@
 namespace nnc {
 namespace {
 
+using testing::modelAround;
 using Features = std::vector<std::string>;
 
 Features sorted(Features features) {
@@ -202,11 +203,6 @@ std::string int16DotProductAssembly(const Target& target) {
   dot.vectorize(x, 8);
   dot.update().split(r, outer, pair, 2).reorder(pair, x, outer, y).atomic().vectorize(pair).vectorize(x, 8);
   return assemblyText(dot, {a, b}, "dot", Halide::Target(target.halide));
-}
-
-std::string modelAround(const std::string& shape, const std::string& op) {
-  return "model m(x: f32[B, " + shape + "], y: i32[B]) {\n    h = " + op +
-         "\n    logits = linear(flatten(h), 3)\n    loss = cross_entropy(logits, y)\n    return logits\n}\n";
 }
 
 TEST(Target, KernelsStayWithinTheirTarget) {
