@@ -342,6 +342,13 @@ class Lowerer : public LoweringContext {
     Expr a_km = node.attrs.transpose_a ? fa(at(m, k, sums_at)) : fa(at(k, m, rows_at));
     std::vector<Expr> b_at = {n, k};
     b_at.insert(b_at.end(), sums_at.begin(), sums_at.end());
+    accumulateProduct(lowered, vars, a_km, b_nk, b_at, r);
+  }
+
+  // What both matmul forms end with: the output is an accumulator, acc(out..) = sum over `r` of a_km * b_nk(b_at),
+  // b_nk its B read (or packed) in (n, k) order.
+  void accumulateProduct(LoweredNode& lowered, const std::vector<Halide::Var>& vars, Expr a_km, Func b_nk,
+                         const std::vector<Expr>& b_at, RDom r) {
     std::vector<Expr> out_at(vars.begin(), vars.end());
     Func acc = helper("acc");
     acc(out_at) = constant(0);
@@ -374,13 +381,7 @@ class Lowerer : public LoweringContext {
     if (b.size() > 2) b_vars.insert(b_vars.end(), vars.begin() + 2, vars.end());
     Func b_nk = helper("packed_b");
     b_nk(b_vars) = node.attrs.transpose_b ? fb(at(b, m, n)) : fb(at(b, n, m));
-    std::vector<Expr> out_at(vars.begin(), vars.end());
-    Func acc = helper("acc");
-    acc(out_at) = constant(0);
-    acc(out_at) += a_km * b_nk(at(b, n, k));
-    lowered.func(out_at) = acc(out_at);
-    lowered.helpers = {acc, b_nk};
-    lowered.reductions = {k};
+    accumulateProduct(lowered, vars, a_km, b_nk, at(b, n, k), k);
   }
 
   // Sums the source over every dimension that the target lacks or has as 1.
