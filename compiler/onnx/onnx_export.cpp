@@ -368,44 +368,75 @@ class GraphWriter {
   }
 
   // Layers nnc builds of several nodes that are one ONNX op, matched at their last node `id`: a linear layer's or
-  // convolution's bias add (Gemm's C, Conv's B, as PyTorch exports them), eval-mode batch_norm
-  // ((x - mean) / sqrt(var + eps) * weight + bias: BatchNormalization). The nodes inside go to folded_.
+  // convolution's bias add (Gemm's C, Conv's B, as PyTorch exports them) and the eval-mode normalizations
+  // (BatchNormalization, LayerNormalization). The nodes inside go to folded_.
   void matchLayer(NodeId id) {
     const Node& n = g_.node(id);
-    if (n.op != Op::Add) return;
+    if (n.op != Op::Add || onlyUser(n.inputs[0]) != id || g_.node(n.inputs[0]).shape != n.shape) return;
     std::vector<NodeId> inner;
     NodeId bias = paramVector(n.inputs[1], inner), product = n.inputs[0];
-    if (bias == kNoNode || onlyUser(product) != id || g_.node(product).shape != n.shape) return;
     const Node& p = g_.node(product);
     bool gemm = p.op == Op::MatMul && p.shape.size() == 2 && g_.node(p.inputs[0]).shape.size() == 2 &&
                 g_.node(p.inputs[1]).shape.size() == 2 && !p.attrs.transpose_a && inner.empty();
-    if (gemm || (p.op == Op::Conv2d && !inner.empty())) {
+    if (bias != kNoNode && (gemm || (p.op == Op::Conv2d && !inner.empty()))) {
       folded_.insert(product);
       folded_.insert(inner.begin(), inner.end());
       layers_[id] = gemm ? Layer{"Gemm", {p.inputs[0], p.inputs[1], bias}, {intAttr("transB", p.attrs.transpose_b)}}
                          : Layer{"Conv", {p.inputs[0], p.inputs[1], bias}, {}, product};
       return;
     }
-    // batch_norm: Add(Mul(Div(Sub(x, mean), Sqrt(Add(var, eps))), weight), bias), each inner node read once.
-    if (p.op != Op::Mul) return;
-    NodeId weight = paramVector(p.inputs[1], inner), div = p.inputs[0];
-    if (weight == kNoNode || onlyUser(div) != product || g_.node(div).op != Op::Div) return;
+    matchNormalization(id);
+  }
+
+  // Add(Mul(Div(Sub(x, mean), Sqrt(Add(var, eps))), weight), bias), each inner node read only inside: batch_norm's
+  // (mean and var the running statistics, per channel) or layer_norm's (the Means of x and of the squared
+  // deviations over the last axes, weight and bias of their shape).
+  void matchNormalization(NodeId id) {
+    const Node& n = g_.node(id);
+    NodeId product = n.inputs[0];
+    if (g_.node(product).op != Op::Mul) return;
+    NodeId div = g_.node(product).inputs[0];
+    if (g_.node(div).op != Op::Div || onlyUser(div) != product) return;
     NodeId sub = g_.node(div).inputs[0], sqrt = g_.node(div).inputs[1];
-    if (g_.node(sub).op != Op::Sub || g_.node(sqrt).op != Op::Sqrt || onlyUser(sub) != div || onlyUser(sqrt) != div)
-      return;
+    if (g_.node(sub).op != Op::Sub || g_.node(sqrt).op != Op::Sqrt || onlyUser(sqrt) != div) return;
     NodeId plus_eps = g_.node(sqrt).inputs[0];
     if (g_.node(plus_eps).op != Op::Add || onlyUser(plus_eps) != sqrt) return;
     const Node& eps = g_.node(g_.node(plus_eps).inputs[1]);
-    NodeId x = g_.node(sub).inputs[0], mean = paramVector(g_.node(sub).inputs[1], inner),
-           var = paramVector(g_.node(plus_eps).inputs[0], inner);
+    if (eps.op != Op::Fill || !eps.shape.empty()) return;
+    NodeId x = g_.node(sub).inputs[0], var = g_.node(plus_eps).inputs[0];
     const Shape& x_shape = g_.node(x).shape;
-    if (mean == kNoNode || var == kNoNode || eps.op != Op::Fill || !eps.shape.empty() || x_shape.size() < 2 ||
-        x_shape != n.shape || g_.node(mean).shape[0] != x_shape[1])
-      return;
-    folded_.insert({product, div, sub, sqrt, plus_eps});
-    if (onlyUser(g_.node(plus_eps).inputs[1]) == plus_eps) folded_.insert(g_.node(plus_eps).inputs[1]);
+    if (x_shape != n.shape || x_shape.size() < 2) return;
+    std::vector<NodeId> inner = {product, div, sub, sqrt, plus_eps};
+    if (onlyUser(g_.node(plus_eps).inputs[1]) == plus_eps) inner.push_back(g_.node(plus_eps).inputs[1]);
+    NodeId weight = g_.node(product).inputs[1], bias = n.inputs[1];
+    Layer layer;
+    if (NodeId mean = paramVector(g_.node(sub).inputs[1], inner); mean != kNoNode) {  // batch_norm
+      weight = paramVector(weight, inner), bias = paramVector(bias, inner), var = paramVector(var, inner);
+      if (onlyUser(sub) != div || weight == kNoNode || bias == kNoNode || var == kNoNode ||
+          g_.node(mean).shape[0] != x_shape[1])
+        return;
+      layer = Layer{"BatchNormalization", {x, weight, bias, mean, var}, {floatAttr("epsilon", eps.attrs.value)}};
+    } else {  // layer_norm: sub = x - Mean(x), var = Mean(Square(sub)), over the same last axes
+      const Node& mean_x = g_.node(g_.node(sub).inputs[1]);
+      const Node& mean_sq = g_.node(var);
+      if (mean_x.op != Op::Mean || mean_x.inputs[0] != x || mean_sq.op != Op::Mean || !mean_x.attrs.keepdims ||
+          mean_sq.attrs.axes != mean_x.attrs.axes || !mean_sq.attrs.keepdims || g_.node(weight).op != Op::Param ||
+          g_.node(bias).op != Op::Param || g_.node(mean_sq.inputs[0]).op != Op::Square ||
+          g_.node(mean_sq.inputs[0]).inputs[0] != sub || onlyUser(var) != plus_eps ||
+          onlyUser(mean_sq.inputs[0]) != var || onlyUser(g_.node(sub).inputs[1]) != sub || users_.at(sub).size() != 2)
+        return;
+      const Shape& normalized = g_.node(weight).shape;
+      if (g_.node(bias).shape != normalized || mean_x.attrs.axes.size() != normalized.size()) return;
+      int64_t axis = static_cast<int64_t>(x_shape.size() - normalized.size());
+      for (size_t i = 0; i < mean_x.attrs.axes.size(); ++i)
+        if (mean_x.attrs.axes[i] != axis + static_cast<int64_t>(i) || normalized[i] != x_shape[axis + i])
+          return;
+      inner.insert(inner.end(), {g_.node(sub).inputs[1], var, mean_sq.inputs[0]});
+      layer = Layer{"LayerNormalization", {x, weight, bias},
+                    {intAttr("axis", axis), floatAttr("epsilon", eps.attrs.value)}};
+    }
     folded_.insert(inner.begin(), inner.end());
-    layers_[id] = Layer{"BatchNormalization", {x, weight, bias, mean, var}, {floatAttr("epsilon", eps.attrs.value)}};
+    layers_[id] = layer;
   }
 
   // broadcast_to: first the axes x lacks (Unsqueeze), then Expand; the batch keeps its extent (1 in the target).

@@ -81,6 +81,8 @@ def run(model, x):
             y = i[0][i[1].long()]
         elif op == "BatchNormalization":  # inference: running statistics
             y = F.batch_norm(i[0], i[3], i[4], i[1], i[2], training=False, eps=a.get("epsilon", 1e-5))
+        elif op == "LayerNormalization":  # over the axes from `axis` on
+            y = F.layer_norm(i[0], i[0].shape[a.get("axis", -1):], i[1], i[2], eps=a.get("epsilon", 1e-5))
         elif op == "Conv":
             pads = a.get("pads", [0, 0, 0, 0])
             assert pads[:2] == pads[2:], "asymmetric padding"
