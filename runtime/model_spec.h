@@ -88,15 +88,15 @@ struct TrainDefaults {
 
 // The eval-mode graph as ONNX, serialized by `nnc build` (compiler/onnx/onnx_export.h) for `export --onnx`
 // (runtime/onnx_writer.h), which adds the checkpoint's parameters and normalization as initializers.
-// The initializers of graph[1]'s normalization, per feature (the features' shape less the batch).
-constexpr const char* kOnnxNormalizationOffset = "normalization.offset";
-constexpr const char* kOnnxNormalizationScale = "normalization.scale";
 struct OnnxGraph {
   const char* error;       // why the model has no ONNX form; "" when it has one
   const char* model_head;  // a serialized ModelProto without its graph
   int64_t model_head_size;
   const char* graph[2];  // serialized GraphProtos: [0] on the features as given, [1] normalizing them first
   int64_t graph_size[2];
+  const char* constants;  // a serialized GraphProto of the constants' initializers, which either graph reads
+  int64_t constants_size;
+  const char* normalization[2];  // graph[1]'s initializer names: offset, scale (per feature)
   const int* params;  // the parameters the graph reads
   int num_params;
 };

@@ -52,6 +52,7 @@ std::string onnxModel(const ModelSpec& model, const std::vector<Tensor>& params,
   if (*onnx.error) throw DataError(std::string("model `") + model.name + "` has no ONNX form: " + onnx.error);
   bool normalized = n.kind != "none";
   std::string graph(onnx.graph[normalized], onnx.graph_size[normalized]);
+  graph.append(onnx.constants, onnx.constants_size);  // GraphProto fields concatenate: its initializers join
   for (int i = 0; i < onnx.num_params; ++i) {
     const ParamSpec& spec = model.params[onnx.params[i]];
     const Tensor& values = params[onnx.params[i]];
@@ -62,8 +63,13 @@ std::string onnxModel(const ModelSpec& model, const std::vector<Tensor>& params,
     std::vector<int64_t> dims;
     for (int d = 0; d < features.rank; ++d)
       if (features.shape[d] != kBatchDim) dims.push_back(features.shape[d]);
-    initializer(graph, kOnnxNormalizationOffset, dims, n.offset.data(), n.offset.size());
-    initializer(graph, kOnnxNormalizationScale, dims, n.scale.data(), n.scale.size());
+    size_t count = 1;
+    for (int64_t d : dims) count *= static_cast<size_t>(d);
+    if (n.offset.size() != count || n.scale.size() != count)
+      throw DataError("the checkpoint's normalization has " + std::to_string(n.offset.size()) + " offsets and " +
+                      std::to_string(n.scale.size()) + " scales; the model's features are " + std::to_string(count));
+    initializer(graph, onnx.normalization[0], dims, n.offset.data(), n.offset.size());
+    initializer(graph, onnx.normalization[1], dims, n.scale.data(), n.scale.size());
   }
   std::string out(onnx.model_head, onnx.model_head_size);
   lengthDelimited(out, kModelGraph, graph.data(), graph.size());

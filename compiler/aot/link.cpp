@@ -73,10 +73,13 @@ std::string onnxSource(const Program& program) {
   if (onnx.error.empty())
     out += fmt::format("const int kOnnxParams[] = {{{}}};\n",
                        onnx.params.empty() ? "0" : fmt::format("{}", fmt::join(onnx.params, ", ")));
-  out += fmt::format("const OnnxGraph kOnnx = {{{},\n    {}, {},\n    {{{},\n     {}}},\n    {{{}, {}}}, {}, {}}};\n",
-                     cString(onnx.error), cBytes(onnx.model_head), onnx.model_head.size(), cBytes(onnx.graph[0]),
-                     cBytes(onnx.graph[1]), onnx.graph[0].size(), onnx.graph[1].size(),
-                     onnx.error.empty() ? "kOnnxParams" : "nullptr", onnx.params.size());
+  out += fmt::format(
+      "const OnnxGraph kOnnx = {{{},\n    {}, {},\n    {{{},\n     {}}},\n    {{{}, {}}},\n    {}, {},\n"
+      "    {{{}, {}}}, {}, {}}};\n",
+      cString(onnx.error), cBytes(onnx.model_head), onnx.model_head.size(), cBytes(onnx.graph[0]), cBytes(onnx.graph[1]),
+      onnx.graph[0].size(), onnx.graph[1].size(), cBytes(onnx.constants), onnx.constants.size(),
+      cString(onnx.normalization[0]), cString(onnx.normalization[1]), onnx.error.empty() ? "kOnnxParams" : "nullptr",
+      onnx.params.size());
   return out;
 }
 

@@ -27,15 +27,17 @@ class GraphWriter {
     const Node& features = g_.node(g_.inputs[0].node);
     features_ = g_.inputs[0].name;
     addValueInfo(graph_.add_input(), features_, features.shape, features.dtype);
-    std::string x = features_;
-    if (normalized) {  // x' = (x - offset) * scale, per feature
-      x = node("Sub", {x, rt::kOnnxNormalizationOffset}, features_ + ".centered", "normalize");
-      x = node("Mul", {x, rt::kOnnxNormalizationScale}, features_ + ".normalized", "normalize");
-    }
-    names_[g_.inputs[0].node] = x;
     for (const ParamInfo& p : g_.params) taken_.insert(p.name);
-    taken_.insert({features_, features_ + ".centered", features_ + ".normalized", rt::kOnnxNormalizationOffset,
-                   rt::kOnnxNormalizationScale});
+    taken_.insert(features_);
+    // Named alike in both forms (so their constants are the same), clear of the parameters' names.
+    normalization_[0] = fresh("normalization.offset");
+    normalization_[1] = fresh("normalization.scale");
+    std::string centered = fresh(features_ + ".centered"), x = fresh(features_ + ".normalized");
+    if (normalized) {  // x' = (x - offset) * scale, per feature
+      node("Sub", {features_, normalization_[0]}, centered, "normalize");
+      node("Mul", {centered, normalization_[1]}, x, "normalize");
+    }
+    names_[g_.inputs[0].node] = normalized ? x : features_;
   }
 
   // Translates every node predict computes, then the post-processing and the graph output.
@@ -53,7 +55,9 @@ class GraphWriter {
     postProcess();
   }
 
-  const onnx::GraphProto& graph() const { return graph_; }
+  onnx::GraphProto& graph() { return graph_; }
+  // The initializer names of the normalization: offset, scale.
+  const std::string* normalization() const { return normalization_; }
 
  private:
   // A fresh tensor name: the binding's name when it is free, else the binding or op name with a number.
@@ -186,12 +190,14 @@ class GraphWriter {
         if (isBatched(n.shape)) {
           // A constant over the batch is a scalar to ONNX's broadcasting where each user's other operand has the
           // user's shape (z = mu + sigma * 0).
+          if (users_[id].empty()) refuse(id, "a constant over the batch as the prediction");
           for (NodeId user : users_[id]) {
             const Node& u = g_.node(user);
             bool elementwise = u.op == Op::Add || u.op == Op::Sub || u.op == Op::Mul || u.op == Op::Div ||
                                u.op == Op::Minimum || u.op == Op::Maximum;
-            if (!elementwise || u.shape != n.shape)
-              refuse(id, "a constant over the batch that is not an operand of arithmetic");
+            NodeId other = elementwise ? u.inputs[u.inputs[0] == id ? 1 : 0] : kNoNode;
+            if (!elementwise || u.shape != n.shape || g_.node(other).shape != u.shape)
+              refuse(id, "a constant over the batch that is not an operand of arithmetic on its shape");
           }
         } else {
           for (const Dim& dim : n.shape) dims.push_back(dim.extent);
@@ -332,7 +338,7 @@ class GraphWriter {
     node("Mul", {times_x, scalar(scope + ".half", 0.5)}, out, scope);
   }
 
-  // op(A) @ op(B): Gemm for a 2-D A (a linear layer: transB), else MatMul after transposing the operands' last two
+  // op(A) @ op(B): Gemm when both are 2-D (a linear layer: transB), else MatMul after transposing the operands' last two
   // axes as needed (ONNX's MatMul broadcasts a shared 2-D operand and treats leading axes as batch, as nnc does).
   std::string matmul(NodeId id, const std::string& a, const std::string& b, std::string out, const std::string& scope) {
     const Node& n = g_.node(id);
@@ -357,7 +363,7 @@ class GraphWriter {
     return users != users_.end() && users->second.size() == 1 ? users->second[0] : kNoNode;
   }
 
-  // The parameter vector `v` is, directly or as a column [C, 1, ..] for channels (read by `v` alone), or kNoNode.
+  // The parameter vector `v` is, directly or reshaped (each reshape read by the next alone), or kNoNode.
   NodeId paramVector(NodeId v, std::vector<NodeId>& inner) const {
     const Node& n = g_.node(v);
     if (n.op == Op::Reshape && onlyUser(v) != kNoNode) {
@@ -367,6 +373,14 @@ class GraphWriter {
     return n.op == Op::Param && n.shape.size() == 1 ? v : kNoNode;
   }
 
+  // The parameter vector [C] that `v` is as a per-channel operand of x [B, C, ..]: itself for a 2-D x, else as a
+  // column [C, 1, ..] of x's rank less one; kNoNode otherwise.
+  NodeId channelVector(NodeId v, const Shape& x, std::vector<NodeId>& inner) const {
+    Shape column = {x[1]};
+    column.resize(std::max<size_t>(x.size() - 1, 1), Dim{1, {}});
+    return g_.node(v).shape == column ? paramVector(v, inner) : kNoNode;
+  }
+
   // Layers nnc builds of several nodes that are one ONNX op, matched at their last node `id`: a linear layer's or
   // convolution's bias add (Gemm's C, Conv's B, as PyTorch exports them) and the eval-mode normalizations
   // (BatchNormalization, LayerNormalization). The nodes inside go to folded_.
@@ -374,11 +388,15 @@ class GraphWriter {
     const Node& n = g_.node(id);
     if (n.op != Op::Add || onlyUser(n.inputs[0]) != id || g_.node(n.inputs[0]).shape != n.shape) return;
     std::vector<NodeId> inner;
-    NodeId bias = paramVector(n.inputs[1], inner), product = n.inputs[0];
+    NodeId product = n.inputs[0];
     const Node& p = g_.node(product);
     bool gemm = p.op == Op::MatMul && p.shape.size() == 2 && g_.node(p.inputs[0]).shape.size() == 2 &&
-                g_.node(p.inputs[1]).shape.size() == 2 && !p.attrs.transpose_a && inner.empty();
-    if (bias != kNoNode && (gemm || (p.op == Op::Conv2d && !inner.empty()))) {
+                g_.node(p.inputs[1]).shape.size() == 2 && !p.attrs.transpose_a;
+    // Gemm's C: a vector [N] along the rows; Conv's B: a column [O, 1, 1].
+    NodeId bias = gemm && g_.node(n.inputs[1]).shape == Shape{p.shape[1]} ? paramVector(n.inputs[1], inner)
+                  : p.op == Op::Conv2d                                   ? channelVector(n.inputs[1], p.shape, inner)
+                                                                         : kNoNode;
+    if (bias != kNoNode) {
       folded_.insert(product);
       folded_.insert(inner.begin(), inner.end());
       layers_[id] = gemm ? Layer{"Gemm", {p.inputs[0], p.inputs[1], bias}, {intAttr("transB", p.attrs.transpose_b)}}
@@ -410,11 +428,10 @@ class GraphWriter {
     if (onlyUser(g_.node(plus_eps).inputs[1]) == plus_eps) inner.push_back(g_.node(plus_eps).inputs[1]);
     NodeId weight = g_.node(product).inputs[1], bias = n.inputs[1];
     Layer layer;
-    if (NodeId mean = paramVector(g_.node(sub).inputs[1], inner); mean != kNoNode) {  // batch_norm
-      weight = paramVector(weight, inner), bias = paramVector(bias, inner), var = paramVector(var, inner);
-      if (onlyUser(sub) != div || weight == kNoNode || bias == kNoNode || var == kNoNode ||
-          g_.node(mean).shape[0] != x_shape[1])
-        return;
+    if (NodeId mean = channelVector(g_.node(sub).inputs[1], x_shape, inner); mean != kNoNode) {  // batch_norm
+      weight = channelVector(weight, x_shape, inner), bias = channelVector(bias, x_shape, inner);
+      var = channelVector(var, x_shape, inner);
+      if (onlyUser(sub) != div || weight == kNoNode || bias == kNoNode || var == kNoNode) return;
       layer = Layer{"BatchNormalization", {x, weight, bias, mean, var}, {floatAttr("epsilon", eps.attrs.value)}};
     } else {  // layer_norm: sub = x - Mean(x), var = Mean(Square(sub)), over the same last axes
       const Node& mean_x = g_.node(g_.node(sub).inputs[1]);
@@ -470,7 +487,8 @@ class GraphWriter {
         node("Softmax", {y}, name, "probabilities", {intAttr("axis", -1)});
       } else {  // one logit z stands for two classes: [1 - sigmoid(z), sigmoid(z)]
         std::string p = node("Sigmoid", {y}, fresh("probability"), "probabilities");
-        std::string q = node("Sub", {scalar("one", 1), p}, fresh("complement"), "probabilities");
+        std::string minus = node("Neg", {y}, fresh("minus_logit"), "probabilities");  // 1 - sigmoid(z), accurately
+        std::string q = node("Sigmoid", {minus}, fresh("complement"), "probabilities");
         node("Concat", {q, p}, name, "probabilities", {intAttr("axis", -1)});
         shape.back().extent = 2;
       }
@@ -484,7 +502,7 @@ class GraphWriter {
 
   const Graph& g_;
   onnx::GraphProto graph_;
-  std::string features_;
+  std::string features_, normalization_[2];
   std::map<NodeId, std::string> names_;
   std::map<NodeId, std::vector<NodeId>> users_;  // within predict's graph
   struct Layer {
@@ -508,6 +526,14 @@ SerializedGraph serializeEvalGraph(const Program& program) {
       std::vector<size_t> params;
       writer.write(params);
       result.params = params;
+      result.normalization[0] = writer.normalization()[0];
+      result.normalization[1] = writer.normalization()[1];
+      if (!normalized) {  // the constants, the same in both forms, once
+        onnx::GraphProto constants;
+        *constants.mutable_initializer() = writer.graph().initializer();
+        constants.SerializeToString(&result.constants);
+      }
+      writer.graph().clear_initializer();
       writer.graph().SerializeToString(&result.graph[normalized]);
     }
   } catch (const NoOnnxForm& e) {

@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "compiler/graph/program.h"
-#include "runtime/model_spec.h"
 
 namespace nnc::onnx_export {
 
@@ -21,9 +20,11 @@ constexpr int kOpset = 17;
 
 struct SerializedGraph {
   std::string model_head;  // a serialized ModelProto without its graph (IR version, opset, producer, doc)
-  // Serialized GraphProtos, the parameters' initializers left out: [0] reads the features as given, [1] normalizes
-  // them first with the initializers rt::kOnnxNormalizationOffset and rt::kOnnxNormalizationScale.
+  // Serialized GraphProtos without initializers: [0] reads the features as given, [1] normalizes them first with
+  // the initializers named normalization[0] (offset) and normalization[1] (scale).
   std::string graph[2];
+  std::string constants;         // a serialized GraphProto holding only the constants' initializers, for either
+  std::string normalization[2];
   std::vector<size_t> params;  // the graph's parameters (indices into graph.params), its initializers to add
   std::string error;           // why the model has no ONNX form (then the rest is empty)
 };

@@ -27,7 +27,7 @@ def run(model, x):
         op = node.op_type
         unary = {"Neg": torch.neg, "Relu": torch.relu, "Exp": torch.exp, "Log": torch.log, "Sqrt": torch.sqrt,
                  "Abs": torch.abs, "Sigmoid": torch.sigmoid, "Tanh": torch.tanh, "Identity": lambda t: t,
-                 "Sign": torch.sign, "Erf": torch.erf, "Softplus": lambda t: torch.log1p(torch.exp(t))}
+                 "Sign": torch.sign, "Erf": torch.erf, "Softplus": F.softplus}
         binary = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": torch.div, "Min": torch.minimum,
                   "Max": torch.maximum, "Pow": torch.pow}
         if op in unary:
