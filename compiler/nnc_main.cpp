@@ -229,16 +229,24 @@ void checkEmitOptions(const Options& options) {
                                 "the CPU", refused));
 }
 
+// Runs `work`: a DataError (a file that cannot be read or written) is the user's (exit 1).
+template <typename Work>
+auto withDataErrors(Work work) -> decltype(work()) {
+  try {
+    return work();
+  } catch (const nnc::rt::DataError& e) {
+    throw UserError(fmt::format("nnc: error: {}", e.what()));
+  }
+}
+
 // The output paths of a build, checked before any work: a directory, a missing or read-only one.
 void checkBuildOutputs(const Options& options) {
-  try {
+  withDataErrors([&] {
     if (options.emit != "library") return nnc::rt::checkOutputPath("-o", options.output, nnc::rt::OutputKind::Replaced);
     nnc::LibraryPaths paths = nnc::libraryPaths(options.output);
     nnc::rt::checkOutputPath("-o", paths.archive, nnc::rt::OutputKind::Replaced);
     nnc::rt::checkOutputPath("-o", paths.header, nnc::rt::OutputKind::Replaced);
-  } catch (const nnc::rt::DataError& e) {
-    throw UserError(fmt::format("nnc: error: {}", e.what()));
-  }
+  });
 }
 
 // Runs `compile` (planning and compiling kernels: Halide lowers, schedules and compiles them): a failure of one of
@@ -259,12 +267,7 @@ auto withScheduleErrors(const Options& options, Compile compile) -> decltype(com
 // `build --emit=library`: predict's kernels (from the cache), the checkpoint's weights, the archive and header.
 int buildLibrary(const Options& options, const nnc::Program& program, const std::string& dir,
                  const std::optional<std::string>& cache, std::chrono::steady_clock::time_point start) {
-  nnc::LibraryWeights weights;
-  try {
-    weights = nnc::readLibraryWeights(program, options.weights);
-  } catch (const nnc::rt::DataError& e) {
-    throw UserError(fmt::format("nnc: error: {}", e.what()));
-  }
+  nnc::LibraryWeights weights = withDataErrors([&] { return nnc::readLibraryWeights(program, options.weights); });
   const nnc::Target& target = options.kernels.target;
   nnc::ProgramPlan plan;
   size_t compiled = 0;
@@ -273,11 +276,7 @@ int buildLibrary(const Options& options, const nnc::Program& program, const std:
     return nnc::planObjects(program, plan, dir, options.kernels, cache, compiled);
   });
   nnc::LibraryPaths paths = nnc::libraryPaths(options.output);
-  try {
-    nnc::buildLibrary(program, plan, target, objects, weights, options.input, dir, paths);
-  } catch (const nnc::rt::DataError& e) {  // OUT.a or OUT.h cannot be written
-    throw UserError(fmt::format("nnc: error: {}", e.what()));
-  }
+  withDataErrors([&] { nnc::buildLibrary(program, plan, target, objects, weights, options.input, dir, paths); });
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cerr << fmt::format("nnc: built {} and {} (model `{}`, predict's {} kernels, weights of {}) for {} in {:.1f} s{}\n",
                            paths.archive, paths.header, program.graph.model_name, plan.kernels.size(), options.weights,
@@ -364,12 +363,10 @@ int importOnnx(const Options& options) {
   std::string weights = options.weights.empty()
                             ? std::filesystem::path(options.output).replace_extension(".safetensors").string()
                             : options.weights;
-  try {
+  withDataErrors([&] {
     nnc::rt::checkOutputPath("-o", options.output, nnc::rt::OutputKind::Replaced);
     nnc::rt::checkOutputPath("--weights", weights, nnc::rt::OutputKind::Replaced);
-  } catch (const nnc::rt::DataError& e) {
-    throw UserError(fmt::format("nnc: error: {}", e.what()));
-  }
+  });
   nnc::onnx_import::ImportedModel imported;
   try {
     imported = nnc::onnx_import::importModel(nnc::onnx_import::readModel(options.input), options.input, options.onnx);

@@ -90,20 +90,15 @@ void installHalideHooks() {
   __atomic_store_n(&previous_do_par_for, halide_set_custom_do_par_for(parallelLoop), __ATOMIC_RELEASE);
 }
 
-// Whether this CPU has every feature the kernels were compiled for; the last spec found to pass is remembered.
+// Whether this CPU has every feature the kernels were compiled for (cpuid is read once per process).
 int checkCpu(const PredictLibrarySpec& spec) {
-  static const PredictLibrarySpec* passed = nullptr;
-  if (__atomic_load_n(&passed, __ATOMIC_RELAXED) == &spec) return kPredictOk;
   char missing[256] = "";
   for (int i = 0; i < spec.num_cpu_features; ++i) {
     if (cpu::cpuHasFeature(spec.cpu_features[i])) continue;
     size_t used = strlen(missing);
     snprintf(missing + used, sizeof missing - used, "%s%s", used ? ", " : "", spec.cpu_features[i]);
   }
-  if (!missing[0]) {
-    __atomic_store_n(&passed, &spec, __ATOMIC_RELAXED);
-    return kPredictOk;
-  }
+  if (!missing[0]) return kPredictOk;
   return fail(kPredictUnsupportedCpu, "%s_predict: the library was compiled for %s; this CPU lacks %s: rebuild it "
               "with a --target this CPU runs, or on this machine", spec.model, spec.target, missing);
 }
